@@ -1,0 +1,196 @@
+//! Verified artifact → wasmtime `Module`/`Component`.
+//!
+//! The only place Arcella calls wasmtime's `unsafe` deserialize. Before it
+//! does, the artifact's digests have been checked (by the decoder or the
+//! store) and its fingerprint compared with the engine's.
+
+use super::format::{self, ArtifactHeader, FormatError};
+use super::kind::ArtifactKind;
+use crate::engine::EngineProfile;
+use crate::fingerprint::EngineFingerprint;
+use std::path::Path;
+use wasmtime::Engine;
+use wasmtime::component::Component;
+use wasmtime::{Module, Precompiled};
+
+/// Loaded code, ready to instantiate.
+#[derive(Clone)]
+pub enum Program {
+    Module(Module),
+    Component(Component),
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Module(_) => "Program::Module",
+            Self::Component(_) => "Program::Component",
+        })
+    }
+}
+
+impl Program {
+    pub fn kind(&self) -> ArtifactKind {
+        match self {
+            Self::Module(_) => ArtifactKind::Module,
+            Self::Component(_) => ArtifactKind::Component,
+        }
+    }
+}
+
+/// Why an artifact was not loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Format {
+        path: String,
+        #[source]
+        source: FormatError,
+    },
+    #[error(
+        "{path}: compiled for engine {artifact}, but this engine is {engine}.\n  \
+         Recompile it for this engine: arcella compile {source_name} -o {path} --target {target}"
+    )]
+    FingerprintMismatch {
+        path: String,
+        artifact: EngineFingerprint,
+        engine: EngineFingerprint,
+        source_name: String,
+        target: String,
+    },
+    #[error("{path}: the code is a {found}, but its header says {claimed}")]
+    KindMismatch {
+        path: String,
+        claimed: ArtifactKind,
+        found: String,
+    },
+    #[error("{path}: wasmtime refused the artifact: {message}")]
+    Wasmtime { path: String, message: String },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Refuses an artifact compiled for another engine, naming both
+/// fingerprints and the command that fixes it.
+pub fn check_fingerprint(header: &ArtifactHeader, profile: &EngineProfile, path: &Path) -> Result<(), LoadError> {
+    let engine = EngineFingerprint::of(profile);
+    if header.fingerprint == engine {
+        return Ok(());
+    }
+    Err(LoadError::FingerprintMismatch {
+        path: path.display().to_string(),
+        artifact: header.fingerprint.clone(),
+        engine,
+        source_name: header.source_name.clone(),
+        target: profile.target.resolved().to_owned(),
+    })
+}
+
+/// Refuses code whose kind (as wasmtime's own metadata says) is not the one
+/// the header claims: a component must never be handed to
+/// `Module::deserialize`, nor the reverse.
+fn check_kind(claimed: ArtifactKind, found: Option<Precompiled>, path: &Path) -> Result<(), LoadError> {
+    let found = match found {
+        Some(Precompiled::Module) => ArtifactKind::Module,
+        Some(Precompiled::Component) => ArtifactKind::Component,
+        None => {
+            return Err(LoadError::KindMismatch {
+                path: path.display().to_string(),
+                claimed,
+                found: "something wasmtime does not recognise".into(),
+            });
+        }
+    };
+    if found == claimed {
+        return Ok(());
+    }
+    Err(LoadError::KindMismatch {
+        path: path.display().to_string(),
+        claimed,
+        found: found.to_string(),
+    })
+}
+
+/// Decodes, verifies and deserializes an artifact held in memory.
+pub fn load_bytes(engine: &Engine, profile: &EngineProfile, bytes: &[u8], path: &Path) -> Result<Program, LoadError> {
+    let artifact = format::decode(bytes).map_err(|source| LoadError::Format {
+        path: path.display().to_string(),
+        source,
+    })?;
+    check_fingerprint(&artifact.header, profile, path)?;
+    check_kind(
+        artifact.header.kind,
+        wasmtime::Engine::detect_precompiled(artifact.code),
+        path,
+    )?;
+    let shown = || path.display().to_string();
+    let refused = |e: wasmtime::Error| LoadError::Wasmtime {
+        path: shown(),
+        message: format!("{e:#}"),
+    };
+    match artifact.header.kind {
+        // SAFETY: `decode` verified the whole file against its trailing
+        // sha256 and the code against the digest recorded at compile time,
+        // and the fingerprint says it was produced by `arcella compile`
+        // (wasmtime's `precompile_*`) for an engine configured exactly like
+        // this one. The bytes are copied into wasmtime-owned memory, so no
+        // later change to `bytes` can reach the loaded code.
+        ArtifactKind::Module => unsafe { Module::deserialize(engine, artifact.code) }
+            .map(Program::Module)
+            .map_err(refused),
+        // SAFETY: as above, for a component.
+        ArtifactKind::Component => unsafe { Component::deserialize(engine, artifact.code) }
+            .map(Program::Component)
+            .map_err(refused),
+    }
+}
+
+/// Deserializes the code file of a stored artifact by mmap.
+///
+/// The caller (the store) has verified `code_path` against `header`'s code
+/// digest and checked the fingerprint.
+pub(crate) fn load_verified_file(
+    engine: &Engine,
+    header: &ArtifactHeader,
+    code_path: &Path,
+) -> Result<Program, LoadError> {
+    let refused = |e: wasmtime::Error| LoadError::Wasmtime {
+        path: code_path.display().to_string(),
+        message: format!("{e:#}"),
+    };
+    let detected = wasmtime::Engine::detect_precompiled_file(code_path).map_err(refused)?;
+    check_kind(header.kind, detected, code_path)?;
+    match header.kind {
+        // SAFETY: the store hashed this file and matched it against the code
+        // digest of a sealed header whose fingerprint equals this engine's;
+        // the store directory is written only by Arcella, atomically, so the
+        // mapped file is the one that was hashed.
+        ArtifactKind::Module => unsafe { Module::deserialize_file(engine, code_path) }
+            .map(Program::Module)
+            .map_err(refused),
+        // SAFETY: as above, for a component.
+        ArtifactKind::Component => unsafe { Component::deserialize_file(engine, code_path) }
+            .map(Program::Component)
+            .map_err(refused),
+    }
+}
+
+/// Compiles plain `.wasm`/`.wat` in memory (builds with the compiler only).
+#[cfg(feature = "compiler")]
+pub fn compile_in_memory(engine: &Engine, bytes: &[u8], name: &str) -> Result<Program, super::compile::CompileError> {
+    use super::compile::{CompileError, to_binary};
+    let (binary, kind) = to_binary(bytes, name)?;
+    let invalid = |e: wasmtime::Error| CompileError::Invalid {
+        name: name.to_owned(),
+        kind,
+        message: format!("{e:#}"),
+    };
+    match kind {
+        ArtifactKind::Module => Module::new(engine, &binary).map(Program::Module).map_err(invalid),
+        ArtifactKind::Component => Component::new(engine, &binary).map(Program::Component).map_err(invalid),
+    }
+}

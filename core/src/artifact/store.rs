@@ -1,0 +1,184 @@
+//! The content-addressed artifact store.
+//!
+//! ```text
+//! <data-dir>/artifacts/<code-sha256>.code   wasmtime's precompiled image (mmap'd)
+//! <data-dir>/artifacts/<code-sha256>.meta   sealed ArtifactHeader
+//! ```
+//!
+//! The code file is written first and the `.meta` last, so an artifact whose
+//! `.meta` exists is complete; a crash in between leaves an orphan `.code`
+//! that `open` removes. Every write goes through [`crate::sys::fs`].
+
+use super::format::{self, ArtifactHeader, ArtifactRef, FormatError};
+use super::load::{self, LoadError, Program, check_fingerprint};
+use crate::digest::{self, Sha256Digest};
+use crate::engine::EngineProfile;
+use crate::sys::fs as sysfs;
+use std::fs::{self, File};
+use std::io;
+use std::path::{Path, PathBuf};
+use wasmtime::Engine;
+
+const CODE_EXT: &str = "code";
+const META_EXT: &str = "meta";
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("artifact store {dir}: {source}")]
+    Io {
+        dir: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("artifact {id} is not in the store")]
+    Missing { id: String },
+    #[error("stored artifact {id} is damaged: {reason}; reinstall it")]
+    Damaged { id: String, reason: String },
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+/// A directory of verified artifacts, addressed by code digest.
+#[derive(Debug, Clone)]
+pub struct ArtifactStore {
+    dir: PathBuf,
+}
+
+impl ArtifactStore {
+    /// Opens (creating if needed) the store under `data_dir` and removes
+    /// what an interrupted write left behind.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        let dir = data_dir.join("artifacts");
+        let io_err = |source| StoreError::Io {
+            dir: dir.display().to_string(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(io_err)?;
+        sysfs::remove_stale_temps(&dir).map_err(io_err)?;
+        let store = Self { dir };
+        store.remove_orphan_code()?;
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, digest: &Sha256Digest, ext: &str) -> PathBuf {
+        self.dir.join(format!("{}.{ext}", digest::hex(digest)))
+    }
+
+    fn io_err(&self) -> impl Fn(io::Error) -> StoreError + '_ {
+        |source| StoreError::Io {
+            dir: self.dir.display().to_string(),
+            source,
+        }
+    }
+
+    /// Stores a decoded (hence verified) artifact; storing one that is
+    /// already there is a no-op. Returns its id.
+    pub fn put(&self, artifact: &ArtifactRef<'_>) -> Result<String, StoreError> {
+        let digest = &artifact.header.code_sha256;
+        if self.path(digest, META_EXT).exists() {
+            return Ok(artifact.header.id());
+        }
+        let hex = digest::hex(digest);
+        sysfs::write_atomic(&self.dir, &format!("{hex}.{CODE_EXT}"), artifact.code).map_err(self.io_err())?;
+        sysfs::write_atomic(
+            &self.dir,
+            &format!("{hex}.{META_EXT}"),
+            &format::encode_sealed_header(&artifact.header),
+        )
+        .map_err(self.io_err())?;
+        Ok(hex)
+    }
+
+    /// Decodes an artifact file image and stores it.
+    pub fn put_bytes(&self, bytes: &[u8], origin: &Path) -> Result<String, StoreError> {
+        let artifact = format::decode(bytes).map_err(|source| LoadError::Format {
+            path: origin.display().to_string(),
+            source,
+        })?;
+        self.put(&artifact)
+    }
+
+    /// The header of a stored artifact.
+    pub fn header(&self, id: &str) -> Result<ArtifactHeader, StoreError> {
+        let digest = digest::parse_hex(id).ok_or_else(|| StoreError::Missing { id: id.to_owned() })?;
+        let bytes = match fs::read(self.path(&digest, META_EXT)) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing { id: id.to_owned() }),
+            Err(e) => return Err(self.io_err()(e)),
+        };
+        let header = format::decode_sealed_header(&bytes).map_err(|e: FormatError| StoreError::Damaged {
+            id: id.to_owned(),
+            reason: e.to_string(),
+        })?;
+        if header.code_sha256 != digest {
+            return Err(StoreError::Damaged {
+                id: id.to_owned(),
+                reason: "its header names another artifact".into(),
+            });
+        }
+        Ok(header)
+    }
+
+    /// Verifies a stored artifact (fingerprint, code digest) and
+    /// deserializes it by mmap.
+    pub fn load(&self, engine: &Engine, profile: &EngineProfile, id: &str) -> Result<Program, StoreError> {
+        let header = self.header(id)?;
+        let code_path = self.path(&header.code_sha256, CODE_EXT);
+        check_fingerprint(&header, profile, &code_path)?;
+        let file = File::open(&code_path).map_err(|e| StoreError::Damaged {
+            id: id.to_owned(),
+            reason: format!("its code file cannot be read ({e})"),
+        })?;
+        let actual = digest::sha256_reader(file).map_err(self.io_err())?;
+        if actual != header.code_sha256 {
+            return Err(StoreError::Damaged {
+                id: id.to_owned(),
+                reason: format!("its code hashes to {}", digest::hex(&actual)),
+            });
+        }
+        Ok(load::load_verified_file(engine, &header, &code_path)?)
+    }
+
+    /// Ids of every complete artifact in the store.
+    pub fn list(&self) -> Result<Vec<String>, StoreError> {
+        let mut ids = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(self.io_err())? {
+            let name = entry.map_err(self.io_err())?.file_name();
+            let name = name.to_string_lossy();
+            if let Some(id) = name.strip_suffix(&format!(".{META_EXT}")) {
+                if digest::parse_hex(id).is_some() {
+                    ids.push(id.to_owned());
+                }
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// Removes an artifact: `.meta` first, so a crash leaves at worst an
+    /// orphan code file, which the next `open` deletes.
+    pub fn remove(&self, id: &str) -> Result<(), StoreError> {
+        let digest = digest::parse_hex(id).ok_or_else(|| StoreError::Missing { id: id.to_owned() })?;
+        sysfs::remove_durably(&self.path(&digest, META_EXT)).map_err(self.io_err())?;
+        sysfs::remove_durably(&self.path(&digest, CODE_EXT)).map_err(self.io_err())
+    }
+
+    fn remove_orphan_code(&self) -> Result<(), StoreError> {
+        for entry in fs::read_dir(&self.dir).map_err(self.io_err())? {
+            let path = entry.map_err(self.io_err())?.path();
+            if path.extension().is_some_and(|ext| ext == CODE_EXT) && !path.with_extension(META_EXT).exists() {
+                log::warn!(
+                    "removing {}: an interrupted store left it without its header",
+                    path.display()
+                );
+                sysfs::remove_durably(&path).map_err(self.io_err())?;
+            }
+        }
+        Ok(())
+    }
+}

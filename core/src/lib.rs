@@ -1,0 +1,14 @@
+//! `arcella-core`: the engine, artifacts, and the guest runner.
+//!
+//! See `docs/ARCHITECTURE.md` for the map of this crate.
+
+pub mod artifact;
+pub mod digest;
+pub mod engine;
+pub mod fingerprint;
+pub mod run;
+pub mod sys;
+
+pub use engine::{ArtifactTarget, EngineProfile};
+pub use fingerprint::EngineFingerprint;
+pub use wasmtime;

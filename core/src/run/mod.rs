@@ -1,0 +1,279 @@
+//! Runs a WASI command to completion: a preview-1 module's `_start` or a
+//! preview-2 component's `wasi:cli/run`, under [`Limits`] and [`Grants`].
+//!
+//! Guests run as wasmtime async calls. The epoch callback makes a CPU-bound
+//! guest yield every [`ticker::EPOCH_PERIOD`] and stops it at its deadline;
+//! a guest blocked inside a host call is stopped by racing a timer against
+//! it. wasmtime-wasi needs a tokio context for its host calls; that context
+//! comes from `async_compat::Compat`, whose single tokio thread is the only
+//! tokio Arcella's runner brings.
+
+pub mod grants;
+pub mod limits;
+pub mod ticker;
+
+pub use grants::{DirGrant, GrantError, Grants, parse_env};
+pub use limits::{Limits, MemoryLimitExceeded};
+
+use crate::artifact::Program;
+use crate::engine::EngineProfile;
+use limits::GuestLimiter;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
+use wasmtime::{Engine, Linker, Store, Trap, UpdateDeadline};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::bindings::Command;
+use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+
+/// Why a guest did not finish with an exit code of its own.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{module}: fuel exhausted: the guest used all {fuel} units of its fuel budget")]
+    Fuel { module: String, fuel: u64 },
+    #[error("{module}: {cause}")]
+    Memory { module: String, cause: MemoryLimitExceeded },
+    #[error("{module}: stack overflow: the guest exceeded the {max_stack}-byte wasm stack limit")]
+    Stack { module: String, max_stack: usize },
+    #[error("{module}: timeout: the guest ran longer than {}", humanize(*.timeout))]
+    Timeout { module: String, timeout: Duration },
+    #[error("{module}: wasm trap: {message}")]
+    Trap { module: String, message: String },
+    #[error("{module}: not a WASI command: {reason}")]
+    NotACommand { module: String, reason: String },
+    #[error("{module}: {source}")]
+    Grant {
+        module: String,
+        #[source]
+        source: GrantError,
+    },
+    #[error("{module}: cannot start the guest: {message}")]
+    Setup { module: String, message: String },
+}
+
+/// Formats a duration the way a person would write it.
+pub fn humanize(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+/// One run of a command.
+#[derive(Debug)]
+pub struct Invocation<'a> {
+    /// Shown in every message about this guest.
+    pub name: &'a str,
+    pub program: &'a Program,
+    pub grants: &'a Grants,
+    pub limits: &'a Limits,
+    /// The profile `engine` was built from.
+    pub profile: &'a EngineProfile,
+}
+
+/// Runs a command and returns its exit code, blocking this thread.
+pub fn run_blocking(engine: &Engine, command: &Invocation<'_>) -> Result<i32, RunError> {
+    let _ticker = match command.limits.timeout {
+        Some(_) => Some(ticker::EpochTicker::start(engine).map_err(|e| RunError::Setup {
+            module: command.name.to_owned(),
+            message: format!("cannot start the epoch thread: {e}"),
+        })?),
+        None => None,
+    };
+    smol::block_on(async_compat::Compat::new(run(engine, command)))
+}
+
+/// Runs a command to completion on the current executor.
+///
+/// Needs a tokio context for wasmtime-wasi (wrap in `async_compat::Compat`)
+/// and, if `limits.timeout` is set, an [`ticker::EpochTicker`] on `engine`.
+pub async fn run(engine: &Engine, command: &Invocation<'_>) -> Result<i32, RunError> {
+    let deadline = command.limits.timeout.map(|t| Instant::now() + t);
+    let guest = async {
+        match command.program {
+            Program::Module(module) => run_module(engine, module, command, deadline).await,
+            Program::Component(component) => run_component(engine, component, command, deadline).await,
+        }
+    };
+    let result = match deadline {
+        Some(deadline) => {
+            // Catches a guest blocked in a host call, where no epoch check runs.
+            let timer = async {
+                smol::Timer::at(deadline).await;
+                Err(GuestFailure::TimedOut)
+            };
+            smol::future::or(guest, timer).await
+        }
+        None => guest.await,
+    };
+    result.map_err(|failure| failure.explain(command))
+}
+
+/// What went wrong, before it is given the module's name.
+enum GuestFailure {
+    TimedOut,
+    Wasmtime(wasmtime::Error),
+    Grant(GrantError),
+    NotACommand(String),
+}
+
+impl From<wasmtime::Error> for GuestFailure {
+    fn from(e: wasmtime::Error) -> Self {
+        Self::Wasmtime(e)
+    }
+}
+
+impl From<GrantError> for GuestFailure {
+    fn from(e: GrantError) -> Self {
+        Self::Grant(e)
+    }
+}
+
+impl GuestFailure {
+    fn explain(self, command: &Invocation<'_>) -> RunError {
+        let module = command.name.to_owned();
+        let err = match self {
+            Self::TimedOut => return timeout(command),
+            Self::Grant(source) => return RunError::Grant { module, source },
+            Self::NotACommand(reason) => return RunError::NotACommand { module, reason },
+            Self::Wasmtime(err) => err,
+        };
+        if let Some(cause) = err.downcast_ref::<MemoryLimitExceeded>() {
+            return RunError::Memory { module, cause: *cause };
+        }
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::OutOfFuel) => RunError::Fuel {
+                module,
+                fuel: command.limits.fuel.unwrap_or(u64::MAX),
+            },
+            Some(Trap::StackOverflow) => RunError::Stack {
+                module,
+                max_stack: command.profile.max_wasm_stack,
+            },
+            Some(Trap::Interrupt) => timeout(command),
+            Some(_) => RunError::Trap {
+                module,
+                message: format!("{err:?}"),
+            },
+            None => RunError::Setup {
+                module,
+                message: format!("{err:#}"),
+            },
+        }
+    }
+}
+
+fn timeout(command: &Invocation<'_>) -> RunError {
+    RunError::Timeout {
+        module: command.name.to_owned(),
+        timeout: command.limits.timeout.unwrap_or_default(),
+    }
+}
+
+/// The exit code of a guest that returned or called `exit`, or the failure.
+fn exit_code(result: Result<(), wasmtime::Error>) -> Result<i32, GuestFailure> {
+    match result {
+        Ok(()) => Ok(0),
+        Err(err) => match err.downcast_ref::<I32Exit>() {
+            Some(exit) => Ok(exit.0),
+            None => Err(err.into()),
+        },
+    }
+}
+
+/// Applies fuel and the epoch deadline to a fresh store.
+fn prepare<T: 'static>(
+    store: &mut Store<T>,
+    command: &Invocation<'_>,
+    deadline: Option<Instant>,
+) -> Result<(), GuestFailure> {
+    let limits = command.limits;
+    if command.profile.consume_fuel {
+        store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
+    }
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| match deadline {
+        Some(deadline) if Instant::now() >= deadline => Ok(UpdateDeadline::Interrupt),
+        _ => Ok(UpdateDeadline::Yield(1)),
+    });
+    Ok(())
+}
+
+struct P1State {
+    wasi: WasiP1Ctx,
+    limiter: GuestLimiter,
+}
+
+async fn run_module(
+    engine: &Engine,
+    module: &wasmtime::Module,
+    command: &Invocation<'_>,
+    deadline: Option<Instant>,
+) -> Result<i32, GuestFailure> {
+    if module.get_export("_start").is_none() {
+        return Err(GuestFailure::NotACommand(
+            "the module exports no `_start` function (is it a reactor or a library?)".into(),
+        ));
+    }
+    let wasi = command.grants.wasi_builder()?.build_p1();
+    let mut store = Store::new(
+        engine,
+        P1State {
+            wasi,
+            limiter: GuestLimiter::new(command.limits.max_memory),
+        },
+    );
+    store.limiter(|state| &mut state.limiter);
+    prepare(&mut store, command, deadline)?;
+    let mut linker: Linker<P1State> = Linker::new(engine);
+    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)?;
+    let instance = linker.instantiate_async(&mut store, module).await?;
+    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+    exit_code(start.call_async(&mut store, ()).await)
+}
+
+struct P2State {
+    ctx: WasiCtx,
+    table: ResourceTable,
+    limiter: GuestLimiter,
+}
+
+impl WasiView for P2State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+async fn run_component(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+    command: &Invocation<'_>,
+    deadline: Option<Instant>,
+) -> Result<i32, GuestFailure> {
+    let ctx = command.grants.wasi_builder()?.build();
+    let state = P2State {
+        ctx,
+        table: ResourceTable::new(),
+        limiter: GuestLimiter::new(command.limits.max_memory),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    prepare(&mut store, command, deadline)?;
+    let mut linker: ComponentLinker<P2State> = ComponentLinker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    let pre = linker
+        .instantiate_pre(component)
+        .map_err(|e| GuestFailure::NotACommand(format!("{e:#}")))?;
+    let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
+        .map_err(|e| GuestFailure::NotACommand(format!("the component does not export `wasi:cli/run`: {e:#}")))?;
+    let command_instance: Command = pre.instantiate_async(&mut store).await?;
+    let result = command_instance.wasi_cli_run().call_run(&mut store).await;
+    match result {
+        Ok(Ok(())) => Ok(0),
+        Ok(Err(())) => Ok(1),
+        Err(err) => exit_code(Err(err)),
+    }
+}

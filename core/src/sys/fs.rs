@@ -1,0 +1,101 @@
+//! Durable file writes: temp file + fsync + rename + directory fsync.
+//!
+//! A reader (or a daemon restarted after power loss) sees either the old
+//! file or the complete new one, never a torn write.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Prefix of in-flight temp files; [`remove_stale_temps`] clears leftovers
+/// of a crash.
+pub const TEMP_PREFIX: &str = ".tmp-";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `dir/name` atomically and durably.
+pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    let target = dir.join(name);
+    let temp = dir.join(format!(
+        "{TEMP_PREFIX}{}-{}-{name}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, &target)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        // Best effort: a temp file left behind is removed at next start.
+        let _ = fs::remove_file(&temp);
+    }
+    result.map(|()| target)
+}
+
+/// Makes a rename or unlink in `dir` durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Removes a file and makes the removal durable; a missing file is fine.
+pub fn remove_durably(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
+}
+
+/// Deletes temp files a crash left in `dir`; returns how many.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
+    let mut removed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            fs::remove_file(entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_replace_whole_files_and_leave_no_temps() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "a", b"first").unwrap();
+        write_atomic(dir.path(), "a", b"second").unwrap();
+        assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"second");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stale_temps_are_cleared() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(format!("{TEMP_PREFIX}9-9-x")), b"torn").unwrap();
+        fs::write(dir.path().join("keep"), b"k").unwrap();
+        assert_eq!(remove_stale_temps(dir.path()).unwrap(), 1);
+        assert!(dir.path().join("keep").exists());
+    }
+
+    #[test]
+    fn a_failed_write_names_the_error_and_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        write_atomic(dir.path(), "a", b"old").unwrap();
+        let missing = dir.path().join("no-such-dir");
+        assert!(write_atomic(&missing, "a", b"new").is_err());
+        assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"old");
+    }
+}

@@ -1,0 +1,6 @@
+//! Everything Arcella asks of the operating system, in one place.
+//!
+//! Porting Arcella means editing this module. Code elsewhere uses these
+//! functions instead of calling the OS (or `libc`/`nix`) directly.
+
+pub mod fs;

@@ -1,0 +1,46 @@
+//! One module per verb.
+
+#[cfg(feature = "compiler")]
+pub mod compile;
+pub mod inspect;
+pub mod run;
+
+use std::path::Path;
+
+/// Errors of the offline verbs; each names the file it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum CmdError {
+    #[error("{path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] arcella_core::engine::EngineError),
+    #[cfg(feature = "compiler")]
+    #[error(transparent)]
+    Compile(#[from] arcella_core::artifact::compile::CompileError),
+    #[error(transparent)]
+    Load(#[from] arcella_core::artifact::LoadError),
+    #[error("{path}: {source}")]
+    Format {
+        path: String,
+        #[source]
+        source: arcella_core::artifact::FormatError,
+    },
+}
+
+/// Reads a whole input file, with an error that says what to do.
+pub fn read_input(path: &Path) -> Result<Vec<u8>, CmdError> {
+    std::fs::read(path).map_err(|source| CmdError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}

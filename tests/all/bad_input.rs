@@ -1,0 +1,207 @@
+//! Bad input: a clear message naming the file, a non-zero exit, no panic.
+
+use crate::support::*;
+use arcella_core::artifact::format;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    fs::write(&path, bytes).unwrap();
+    path
+}
+
+fn run_file(path: &Path) -> Ran {
+    arcella([Path::new("run"), path])
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    run_file(Path::new("/no/such/file.cwasm"))
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["/no/such/file.cwasm", "No such file"])
+        .no_panic();
+}
+
+#[test]
+fn a_directory_is_not_a_module() {
+    let dir = tempfile::tempdir().unwrap();
+    run_file(dir.path()).expect_code(code::CANNOT_RUN).no_panic();
+}
+
+#[test]
+fn an_empty_file_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), "empty.cwasm", b"");
+    run_file(&path)
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["empty.cwasm", "empty"])
+        .no_panic();
+}
+
+#[test]
+fn random_bytes_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let path = write(dir.path(), "noise.bin", &noise);
+    run_file(&path)
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["noise.bin", "neither WebAssembly nor an Arcella artifact"])
+        .no_panic();
+}
+
+#[test]
+fn a_truncated_wasm_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = fs::read(wasm("hello_p1")).unwrap();
+    let path = write(dir.path(), "truncated.wasm", &wasm[..wasm.len() / 2]);
+    let ran = run_file(&path);
+    ran.expect_code(code::CANNOT_RUN)
+        .stderr_has(&["truncated.wasm"])
+        .no_panic();
+    if cfg!(feature = "compiler") {
+        ran.stderr_has(&["not a valid WebAssembly core module"]);
+    } else {
+        ran.stderr_has(&["no compiler", "arcella compile"]);
+    }
+}
+
+#[test]
+fn a_truncated_artifact_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = fs::read(artifact("hello_p1", "native")).unwrap();
+    for keep in [10, 100, cwasm.len() / 2, cwasm.len() - 1] {
+        let path = write(dir.path(), "truncated.cwasm", &cwasm[..keep]);
+        run_file(&path)
+            .expect_code(code::CANNOT_RUN)
+            .stderr_has(&["truncated.cwasm", "truncated"])
+            .no_panic();
+    }
+}
+
+#[test]
+fn a_flipped_byte_anywhere_is_caught_before_loading() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = fs::read(artifact("hello_p1", "native")).unwrap();
+    let len = cwasm.len();
+    // In the header, the middle of the code, the code's last byte, the trailer.
+    for at in [20, len / 2, len - 33, len - 1] {
+        let mut bad = cwasm.clone();
+        bad[at] ^= 0x40;
+        let path = write(dir.path(), "flipped.cwasm", &bad);
+        let ran = run_file(&path);
+        ran.expect_code(code::CANNOT_RUN)
+            .stderr_has(&["flipped.cwasm"])
+            .no_panic();
+        assert!(
+            ran.stderr.contains("digest does not match") || ran.stderr.contains("header is malformed"),
+            "flip at {at}: {}",
+            ran.stderr
+        );
+    }
+}
+
+#[test]
+fn a_header_whose_code_digest_lies_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = fs::read(artifact("hello_p1", "native")).unwrap();
+    let decoded = format::decode(&cwasm).unwrap();
+    let mut header = decoded.header.clone();
+    header.code_sha256[5] ^= 1;
+    let path = write(dir.path(), "lying.cwasm", &format::encode(&header, decoded.code));
+    run_file(&path)
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["lying.cwasm", "code digest recorded in the header"])
+        .no_panic();
+}
+
+#[test]
+fn a_component_posing_as_a_module_and_the_reverse_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (real, claimed, says) in [
+        (
+            "hello_p2",
+            arcella_core::artifact::ArtifactKind::Module,
+            "is a component, but its header says core module",
+        ),
+        (
+            "hello_p1",
+            arcella_core::artifact::ArtifactKind::Component,
+            "is a core module, but its header says component",
+        ),
+    ] {
+        let cwasm = fs::read(artifact(real, "native")).unwrap();
+        let decoded = format::decode(&cwasm).unwrap();
+        let mut header = decoded.header.clone();
+        header.kind = claimed;
+        let path = write(dir.path(), "posing.cwasm", &format::encode(&header, decoded.code));
+        run_file(&path)
+            .expect_code(code::CANNOT_RUN)
+            .stderr_has(&["posing.cwasm", says])
+            .no_panic();
+    }
+}
+
+#[test]
+fn an_artifact_for_another_target_names_both_fingerprints_and_the_fix() {
+    let path = arcella_test_programs::artifact("hello_p1", "aarch64-unknown-linux-gnu");
+    let host = arcella_core::engine::HOST_TRIPLE;
+    run_file(&path)
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&[
+            "compiled for engine wasmtime-48.0.8/aarch64-unknown-linux-gnu/",
+            &format!("this engine is wasmtime-48.0.8/{host}/"),
+            &format!("arcella compile hello_p1.wasm -o {} --target {host}", path.display()),
+        ])
+        .no_panic();
+}
+
+#[test]
+fn an_artifact_for_other_engine_settings_names_the_fix() {
+    let path = arcella_test_programs::artifact("hello_p1", "nofuel");
+    let ran = run_file(&path);
+    ran.expect_code(code::CANNOT_RUN)
+        .stderr_has(&[
+            "compiled for engine wasmtime-48.0.8/",
+            "this engine is",
+            "arcella compile hello_p1.wasm",
+        ])
+        .no_panic();
+}
+
+#[test]
+fn a_bare_wasmtime_artifact_is_refused_with_advice() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = fs::read(artifact("hello_p1", "native")).unwrap();
+    let code = format::decode(&cwasm).unwrap().code.to_vec();
+    let path = write(dir.path(), "bare.cwasm", &code);
+    run_file(&path)
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["bare.cwasm", "without Arcella's header", "arcella compile"])
+        .no_panic();
+}
+
+#[test]
+fn an_artifact_from_a_future_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cwasm = fs::read(artifact("hello_p1", "native")).unwrap();
+    cwasm[8] = 99;
+    let path = write(dir.path(), "future.cwasm", &cwasm);
+    run_file(&path)
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["future.cwasm", "format version 99"])
+        .no_panic();
+}
+
+#[cfg(not(feature = "compiler"))]
+#[test]
+fn a_device_build_has_no_compile_verb_and_says_how_to_get_an_artifact() {
+    arcella(["compile", "x.wasm"]).expect_code(2).stderr_has(&["compile"]);
+    run_file(&wasm("hello_p1")).expect_code(code::CANNOT_RUN).stderr_has(&[
+        "hello_p1.wasm",
+        "no compiler",
+        "arcella compile",
+    ]);
+}

@@ -1,0 +1,95 @@
+//! Guests that finish by themselves: output, arguments, environment, exit
+//! codes, for core modules and components, native and pulley.
+
+use crate::support::*;
+
+#[test]
+fn hello_prints_args_and_passes_its_exit_code_through() {
+    for guest in ["hello_p1", "hello_p2"] {
+        for target in TARGETS {
+            run_guest(guest, target, &["--", "one", "two words", "exit=7"])
+                .expect_code(guest_exit(guest, 7))
+                .stdout_has(&["hello from arcella", "arg: one", "arg: two words"])
+                .stderr_has(&["hello on stderr"]);
+        }
+    }
+}
+
+#[test]
+fn hello_exits_zero_by_default() {
+    for guest in ["hello_p1", "hello_p2"] {
+        for target in TARGETS {
+            run_guest(guest, target, &[])
+                .expect_code(0)
+                .stdout_has(&["hello from arcella"]);
+        }
+    }
+}
+
+#[test]
+fn environment_is_empty_unless_granted() {
+    for guest in ["hello_p1", "hello_p2"] {
+        for target in TARGETS {
+            let bare = run_guest(guest, target, &[]);
+            bare.expect_code(0);
+            assert!(
+                !bare.stdout.contains("env:"),
+                "{guest}/{target} saw host env:\n{}",
+                bare.stdout
+            );
+
+            run_guest(guest, target, &["--env", "GREETING=hi there", "--env", "EMPTY="])
+                .expect_code(0)
+                .stdout_has(&["env: GREETING=hi there", "env: EMPTY="]);
+        }
+    }
+}
+
+#[test]
+fn argv0_is_the_module_name() {
+    let ran = run_guest("hello_p1", "native", &[]);
+    ran.expect_code(0);
+    assert!(
+        !ran.stdout.contains("arg: "),
+        "no arguments were given:\n{}",
+        ran.stdout
+    );
+}
+
+#[test]
+fn cpu_loop_computes_the_same_answer_natively_and_in_pulley() {
+    for guest in ["cpu_loop_p1", "cpu_loop_p2"] {
+        for target in TARGETS {
+            run_guest(guest, target, &["--", "20000"])
+                .expect_code(0)
+                .stdout_has(&["primes below 20000: 2262"]);
+        }
+    }
+}
+
+#[test]
+fn a_bounded_memory_user_finishes_within_its_limit() {
+    for target in TARGETS {
+        run_guest("memory_bomb_p1", target, &["--max-memory", "64M", "--", "8"])
+            .expect_code(0)
+            .stdout_has(&["allocated 8 MiB"]);
+    }
+}
+
+#[test]
+fn a_reactor_module_is_refused_as_not_a_command() {
+    for target in TARGETS {
+        run_guest("reactor", target, &[])
+            .expect_code(code::CANNOT_RUN)
+            .stderr_has(&["reactor.", "not a WASI command", "_start"]);
+    }
+}
+
+#[test]
+fn a_component_without_wasi_cli_run_is_refused() {
+    for target in TARGETS {
+        run_guest("library_component", target, &[])
+            .expect_code(code::CANNOT_RUN)
+            .stderr_has(&["library_component.", "not a WASI command"]);
+    }
+}

@@ -1,0 +1,15 @@
+//! End-to-end tests of the `arcella` binary. One test binary (wasmtime's
+//! `tests/all` layout) keeps link time down; a module per topic.
+//!
+//! Every guest is real source built by `arcella-test-programs` and run as a
+//! `native` and a `pulley64` artifact. The same tests run against the
+//! `--no-default-features` build, which can only load artifacts.
+
+mod bad_input;
+#[cfg(feature = "compiler")]
+mod compile;
+mod conformance;
+mod files;
+mod guests;
+mod limits;
+mod support;

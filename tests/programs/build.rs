@@ -1,0 +1,208 @@
+//! Builds every guest test program from source, then precompiles each one
+//! (and each WASI conformance test) for `native` and `pulley64` with
+//! arcella-core's own compiler, so tests of a `--no-default-features`
+//! build have artifacts to load.
+//!
+//! Modelled on wasmtime's `crates/test-programs/artifacts/build.rs`: a
+//! nested `cargo build` of a separate workspace, into a target directory of
+//! its own under OUT_DIR so it never waits on the outer build's lock.
+
+use arcella_core::artifact::compile::compile;
+use arcella_core::{ArtifactTarget, EngineProfile};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::{env, fs};
+
+/// Rust guests, each built for both WASI versions.
+const RUST_GUESTS: &[&str] = &["hello", "cpu_loop", "memory_bomb", "deep_recursion", "sleep", "files"];
+/// (wasm target, suffix): preview 1 gives core modules, preview 2 components.
+const WASI_TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];
+/// Artifact targets every guest is precompiled for.
+const ARTIFACT_TARGETS: &[ArtifactTarget] = &[ArtifactTarget::Native, ArtifactTarget::Pulley64];
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), BoxError> {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let guests_out = out_dir.join("guests");
+    fs::create_dir_all(&guests_out)?;
+
+    println!("cargo:rerun-if-changed=guests/src");
+    println!("cargo:rerun-if-changed=guests/Cargo.toml");
+    println!("cargo:rerun-if-changed=wat");
+    println!("cargo:rerun-if-env-changed=ARCELLA_WASI_TESTSUITE");
+
+    let mut names = Vec::new();
+    for &(wasm_target, suffix) in WASI_TARGETS {
+        build_rust_guests(&manifest_dir.join("guests"), &out_dir, wasm_target)?;
+        for guest in RUST_GUESTS {
+            let built = out_dir
+                .join("guests-target")
+                .join(wasm_target)
+                .join("release")
+                .join(format!("{guest}.wasm"));
+            let name = format!("{guest}_{suffix}");
+            fs::copy(&built, guests_out.join(format!("{name}.wasm")))
+                .map_err(|e| format!("{}: {e}", built.display()))?;
+            names.push(name);
+        }
+    }
+    for entry in fs::read_dir(manifest_dir.join("wat"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wat") {
+            let name = file_stem(&path);
+            fs::write(guests_out.join(format!("{name}.wasm")), wat::parse_file(&path)?)?;
+            names.push(name);
+        }
+    }
+    names.sort();
+    let standard = standard_variants();
+    for name in &names {
+        precompile(&guests_out, name, &standard)?;
+    }
+    // Artifacts a host must refuse: another target, another engine setting.
+    let foreign = [
+        (
+            "aarch64-unknown-linux-gnu".to_owned(),
+            EngineProfile::default().with_target(ArtifactTarget::Triple("aarch64-unknown-linux-gnu".into())),
+        ),
+        (
+            "nofuel".to_owned(),
+            EngineProfile {
+                consume_fuel: false,
+                ..EngineProfile::default()
+            },
+        ),
+    ];
+    precompile(&guests_out, "hello_p1", &foreign)?;
+
+    let suite = find_wasi_testsuite(&manifest_dir);
+    let mut suite_tests = Vec::new();
+    let suite_out = out_dir.join("wasi-testsuite");
+    if let Some(suite) = &suite {
+        println!("cargo:rerun-if-changed={}", suite.display());
+        fs::create_dir_all(&suite_out)?;
+        for entry in fs::read_dir(suite)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "wasm") {
+                let name = file_stem(&path);
+                fs::copy(&path, suite_out.join(format!("{name}.wasm")))?;
+                precompile(&suite_out, &name, &standard)?;
+                suite_tests.push(name);
+            }
+        }
+        suite_tests.sort();
+    } else {
+        println!(
+            "cargo:warning=wasi-testsuite not found: the conformance test will fail until ARCELLA_WASI_TESTSUITE names it"
+        );
+    }
+
+    let mut generated = String::new();
+    writeln!(
+        generated,
+        "/// Where every guest's .wasm and .<target>.cwasm files are."
+    )?;
+    writeln!(
+        generated,
+        "pub const GUESTS_DIR: &str = {:?};",
+        guests_out.display().to_string()
+    )?;
+    writeln!(generated, "/// Every guest, by name.")?;
+    writeln!(generated, "pub const GUESTS: &[&str] = &{names:?};")?;
+    writeln!(
+        generated,
+        "/// The wasi-testsuite folder (its .json specs and fs-tests.dir), if found."
+    )?;
+    writeln!(
+        generated,
+        "pub const WASI_TESTSUITE: Option<&str> = {:?};",
+        suite.map(|s| s.display().to_string())
+    )?;
+    writeln!(
+        generated,
+        "/// Where the conformance tests' .wasm and .cwasm files are."
+    )?;
+    writeln!(
+        generated,
+        "pub const WASI_TESTSUITE_ARTIFACTS: &str = {:?};",
+        suite_out.display().to_string()
+    )?;
+    writeln!(generated, "/// Every conformance test, by name.")?;
+    writeln!(generated, "pub const WASI_TESTS: &[&str] = &{suite_tests:?};")?;
+    fs::write(out_dir.join("programs.rs"), generated)?;
+    Ok(())
+}
+
+fn file_stem(path: &Path) -> String {
+    path.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn build_rust_guests(guests: &Path, out_dir: &Path, wasm_target: &str) -> Result<(), BoxError> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(guests)
+        .args([
+            "build",
+            "--release",
+            "--quiet",
+            "--bins",
+            "--target",
+            wasm_target,
+            "--target-dir",
+        ])
+        .arg(out_dir.join("guests-target"));
+    // Flags meant for the host build must not leak into the guests'.
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_PROFILE_RELEASE_LTO",
+    ] {
+        cmd.env_remove(var);
+    }
+    let status = cmd.status()?;
+    if !status.success() {
+        return Err(format!(
+            "building the guest programs for {wasm_target} failed ({status}); is the target installed? run: rustup target add {wasm_target}"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// (label, profile) pairs: `NAME.<label>.cwasm` is compiled with the profile.
+type Variants = [(String, EngineProfile)];
+
+fn standard_variants() -> Vec<(String, EngineProfile)> {
+    ARTIFACT_TARGETS
+        .iter()
+        .map(|target| (target.to_string(), EngineProfile::default().with_target(target.clone())))
+        .collect()
+}
+
+fn precompile(dir: &Path, name: &str, variants: &Variants) -> Result<(), BoxError> {
+    let wasm_path = dir.join(format!("{name}.wasm"));
+    let wasm = fs::read(&wasm_path)?;
+    for (label, profile) in variants {
+        let compiled = compile(profile, &wasm, &format!("{name}.wasm"))?;
+        fs::write(dir.join(format!("{name}.{label}.cwasm")), compiled.encode())?;
+    }
+    Ok(())
+}
+
+/// `ARCELLA_WASI_TESTSUITE`, else `shared/wasi-testsuite` beside the repo.
+fn find_wasi_testsuite(manifest_dir: &Path) -> Option<PathBuf> {
+    if let Ok(dir) = env::var("ARCELLA_WASI_TESTSUITE") {
+        return Some(PathBuf::from(dir));
+    }
+    let beside_repo = manifest_dir.join("../../../shared/wasi-testsuite/wasm32-wasip1");
+    beside_repo
+        .is_dir()
+        .then(|| beside_repo.canonicalize().unwrap_or(beside_repo))
+}
