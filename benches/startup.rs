@@ -13,6 +13,9 @@
 //! `cargo bench --bench startup 2>/dev/null | grep -v '^hello\|^primes'`
 //! or just read past them. `scripts/bench` does that.
 
+// A bench that cannot set up should stop loudly, not report a figure.
+#![allow(clippy::expect_used)]
+
 use arcella_core::artifact::{ArtifactStore, Program, format};
 use arcella_core::engine::new_engine;
 use arcella_core::run::{Grants, Invocation, Limits, run_blocking};

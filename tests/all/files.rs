@@ -1,4 +1,5 @@
-//! Directory grants: read-write, read-only, none, and escape attempts.
+//! Grants: directories read-write, read-only, none, and escape attempts;
+//! sockets, which are never granted.
 
 use crate::support::*;
 use std::fs;
@@ -92,4 +93,18 @@ fn a_malformed_grant_is_a_usage_error() {
     run_guest("hello_p1", "native", &["--env", "NOEQUALS"])
         .expect_code(2)
         .stderr_has(&["KEY=VALUE"]);
+}
+
+#[test]
+fn no_socket_is_opened_without_a_grant() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    for guest in ["net_p1", "net_p2"] {
+        for target in TARGETS {
+            let ran = run_guest(guest, target, &["--", &addr]);
+            ran.expect_code(0).stdout_has(&["blocked: connect"]);
+            assert!(listener.accept().is_err(), "{guest}/{target} reached the listener");
+        }
+    }
 }

@@ -46,14 +46,17 @@ fn environment_is_empty_unless_granted() {
 }
 
 #[test]
-fn argv0_is_the_module_name() {
-    let ran = run_guest("hello_p1", "native", &[]);
-    ran.expect_code(0);
-    assert!(
-        !ran.stdout.contains("arg: "),
-        "no arguments were given:\n{}",
-        ran.stdout
-    );
+fn argv0_is_the_file_name_and_nothing_else_is_passed() {
+    for guest in ["hello_p1", "hello_p2"] {
+        let ran = run_guest(guest, "pulley64", &[]);
+        ran.expect_code(0)
+            .stdout_has(&[&format!("argv0: {guest}.pulley64.cwasm\n")]);
+        assert!(
+            !ran.stdout.contains("arg: "),
+            "no arguments were given:\n{}",
+            ran.stdout
+        );
+    }
 }
 
 #[test]

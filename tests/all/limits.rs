@@ -17,9 +17,11 @@ fn fuel_exhaustion_is_named() {
 
 #[test]
 fn enough_fuel_lets_the_guest_finish() {
-    run_guest("cpu_loop_p1", "native", &["--fuel", "10000000000", "--", "1000"])
-        .expect_code(0)
-        .stdout_has(&["primes below 1000: 168"]);
+    for target in TARGETS {
+        run_guest("cpu_loop_p1", target, &["--fuel", "10000000000", "--", "1000"])
+            .expect_code(0)
+            .stdout_has(&["primes below 1000: 168"]);
+    }
 }
 
 #[test]
@@ -36,10 +38,12 @@ fn a_memory_bomb_hits_the_memory_limit() {
 
 #[test]
 fn initial_memory_above_the_limit_is_refused() {
-    run_guest("big_memory", "native", &["--max-memory", "1M"])
-        .expect_code(code::MEMORY)
-        .stderr_has(&["big_memory.", "memory limit of 1048576 bytes exceeded"]);
-    run_guest("big_memory", "native", &["--max-memory", "64M"]).expect_code(0);
+    for target in TARGETS {
+        run_guest("big_memory", target, &["--max-memory", "1M"])
+            .expect_code(code::MEMORY)
+            .stderr_has(&["big_memory.", "memory limit of 1048576 bytes exceeded"]);
+        run_guest("big_memory", target, &["--max-memory", "64M"]).expect_code(0);
+    }
 }
 
 #[test]
@@ -67,10 +71,12 @@ fn an_infinite_loop_is_ended_by_the_timeout() {
 #[test]
 fn a_guest_asleep_in_a_host_call_is_ended_by_the_timeout() {
     for guest in ["sleep_p1", "sleep_p2"] {
-        run_guest(guest, "native", &["--timeout", "1s"])
-            .expect_code(code::TIMEOUT)
-            .stderr_has(&[guest, "timeout", "1s"])
-            .stdout_has(&["sleeping"]);
+        for target in TARGETS {
+            run_guest(guest, target, &["--timeout", "1s"])
+                .expect_code(code::TIMEOUT)
+                .stderr_has(&[guest, "timeout", "1s"])
+                .stdout_has(&["sleeping"]);
+        }
     }
 }
 

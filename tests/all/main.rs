@@ -5,6 +5,9 @@
 //! `native` and a `pulley64` artifact. The same tests run against the
 //! `--no-default-features` build, which can only load artifacts.
 
+// Helpers shared by tests panic on a broken setup, like the tests do.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad_input;
 #[cfg(feature = "compiler")]
 mod compile;
@@ -12,4 +15,5 @@ mod conformance;
 mod files;
 mod guests;
 mod limits;
+mod store;
 mod support;

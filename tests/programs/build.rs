@@ -15,7 +15,15 @@ use std::process::Command;
 use std::{env, fs};
 
 /// Rust guests, each built for both WASI versions.
-const RUST_GUESTS: &[&str] = &["hello", "cpu_loop", "memory_bomb", "deep_recursion", "sleep", "files"];
+const RUST_GUESTS: &[&str] = &[
+    "hello",
+    "cpu_loop",
+    "memory_bomb",
+    "deep_recursion",
+    "sleep",
+    "files",
+    "net",
+];
 /// (wasm target, suffix): preview 1 gives core modules, preview 2 components.
 const WASI_TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];
 /// Artifact targets every guest is precompiled for.
@@ -156,20 +164,26 @@ fn build_rust_guests(guests: &Path, out_dir: &Path, wasm_target: &str) -> Result
             "--target-dir",
         ])
         .arg(out_dir.join("guests-target"));
-    // Flags meant for the host build must not leak into the guests'.
+    // Flags and wrappers meant for the host build (clippy's among them) must
+    // not leak into the guests'.
     for var in [
         "CARGO_ENCODED_RUSTFLAGS",
         "RUSTFLAGS",
         "CARGO_BUILD_RUSTFLAGS",
         "CARGO_TARGET_DIR",
         "CARGO_PROFILE_RELEASE_LTO",
+        "RUSTC_WRAPPER",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CLIPPY_ARGS",
+        "CLIPPY_CONF_DIR",
     ] {
         cmd.env_remove(var);
     }
     let status = cmd.status()?;
     if !status.success() {
         return Err(format!(
-            "building the guest programs for {wasm_target} failed ({status}); is the target installed? run: rustup target add {wasm_target}"
+            "building the guest programs for {wasm_target} failed ({status}): see the cargo output above \
+             (a missing target is installed with: rustup target add {wasm_target})"
         )
         .into());
     }

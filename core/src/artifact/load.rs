@@ -53,8 +53,8 @@ pub enum LoadError {
     )]
     FingerprintMismatch {
         path: String,
-        artifact: EngineFingerprint,
-        engine: EngineFingerprint,
+        artifact: Box<EngineFingerprint>,
+        engine: Box<EngineFingerprint>,
         source_name: String,
         target: String,
     },
@@ -83,8 +83,8 @@ pub fn check_fingerprint(header: &ArtifactHeader, profile: &EngineProfile, path:
     }
     Err(LoadError::FingerprintMismatch {
         path: path.display().to_string(),
-        artifact: header.fingerprint.clone(),
-        engine,
+        artifact: Box::new(header.fingerprint.clone()),
+        engine: Box::new(engine),
         source_name: header.source_name.clone(),
         target: profile.target.resolved().to_owned(),
     })

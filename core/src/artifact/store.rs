@@ -150,10 +150,10 @@ impl ArtifactStore {
         for entry in fs::read_dir(&self.dir).map_err(self.io_err())? {
             let name = entry.map_err(self.io_err())?.file_name();
             let name = name.to_string_lossy();
-            if let Some(id) = name.strip_suffix(&format!(".{META_EXT}")) {
-                if digest::parse_hex(id).is_some() {
-                    ids.push(id.to_owned());
-                }
+            if let Some(id) = name.strip_suffix(&format!(".{META_EXT}"))
+                && digest::parse_hex(id).is_some()
+            {
+                ids.push(id.to_owned());
             }
         }
         ids.sort();

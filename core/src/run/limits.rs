@@ -45,13 +45,13 @@ impl ResourceLimiter for GuestLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         let growth = desired.saturating_sub(current) as u64;
         let requested = self.in_use.saturating_add(growth);
-        if let Some(limit) = self.max_memory {
-            if requested > limit {
-                // Stop the guest rather than fail the grow: a guest whose
-                // allocator aborts on a failed grow would otherwise die with
-                // an `unreachable` that names no limit.
-                return Err(wasmtime::Error::new(MemoryLimitExceeded { limit, requested }));
-            }
+        if let Some(limit) = self.max_memory
+            && requested > limit
+        {
+            // Stop the guest rather than fail the grow: a guest whose
+            // allocator aborts on a failed grow would otherwise die with an
+            // `unreachable` that names no limit.
+            return Err(wasmtime::Error::new(MemoryLimitExceeded { limit, requested }));
         }
         self.in_use = requested;
         Ok(true)

@@ -3,6 +3,7 @@
 
 fn main() {
     println!("hello from arcella");
+    println!("argv0: {}", std::env::args().next().unwrap_or_default());
     let mut code = 0;
     for arg in std::env::args().skip(1) {
         println!("arg: {arg}");
