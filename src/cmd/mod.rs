@@ -16,6 +16,7 @@ pub enum CmdError {
         #[source]
         source: std::io::Error,
     },
+    #[cfg(feature = "compiler")]
     #[error("{path}: cannot write: {source}")]
     Write {
         path: String,

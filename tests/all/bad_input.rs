@@ -195,6 +195,19 @@ fn an_artifact_from_a_future_format_is_refused() {
         .no_panic();
 }
 
+#[test]
+fn inspect_refuses_a_damaged_artifact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = fs::read(artifact("hello_p2", "pulley64")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    let path = dir.path().join("damaged.cwasm");
+    fs::write(&path, bytes).unwrap();
+    arcella([Path::new("inspect"), &path])
+        .expect_code(code::FAILURE)
+        .stderr_has(&["damaged.cwasm", "digest does not match"]);
+}
+
 #[cfg(not(feature = "compiler"))]
 #[test]
 fn a_device_build_has_no_compile_verb_and_says_how_to_get_an_artifact() {

@@ -96,3 +96,30 @@ fn a_component_without_wasi_cli_run_is_refused() {
             .stderr_has(&["library_component.", "not a WASI command"]);
     }
 }
+
+#[test]
+fn inspect_describes_an_artifact_and_whether_it_loads_here() {
+    let host = arcella_core::engine::HOST_TRIPLE;
+    for (guest, target, kind, shown, loads) in [
+        ("hello_p1", "native", "core module", host, "yes"),
+        ("hello_p2", "pulley64", "component", "pulley64", "yes"),
+        (
+            "hello_p1",
+            "aarch64-unknown-linux-gnu",
+            "core module",
+            "aarch64-unknown-linux-gnu",
+            "no",
+        ),
+        ("hello_p1", "nofuel", "core module", host, "no"),
+    ] {
+        let path = artifact(guest, target);
+        arcella([std::path::Path::new("inspect"), &path])
+            .expect_code(0)
+            .stdout_has(&[
+                &format!("kind:        {kind}"),
+                &format!("fingerprint: wasmtime-48.0.8/{shown}/"),
+                &format!("loads here:  {loads}"),
+                &format!("source:      {guest}.wasm sha256:"),
+            ]);
+    }
+}
