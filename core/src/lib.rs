@@ -6,6 +6,8 @@ pub mod artifact;
 pub mod digest;
 pub mod engine;
 pub mod fingerprint;
+pub mod manifest;
+pub mod protocol;
 pub mod run;
 pub mod sys;
 

@@ -1,0 +1,1 @@
+//! component.toml and deployment.toml (being written).

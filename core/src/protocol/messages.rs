@@ -1,0 +1,286 @@
+//! The management protocol's messages. No I/O here: framing is in
+//! `frame.rs`, transports (Unix socket, MQTT, worker IPC) elsewhere.
+//!
+//! Wire rules (docs/protocol.md): every message is postcard-encoded inside
+//! a length-prefixed frame. A connection opens with [`Hello`] →
+//! [`HelloReply`], whose layouts never change, so peers of any version can
+//! tell each other apart. After that both sides speak exactly
+//! [`PROTOCOL_VERSION`]: enum variants are only ever appended, and any
+//! change to an existing message bumps the version.
+//!
+//! [`PROTOCOL_VERSION`]: super::PROTOCOL_VERSION
+
+use serde::{Deserialize, Serialize};
+
+/// Marks a Hello frame: "ARCP".
+pub const HELLO_MAGIC: [u8; 4] = *b"ARCP";
+
+/// A client's first frame. Its layout is frozen across versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub magic: [u8; 4],
+    pub version: u16,
+    /// Who is speaking, for logs: `arcella-cli 0.1.0`, `mqtt-agent`, ….
+    pub peer: String,
+}
+
+/// The daemon's answer to [`Hello`]. Its layout is frozen across versions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HelloReply {
+    Welcome { version: u16, daemon: String },
+    Refused { daemon_version: u16, reason: String },
+}
+
+/// Chosen by the client, echoed in the response; lets a client pipeline.
+pub type RequestId = u32;
+
+/// Every frame a client sends after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientMessage {
+    pub id: RequestId,
+    pub request: Request,
+}
+
+/// Every frame the daemon sends after the handshake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerMessage {
+    /// The answer to request `id`.
+    Response {
+        id: RequestId,
+        result: Result<Response, RemoteError>,
+    },
+    /// Pushed to clients that asked to [`Request::Follow`].
+    Event(Event),
+    /// About the connection, not one request (a frame that did not decode).
+    Error(RemoteError),
+}
+
+/// What a client can ask.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Daemon version, engine fingerprint, board, data dir, uptime.
+    Info,
+    /// Every installed module.
+    List,
+    Status {
+        module: String,
+    },
+    /// Kind, exports/imports (a component's WIT world), fingerprint, digest.
+    Inspect {
+        module: String,
+    },
+    /// The last `tail` captured log lines of a module (0: all kept).
+    Logs {
+        module: String,
+        tail: u32,
+    },
+    /// Push [`Event`]s for one module (or all) to this connection.
+    Follow {
+        module: Option<String>,
+    },
+    Unfollow,
+    /// One chunk of a file (artifact or .wasm) to install; see [`Upload`].
+    Upload(Upload),
+    Install(InstallSpec),
+    Update {
+        module: String,
+        spec: InstallSpec,
+    },
+    Start {
+        module: String,
+    },
+    Stop {
+        module: String,
+    },
+    Restart {
+        module: String,
+    },
+    Remove {
+        module: String,
+    },
+}
+
+/// A chunk of a file being uploaded, addressed by the whole file's sha256.
+/// Chunks may come in any order and be repeated; the daemon streams them to
+/// disk and verifies the digest when `total_len` bytes have arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upload {
+    pub sha256: [u8; 32],
+    pub total_len: u64,
+    pub offset: u64,
+    pub data: Vec<u8>,
+}
+
+/// What to install (or update to): an uploaded file plus its manifests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstallSpec {
+    /// sha256 of a completed [`Upload`].
+    pub upload: [u8; 32],
+    /// `component.toml` text; optional for components.
+    pub component_toml: Option<String>,
+    /// `deployment.toml` text.
+    pub deployment_toml: String,
+}
+
+/// Successful answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    Info(DaemonInfo),
+    Modules(Vec<ModuleSummary>),
+    Status(ModuleStatus),
+    Inspect(ModuleInspect),
+    Logs(Vec<LogLine>),
+    /// Bytes of the upload received so far; `complete` once verified.
+    Uploaded { received: u64, complete: bool },
+    /// The module after an install/update/start/stop/restart.
+    Module(ModuleSummary),
+    /// The module was removed.
+    Removed { module: String },
+    Following,
+    Unfollowed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonInfo {
+    pub version: String,
+    pub protocol: u16,
+    /// The engine fingerprint artifacts must be compiled for.
+    pub fingerprint: String,
+    pub target: String,
+    pub board: String,
+    pub data_dir: String,
+    pub uptime_secs: u64,
+    pub modules: u32,
+}
+
+/// A command runs to completion; a service runs until stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModuleKind {
+    Command,
+    Service,
+}
+
+/// Where a module runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Isolation {
+    /// In the daemon's process (trusted modules only).
+    Main,
+    /// In the worker process of its group.
+    Worker,
+}
+
+/// What the daemon keeps a module at across restarts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DesiredState {
+    Running,
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ModuleState {
+    Stopped,
+    Starting,
+    Running,
+    Stopping,
+    /// A command finished (or a service ended by itself) with this code.
+    Exited { code: i32 },
+    /// Waiting `in_ms` before restart attempt `attempt`.
+    BackingOff { attempt: u32, in_ms: u64 },
+    /// Given up: the restart policy says no more, or it cannot start.
+    Failed { reason: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleSummary {
+    pub id: String,
+    pub version: String,
+    pub kind: ModuleKind,
+    pub isolation: Isolation,
+    pub state: ModuleState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleStatus {
+    pub summary: ModuleSummary,
+    pub desired: DesiredState,
+    /// Code digest of the running artifact (hex).
+    pub artifact: String,
+    pub previous_version: Option<String>,
+    pub restarts: u32,
+    pub last_exit: Option<i32>,
+    pub last_error: Option<String>,
+    /// Unix seconds of the last start.
+    pub started_at: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleInspect {
+    pub id: String,
+    /// "core module" or "component".
+    pub artifact_kind: String,
+    pub fingerprint: String,
+    pub code_sha256: String,
+    pub source_sha256: String,
+    pub exports: Vec<String>,
+    pub imports: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    /// Written by the daemon about the module (started, exited, trapped).
+    Daemon,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub module: String,
+    pub stream: LogStream,
+    /// Unix milliseconds.
+    pub at_ms: u64,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    State { module: String, state: ModuleState },
+    Log(LogLine),
+}
+
+/// An error that crosses the wire: a kind a program can act on, and a
+/// message a person can.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct RemoteError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The frame or request was malformed or not understood.
+    BadRequest,
+    /// No such module (or upload).
+    NotFound,
+    /// A module with that id is already installed.
+    AlreadyExists,
+    /// component.toml / deployment.toml refused.
+    InvalidManifest,
+    /// The artifact is damaged, for another engine, or not wasm.
+    InvalidArtifact,
+    /// The request is valid but cannot be served now or by this build.
+    Unavailable,
+    /// The peer is not allowed to manage this daemon.
+    PermissionDenied,
+    /// Disk or other resource budget exhausted.
+    ResourceExhausted,
+    /// A bug or an I/O failure inside the daemon.
+    Internal,
+}
+
+impl RemoteError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}

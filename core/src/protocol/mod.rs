@@ -1,0 +1,10 @@
+//! The management protocol: one set of postcard messages for the local
+//! socket, MQTT and worker IPC. See docs/protocol.md.
+
+pub mod frame;
+pub mod messages;
+
+pub use messages::*;
+
+/// The protocol version this build speaks; peers must match exactly.
+pub const PROTOCOL_VERSION: u16 = 1;
