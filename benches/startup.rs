@@ -18,7 +18,7 @@
 
 use arcella_core::artifact::{ArtifactStore, Program, format};
 use arcella_core::engine::new_engine;
-use arcella_core::run::{Grants, Invocation, Limits, run_blocking};
+use arcella_core::run::{Grants, Invocation, Limits, Output, run_blocking};
 use arcella_core::wasmtime::{Engine, Linker, Module, Store};
 use arcella_core::{ArtifactTarget, EngineProfile};
 use arcella_test_programs::artifact;
@@ -72,6 +72,8 @@ fn hello_from_store() {
             grants: &grants,
             limits: &limits,
             profile: &profile,
+            output: &Output::Inherit,
+            entrypoint: None,
         };
         assert_eq!(run_blocking(&engine, &invocation).expect("run"), 0);
     });
@@ -147,6 +149,8 @@ fn cpu_native_vs_pulley() {
             grants: &grants,
             limits: &limits,
             profile: &profile,
+            output: &Output::Inherit,
+            entrypoint: None,
         };
         let mut runs: Vec<Duration> = (0..5)
             .map(|_| {

@@ -10,6 +10,12 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "arcella", version, about, propagate_version = true)]
 pub struct Cli {
+    /// The daemon's management socket [default: per-user or system path].
+    #[arg(long, global = true, env = "ARCELLA_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -21,8 +27,79 @@ pub enum Command {
     Compile(CompileArgs),
     /// Run a WASI command: a preview-1 module or a wasi:cli/command component.
     Run(RunArgs),
-    /// Show what an artifact is: kind, engine fingerprint, digests.
+    /// Describe an artifact file, or an installed module: kind,
+    /// exports/imports, fingerprint, digests.
     Inspect(InspectArgs),
+    /// Run the daemon: keep installed modules running, serve the socket.
+    Daemon(DaemonArgs),
+    /// Install a module: an artifact (or .wasm) plus its manifests.
+    Install(InstallArgs),
+    /// Replace an installed module with a new version (the old one is kept).
+    Update(UpdateArgs),
+    /// Start an installed module.
+    Start(ModuleArg),
+    /// Stop a running module.
+    Stop(ModuleArg),
+    /// Stop and start a module.
+    Restart(ModuleArg),
+    /// Stop and uninstall a module.
+    Remove(ModuleArg),
+    /// List installed modules.
+    List,
+    /// Show one module's state, version, restarts and last error.
+    Status(ModuleArg),
+    /// Show a module's captured output.
+    Logs(LogsArgs),
+    /// Show the daemon's version, engine fingerprint, board, data dir.
+    Info,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Configuration file [default: /etc/arcella/arcella.toml as root,
+    /// $XDG_CONFIG_HOME/arcella/arcella.toml otherwise; optional].
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Overrides `data_dir` from the configuration.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InstallArgs {
+    /// The artifact (.cwasm), or a .wasm on daemons built with the compiler.
+    pub artifact: PathBuf,
+    /// What the module is (required for preview-1 modules).
+    #[arg(long, value_name = "FILE")]
+    pub component: Option<PathBuf>,
+    /// How this device runs it.
+    #[arg(long, value_name = "FILE")]
+    pub deployment: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpdateArgs {
+    /// The installed module to replace.
+    pub module: String,
+    #[command(flatten)]
+    pub install: InstallArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ModuleArg {
+    /// The module's id (its name in component.toml).
+    pub module: String,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    pub module: String,
+    /// Keep printing new lines (and state changes) as they come.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only the last N lines.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub tail: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -46,10 +123,10 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub fuel: Option<u64>,
     /// Most bytes of linear memory the guest may hold (suffixes K, M, G).
-    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    #[arg(long, value_name = "BYTES", value_parser = arcella_core::units::parse_bytes)]
     pub max_memory: Option<u64>,
     /// Wall-clock limit, such as 500ms, 10s, 2m.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = arcella_core::units::parse_duration)]
     pub timeout: Option<Duration>,
     /// Grant a host directory as HOST::GUEST, or HOST::GUEST:ro (repeatable).
     #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
@@ -64,76 +141,10 @@ pub struct RunArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct InspectArgs {
-    /// The artifact to describe.
-    pub file: PathBuf,
+    /// An artifact file, or the id of an installed module.
+    pub target: PathBuf,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
     arcella_core::run::parse_env(s).map_err(|e| e.to_string())
-}
-
-/// `4096`, `64K`, `16M`, `1G` (powers of 1024).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => s.split_at(i),
-        None => (s, ""),
-    };
-    let shift = match unit.to_ascii_uppercase().as_str() {
-        "" | "B" => 0,
-        "K" | "KB" | "KIB" => 10,
-        "M" | "MB" | "MIB" => 20,
-        "G" | "GB" | "GIB" => 30,
-        _ => return Err(format!("`{s}`: expected a byte count such as 65536, 64K, 16M or 1G")),
-    };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("`{s}`: expected a byte count such as 65536, 64K, 16M or 1G"))?;
-    n.checked_mul(1 << shift).ok_or_else(|| format!("`{s}` is too large"))
-}
-
-/// `250ms`, `10s`, `2m`, `1h`; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let bad = || format!("`{s}`: expected a duration such as 500ms, 10s or 2m");
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, unit) = s.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| bad())?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
-        _ => return Err(bad()),
-    };
-    if d.is_zero() {
-        return Err(format!("`{s}`: a timeout must be longer than zero"));
-    }
-    Ok(d)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn byte_sizes() {
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert_eq!(parse_bytes("64K"), Ok(65536));
-        assert_eq!(parse_bytes("16m"), Ok(16 << 20));
-        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
-        assert!(parse_bytes("").is_err());
-        assert!(parse_bytes("12Q").is_err());
-        assert!(parse_bytes("99999999999999G").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("0s").is_err());
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("5d").is_err());
-    }
 }

@@ -3,22 +3,26 @@
 mod cli;
 mod cmd;
 mod exit;
+mod logging;
 
 use clap::Parser;
+use cli::Command;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    match cli.command {
+    match &cli.command {
         #[cfg(feature = "compiler")]
-        cli::Command::Compile(args) => report(cmd::compile::execute(&args)),
-        cli::Command::Run(args) => cmd::run::execute(&args),
-        cli::Command::Inspect(args) => report(cmd::inspect::execute(&args)),
+        Command::Compile(args) => report(cmd::compile::execute(args)),
+        Command::Run(args) => cmd::run::execute(args),
+        Command::Inspect(args) if args.target.is_file() => report(cmd::inspect::execute(args)),
+        Command::Daemon(args) => report(cmd::daemon::execute(args, cli.socket.clone())),
+        verb => report(cmd::manage::execute(verb, cli.socket.clone(), cli.json)),
     }
 }
 
 /// Prints an error the one way every command prints errors.
-fn report(result: Result<(), cmd::CmdError>) -> ExitCode {
+fn report<E: std::fmt::Display>(result: Result<(), E>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

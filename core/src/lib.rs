@@ -3,6 +3,8 @@
 //! See `docs/ARCHITECTURE.md` for the map of this crate.
 
 pub mod artifact;
+pub mod client;
+pub mod daemon;
 pub mod digest;
 pub mod engine;
 pub mod fingerprint;
@@ -10,6 +12,7 @@ pub mod manifest;
 pub mod protocol;
 pub mod run;
 pub mod sys;
+pub mod units;
 
 pub use engine::{ArtifactTarget, EngineProfile};
 pub use fingerprint::EngineFingerprint;

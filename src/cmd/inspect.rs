@@ -8,16 +8,16 @@ use arcella_core::artifact::format;
 use arcella_core::digest::hex;
 
 pub fn execute(args: &InspectArgs) -> Result<(), CmdError> {
-    let bytes = read_input(&args.file)?;
+    let bytes = read_input(&args.target)?;
     let artifact = format::decode(&bytes).map_err(|source| CmdError::Format {
-        path: args.file.display().to_string(),
+        path: args.target.display().to_string(),
         source,
     })?;
     let h = &artifact.header;
     let here = EngineFingerprint::of(
         &EngineProfile::default().with_target(arcella_core::ArtifactTarget::from_resolved(&h.fingerprint.target)),
     );
-    println!("file:        {}", args.file.display());
+    println!("file:        {}", args.target.display());
     println!("kind:        {}", h.kind);
     println!("fingerprint: {}", h.fingerprint);
     println!(

@@ -2,7 +2,10 @@
 
 #[cfg(feature = "compiler")]
 pub mod compile;
+pub mod daemon;
 pub mod inspect;
+pub mod manage;
+pub mod render;
 pub mod run;
 
 use std::path::Path;

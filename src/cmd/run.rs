@@ -7,7 +7,7 @@ use crate::exit;
 use arcella_core::artifact::LoadError;
 use arcella_core::artifact::{InputKind, Program, format, load};
 use arcella_core::engine::new_engine;
-use arcella_core::run::{Grants, Invocation, Limits, run_blocking};
+use arcella_core::run::{Grants, Invocation, Limits, Output, run_blocking};
 use arcella_core::wasmtime::Engine;
 use arcella_core::{ArtifactTarget, EngineProfile};
 use std::path::Path;
@@ -40,6 +40,8 @@ pub fn execute(args: &RunArgs) -> ExitCode {
         grants: &grants,
         limits: &limits,
         profile: &profile,
+        output: &Output::Inherit,
+        entrypoint: None,
     };
     match run_blocking(&engine, &invocation) {
         Ok(code) => exit::for_guest(code),

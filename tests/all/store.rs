@@ -4,7 +4,7 @@
 use crate::support::*;
 use arcella_core::artifact::{ArtifactStore, LoadError, Program, StoreError};
 use arcella_core::engine::new_engine;
-use arcella_core::run::{Grants, Invocation, Limits, run_blocking};
+use arcella_core::run::{Grants, Invocation, Limits, Output, run_blocking};
 use arcella_core::{ArtifactTarget, EngineProfile};
 use std::fs;
 use std::path::Path;
@@ -33,6 +33,8 @@ fn run(program: &Program, profile: &EngineProfile, engine: &arcella_core::wasmti
         grants: &grants,
         limits: &Limits::default(),
         profile,
+        output: &Output::Inherit,
+        entrypoint: None,
     };
     run_blocking(engine, &invocation).unwrap()
 }

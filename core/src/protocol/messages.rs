@@ -131,11 +131,16 @@ pub enum Response {
     Inspect(ModuleInspect),
     Logs(Vec<LogLine>),
     /// Bytes of the upload received so far; `complete` once verified.
-    Uploaded { received: u64, complete: bool },
+    Uploaded {
+        received: u64,
+        complete: bool,
+    },
     /// The module after an install/update/start/stop/restart.
     Module(ModuleSummary),
     /// The module was removed.
-    Removed { module: String },
+    Removed {
+        module: String,
+    },
     Following,
     Unfollowed,
 }
@@ -183,11 +188,18 @@ pub enum ModuleState {
     Running,
     Stopping,
     /// A command finished (or a service ended by itself) with this code.
-    Exited { code: i32 },
+    Exited {
+        code: i32,
+    },
     /// Waiting `in_ms` before restart attempt `attempt`.
-    BackingOff { attempt: u32, in_ms: u64 },
+    BackingOff {
+        attempt: u32,
+        in_ms: u64,
+    },
     /// Given up: the restart policy says no more, or it cannot start.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -281,6 +293,9 @@ pub enum ErrorKind {
 
 impl RemoteError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 }

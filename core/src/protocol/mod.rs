@@ -2,6 +2,7 @@
 //! socket, MQTT and worker IPC. See docs/protocol.md.
 
 pub mod frame;
+pub mod handshake;
 pub mod messages;
 
 pub use messages::*;

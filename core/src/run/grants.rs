@@ -2,6 +2,7 @@
 //! these directories, these environment variables and these arguments; no
 //! sockets, no name lookups, nothing inherited from the host environment.
 
+use super::capture::LogSink;
 use std::path::PathBuf;
 use std::str::FromStr;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
@@ -65,11 +66,20 @@ pub struct Grants {
 }
 
 impl Grants {
-    /// A WASI context builder holding exactly these grants, with the
-    /// process's stdio passed through.
-    pub fn wasi_builder(&self) -> Result<WasiCtxBuilder, GrantError> {
+    /// A WASI context builder holding exactly these grants. Output goes
+    /// to `capture` (stdout, stderr) or, without it, to the process's own
+    /// stdio (stdin too).
+    pub fn wasi_builder(&self, capture: Option<(LogSink, LogSink)>) -> Result<WasiCtxBuilder, GrantError> {
         let mut builder = WasiCtxBuilder::new();
-        builder.inherit_stdio().args(&self.args);
+        match capture {
+            Some((stdout, stderr)) => {
+                builder.stdout(stdout).stderr(stderr);
+            }
+            None => {
+                builder.inherit_stdio();
+            }
+        }
+        builder.args(&self.args);
         for (key, value) in &self.env {
             builder.env(key, value);
         }

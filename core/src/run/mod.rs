@@ -8,10 +8,12 @@
 //! comes from `async_compat::Compat`, whose single tokio thread is the only
 //! tokio Arcella's runner brings.
 
+pub mod capture;
 pub mod grants;
 pub mod limits;
 pub mod ticker;
 
+pub use capture::{LogBook, LogSink};
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
 pub use limits::{Limits, MemoryLimitExceeded};
 
@@ -69,6 +71,32 @@ pub struct Invocation<'a> {
     pub limits: &'a Limits,
     /// The profile `engine` was built from.
     pub profile: &'a EngineProfile,
+    /// Where the guest's stdout and stderr go.
+    pub output: &'a Output,
+    /// The export a core module is started through (default `_start`).
+    /// Components always start through `wasi:cli/run`.
+    pub entrypoint: Option<&'a str>,
+}
+
+/// Where a guest's output goes.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// The process's own stdin/stdout/stderr (`arcella run`).
+    Inherit,
+    /// Lines into a module's log book (the daemon); no stdin.
+    Capture(LogBook),
+}
+
+impl Output {
+    fn sinks(&self) -> Option<(LogSink, LogSink)> {
+        match self {
+            Self::Inherit => None,
+            Self::Capture(book) => Some((
+                book.sink(crate::protocol::LogStream::Stdout),
+                book.sink(crate::protocol::LogStream::Stderr),
+            )),
+        }
+    }
 }
 
 /// Runs a command and returns its exit code, blocking this thread.
@@ -89,10 +117,11 @@ pub fn run_blocking(engine: &Engine, command: &Invocation<'_>) -> Result<i32, Ru
 /// and, if `limits.timeout` is set, an [`ticker::EpochTicker`] on `engine`.
 pub async fn run(engine: &Engine, command: &Invocation<'_>) -> Result<i32, RunError> {
     let deadline = command.limits.timeout.map(|t| Instant::now() + t);
+    let sinks = command.output.sinks();
     let guest = async {
         match command.program {
-            Program::Module(module) => run_module(engine, module, command, deadline).await,
-            Program::Component(component) => run_component(engine, component, command, deadline).await,
+            Program::Module(module) => run_module(engine, module, command, sinks.clone(), deadline).await,
+            Program::Component(component) => run_component(engine, component, command, sinks.clone(), deadline).await,
         }
     };
     let result = match deadline {
@@ -106,6 +135,10 @@ pub async fn run(engine: &Engine, command: &Invocation<'_>) -> Result<i32, RunEr
         }
         None => guest.await,
     };
+    if let Some((stdout, stderr)) = &sinks {
+        stdout.flush_partial();
+        stderr.flush_partial();
+    }
     result.map_err(|failure| failure.explain(command))
 }
 
@@ -208,14 +241,16 @@ async fn run_module(
     engine: &Engine,
     module: &wasmtime::Module,
     command: &Invocation<'_>,
+    sinks: Option<(LogSink, LogSink)>,
     deadline: Option<Instant>,
 ) -> Result<i32, GuestFailure> {
-    if module.get_export("_start").is_none() {
-        return Err(GuestFailure::NotACommand(
-            "the module exports no `_start` function (is it a reactor or a library?)".into(),
-        ));
+    let entrypoint = command.entrypoint.unwrap_or("_start");
+    if module.get_export(entrypoint).is_none() {
+        return Err(GuestFailure::NotACommand(format!(
+            "the module exports no `{entrypoint}` function (is it a reactor or a library?)"
+        )));
     }
-    let wasi = command.grants.wasi_builder()?.build_p1();
+    let wasi = command.grants.wasi_builder(sinks)?.build_p1();
     let mut store = Store::new(
         engine,
         P1State {
@@ -228,7 +263,11 @@ async fn run_module(
     let mut linker: Linker<P1State> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)?;
     let instance = linker.instantiate_async(&mut store, module).await?;
-    let start = instance.get_typed_func::<(), ()>(&mut store, "_start")?;
+    let start = instance.get_typed_func::<(), ()>(&mut store, entrypoint).map_err(|e| {
+        GuestFailure::NotACommand(format!(
+            "`{entrypoint}` is not a function taking and returning nothing: {e:#}"
+        ))
+    })?;
     exit_code(start.call_async(&mut store, ()).await)
 }
 
@@ -251,9 +290,10 @@ async fn run_component(
     engine: &Engine,
     component: &wasmtime::component::Component,
     command: &Invocation<'_>,
+    sinks: Option<(LogSink, LogSink)>,
     deadline: Option<Instant>,
 ) -> Result<i32, GuestFailure> {
-    let ctx = command.grants.wasi_builder()?.build();
+    let ctx = command.grants.wasi_builder(sinks)?.build();
     let state = P2State {
         ctx,
         table: ResourceTable::new(),

@@ -4,3 +4,4 @@
 //! functions instead of calling the OS (or `libc`/`nix`) directly.
 
 pub mod fs;
+pub mod user;

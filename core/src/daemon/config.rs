@@ -1,0 +1,186 @@
+//! The daemon's configuration: a TOML file (unknown keys refused), then an
+//! explicit validation step, then command-line overrides.
+
+use crate::engine::EngineProfile;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `arcella.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// Where artifacts, module records and uploads live.
+    pub data_dir: PathBuf,
+    /// The management socket.
+    pub socket: PathBuf,
+    /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` wins.
+    pub log_level: String,
+    /// The board this device is (shown by `arcella info`).
+    pub board: String,
+    /// How long running modules get to stop at shutdown, e.g. "5s".
+    #[serde(with = "duration_text")]
+    pub shutdown_grace: Duration,
+    /// Who may use the socket besides root and the daemon's own user.
+    pub access: Access,
+    /// The engine every module runs in; artifacts must match it.
+    pub engine: EngineProfile,
+}
+
+/// Socket access control, checked with SO_PEERCRED on every connection.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Access {
+    pub allowed_uids: Vec<u32>,
+    pub allowed_gids: Vec<u32>,
+    /// If set, the socket is made group-accessible (0660) for this gid.
+    pub socket_gid: Option<u32>,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        let defaults = super::paths::Defaults::for_this_user();
+        Self {
+            data_dir: defaults.data_dir,
+            socket: defaults.socket,
+            log_level: "info".into(),
+            board: "generic".into(),
+            shutdown_grace: Duration::from_secs(5),
+            access: Access::default(),
+            engine: EngineProfile::default(),
+        }
+    }
+}
+
+/// Why the configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: {source}")]
+    Read {
+        file: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Parse { file: String, message: String },
+    #[error("{file}: `{key}`: {message}")]
+    Invalid {
+        file: String,
+        key: &'static str,
+        message: String,
+    },
+}
+
+const LEVELS: [&str; 5] = ["error", "warn", "info", "debug", "trace"];
+
+impl DaemonConfig {
+    /// Reads `file`; a missing file at the default location means defaults.
+    pub fn load(file: &Path, must_exist: bool) -> Result<Self, ConfigError> {
+        let shown = file.display().to_string();
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(Self::default()),
+            Err(source) => return Err(ConfigError::Read { file: shown, source }),
+        };
+        Self::parse(&text, &shown)
+    }
+
+    /// Parses and validates configuration text.
+    pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: crate::units::describe_toml_error(&e, text),
+        })?;
+        config.validate(file)?;
+        Ok(config)
+    }
+
+    /// The checks serde cannot express.
+    pub fn validate(&self, file: &str) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid {
+            file: file.to_owned(),
+            key,
+            message,
+        };
+        if !LEVELS.contains(&self.log_level.as_str()) {
+            return Err(invalid(
+                "log_level",
+                format!("`{}` is not one of {}", self.log_level, LEVELS.join(", ")),
+            ));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty".into()));
+        }
+        if self.socket.as_os_str().is_empty() {
+            return Err(invalid("socket", "must not be empty".into()));
+        }
+        // sun_path holds 108 bytes including the terminating NUL.
+        if self.socket.as_os_str().len() > 107 {
+            return Err(invalid("socket", "a Unix socket path must be at most 107 bytes".into()));
+        }
+        if self.shutdown_grace > Duration::from_secs(300) {
+            return Err(invalid("shutdown_grace", "must be at most 5m".into()));
+        }
+        self.engine.validate().map_err(|e| invalid("engine", e.to_string()))?;
+        Ok(())
+    }
+}
+
+/// Durations written as "500ms", "5s", "2m".
+mod duration_text {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::units::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_means_defaults() {
+        let config = DaemonConfig::parse("", "arcella.toml").unwrap();
+        assert_eq!(config, DaemonConfig::default());
+    }
+
+    #[test]
+    fn keys_are_read_and_unknown_keys_named() {
+        let config = DaemonConfig::parse(
+            "data_dir = \"/d\"\nsocket = \"/s.sock\"\nshutdown_grace = \"2s\"\n[engine]\ntarget = \"pulley64\"\n",
+            "a.toml",
+        )
+        .unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/d"));
+        assert_eq!(config.shutdown_grace, Duration::from_secs(2));
+        let err = DaemonConfig::parse("data_dri = \"/d\"", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.toml") && err.contains("data_dri") && err.contains("line 1"),
+            "{err}"
+        );
+        let err = DaemonConfig::parse("[access]\nallowed_uid = [1]", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allowed_uid"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key_and_what_is_allowed() {
+        let err = DaemonConfig::parse("log_level = \"loud\"", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("log_level") && err.contains("info"), "{err}");
+        let long = format!("socket = \"/{}\"", "x".repeat(200));
+        let err = DaemonConfig::parse(&long, "a.toml").unwrap_err().to_string();
+        assert!(err.contains("`socket`"), "{err}");
+        let err = DaemonConfig::parse("shutdown_grace = \"soon\"", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("shutdown_grace") || err.contains("soon"), "{err}");
+    }
+}

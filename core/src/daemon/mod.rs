@@ -1,0 +1,136 @@
+//! The daemon: keeps modules installed and running, managed over a local
+//! Unix socket. `run` is the whole lifecycle: open the data directory, load
+//! the registry, start what should run, serve the socket until SIGTERM or
+//! SIGINT, then stop modules within the grace period.
+
+pub mod config;
+pub mod interface;
+pub mod paths;
+pub mod registry;
+pub mod server;
+pub mod supervisor;
+pub mod uploads;
+
+use crate::artifact::ArtifactStore;
+use crate::engine::new_engine;
+use crate::fingerprint::EngineFingerprint;
+use config::DaemonConfig;
+use registry::Registry;
+use smol::stream::StreamExt;
+use std::path::Path;
+use std::sync::Arc;
+use supervisor::Supervisor;
+use uploads::Uploads;
+
+/// Why the daemon could not start (or had to stop).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("another arcella daemon is already serving {0}; stop it first or pick another --socket")]
+    AlreadyRunning(String),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    #[error(transparent)]
+    Store(#[from] crate::artifact::StoreError),
+    #[error(transparent)]
+    Registry(#[from] registry::RegistryError),
+    #[error("{0}")]
+    Remote(#[from] crate::protocol::RemoteError),
+}
+
+fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> DaemonError + 'a {
+    move |source| DaemonError::Io {
+        what,
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Runs the daemon until a termination signal; blocks the calling thread.
+pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    let executor = Arc::new(smol::Executor::new());
+    // wasmtime-wasi's host calls need a tokio context: Compat provides one
+    // (a single tokio thread) around everything the executor polls.
+    smol::block_on(async_compat::Compat::new(executor.run(serve(config, executor.clone()))))
+}
+
+async fn serve(config: DaemonConfig, executor: Arc<smol::Executor<'static>>) -> Result<(), DaemonError> {
+    crate::sys::fs::create_private_dir(&config.data_dir)
+        .map_err(io_err("cannot create the data directory", &config.data_dir))?;
+    let engine = new_engine(&config.engine)?;
+    let store = ArtifactStore::open(&config.data_dir)?;
+    let registry = Registry::open(&config.data_dir)?;
+    let uploads = Uploads::open(&config.data_dir).map_err(io_err("cannot prepare uploads in", &config.data_dir))?;
+    let grace = config.shutdown_grace;
+    let socket = config.socket.clone();
+    let access = config.access.clone();
+    let supervisor = Supervisor::new(engine, config.clone(), store, registry, uploads, executor.clone());
+    supervisor.load_registry()?;
+    let listener = bind(&socket, access.socket_gid)?;
+    let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
+        .map_err(io_err("cannot watch signals for", &socket))?;
+    log::info!(
+        "arcella {} serving {} (data {}, engine {}, {} modules)",
+        env!("CARGO_PKG_VERSION"),
+        socket.display(),
+        config.data_dir.display(),
+        EngineFingerprint::of(&config.engine),
+        supervisor.list().len()
+    );
+    supervisor.start_desired();
+    let server = server::Server::new(supervisor.clone(), access, executor);
+    let signal = smol::future::or(
+        async {
+            server::accept_loop(listener, server).await;
+            None
+        },
+        async { signals.next().await.and_then(Result::ok) },
+    )
+    .await;
+    log::info!(
+        "{} received: stopping modules (grace {})",
+        signal.map_or("signal".into(), |s| format!("{s:?}")),
+        crate::run::humanize(grace)
+    );
+    supervisor.shutdown(grace).await;
+    let _ = std::fs::remove_file(&socket);
+    log::info!("stopped");
+    Ok(())
+}
+
+/// Binds the socket with owner-only (or group) permissions, replacing a
+/// stale socket file but never a live daemon's.
+fn bind(path: &Path, group: Option<u32>) -> Result<smol::net::unix::UnixListener, DaemonError> {
+    if let Some(dir) = path.parent()
+        && !dir.exists()
+    {
+        crate::sys::fs::create_private_dir(dir).map_err(io_err("cannot create the socket directory", dir))?;
+        if let Some(gid) = group {
+            crate::sys::fs::set_group(dir, gid)
+                .map_err(io_err("cannot give the socket directory to its group", dir))?;
+            crate::sys::fs::set_mode(dir, 0o750)
+                .map_err(io_err("cannot open the socket directory to its group", dir))?;
+        }
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(DaemonError::AlreadyRunning(path.display().to_string()));
+        }
+        std::fs::remove_file(path).map_err(io_err("cannot remove the stale socket", path))?;
+    }
+    let listener = smol::net::unix::UnixListener::bind(path).map_err(io_err("cannot listen on", path))?;
+    match group {
+        Some(gid) => {
+            crate::sys::fs::set_group(path, gid).map_err(io_err("cannot give the socket to its group", path))?;
+            crate::sys::fs::set_mode(path, 0o660).map_err(io_err("cannot set the mode of", path))?;
+        }
+        None => crate::sys::fs::set_mode(path, 0o600).map_err(io_err("cannot set the mode of", path))?,
+    }
+    Ok(listener)
+}

@@ -1,0 +1,162 @@
+//! Installed modules, persisted one file each under `<data>/modules/`.
+//!
+//! A module exists exactly when its record file does. Records are written
+//! last in an install (after the artifact is in the store), atomically, so
+//! a crash leaves every module fully installed or absent.
+
+use crate::protocol::DesiredState;
+use crate::sys::fs as sysfs;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One installed version of a module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub version: String,
+    /// Code digest (hex) of its artifact in the store.
+    pub artifact: String,
+    pub component_toml: Option<String>,
+    pub deployment_toml: String,
+}
+
+/// What the daemon remembers about a module across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleRecord {
+    pub id: String,
+    pub desired: DesiredState,
+    pub current: VersionRecord,
+    /// The version `update` replaced, kept for rollback.
+    pub previous: Option<VersionRecord>,
+}
+
+/// Why the registry could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("module registry {dir}: {source}")]
+    Io {
+        dir: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("module record {file} is unreadable ({reason}); the module is skipped, its file kept for inspection")]
+    Corrupt { file: String, reason: String },
+}
+
+/// The directory of module records.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    dir: PathBuf,
+}
+
+const EXT: &str = "toml";
+
+impl Registry {
+    pub fn open(data_dir: &Path) -> Result<Self, RegistryError> {
+        let dir = data_dir.join("modules");
+        let io_err = |source| RegistryError::Io {
+            dir: dir.display().to_string(),
+            source,
+        };
+        fs::create_dir_all(&dir).map_err(io_err)?;
+        sysfs::remove_stale_temps(&dir).map_err(io_err)?;
+        Ok(Self { dir })
+    }
+
+    fn io_err(&self) -> impl Fn(io::Error) -> RegistryError + '_ {
+        |source| RegistryError::Io {
+            dir: self.dir.display().to_string(),
+            source,
+        }
+    }
+
+    /// Every record, and the records that could not be read.
+    pub fn load_all(&self) -> Result<(Vec<ModuleRecord>, Vec<RegistryError>), RegistryError> {
+        let mut records = Vec::new();
+        let mut broken = Vec::new();
+        let mut paths: Vec<PathBuf> = fs::read_dir(&self.dir)
+            .map_err(self.io_err())?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == EXT))
+            .collect();
+        paths.sort();
+        for path in paths {
+            match self.read(&path) {
+                Ok(record) => records.push(record),
+                Err(e) => broken.push(e),
+            }
+        }
+        Ok((records, broken))
+    }
+
+    fn read(&self, path: &Path) -> Result<ModuleRecord, RegistryError> {
+        let corrupt = |reason: String| RegistryError::Corrupt {
+            file: path.display().to_string(),
+            reason,
+        };
+        let text = fs::read_to_string(path).map_err(|e| corrupt(e.to_string()))?;
+        let record: ModuleRecord = toml::from_str(&text).map_err(|e| corrupt(e.message().to_owned()))?;
+        let expected = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+        if expected.as_deref() != Some(record.id.as_str()) {
+            return Err(corrupt(format!("it describes module `{}`", record.id)));
+        }
+        Ok(record)
+    }
+
+    /// Writes a record atomically and durably.
+    pub fn save(&self, record: &ModuleRecord) -> Result<(), RegistryError> {
+        let text = toml::to_string(record).map_err(|e| self.io_err()(io::Error::other(e)))?;
+        sysfs::write_atomic(&self.dir, &format!("{}.{EXT}", record.id), text.as_bytes()).map_err(self.io_err())?;
+        Ok(())
+    }
+
+    /// Removes a record durably.
+    pub fn remove(&self, id: &str) -> Result<(), RegistryError> {
+        sysfs::remove_durably(&self.dir.join(format!("{id}.{EXT}"))).map_err(self.io_err())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(id: &str) -> ModuleRecord {
+        ModuleRecord {
+            id: id.into(),
+            desired: DesiredState::Running,
+            current: VersionRecord {
+                version: "1.0.0".into(),
+                artifact: "ab".repeat(32),
+                component_toml: Some("name = \"x\"\nversion = \"1\"\n".into()),
+                deployment_toml: "trusted = true\n".into(),
+            },
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn records_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.save(&record("b")).unwrap();
+        registry.save(&record("a")).unwrap();
+        let (records, broken) = registry.load_all().unwrap();
+        assert!(broken.is_empty());
+        assert_eq!(records, vec![record("a"), record("b")]);
+        registry.remove("a").unwrap();
+        assert_eq!(registry.load_all().unwrap().0, vec![record("b")]);
+    }
+
+    #[test]
+    fn a_corrupt_record_is_reported_and_the_others_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        registry.save(&record("good")).unwrap();
+        fs::write(dir.path().join("modules/bad.toml"), "id = ").unwrap();
+        let (records, broken) = registry.load_all().unwrap();
+        assert_eq!(records, vec![record("good")]);
+        assert_eq!(broken.len(), 1);
+        assert!(broken[0].to_string().contains("bad.toml"));
+    }
+}

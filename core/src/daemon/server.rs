@@ -1,0 +1,276 @@
+//! The management socket: accepts connections, checks who is calling,
+//! does the handshake, then serves requests until the peer goes away.
+//!
+//! Every connection gets a bounded outgoing queue drained by its own writer
+//! task, so a slow reader cannot make the daemon buffer without limit, and
+//! responses and pushed events never interleave mid-frame.
+
+use super::config::Access;
+use super::supervisor::Supervisor;
+use crate::protocol::frame::{self, FrameError, FrameReader, MAX_FRAME_LEN};
+use crate::protocol::{
+    ClientMessage, ErrorKind, Hello, HelloReply, RemoteError, Request, Response, ServerMessage, handshake,
+};
+use crate::sys::user::{PeerCredentials, peer_credentials};
+use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::net::unix::{UnixListener, UnixStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+/// Connections served at once; more are refused with a reason.
+pub const MAX_CONNECTIONS: usize = 64;
+/// How long a new connection has to complete the handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Outgoing messages queued per connection.
+const OUTGOING_QUEUE: usize = 64;
+
+/// State shared by every connection.
+#[derive(Debug)]
+pub struct Server {
+    pub supervisor: Supervisor,
+    pub access: Access,
+    pub daemon_uid: u32,
+    pub executor: Arc<smol::Executor<'static>>,
+    connections: AtomicUsize,
+}
+
+impl Server {
+    pub fn new(supervisor: Supervisor, access: Access, executor: Arc<smol::Executor<'static>>) -> Arc<Self> {
+        Arc::new(Self {
+            supervisor,
+            access,
+            daemon_uid: crate::sys::user::effective_uid(),
+            executor,
+            connections: AtomicUsize::new(0),
+        })
+    }
+
+    fn allows(&self, peer: &PeerCredentials) -> bool {
+        peer.uid == 0
+            || peer.uid == self.daemon_uid
+            || self.access.allowed_uids.contains(&peer.uid)
+            || self.access.allowed_gids.contains(&peer.gid)
+    }
+}
+
+/// Accepts connections forever.
+pub async fn accept_loop(listener: UnixListener, server: Arc<Server>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let server_for_task = server.clone();
+                server
+                    .executor
+                    .spawn(serve_connection(server_for_task, stream))
+                    .detach();
+            }
+            Err(e) => {
+                log::warn!("accepting a management connection failed: {e}");
+                smol::Timer::after(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Counts a connection for as long as it lives.
+struct Slot<'a>(&'a AtomicUsize);
+
+impl Drop for Slot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
+    let _slot = Slot(&server.connections);
+    let open = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let peer = match peer_credentials(&stream) {
+        Ok(peer) => peer,
+        Err(e) => {
+            log::warn!("cannot read the peer credentials of a management connection: {e}");
+            return;
+        }
+    };
+    let mut reader = FrameReader::new(MAX_FRAME_LEN);
+    let hello = smol::future::or(async { Some(read_frame(&mut stream, &mut reader).await) }, async {
+        smol::Timer::after(HANDSHAKE_TIMEOUT).await;
+        None
+    })
+    .await;
+    let refuse = |reason: String| HelloReply::Refused {
+        daemon_version: crate::protocol::PROTOCOL_VERSION,
+        reason,
+    };
+    let reply = match hello {
+        None => {
+            log::info!(
+                "pid {} (uid {}) sent no handshake within {HANDSHAKE_TIMEOUT:?}; closing",
+                peer.pid,
+                peer.uid
+            );
+            return;
+        }
+        Some(Ok(Some(frame))) => match frame::decode::<Hello>(&frame) {
+            Ok(hello) if !server.allows(&peer) => {
+                log::warn!(
+                    "refused management connection from uid {} (pid {}, {})",
+                    peer.uid,
+                    peer.pid,
+                    hello.peer
+                );
+                refuse(format!(
+                    "uid {} is not allowed to manage this daemon (allowed: root, uid {}, and [access] in its config)",
+                    peer.uid, server.daemon_uid
+                ))
+            }
+            Ok(_) if open > MAX_CONNECTIONS => refuse(format!(
+                "the daemon already serves {MAX_CONNECTIONS} connections; retry later"
+            )),
+            Ok(hello) => handshake::answer(&hello, &format!("arcella {}", env!("CARGO_PKG_VERSION"))),
+            Err(_) => refuse("not an Arcella management peer: the first frame is not a handshake".into()),
+        },
+        Some(Ok(None)) | Some(Err(_)) => return,
+    };
+    let welcomed = matches!(reply, HelloReply::Welcome { .. });
+    if write_message(&mut stream, &reply).await.is_err() || !welcomed {
+        return;
+    }
+    let (tx, rx) = async_channel::bounded::<ServerMessage>(OUTGOING_QUEUE);
+    let writer = server.executor.spawn(write_loop(stream.clone(), rx));
+    let mut follower: Option<smol::Task<()>> = None;
+    loop {
+        let frame = match read_frame(&mut stream, &mut reader).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => {
+                if reader.buffered() > 0 {
+                    log::info!(
+                        "pid {} closed the connection in the middle of a frame ({} bytes)",
+                        peer.pid,
+                        reader.buffered()
+                    );
+                }
+                break;
+            }
+            Err(ReadError::Frame(e)) => {
+                let _ = tx
+                    .send(ServerMessage::Error(RemoteError::new(
+                        ErrorKind::BadRequest,
+                        e.to_string(),
+                    )))
+                    .await;
+                break;
+            }
+            Err(ReadError::Io(e)) => {
+                log::debug!("management connection from pid {} ended: {e}", peer.pid);
+                break;
+            }
+        };
+        let message = match frame::decode::<ClientMessage>(&frame) {
+            Ok(message) => message,
+            Err(e) => {
+                let error = RemoteError::new(ErrorKind::BadRequest, format!("could not decode the request: {e}"));
+                if tx.send(ServerMessage::Error(error)).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+        };
+        let result = handle(&server, message.request, &tx, &mut follower);
+        if tx
+            .send(ServerMessage::Response { id: message.id, result })
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    drop(follower);
+    drop(tx);
+    writer.await;
+}
+
+fn handle(
+    server: &Server,
+    request: Request,
+    tx: &async_channel::Sender<ServerMessage>,
+    follower: &mut Option<smol::Task<()>>,
+) -> Result<Response, RemoteError> {
+    let sup = &server.supervisor;
+    match request {
+        Request::Info => Ok(Response::Info(sup.info())),
+        Request::List => Ok(Response::Modules(sup.list())),
+        Request::Status { module } => sup.status(&module).map(Response::Status),
+        Request::Inspect { module } => sup.inspect(&module).map(Response::Inspect),
+        Request::Logs { module, tail } => sup.logs(&module, tail).map(Response::Logs),
+        Request::Follow { module } => {
+            let events = sup.follow(module)?;
+            let tx = tx.clone();
+            *follower = Some(server.executor.spawn(async move {
+                while let Ok(event) = events.recv().await {
+                    if tx.send(ServerMessage::Event(event)).await.is_err() {
+                        return;
+                    }
+                }
+            }));
+            Ok(Response::Following)
+        }
+        Request::Unfollow => {
+            *follower = None;
+            Ok(Response::Unfollowed)
+        }
+        Request::Upload(chunk) => {
+            let (received, complete) = sup.uploads().accept(&chunk)?;
+            Ok(Response::Uploaded { received, complete })
+        }
+        Request::Install(spec) => sup.install(&spec).map(Response::Module),
+        Request::Update { module, spec } => sup.update(&module, &spec).map(Response::Module),
+        Request::Start { module } => sup
+            .start(&module)
+            .and_then(|()| sup.summary(&module))
+            .map(Response::Module),
+        Request::Stop { module } => sup
+            .stop(&module)
+            .and_then(|()| sup.summary(&module))
+            .map(Response::Module),
+        Request::Restart { module } => sup
+            .restart(&module)
+            .and_then(|()| sup.summary(&module))
+            .map(Response::Module),
+        Request::Remove { module } => sup.remove(&module).map(|()| Response::Removed { module }),
+    }
+}
+
+enum ReadError {
+    Frame(FrameError),
+    Io(std::io::Error),
+}
+
+/// The next complete frame, `None` at end of stream.
+async fn read_frame(stream: &mut UnixStream, reader: &mut FrameReader) -> Result<Option<Vec<u8>>, ReadError> {
+    let mut buf = [0u8; 8192];
+    loop {
+        if let Some(frame) = reader.next_frame() {
+            return Ok(Some(frame));
+        }
+        let n = stream.read(&mut buf).await.map_err(ReadError::Io)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        reader.push(&buf[..n]).map_err(ReadError::Frame)?;
+    }
+}
+
+async fn write_message<T: serde::Serialize>(stream: &mut UnixStream, message: &T) -> std::io::Result<()> {
+    let bytes = frame::encode(message).map_err(std::io::Error::other)?;
+    stream.write_all(&bytes).await
+}
+
+async fn write_loop(mut stream: UnixStream, outgoing: async_channel::Receiver<ServerMessage>) {
+    while let Ok(message) = outgoing.recv().await {
+        if let Err(e) = write_message(&mut stream, &message).await {
+            log::debug!("management connection closed while writing: {e}");
+            return;
+        }
+    }
+}

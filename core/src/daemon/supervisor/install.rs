@@ -1,0 +1,346 @@
+//! Install, update and remove; loading the registry at startup.
+//!
+//! Order of an install, so that a crash at any point leaves the module
+//! fully installed or absent: the upload is verified; the artifact is
+//! verified and written to the store; the manifests are validated against
+//! the artifact; and only then is the module record written (atomically).
+//! Artifacts left without a record are collected at the next start.
+
+use super::{Loaded, Slot, Supervisor, internal, not_found};
+use crate::artifact::{self, ArtifactRef, InputKind, Program, format};
+use crate::daemon::interface;
+use crate::daemon::registry::{ModuleRecord, VersionRecord};
+use crate::manifest::{self, ManifestError, Validated};
+use crate::protocol::{DesiredState, ErrorKind, InstallSpec, ModuleState, RemoteError};
+use crate::run::LogBook;
+use std::collections::BTreeSet;
+
+fn invalid_artifact(message: impl Into<String>) -> RemoteError {
+    RemoteError::new(ErrorKind::InvalidArtifact, message)
+}
+
+fn invalid_manifest(e: ManifestError) -> RemoteError {
+    RemoteError::new(ErrorKind::InvalidManifest, e.to_string())
+}
+
+impl Supervisor {
+    /// Loads every module record; modules that cannot be loaded stay
+    /// listed as failed with the reason, their files untouched.
+    pub fn load_registry(&self) -> Result<(), RemoteError> {
+        let (records, broken) = self
+            .inner
+            .registry
+            .load_all()
+            .map_err(|e| internal("reading the registry", e))?;
+        for e in &broken {
+            log::error!("{e}");
+        }
+        for record in records {
+            let id = record.id.clone();
+            let logs = LogBook::new(&id, Some(self.log_listener()));
+            let (loaded, state, last_error) = match self.load_version(&record.current) {
+                Ok(loaded) => (Some(loaded), ModuleState::Stopped, None),
+                Err(e) => {
+                    log::error!("module `{id}` cannot be loaded: {e}");
+                    (
+                        None,
+                        ModuleState::Failed {
+                            reason: e.message.clone(),
+                        },
+                        Some(e.message),
+                    )
+                }
+            };
+            let slot = new_slot(record, loaded, state, logs, last_error);
+            self.lock().modules.insert(id, slot);
+        }
+        if broken.is_empty() {
+            self.collect_garbage();
+        } else {
+            log::warn!("unreadable module records: artifact garbage collection skipped so nothing is lost");
+        }
+        Ok(())
+    }
+
+    /// Re-creates a stored version's program and manifests.
+    fn load_version(&self, version: &VersionRecord) -> Result<Loaded, RemoteError> {
+        let program = self
+            .inner
+            .store
+            .load(&self.inner.engine, &self.inner.config.engine, &version.artifact)
+            .map_err(|e| invalid_artifact(e.to_string()))?;
+        let header = self
+            .inner
+            .store
+            .header(&version.artifact)
+            .map_err(|e| invalid_artifact(e.to_string()))?;
+        let manifests = self.validate(
+            &program,
+            &header.source_name,
+            version.component_toml.as_deref(),
+            &version.deployment_toml,
+        )?;
+        Ok(Loaded { program, manifests })
+    }
+
+    fn validate(
+        &self,
+        program: &Program,
+        source_name: &str,
+        component_toml: Option<&str>,
+        deployment_toml: &str,
+    ) -> Result<Validated, RemoteError> {
+        let interface = interface::describe(&self.inner.engine, program, source_name);
+        let component = component_toml
+            .map(|text| manifest::parse_component(text, "component.toml"))
+            .transpose()
+            .map_err(invalid_manifest)?;
+        let deployment = manifest::parse_deployment(deployment_toml, "deployment.toml").map_err(invalid_manifest)?;
+        let validated = manifest::validate(component, deployment, &interface).map_err(invalid_manifest)?;
+        let engine_stack = self.inner.config.engine.max_wasm_stack as u64;
+        if let Some(stack) = validated.deployment.limits.stack
+            && stack > engine_stack
+        {
+            return Err(RemoteError::new(
+                ErrorKind::InvalidManifest,
+                format!(
+                    "deployment.toml: limits.stack = {stack} exceeds this daemon's engine stack limit ({engine_stack} bytes, \
+                     [engine] max_wasm_stack in the daemon config)"
+                ),
+            ));
+        }
+        if interface.kind == artifact::ArtifactKind::Component && !validated.entrypoint.starts_with("wasi:cli/run") {
+            return Err(RemoteError::new(
+                ErrorKind::InvalidManifest,
+                format!(
+                    "deployment.toml: entrypoint `{}`: components are started through wasi:cli/run today",
+                    validated.entrypoint
+                ),
+            ));
+        }
+        Ok(validated)
+    }
+
+    /// Verifies an upload, stores its artifact, validates the manifests.
+    fn stage(&self, spec: &InstallSpec) -> Result<(String, Loaded), RemoteError> {
+        let path = self.inner.uploads.completed(&spec.upload)?;
+        let bytes = std::fs::read(&path).map_err(|e| internal("reading the upload", e))?;
+        let artifact_id = match InputKind::of(&bytes) {
+            InputKind::Artifact => {
+                let artifact = format::decode(&bytes).map_err(|e| invalid_artifact(format!("the artifact: {e}")))?;
+                artifact::load::check_fingerprint(
+                    &artifact.header,
+                    &self.inner.config.engine,
+                    std::path::Path::new("the artifact"),
+                )
+                .map_err(|e| invalid_artifact(e.to_string()))?;
+                self.inner
+                    .store
+                    .put(&artifact)
+                    .map_err(|e| internal("storing the artifact", e))?
+            }
+            InputKind::Wasm(_) | InputKind::Wat => self.compile_upload(&bytes)?,
+            other => return Err(invalid_artifact(format!("the uploaded file is {}", other.describe()))),
+        };
+        let loaded = self.load_version(&VersionRecord {
+            version: String::new(),
+            artifact: artifact_id.clone(),
+            component_toml: spec.component_toml.clone(),
+            deployment_toml: spec.deployment_toml.clone(),
+        })?;
+        Ok((artifact_id, loaded))
+    }
+
+    #[cfg(feature = "compiler")]
+    fn compile_upload(&self, bytes: &[u8]) -> Result<String, RemoteError> {
+        let compiled = artifact::compile::compile(&self.inner.config.engine, bytes, "module.wasm")
+            .map_err(|e| invalid_artifact(e.to_string()))?;
+        let artifact = ArtifactRef {
+            header: compiled.header,
+            code: &compiled.code,
+        };
+        self.inner
+            .store
+            .put(&artifact)
+            .map_err(|e| internal("storing the artifact", e))
+    }
+
+    #[cfg(not(feature = "compiler"))]
+    fn compile_upload(&self, _bytes: &[u8]) -> Result<String, RemoteError> {
+        Err(invalid_artifact(format!(
+            "this daemon has no compiler (a device build): upload an artifact compiled for engine {} \
+             (on a build host: arcella compile module.wasm --target {})",
+            crate::EngineFingerprint::of(&self.inner.config.engine),
+            self.inner.config.engine.target.resolved()
+        )))
+    }
+
+    /// Installs a new module; starts it if its deployment says autostart.
+    pub fn install(&self, spec: &InstallSpec) -> Result<crate::protocol::ModuleSummary, RemoteError> {
+        let (artifact_id, loaded) = self.stage(spec)?;
+        let id = loaded.manifests.id.clone();
+        if let Some(existing) = self.lock().modules.get(&id) {
+            return Err(RemoteError::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "module `{id}` is already installed (version {}); use `arcella update {id} …` to replace it",
+                    existing.record.current.version
+                ),
+            ));
+        }
+        let autostart = loaded.manifests.deployment.startup.autostart;
+        let record = ModuleRecord {
+            id: id.clone(),
+            desired: if autostart {
+                DesiredState::Running
+            } else {
+                DesiredState::Stopped
+            },
+            current: VersionRecord {
+                version: loaded.manifests.version.clone(),
+                artifact: artifact_id,
+                component_toml: spec.component_toml.clone(),
+                deployment_toml: spec.deployment_toml.clone(),
+            },
+            previous: None,
+        };
+        self.inner
+            .registry
+            .save(&record)
+            .map_err(|e| internal("saving the module record", e))?;
+        self.inner.uploads.discard(&spec.upload);
+        let logs = LogBook::new(&id, Some(self.log_listener()));
+        logs.note(&format!("installed version {}", record.current.version));
+        self.lock().modules.insert(
+            id.clone(),
+            new_slot(record, Some(loaded), ModuleState::Stopped, logs, None),
+        );
+        if autostart {
+            self.start_or_record(&id);
+        }
+        self.summary(&id)
+    }
+
+    /// Replaces a module's version, keeping the old one as `previous`.
+    pub fn update(&self, id: &str, spec: &InstallSpec) -> Result<crate::protocol::ModuleSummary, RemoteError> {
+        if !self.lock().modules.contains_key(id) {
+            return Err(not_found(id));
+        }
+        let (artifact_id, loaded) = self.stage(spec)?;
+        if loaded.manifests.id != id {
+            return Err(RemoteError::new(
+                ErrorKind::InvalidManifest,
+                format!(
+                    "the new version is module `{}`, not `{id}`: update replaces a module with a version of itself",
+                    loaded.manifests.id
+                ),
+            ));
+        }
+        let desired = {
+            let mut state = self.lock();
+            let Some(slot) = state.modules.get_mut(id) else {
+                return Err(not_found(id));
+            };
+            let mut record = slot.record.clone();
+            record.previous = Some(record.current.clone());
+            record.current = VersionRecord {
+                version: loaded.manifests.version.clone(),
+                artifact: artifact_id,
+                component_toml: spec.component_toml.clone(),
+                deployment_toml: spec.deployment_toml.clone(),
+            };
+            self.inner
+                .registry
+                .save(&record)
+                .map_err(|e| internal("saving the module record", e))?;
+            slot.logs.note(&format!(
+                "updating {} -> {}",
+                record.previous.as_ref().map_or("?", |p| p.version.as_str()),
+                record.current.version
+            ));
+            slot.record = record;
+            slot.loaded = Some(loaded);
+            slot.last_error = None;
+            slot.failures = 0;
+            let desired = slot.record.desired;
+            self.halt(&mut state, id, "replaced by the new version");
+            desired
+        };
+        self.inner.uploads.discard(&spec.upload);
+        if desired == DesiredState::Running {
+            self.start_or_record(id);
+        }
+        self.collect_garbage();
+        self.summary(id)
+    }
+
+    /// Stops and uninstalls a module; its artifacts are collected.
+    pub fn remove(&self, id: &str) -> Result<(), RemoteError> {
+        let mut state = self.lock();
+        if !state.modules.contains_key(id) {
+            return Err(not_found(id));
+        }
+        self.halt(&mut state, id, "removed");
+        self.inner
+            .registry
+            .remove(id)
+            .map_err(|e| internal("removing the module record", e))?;
+        state.modules.remove(id);
+        drop(state);
+        self.collect_garbage();
+        Ok(())
+    }
+
+    /// Starts a freshly installed or updated module; a failure to start
+    /// is recorded in its state rather than undoing the install.
+    fn start_or_record(&self, id: &str) {
+        if let Err(e) = self.start(id) {
+            let mut state = self.lock();
+            if let Some(slot) = state.modules.get_mut(id) {
+                slot.last_error = Some(e.message.clone());
+                slot.logs.note(&e.message);
+            }
+            self.set_state(&mut state, id, ModuleState::Failed { reason: e.message });
+        }
+    }
+
+    /// Deletes stored artifacts no module record refers to.
+    fn collect_garbage(&self) {
+        let referenced: BTreeSet<String> = self
+            .lock()
+            .modules
+            .values()
+            .flat_map(|slot| std::iter::once(&slot.record.current).chain(slot.record.previous.as_ref()))
+            .map(|version| version.artifact.clone())
+            .collect();
+        let Ok(stored) = self.inner.store.list() else { return };
+        for id in stored.into_iter().filter(|id| !referenced.contains(id)) {
+            match self.inner.store.remove(&id) {
+                Ok(()) => log::info!("removed unreferenced artifact {}", &id[..12.min(id.len())]),
+                Err(e) => log::warn!("cannot remove unreferenced artifact {id}: {e}"),
+            }
+        }
+    }
+}
+
+fn new_slot(
+    record: ModuleRecord,
+    loaded: Option<Loaded>,
+    state: ModuleState,
+    logs: LogBook,
+    last_error: Option<String>,
+) -> Slot {
+    Slot {
+        record,
+        loaded,
+        state,
+        task: None,
+        generation: 0,
+        logs,
+        failures: 0,
+        restarts: 0,
+        last_exit: None,
+        last_error,
+        started_at: None,
+    }
+}

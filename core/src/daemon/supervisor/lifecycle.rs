@@ -1,0 +1,364 @@
+//! Starting, stopping, exits, restarts with backoff, shutdown.
+
+use super::{Loaded, Slot, State, Supervisor, not_found, unix_now};
+use crate::manifest::{DeploymentManifest, RestartPolicy};
+use crate::protocol::{DesiredState, ErrorKind, Event, Isolation, ModuleKind, ModuleState, RemoteError};
+use crate::run::{self, DirGrant, Grants, Invocation, Limits, Output, RunError};
+use std::time::{Duration, Instant};
+
+/// A run at least this long resets the failure count.
+const STABLE_RUN: Duration = Duration::from_secs(10);
+
+impl Supervisor {
+    /// Starts a module (no-op if running) and remembers that it should run.
+    pub fn start(&self, id: &str) -> Result<(), RemoteError> {
+        let mut state = self.lock();
+        let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
+        let loaded = slot.loaded.clone().ok_or_else(|| {
+            RemoteError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{id}` cannot start: {}",
+                    slot.last_error.clone().unwrap_or_default()
+                ),
+            )
+        })?;
+        if loaded.manifests.deployment.isolation == Isolation::Worker {
+            return Err(RemoteError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{id}` has isolation = \"worker\", and worker isolation is not available yet; \
+                     it stays installed and stopped (run it in-process only if it is trusted: trusted = true, isolation = \"main\")"
+                ),
+            ));
+        }
+        self.set_desired(slot, DesiredState::Running)?;
+        if slot.task.is_some() {
+            return Ok(());
+        }
+        slot.failures = 0;
+        self.launch(&mut state, id, loaded);
+        Ok(())
+    }
+
+    /// Stops a module and remembers that it should stay stopped.
+    pub fn stop(&self, id: &str) -> Result<(), RemoteError> {
+        let mut state = self.lock();
+        let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
+        self.set_desired(slot, DesiredState::Stopped)?;
+        self.halt(&mut state, id, "stopped on request");
+        Ok(())
+    }
+
+    /// Stops (if running) and starts again.
+    pub fn restart(&self, id: &str) -> Result<(), RemoteError> {
+        {
+            let mut state = self.lock();
+            if !state.modules.contains_key(id) {
+                return Err(not_found(id));
+            }
+            self.halt(&mut state, id, "restarting on request");
+        }
+        self.start(id)
+    }
+
+    fn set_desired(&self, slot: &mut Slot, desired: DesiredState) -> Result<(), RemoteError> {
+        if slot.record.desired != desired {
+            let mut record = slot.record.clone();
+            record.desired = desired;
+            self.inner
+                .registry
+                .save(&record)
+                .map_err(|e| super::internal("saving the module record", e))?;
+            slot.record = record;
+        }
+        Ok(())
+    }
+
+    /// Cancels a running instance or pending restart; the state becomes
+    /// `Stopped`.
+    pub(super) fn halt(&self, state: &mut State, id: &str, why: &str) {
+        let Some(slot) = state.modules.get_mut(id) else { return };
+        slot.generation += 1;
+        let was_running = matches!(slot.state, ModuleState::Running | ModuleState::Starting);
+        // Dropping the task cancels it: wasmtime unwinds the guest's fiber.
+        drop(slot.task.take());
+        slot.logs.note(why);
+        self.set_state(state, id, ModuleState::Stopped);
+        if was_running {
+            self.instance_ended(state);
+        }
+    }
+
+    /// Spawns an instance of `id` under a new generation.
+    pub(super) fn launch(&self, state: &mut State, id: &str, loaded: Loaded) {
+        let Some(slot) = state.modules.get_mut(id) else { return };
+        slot.generation += 1;
+        let generation = slot.generation;
+        slot.started_at = Some(unix_now());
+        slot.logs
+            .note(&format!("starting version {}", loaded.manifests.version));
+        let book = slot.logs.clone();
+        let supervisor = self.clone();
+        let engine = self.inner.engine.clone();
+        let profile = self.inner.config.engine.clone();
+        let id_owned = id.to_owned();
+        let task = self.inner.executor.spawn(async move {
+            let deployment = &loaded.manifests.deployment;
+            let grants = grants_for(&id_owned, deployment);
+            let limits = Limits {
+                fuel: deployment.limits.fuel,
+                max_memory: deployment.limits.memory,
+                timeout: deployment.limits.timeout,
+            };
+            let output = Output::Capture(book);
+            let invocation = Invocation {
+                name: &id_owned,
+                program: &loaded.program,
+                grants: &grants,
+                limits: &limits,
+                profile: &profile,
+                output: &output,
+                entrypoint: Some(&loaded.manifests.entrypoint),
+            };
+            let began = Instant::now();
+            let outcome = run::run(&engine, &invocation).await;
+            supervisor.on_exit(&id_owned, generation, outcome, began.elapsed());
+        });
+        slot.task = Some(task);
+        state.running += 1;
+        if state.ticker.is_none() {
+            match run::ticker::EpochTicker::start(&self.inner.engine) {
+                Ok(ticker) => state.ticker = Some(ticker),
+                Err(e) => log::error!("cannot start the epoch thread: {e}; timeouts will not fire"),
+            }
+        }
+        self.set_state(state, id, ModuleState::Running);
+    }
+
+    fn instance_ended(&self, state: &mut State) {
+        state.running = state.running.saturating_sub(1);
+        if state.running == 0 {
+            state.ticker = None;
+        }
+    }
+
+    /// An instance finished: record why, then follow the restart policy.
+    fn on_exit(&self, id: &str, generation: u64, outcome: Result<i32, RunError>, ran: Duration) {
+        let mut state = self.lock();
+        let Some(slot) = state.modules.get_mut(id) else { return };
+        if slot.generation != generation {
+            return;
+        }
+        if let Some(task) = slot.task.take() {
+            task.detach();
+        }
+        let Some(loaded) = slot.loaded.clone() else { return };
+        let deployment = &loaded.manifests.deployment;
+        let failed = match &outcome {
+            Ok(code) => {
+                slot.last_exit = Some(*code);
+                slot.logs.note(&format!("exited with code {code}"));
+                *code != 0
+            }
+            Err(err) => {
+                slot.last_error = Some(err.to_string());
+                slot.logs.note(&err.to_string());
+                true
+            }
+        };
+        if ran >= STABLE_RUN || !failed {
+            slot.failures = 0;
+        }
+        if failed {
+            slot.failures += 1;
+        }
+        let restart = slot.record.desired == DesiredState::Running
+            && match deployment.restart.policy {
+                RestartPolicy::Never => false,
+                RestartPolicy::OnFailure => failed,
+                RestartPolicy::Always => true,
+            };
+        let settled = match (&outcome, failed) {
+            (Ok(code), _) if deployment.kind == ModuleKind::Command || !restart => ModuleState::Exited { code: *code },
+            (Err(err), _) if !restart => ModuleState::Failed {
+                reason: err.to_string(),
+            },
+            _ => ModuleState::Stopped,
+        };
+        self.instance_ended(&mut state);
+        if !restart {
+            self.set_state(&mut state, id, settled);
+            return;
+        }
+        let Some(slot) = state.modules.get_mut(id) else { return };
+        if slot.failures > deployment.restart.max_restarts {
+            let reason = format!(
+                "crash loop: {} failures in a row (restart.max_restarts = {}); last: {}",
+                slot.failures,
+                deployment.restart.max_restarts,
+                slot.last_error
+                    .clone()
+                    .or_else(|| slot.last_exit.map(|c| format!("exit code {c}")))
+                    .unwrap_or_default()
+            );
+            slot.logs.note(&reason);
+            slot.last_error = Some(reason.clone());
+            self.set_state(&mut state, id, ModuleState::Failed { reason });
+            return;
+        }
+        let delay = backoff(deployment, slot.failures);
+        slot.restarts += 1;
+        slot.generation += 1;
+        let attempt = slot.restarts;
+        let generation = slot.generation;
+        let supervisor = self.clone();
+        let id_owned = id.to_owned();
+        slot.task = Some(self.inner.executor.spawn(async move {
+            smol::Timer::after(delay).await;
+            supervisor.restart_after_backoff(&id_owned, generation);
+        }));
+        self.set_state(
+            &mut state,
+            id,
+            ModuleState::BackingOff {
+                attempt,
+                in_ms: delay.as_millis() as u64,
+            },
+        );
+    }
+
+    fn restart_after_backoff(&self, id: &str, generation: u64) {
+        let mut state = self.lock();
+        let Some(slot) = state.modules.get_mut(id) else { return };
+        if slot.generation != generation || slot.record.desired != DesiredState::Running {
+            return;
+        }
+        if let Some(task) = slot.task.take() {
+            task.detach();
+        }
+        if let Some(loaded) = slot.loaded.clone() {
+            self.launch(&mut state, id, loaded);
+        }
+    }
+
+    /// Starts every module whose desired state is running (at startup).
+    pub fn start_desired(&self) {
+        let ids: Vec<String> = self
+            .lock()
+            .modules
+            .iter()
+            .filter(|(_, slot)| slot.record.desired == DesiredState::Running && slot.loaded.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            if let Err(e) = self.start(&id) {
+                log::warn!("{e}");
+                let mut state = self.lock();
+                if let Some(slot) = state.modules.get_mut(&id) {
+                    slot.last_error = Some(e.message.clone());
+                }
+                self.set_state(&mut state, &id, ModuleState::Failed { reason: e.message });
+            }
+        }
+    }
+
+    /// Stops every instance for shutdown, keeping desired states on disk,
+    /// and waits up to `grace` for them to finish unwinding.
+    pub async fn shutdown(&self, grace: Duration) {
+        let tasks: Vec<smol::Task<()>> = {
+            let mut state = self.lock();
+            let mut tasks = Vec::new();
+            for slot in state.modules.values_mut() {
+                slot.generation += 1;
+                if let Some(task) = slot.task.take() {
+                    slot.logs.note("daemon shutting down");
+                    tasks.push(task);
+                }
+            }
+            state.ticker = None;
+            state.running = 0;
+            tasks
+        };
+        let cancel_all = async {
+            for task in tasks {
+                task.cancel().await;
+            }
+        };
+        let timed_out = smol::future::or(
+            async {
+                cancel_all.await;
+                false
+            },
+            async {
+                smol::Timer::after(grace).await;
+                true
+            },
+        )
+        .await;
+        if timed_out {
+            log::warn!("some modules did not stop within {}", run::humanize(grace));
+        }
+    }
+}
+
+/// Exponential: initial × 2^(n−1), capped.
+fn backoff(deployment: &DeploymentManifest, failures: u32) -> Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    deployment
+        .restart
+        .backoff_initial
+        .saturating_mul(factor)
+        .min(deployment.restart.backoff_max)
+}
+
+fn grants_for(id: &str, deployment: &DeploymentManifest) -> Grants {
+    let caps = &deployment.capabilities;
+    let mut args = vec![id.to_owned()];
+    args.extend(caps.args.iter().cloned());
+    Grants {
+        args,
+        env: caps.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        dirs: caps
+            .dirs
+            .iter()
+            .map(|d| DirGrant {
+                host: d.host.clone(),
+                guest: d.guest.clone(),
+                read_only: d.read_only,
+            })
+            .collect(),
+    }
+}
+
+impl Supervisor {
+    /// Sets a module's state and tells its followers.
+    pub(super) fn set_state(&self, state: &mut State, id: &str, new: ModuleState) {
+        let Some(slot) = state.modules.get_mut(id) else { return };
+        if slot.state == new {
+            return;
+        }
+        slot.state = new.clone();
+        self.inner.broadcast(
+            id,
+            &Event::State {
+                module: id.to_owned(),
+                state: new,
+            },
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut d = crate::manifest::parse_deployment("trusted = true\nisolation = \"main\"\n", "d.toml").unwrap();
+        d.restart.backoff_initial = Duration::from_millis(100);
+        d.restart.backoff_max = Duration::from_millis(500);
+        let delays: Vec<u128> = (1..=5).map(|n| backoff(&d, n).as_millis()).collect();
+        assert_eq!(delays, [100, 200, 400, 500, 500]);
+    }
+}

@@ -1,0 +1,180 @@
+//! The supervisor: every installed module, its state, its running
+//! instance, its logs; and the followers who want to hear about them.
+//!
+//! One `Mutex<State>` guards all of it; it is never held across an await.
+//! Instances run as tasks on the daemon's smol executor and report back
+//! through [`Supervisor::on_exit`]; a generation number per module makes
+//! reports from a superseded instance harmless.
+
+mod install;
+mod lifecycle;
+mod queries;
+
+use super::config::DaemonConfig;
+use super::registry::{ModuleRecord, Registry};
+use super::uploads::Uploads;
+use crate::artifact::{ArtifactStore, Program};
+use crate::manifest::Validated;
+use crate::protocol::{ErrorKind, Event, ModuleState, RemoteError};
+use crate::run::LogBook;
+use crate::run::ticker::EpochTicker;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+use wasmtime::Engine;
+
+/// Events queued per follower before new ones are dropped for it.
+const FOLLOWER_QUEUE: usize = 256;
+
+/// Handle to the supervisor; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Supervisor {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    config: DaemonConfig,
+    store: ArtifactStore,
+    registry: Registry,
+    uploads: Uploads,
+    executor: Arc<smol::Executor<'static>>,
+    started: Instant,
+    state: Mutex<State>,
+    /// Its own lock, so log lines (written while `state` may be held) can
+    /// reach followers. Lock order: `state`, then `followers`.
+    followers: Mutex<Vec<Follower>>,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Supervisor")
+            .field("data_dir", &self.config.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    modules: BTreeMap<String, Slot>,
+    /// Advances the epoch while any instance runs (timeouts, yielding).
+    ticker: Option<EpochTicker>,
+    running: usize,
+}
+
+struct Follower {
+    module: Option<String>,
+    tx: async_channel::Sender<Event>,
+}
+
+/// One installed module.
+struct Slot {
+    record: ModuleRecord,
+    /// `None` when the record could not be loaded (see `last_error`).
+    loaded: Option<Loaded>,
+    state: ModuleState,
+    task: Option<smol::Task<()>>,
+    generation: u64,
+    logs: LogBook,
+    /// Failures in a row, for the restart policy.
+    failures: u32,
+    restarts: u32,
+    last_exit: Option<i32>,
+    last_error: Option<String>,
+    started_at: Option<u64>,
+}
+
+/// A module's program and validated manifests.
+#[derive(Clone)]
+struct Loaded {
+    program: Program,
+    manifests: Validated,
+}
+
+impl Supervisor {
+    /// A supervisor over the given parts, with no modules loaded yet.
+    pub fn new(
+        engine: Engine,
+        config: DaemonConfig,
+        store: ArtifactStore,
+        registry: Registry,
+        uploads: Uploads,
+        executor: Arc<smol::Executor<'static>>,
+    ) -> Self {
+        let inner = Inner {
+            engine,
+            config,
+            store,
+            registry,
+            uploads,
+            executor,
+            started: Instant::now(),
+            state: Mutex::new(State::default()),
+            followers: Mutex::new(Vec::new()),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Files arriving for install/update.
+    pub fn uploads(&self) -> &Uploads {
+        &self.inner.uploads
+    }
+
+    /// Registers a follower of one module's events (or all modules').
+    pub fn follow(&self, module: Option<String>) -> Result<async_channel::Receiver<Event>, RemoteError> {
+        if let Some(id) = &module
+            && !self.lock().modules.contains_key(id)
+        {
+            return Err(not_found(id));
+        }
+        let (tx, rx) = async_channel::bounded(FOLLOWER_QUEUE);
+        let mut followers = self.inner.followers.lock().unwrap_or_else(PoisonError::into_inner);
+        followers.retain(|f| !f.tx.is_closed());
+        followers.push(Follower { module, tx });
+        Ok(rx)
+    }
+
+    /// A listener that forwards a module's log lines to followers.
+    fn log_listener(&self) -> crate::run::capture::LineListener {
+        let weak = Arc::downgrade(&self.inner);
+        Arc::new(move |line| {
+            if let Some(inner) = weak.upgrade() {
+                inner.broadcast(&line.module, &Event::Log(line.clone()));
+            }
+        })
+    }
+}
+
+impl Inner {
+    /// Sends an event to every follower interested in `module`; a follower
+    /// whose queue is full misses it rather than slowing the daemon.
+    fn broadcast(&self, module: &str, event: &Event) {
+        let followers = self.followers.lock().unwrap_or_else(PoisonError::into_inner);
+        for follower in followers.iter() {
+            if follower.module.as_deref().is_none_or(|m| m == module) {
+                let _ = follower.tx.try_send(event.clone());
+            }
+        }
+    }
+}
+
+fn not_found(id: &str) -> RemoteError {
+    RemoteError::new(
+        ErrorKind::NotFound,
+        format!("no module `{id}` is installed (see `arcella list`)"),
+    )
+}
+
+fn internal(context: &str, e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::new(ErrorKind::Internal, format!("{context}: {e}"))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,101 @@
+//! Read-only views: list, status, logs, inspect, info.
+
+use super::{Slot, Supervisor, not_found};
+use crate::daemon::interface;
+use crate::digest;
+use crate::fingerprint::EngineFingerprint;
+use crate::protocol::{
+    DaemonInfo, Isolation, LogLine, ModuleInspect, ModuleKind, ModuleStatus, ModuleSummary, PROTOCOL_VERSION,
+    RemoteError,
+};
+
+impl Supervisor {
+    pub fn list(&self) -> Vec<ModuleSummary> {
+        self.lock().modules.values().map(summarize).collect()
+    }
+
+    pub fn summary(&self, id: &str) -> Result<ModuleSummary, RemoteError> {
+        self.lock().modules.get(id).map(summarize).ok_or_else(|| not_found(id))
+    }
+
+    pub fn status(&self, id: &str) -> Result<ModuleStatus, RemoteError> {
+        let state = self.lock();
+        let slot = state.modules.get(id).ok_or_else(|| not_found(id))?;
+        Ok(ModuleStatus {
+            summary: summarize(slot),
+            desired: slot.record.desired,
+            artifact: slot.record.current.artifact.clone(),
+            previous_version: slot.record.previous.as_ref().map(|p| p.version.clone()),
+            restarts: slot.restarts,
+            last_exit: slot.last_exit,
+            last_error: slot.last_error.clone(),
+            started_at: slot.started_at,
+        })
+    }
+
+    pub fn logs(&self, id: &str, tail: u32) -> Result<Vec<LogLine>, RemoteError> {
+        let state = self.lock();
+        let slot = state.modules.get(id).ok_or_else(|| not_found(id))?;
+        Ok(slot.logs.tail(tail as usize))
+    }
+
+    pub fn inspect(&self, id: &str) -> Result<ModuleInspect, RemoteError> {
+        let (artifact_id, program) = {
+            let state = self.lock();
+            let slot = state.modules.get(id).ok_or_else(|| not_found(id))?;
+            (
+                slot.record.current.artifact.clone(),
+                slot.loaded.as_ref().map(|l| l.program.clone()),
+            )
+        };
+        let header = self
+            .inner
+            .store
+            .header(&artifact_id)
+            .map_err(|e| super::internal("reading the artifact", e))?;
+        let (exports, imports) = match program {
+            Some(program) => {
+                let described = interface::describe(&self.inner.engine, &program, &header.source_name);
+                (described.exports, described.imports)
+            }
+            None => (Vec::new(), Vec::new()),
+        };
+        Ok(ModuleInspect {
+            id: id.to_owned(),
+            artifact_kind: header.kind.to_string(),
+            fingerprint: header.fingerprint.to_string(),
+            code_sha256: digest::hex(&header.code_sha256),
+            source_sha256: digest::hex(&header.source_sha256),
+            exports,
+            imports,
+        })
+    }
+
+    pub fn info(&self) -> DaemonInfo {
+        let config = &self.inner.config;
+        DaemonInfo {
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            protocol: PROTOCOL_VERSION,
+            fingerprint: EngineFingerprint::of(&config.engine).to_string(),
+            target: config.engine.target.resolved().to_owned(),
+            board: config.board.clone(),
+            data_dir: config.data_dir.display().to_string(),
+            uptime_secs: self.inner.started.elapsed().as_secs(),
+            modules: self.lock().modules.len() as u32,
+        }
+    }
+}
+
+fn summarize(slot: &Slot) -> ModuleSummary {
+    let (kind, isolation) = match &slot.loaded {
+        Some(loaded) => (loaded.manifests.deployment.kind, loaded.manifests.deployment.isolation),
+        None => (ModuleKind::Command, Isolation::Worker),
+    };
+    ModuleSummary {
+        id: slot.record.id.clone(),
+        version: slot.record.current.version.clone(),
+        kind,
+        isolation,
+        state: slot.state.clone(),
+    }
+}

@@ -1,0 +1,131 @@
+//! `[capabilities]`: everything a guest may reach on the host. Nothing is
+//! granted unless listed here.
+
+use super::locate::KeyPath;
+use super::names::check_no_nul;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// What the guest is granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capabilities {
+    /// `[[capabilities.dirs]]`: host directories mapped into the guest.
+    pub dirs: Vec<DirCapability>,
+    /// `[capabilities.env]`: the guest's environment, `KEY = "value"`.
+    pub env: BTreeMap<String, String>,
+    /// `capabilities.args`: the guest's arguments after its name.
+    pub args: Vec<String>,
+}
+
+/// A host directory preopened in the guest.
+/// TOML: `host = "/var/lib/x"`, `guest = "/data"`, `mode = "ro" | "rw"` (default `"ro"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "DirToml", into = "DirToml")]
+pub struct DirCapability {
+    /// An absolute host path.
+    pub host: PathBuf,
+    /// Where the guest sees it; starts with `/`.
+    pub guest: String,
+    /// `mode = "ro"` (true, the default) or `"rw"` (false).
+    pub read_only: bool,
+}
+
+/// `mode`: how a directory is granted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum DirMode {
+    #[default]
+    Ro,
+    Rw,
+}
+
+/// [`DirCapability`] as written in TOML.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DirToml {
+    host: PathBuf,
+    guest: String,
+    #[serde(default)]
+    mode: DirMode,
+}
+
+impl From<DirToml> for DirCapability {
+    fn from(dir: DirToml) -> Self {
+        Self {
+            host: dir.host,
+            guest: dir.guest,
+            read_only: dir.mode == DirMode::Ro,
+        }
+    }
+}
+
+impl From<DirCapability> for DirToml {
+    fn from(dir: DirCapability) -> Self {
+        let mode = if dir.read_only { DirMode::Ro } else { DirMode::Rw };
+        Self {
+            host: dir.host,
+            guest: dir.guest,
+            mode,
+        }
+    }
+}
+
+/// `/data/` and `/data` are one guest path.
+fn normalise_guest(guest: &str) -> &str {
+    match guest.trim_end_matches('/') {
+        "" => "/",
+        trimmed => trimmed,
+    }
+}
+
+impl Capabilities {
+    /// Rule 7. The error is the key under `capabilities` and what to fix.
+    pub(super) fn check(&self) -> Result<(), (KeyPath, String)> {
+        for (i, dir) in self.dirs.iter().enumerate() {
+            let at = |key: &str| KeyPath::new("dirs").index(i).key(key);
+            let host = dir.host.to_string_lossy();
+            if !dir.host.is_absolute() {
+                return Err((
+                    at("host"),
+                    format!("= {host:?} is not an absolute path; give the full host path"),
+                ));
+            }
+            check_no_nul(&host).map_err(|m| (at("host"), format!("= {host:?} {m}")))?;
+            if !dir.guest.starts_with('/') {
+                let g = &dir.guest;
+                return Err((
+                    at("guest"),
+                    format!("= {g:?} does not start with '/'; write it as \"/{g}\""),
+                ));
+            }
+            check_no_nul(&dir.guest).map_err(|m| (at("guest"), format!("= {:?} {m}", dir.guest)))?;
+            let guest = normalise_guest(&dir.guest);
+            if let Some(j) = self.dirs[..i].iter().position(|d| normalise_guest(&d.guest) == guest) {
+                return Err((
+                    at("guest"),
+                    format!(
+                        "= {:?} is already mapped by `capabilities.dirs[{j}]`; each guest path may be mapped once",
+                        dir.guest
+                    ),
+                ));
+            }
+        }
+        for (key, value) in &self.env {
+            let at = KeyPath::new("env").key(key);
+            if key.is_empty() {
+                return Err((at, "is an empty variable name; give a name".to_owned()));
+            }
+            if key.contains('=') {
+                return Err((at, "is a variable name containing '='; remove the '='".to_owned()));
+            }
+            check_no_nul(key).map_err(|m| (at.clone(), format!("is a variable name that {m}")))?;
+            check_no_nul(value).map_err(|m| (at, format!("= {value:?} {m}")))?;
+        }
+        for (i, arg) in self.args.iter().enumerate() {
+            check_no_nul(arg).map_err(|m| (KeyPath::new("args").index(i), format!("= {arg:?} {m}")))?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,377 @@
+//! Parsing: full and minimal files, defaults, round trips, unknown keys,
+//! wrong types, sizes and durations.
+
+use super::*;
+use crate::protocol::{Isolation, ModuleKind};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[test]
+fn full_component() {
+    let c = component(FULL_COMPONENT).unwrap();
+    assert_eq!(
+        c,
+        ComponentManifest {
+            name: "sensor-hub".into(),
+            version: "1.2.0".into(),
+            description: Some("Reads the sensors and publishes readings".into()),
+            exports: vec!["_start".into(), "memory".into()],
+            imports: vec!["wasi_snapshot_preview1".into()],
+            entrypoint: Some("_start".into()),
+        }
+    );
+}
+
+#[test]
+fn minimal_component_takes_defaults() {
+    let c = component("name = \"x\"\nversion = \"1\"\n").unwrap();
+    assert_eq!(c.description, None);
+    assert!(c.exports.is_empty() && c.imports.is_empty());
+    assert_eq!(c.entrypoint, None);
+}
+
+#[test]
+fn full_deployment() {
+    let d = deployment(FULL_DEPLOYMENT).unwrap();
+    assert_eq!(d.kind, ModuleKind::Service);
+    assert_eq!(d.isolation, Isolation::Main);
+    assert!(d.trusted);
+    assert!(!d.r#async);
+    assert_eq!(d.group, "sensors");
+    assert_eq!(
+        d.startup,
+        Startup {
+            entrypoint: Some("_start".into()),
+            shutdown: Some("on_stop".into()),
+            autostart: false
+        }
+    );
+    assert_eq!(
+        d.limits,
+        Limits {
+            memory: Some(16 << 20),
+            fuel: Some(1_000_000),
+            timeout: None,
+            stack: Some(65536)
+        }
+    );
+    assert_eq!(
+        d.restart,
+        Restart {
+            policy: RestartPolicy::Always,
+            backoff_initial: Duration::from_millis(500),
+            backoff_max: Duration::from_secs(120),
+            max_restarts: 10,
+        }
+    );
+    assert_eq!(
+        d.capabilities.dirs,
+        vec![
+            DirCapability {
+                host: PathBuf::from("/var/lib/sensor-hub"),
+                guest: "/data".into(),
+                read_only: false
+            },
+            DirCapability {
+                host: PathBuf::from("/etc/sensor-hub"),
+                guest: "/config".into(),
+                read_only: true
+            },
+        ]
+    );
+    assert_eq!(d.capabilities.env.get("SITE").map(String::as_str), Some("north"));
+    assert_eq!(d.capabilities.env.len(), 2);
+    assert_eq!(d.capabilities.args, ["--verbose", "--port=7"]);
+}
+
+#[test]
+fn empty_deployment_is_all_defaults() {
+    let d = deployment("").unwrap();
+    assert_eq!(d, DeploymentManifest::default());
+    assert_eq!(d.kind, ModuleKind::Command);
+    assert_eq!(d.isolation, Isolation::Worker);
+    assert!(!d.trusted);
+    assert!(d.r#async);
+    assert_eq!(d.group, "default");
+    assert_eq!(
+        d.startup,
+        Startup {
+            entrypoint: None,
+            shutdown: None,
+            autostart: true
+        }
+    );
+    assert_eq!(
+        d.limits,
+        Limits {
+            memory: None,
+            fuel: None,
+            timeout: None,
+            stack: None
+        }
+    );
+    assert_eq!(d.restart.policy, RestartPolicy::OnFailure);
+    assert_eq!(d.restart.backoff_initial, Duration::from_secs(1));
+    assert_eq!(d.restart.backoff_max, Duration::from_secs(60));
+    assert_eq!(d.restart.max_restarts, 5);
+    assert_eq!(d.capabilities, Capabilities::default());
+    // Empty tables are defaults too.
+    assert_eq!(
+        deployment("[startup]\n[limits]\n[restart]\n[capabilities]\n").unwrap(),
+        d
+    );
+}
+
+#[test]
+fn round_trips_through_serde() {
+    for text in [FULL_COMPONENT, "name = \"x\"\nversion = \"1\"\n"] {
+        let c = component(text).unwrap();
+        let back: ComponentManifest = toml::Value::try_from(&c).unwrap().try_into().unwrap();
+        assert_eq!(back, c);
+    }
+    let with_timeout = "[limits]\ntimeout = \"1500ms\"\nmemory = 70000\n";
+    for text in [FULL_DEPLOYMENT, "", with_timeout] {
+        let d = deployment(text).unwrap();
+        let value = toml::Value::try_from(&d).unwrap();
+        let back: DeploymentManifest = value.clone().try_into().unwrap();
+        assert_eq!(back, d, "{value:?}");
+    }
+    let value = toml::Value::try_from(deployment(with_timeout).unwrap()).unwrap();
+    assert_eq!(value["limits"]["timeout"].as_str(), Some("1500ms"));
+    assert_eq!(value["kind"].as_str(), Some("command"));
+    assert_eq!(value["isolation"].as_str(), Some("worker"));
+    assert_eq!(value["restart"]["policy"].as_str(), Some("on-failure"));
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_line() {
+    let cases = [
+        ("bogus = 1\n", "deployment.toml:1:1: `bogus`: unknown key `bogus`"),
+        (
+            "[startup]\nentry = \"x\"\n",
+            "deployment.toml:2:1: `startup.entry`: unknown key `entry`",
+        ),
+        (
+            "[limits]\nmem = 1\n",
+            "deployment.toml:2:1: `limits.mem`: unknown key `mem`",
+        ),
+        (
+            "[restart]\nretries = 1\n",
+            "deployment.toml:2:1: `restart.retries`: unknown key `retries`",
+        ),
+        (
+            "[capabilities]\nnet = true\n",
+            "deployment.toml:2:1: `capabilities.net`: unknown key `net`",
+        ),
+        (
+            "[[capabilities.dirs]]\nhost = \"/a\"\nguest = \"/a\"\nro = true\n",
+            "deployment.toml:4:1: `capabilities.dirs[0].ro`: unknown key `ro`",
+        ),
+        ("[sandbox]\n", "deployment.toml:1:2: `sandbox`: unknown key `sandbox`"),
+    ];
+    for (text, expected) in cases {
+        let message = deployment_err(text);
+        assert!(message.starts_with(expected), "{message}");
+        assert!(message.contains("expected"), "says what is allowed: {message}");
+    }
+    let message = component_err("name = \"a\"\nversion = \"1\"\nauthor = \"me\"\n");
+    assert!(
+        message.starts_with("component.toml:3:1: `author`: unknown key `author`, expected one of"),
+        "{message}"
+    );
+}
+
+#[test]
+fn the_file_argument_names_the_file() {
+    let e = parse_deployment("bogus = 1", "/etc/arcella/hello/deployment.toml").unwrap_err();
+    assert!(
+        e.to_string().starts_with("/etc/arcella/hello/deployment.toml:1:1: "),
+        "{e}"
+    );
+    assert_eq!(e.place().at, Some(Location { line: 1, column: 1 }));
+    assert_eq!(e.key().map(|k| k.to_string()).as_deref(), Some("bogus"));
+}
+
+#[test]
+fn wrong_types_are_named_with_their_key() {
+    let cases = [
+        (
+            "kind = 1",
+            "1:8: `kind`: invalid type: integer `1`, expected \"command\" or \"service\"",
+        ),
+        (
+            "kind = \"daemon\"",
+            "1:8: `kind`: invalid value: string \"daemon\", expected \"command\" or \"service\"",
+        ),
+        (
+            "isolation = \"Main\"",
+            "1:13: `isolation`: invalid value: string \"Main\", expected \"main\" or \"worker\"",
+        ),
+        (
+            "trusted = \"yes\"",
+            "1:11: `trusted`: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            "async = 0",
+            "1:9: `async`: invalid type: integer `0`, expected a boolean",
+        ),
+        (
+            "group = 5",
+            "1:9: `group`: invalid type: integer `5`, expected a string",
+        ),
+        (
+            "startup = 3",
+            "1:11: `startup`: invalid type: integer `3`, expected a table",
+        ),
+        (
+            "[startup]\nautostart = \"no\"",
+            "2:13: `startup.autostart`: invalid type: string",
+        ),
+        (
+            "[limits]\nfuel = \"lots\"",
+            "2:8: `limits.fuel`: invalid type: string \"lots\", expected u64",
+        ),
+        ("[limits]\nfuel = -1", "2:8: `limits.fuel`: invalid value: integer `-1`"),
+        (
+            "[limits]\nmemory = true",
+            "2:10: `limits.memory`: invalid type: boolean `true`, expected a byte size",
+        ),
+        (
+            "[limits]\ntimeout = 10",
+            "2:11: `limits.timeout`: invalid type: integer `10`, expected a duration",
+        ),
+        (
+            "[restart]\npolicy = \"sometimes\"",
+            "2:10: `restart.policy`: unknown value `sometimes`",
+        ),
+        (
+            "[restart]\nmax_restarts = -1",
+            "2:16: `restart.max_restarts`: invalid value: integer `-1`",
+        ),
+        (
+            "[restart]\nbackoff_max = 60",
+            "2:15: `restart.backoff_max`: invalid type: integer `60`",
+        ),
+        (
+            "[capabilities]\nargs = \"--x\"",
+            "2:8: `capabilities.args`: invalid type: string \"--x\", expected an array",
+        ),
+        (
+            "[capabilities]\ndirs = \"/a\"",
+            "2:8: `capabilities.dirs`: invalid type: string \"/a\", expected an array",
+        ),
+        (
+            "[capabilities.env]\nN = 1",
+            "2:5: `capabilities.env.N`: invalid type: integer `1`, expected a string",
+        ),
+        (
+            "[[capabilities.dirs]]\nhost = \"/a\"\nguest = \"/b\"\nmode = \"rx\"",
+            "4:8: `capabilities.dirs[0].mode`: unknown value `rx`, expected `ro` or `rw`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let message = deployment_err(text);
+        let expected = format!("deployment.toml:{expected}");
+        assert!(
+            message.starts_with(&expected),
+            "{text:?}:\n got  {message}\n want {expected}"
+        );
+    }
+    let message = component_err("name = \"a\"\nversion = 1.5");
+    assert!(
+        message.starts_with("component.toml:2:11: `version`: invalid type: floating point"),
+        "{message}"
+    );
+    let message = component_err("name = \"a\"\nversion = \"1\"\nexports = \"_start\"");
+    assert!(
+        message.starts_with("component.toml:3:11: `exports`: invalid type: string"),
+        "{message}"
+    );
+}
+
+#[test]
+fn missing_keys_are_named() {
+    let message = component_err("version = \"1\"\n");
+    assert_eq!(message, "component.toml: missing key `name`");
+    let message = component_err("name = \"a\"\n");
+    assert_eq!(message, "component.toml: missing key `version`");
+    let message = component_err("");
+    assert_eq!(message, "component.toml: missing key `name`");
+    let message = deployment_err("[[capabilities.dirs]]\nguest = \"/a\"\n");
+    assert_mentions(
+        &message,
+        &["deployment.toml:1:", "`capabilities.dirs[0]`", "missing key `host`"],
+    );
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let message = deployment_err("kind = \"command\"\ngroup = \n");
+    assert!(message.starts_with("deployment.toml:2:9: `group`: "), "{message}");
+    let message = deployment_err("[limits\nfuel = 1\n");
+    assert!(message.starts_with("deployment.toml:1:"), "{message}");
+    let message = deployment_err("trusted = true\ntrusted = false\n");
+    assert!(
+        message.starts_with("deployment.toml:2:1: duplicate key `trusted`"),
+        "{message}"
+    );
+    let message = component_err("name = \"a\nversion = \"1\"\n");
+    assert!(message.starts_with("component.toml:1:10: `name`: "), "{message}");
+    let message = deployment_err("[limits]\nfuel = 1x\n");
+    assert!(message.starts_with("deployment.toml:2:8: "), "{message}");
+}
+
+#[test]
+fn byte_sizes_in_toml() {
+    for (value, bytes) in [
+        ("65536", 65536),
+        ("\"64K\"", 65536),
+        ("\"16M\"", 16 << 20),
+        ("\"1G\"", 1 << 30),
+    ] {
+        let d = deployment(&format!("[limits]\nmemory = {value}\nstack = {value}\n")).unwrap();
+        assert_eq!((d.limits.memory, d.limits.stack), (Some(bytes), Some(bytes)), "{value}");
+    }
+    for bad in [
+        "\"64KB\"",
+        "\"1.5M\"",
+        "\"\"",
+        "\"64 K\"",
+        "-65536",
+        "\"99999999999G\"",
+        "1.0",
+    ] {
+        let message = deployment_err(&format!("[limits]\nmemory = {bad}\n"));
+        assert!(
+            message.starts_with("deployment.toml:2:10: `limits.memory`: "),
+            "{bad}: {message}"
+        );
+    }
+    let message = deployment_err("[limits]\nstack = \"4KB\"\n");
+    assert_mentions(&message, &["`limits.stack`", "\"4KB\" is not a byte size", "\"64K\""]);
+}
+
+#[test]
+fn durations_in_toml() {
+    for (value, duration) in [
+        ("500ms", Duration::from_millis(500)),
+        ("10s", Duration::from_secs(10)),
+        ("2m", Duration::from_secs(120)),
+        ("1h", Duration::from_secs(3600)),
+    ] {
+        let d = deployment(&format!("[limits]\ntimeout = \"{value}\"\n")).unwrap();
+        assert_eq!(d.limits.timeout, Some(duration));
+        let d = deployment(&format!(
+            "[restart]\nbackoff_initial = \"{value}\"\nbackoff_max = \"1h\""
+        ))
+        .unwrap();
+        assert_eq!(d.restart.backoff_initial, duration);
+    }
+    for bad in ["\"10\"", "\"1.5s\"", "\"10 s\"", "\"1d\"", "\"\"", "\"-1s\"", "10"] {
+        let message = deployment_err(&format!("[limits]\ntimeout = {bad}\n"));
+        assert_mentions(
+            &message,
+            &["deployment.toml:2:11: `limits.timeout`: ", "duration", "\"500ms\""],
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! Who we are and who is on the other end of a socket.
+
+use std::os::fd::AsFd;
+
+/// This process's effective uid.
+pub fn effective_uid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// The credentials of a Unix-socket peer, from the kernel (SO_PEERCRED):
+/// they cannot be forged by the peer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerCredentials {
+    pub pid: i32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// SO_PEERCRED of a connected Unix socket.
+pub fn peer_credentials(socket: &impl AsFd) -> std::io::Result<PeerCredentials> {
+    let creds = nix::sys::socket::getsockopt(socket, nix::sys::socket::sockopt::PeerCredentials)
+        .map_err(std::io::Error::from)?;
+    Ok(PeerCredentials {
+        pid: creds.pid(),
+        uid: creds.uid(),
+        gid: creds.gid(),
+    })
+}
