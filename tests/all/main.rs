@@ -12,6 +12,7 @@ mod bad_input;
 #[cfg(feature = "compiler")]
 mod compile;
 mod conformance;
+mod daemon;
 mod files;
 mod guests;
 mod limits;

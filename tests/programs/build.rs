@@ -57,8 +57,14 @@ fn main() -> Result<(), BoxError> {
             names.push(name);
         }
     }
-    for entry in fs::read_dir(manifest_dir.join("wat"))? {
-        let path = entry?.path();
+    let mut wat_files: Vec<PathBuf> = fs::read_dir(manifest_dir.join("wat"))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    // The README's sample service is tested as the user runs it.
+    let ticker = manifest_dir.join("../../examples/ticker/ticker.wat");
+    println!("cargo:rerun-if-changed={}", ticker.display());
+    wat_files.push(ticker);
+    for path in wat_files {
         if path.extension().is_some_and(|e| e == "wat") {
             let name = file_stem(&path);
             fs::write(guests_out.join(format!("{name}.wasm")), wat::parse_file(&path)?)?;

@@ -130,7 +130,8 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
             Ok(hello) => handshake::answer(&hello, &format!("arcella {}", env!("CARGO_PKG_VERSION"))),
             Err(_) => refuse("not an Arcella management peer: the first frame is not a handshake".into()),
         },
-        Some(Ok(None)) | Some(Err(_)) => return,
+        Some(Err(ReadError::Frame(e))) => refuse(format!("not an Arcella management peer: {e}")),
+        Some(Ok(None)) | Some(Err(ReadError::Io(_))) => return,
     };
     let welcomed = matches!(reply, HelloReply::Welcome { .. });
     if write_message(&mut stream, &reply).await.is_err() || !welcomed {

@@ -100,8 +100,8 @@ impl ManifestError {
             | Self::UntrustedInMain { place }
             | Self::TimeoutOnService { place }
             | Self::ComponentManifestRequired { place, .. }
-            | Self::BadDerivedId { place, .. }
-            | Self::MissingExport(missing) => &missing.place,
+            | Self::BadDerivedId { place, .. } => place,
+            Self::MissingExport(missing) => &missing.place,
         }
     }
 
@@ -112,8 +112,8 @@ impl ManifestError {
             | Self::UntrustedInMain { place }
             | Self::TimeoutOnService { place }
             | Self::ComponentManifestRequired { place, .. }
-            | Self::BadDerivedId { place, .. }
-            | Self::MissingExport(missing) => &mut missing.place,
+            | Self::BadDerivedId { place, .. } => place,
+            Self::MissingExport(missing) => &mut missing.place,
         }
     }
 
@@ -216,12 +216,14 @@ impl fmt::Display for MissingExport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         const SHOWN: usize = 24;
         let Self {
+            place,
             key,
             name,
             artifact,
             source_name,
             exports,
         } = self;
+        write!(f, "{place}: ")?;
         match key {
             Some(key) => write!(
                 f,
@@ -247,6 +249,7 @@ impl fmt::Display for MissingExport {
         }
         f.write_str("); ")?;
         let declared = key
+            .as_ref()
             .and_then(|k| k.segments().first())
             .is_some_and(|s| *s == KeySegment::Key("exports".into()));
         f.write_str(match key {

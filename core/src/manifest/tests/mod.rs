@@ -1,9 +1,11 @@
 //! Tests of the manifest module as a whole: parsing, field rules,
 //! validation against an interface, and a fuzz of both parsers.
 
+mod docs;
 mod parse;
 mod prop;
 mod rules;
+mod shape;
 mod validate;
 
 use super::*;

@@ -1,0 +1,215 @@
+//! A real `arcella daemon` process in a temporary directory, and the CLI
+//! pointed at it.
+
+use crate::support::Ran;
+use std::ffi::OsStr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A daemon under test; killed when dropped.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    child: Option<Child>,
+}
+
+impl Daemon {
+    /// Starts a daemon on a fresh data directory and waits until it serves.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut daemon = Self { dir, child: None };
+        daemon.spawn();
+        daemon
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("arcella.sock")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("daemon.log")
+    }
+
+    /// (Re)starts the daemon process on the same data directory.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
+            .arg("daemon")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .arg("--socket")
+            .arg(self.socket())
+            .env_clear()
+            .env("HOME", self.dir.path())
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("the daemon starts");
+        self.child = Some(child);
+        self.wait_until_serving();
+    }
+
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if UnixStream::connect(self.socket()).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().unwrap()) {
+                panic!("the daemon exited with {status}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the daemon did not serve within 20s:\n{}", self.log());
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).unwrap()
+    }
+
+    /// SIGKILL, as a power cut would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait; returns the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        send_signal(child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        panic!("the daemon did not stop within 15s of SIGTERM:\n{}", self.log());
+    }
+
+    /// `arcella ARGS...` against this daemon.
+    pub fn cli<I, S>(&self, args: I) -> Ran
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let out = Command::new(env!("CARGO_BIN_EXE_arcella"))
+            .args(args)
+            .env_clear()
+            .env("ARCELLA_SOCKET", self.socket())
+            .stdin(Stdio::null())
+            .output()
+            .expect("arcella starts");
+        Ran {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Installs a guest artifact with manifests written from the given text.
+    pub fn install(&self, guest: &str, component: Option<&str>, deployment: &str) -> Ran {
+        let dir = self.dir.path();
+        let deployment_path = write(dir, &format!("{guest}-deployment.toml"), deployment);
+        let artifact = crate::support::artifact(guest, "native");
+        let mut args = vec![
+            "install".into(),
+            artifact.into_os_string(),
+            "--deployment".into(),
+            deployment_path.into_os_string(),
+        ];
+        if let Some(component) = component {
+            args.push("--component".into());
+            args.push(write(dir, &format!("{guest}-component.toml"), component).into_os_string());
+        }
+        self.cli(args)
+    }
+
+    /// `arcella --json status ID` parsed, or `None` if it is not installed.
+    pub fn status(&self, id: &str) -> Option<serde_json::Value> {
+        let ran = self.cli(["--json", "status", id]);
+        if ran.code != Some(0) {
+            assert!(ran.stderr.contains("no module"), "status failed oddly: {}", ran.stderr);
+            return None;
+        }
+        let value: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+        Some(value["Status"].clone())
+    }
+
+    /// Polls `status` until `check` holds (or panics after `within`).
+    pub fn wait_for(
+        &self,
+        id: &str,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.status(id);
+            if let Some(status) = &status
+                && check(status)
+            {
+                return status.clone();
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{id} never became {what}; last status: {status:?}\ndaemon log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn send_signal(pid: u32, signal: &str) {
+    let status = Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// The module's state name in `status` JSON: "Running", "Stopped", …
+pub fn state_name(status: &serde_json::Value) -> String {
+    match &status["summary"]["state"] {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+pub const TICKER_COMPONENT: &str = "name = \"ticker\"\nversion = \"1.0.0\"\n";
+pub const TICKER_SERVICE: &str = "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n";

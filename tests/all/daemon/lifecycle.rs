@@ -1,0 +1,313 @@
+//! Install, start, stop, logs, remove, restart policy, persistence.
+
+use super::harness::*;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn a_service_installs_runs_logs_stops_and_is_removed() {
+    let daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0)
+        .stdout_has(&["ticker 1.0.0 is running"]);
+    daemon
+        .cli(["list"])
+        .expect_code(0)
+        .stdout_has(&["ticker", "1.0.0", "service", "main", "running"]);
+    let deadline = std::time::Instant::now() + WAIT;
+    while !daemon.cli(["logs", "ticker"]).stdout.contains("out | tick") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no tick logged:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    daemon.cli(["logs", "ticker", "--tail", "1"]).expect_code(0);
+    daemon
+        .cli(["stop", "ticker"])
+        .expect_code(0)
+        .stdout_has(&["ticker 1.0.0 is stopped"]);
+    let status = daemon.status("ticker").unwrap();
+    assert_eq!(status["desired"], "Stopped");
+    daemon
+        .cli(["start", "ticker"])
+        .expect_code(0)
+        .stdout_has(&["is running"]);
+    daemon
+        .cli(["restart", "ticker"])
+        .expect_code(0)
+        .stdout_has(&["is running"]);
+    daemon
+        .cli(["remove", "ticker"])
+        .expect_code(0)
+        .stdout_has(&["ticker removed"]);
+    assert!(daemon.status("ticker").is_none());
+    daemon
+        .cli(["list"])
+        .expect_code(0)
+        .stdout_has(&["no modules installed"]);
+    let artifacts = std::fs::read_dir(daemon.data_dir().join("artifacts")).unwrap().count();
+    assert_eq!(artifacts, 0, "the removed module's artifact was collected");
+}
+
+#[test]
+fn a_command_runs_to_completion_with_its_grants() {
+    let daemon = Daemon::start();
+    let deployment = "kind = \"command\"\nisolation = \"main\"\ntrusted = true\n[restart]\npolicy = \"never\"\n\
+                      [capabilities]\nargs = [\"exit=7\"]\n[capabilities.env]\nGREETING = \"hi\"\n";
+    daemon
+        .install("hello_p1", Some("name = \"hello\"\nversion = \"2.0\"\n"), deployment)
+        .expect_code(0);
+    let status = daemon.wait_for("hello", WAIT, "exited", |s| state_name(s) == "Exited");
+    assert_eq!(status["summary"]["state"]["Exited"]["code"], 7);
+    assert_eq!(status["last_exit"], 7);
+    daemon.cli(["logs", "hello"]).expect_code(0).stdout_has(&[
+        "out | hello from arcella",
+        "out | argv0: hello",
+        "out | arg: exit=7",
+        "out | env: GREETING=hi",
+        "err | hello on stderr",
+        "exited with code 7",
+    ]);
+}
+
+#[test]
+fn a_crash_loop_backs_off_then_fails_with_the_reason() {
+    let daemon = Daemon::start();
+    let deployment = "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n\
+                      [restart]\npolicy = \"on-failure\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\nmax_restarts = 2\n";
+    daemon
+        .install("unreachable", Some("name = \"crasher\"\nversion = \"1\"\n"), deployment)
+        .expect_code(0);
+    let status = daemon.wait_for("crasher", WAIT, "failed", |s| state_name(s) == "Failed");
+    let reason = status["summary"]["state"]["Failed"]["reason"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        reason.contains("crash loop") && reason.contains("3 failures"),
+        "{reason}"
+    );
+    assert!(reason.contains("unreachable"), "the last error is named: {reason}");
+    assert_eq!(status["restarts"], 2);
+    daemon
+        .cli(["status", "crasher"])
+        .expect_code(0)
+        .stdout_has(&["failed: crash loop", "restarts:    2"]);
+}
+
+#[test]
+fn installed_modules_come_back_after_a_crash_of_the_daemon() {
+    let mut daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    daemon
+        .install(
+            "hello_p1",
+            Some("name = \"idle\"\nversion = \"1\"\n"),
+            "isolation = \"main\"\ntrusted = true\n[startup]\nautostart = false\n",
+        )
+        .expect_code(0);
+    daemon.kill();
+    daemon.spawn();
+    daemon.wait_for("ticker", WAIT, "running", |s| state_name(s) == "Running");
+    let idle = daemon.status("idle").unwrap();
+    assert_eq!(state_name(&idle), "Stopped", "a stopped module stays stopped");
+    daemon.cli(["stop", "ticker"]).expect_code(0);
+    assert_eq!(daemon.terminate(), Some(0));
+    assert!(!daemon.socket().exists(), "the socket is removed at shutdown");
+    daemon.spawn();
+    let ticker = daemon.status("ticker").unwrap();
+    assert_eq!(state_name(&ticker), "Stopped", "the desired state survives a restart");
+}
+
+#[test]
+fn worker_isolation_is_stored_but_refuses_to_start() {
+    let daemon = Daemon::start();
+    daemon
+        .install(
+            "ticker",
+            Some(TICKER_COMPONENT),
+            "kind = \"service\"\nisolation = \"worker\"\n",
+        )
+        .expect_code(0);
+    let status = daemon.status("ticker").unwrap();
+    assert_eq!(state_name(&status), "Failed");
+    daemon
+        .cli(["start", "ticker"])
+        .expect_code(1)
+        .stderr_has(&["ticker", "worker isolation is not available yet"]);
+}
+
+#[test]
+fn an_untrusted_module_is_never_run_in_the_daemon() {
+    let daemon = Daemon::start();
+    daemon
+        .install(
+            "ticker",
+            Some(TICKER_COMPONENT),
+            "isolation = \"main\"\ntrusted = false\n",
+        )
+        .expect_code(1)
+        .stderr_has(&["untrusted", "isolation"]);
+    assert!(daemon.status("ticker").is_none(), "nothing was installed");
+}
+
+#[test]
+fn malformed_manifests_name_the_file_line_and_key() {
+    let daemon = Daemon::start();
+    daemon
+        .install(
+            "ticker",
+            Some(TICKER_COMPONENT),
+            "isolation = \"main\"\ntrusted = true\nrestrat = 1\n",
+        )
+        .expect_code(1)
+        .stderr_has(&["deployment.toml:3:", "restrat"]);
+    daemon
+        .install("ticker", Some("name = \"ticker\"\nversion = 1\n"), TICKER_SERVICE)
+        .expect_code(1)
+        .stderr_has(&["component.toml:2:", "version"]);
+    daemon
+        .install("ticker", None, TICKER_SERVICE)
+        .expect_code(1)
+        .stderr_has(&["component.toml"]);
+    let deployment = format!("{TICKER_SERVICE}[startup]\nentrypoint = \"run_forever\"\n");
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), &deployment)
+        .expect_code(1)
+        .stderr_has(&["run_forever"]);
+    daemon
+        .cli(["list"])
+        .expect_code(0)
+        .stdout_has(&["no modules installed"]);
+}
+
+#[test]
+fn a_damaged_artifact_is_refused_and_nothing_changes() {
+    let daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    let mut bytes = std::fs::read(crate::support::artifact("hello_p1", "native")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 4;
+    let bad = write_bytes(daemon.dir.path(), "bad.cwasm", &bytes);
+    let deployment = write(daemon.dir.path(), "d.toml", "isolation = \"main\"\ntrusted = true\n");
+    let component = write(daemon.dir.path(), "c.toml", "name = \"bad\"\nversion = \"1\"\n");
+    daemon
+        .cli([
+            "install".as_ref(),
+            bad.as_os_str(),
+            "--deployment".as_ref(),
+            deployment.as_os_str(),
+            "--component".as_ref(),
+            component.as_os_str(),
+        ])
+        .expect_code(1)
+        .stderr_has(&["digest does not match"]);
+    assert!(daemon.status("bad").is_none());
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+}
+
+#[test]
+fn installing_twice_asks_for_update_and_update_keeps_the_previous_version() {
+    let daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(1)
+        .stderr_has(&["already installed", "arcella update"]);
+    let dir = daemon.dir.path();
+    let component = write(dir, "c2.toml", "name = \"ticker\"\nversion = \"1.1.0\"\n");
+    let deployment = write(dir, "d2.toml", TICKER_SERVICE);
+    let artifact = crate::support::artifact("ticker", "pulley64");
+    let ran = daemon.cli([
+        "update".as_ref(),
+        "ticker".as_ref(),
+        artifact.as_os_str(),
+        "--component".as_ref(),
+        component.as_os_str(),
+        "--deployment".as_ref(),
+        deployment.as_os_str(),
+    ]);
+    // The daemon's engine is native: a pulley64 artifact is refused, and
+    // the running version is untouched.
+    ran.expect_code(1).stderr_has(&["pulley64", "arcella compile"]);
+    assert_eq!(daemon.status("ticker").unwrap()["summary"]["version"], "1.0.0");
+    let artifact = crate::support::artifact("ticker", "native");
+    daemon
+        .cli([
+            "update".as_ref(),
+            "ticker".as_ref(),
+            artifact.as_os_str(),
+            "--component".as_ref(),
+            component.as_os_str(),
+            "--deployment".as_ref(),
+            deployment.as_os_str(),
+        ])
+        .expect_code(0)
+        .stdout_has(&["ticker 1.1.0 is running"]);
+    let status = daemon.status("ticker").unwrap();
+    assert_eq!(status["previous_version"], "1.0.0");
+}
+
+#[test]
+fn info_and_inspect_describe_daemon_and_module() {
+    let daemon = Daemon::start();
+    daemon.cli(["info"]).expect_code(0).stdout_has(&[
+        "arcella 0.1.0 (protocol 1)",
+        "engine:      wasmtime-48.0.8/",
+        "board:       generic",
+    ]);
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    daemon.cli(["inspect", "ticker"]).expect_code(0).stdout_has(&[
+        "kind:        core module",
+        "exports:     memory, _start",
+        "wasi_snapshot_preview1::poll_oneoff",
+    ]);
+    daemon
+        .cli(["inspect", "nothing-here"])
+        .expect_code(1)
+        .stderr_has(&["no module `nothing-here`"]);
+}
+
+#[test]
+fn logs_follow_streams_new_lines() {
+    let daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arcella"))
+        .args(["logs", "ticker", "--follow"])
+        .env_clear()
+        .env("ARCELLA_SOCKET", daemon.socket())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    let mut ticks = 0;
+    while ticks < 3 {
+        let line = lines.next().expect("the follower keeps printing").unwrap();
+        if line.contains("out | tick") {
+            ticks += 1;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
+fn write_bytes(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}

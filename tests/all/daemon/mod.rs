@@ -1,0 +1,5 @@
+//! The daemon as users run it: a real process, the real CLI, a real socket.
+
+mod harness;
+mod lifecycle;
+mod protocol;
