@@ -126,7 +126,7 @@ pub struct RunArgs {
     #[arg(long, value_name = "BYTES", value_parser = arcella_core::units::parse_bytes)]
     pub max_memory: Option<u64>,
     /// Wall-clock limit, such as 500ms, 10s, 2m.
-    #[arg(long, value_name = "DURATION", value_parser = arcella_core::units::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = arcella_core::units::parse_timeout)]
     pub timeout: Option<Duration>,
     /// Grant a host directory as HOST::GUEST, or HOST::GUEST:ro (repeatable).
     #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]

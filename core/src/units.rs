@@ -3,10 +3,22 @@
 
 use std::time::Duration;
 
+/// Why a size or duration was not understood.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnitError {
+    #[error("`{0}`: expected a byte count such as 65536, 64K, 16M or 1G")]
+    BadSize(String),
+    #[error("`{0}`: expected a duration such as 500ms, 10s or 2m")]
+    BadDuration(String),
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+    #[error("`{0}`: a timeout must be longer than zero")]
+    Zero(String),
+}
+
 /// `4096`, `64K`, `16M`, `1G` (powers of 1024; `KiB`/`MB`… accepted).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let bad = || format!("`{s}`: expected a byte count such as 65536, 64K, 16M or 1G");
+pub fn parse_bytes(s: &str) -> Result<u64, UnitError> {
+    let bad = || UnitError::BadSize(s.to_owned());
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
     let shift = match unit.to_ascii_uppercase().as_str() {
@@ -17,38 +29,46 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
         _ => return Err(bad()),
     };
     let n: u64 = digits.parse().map_err(|_| bad())?;
-    n.checked_mul(1 << shift).ok_or_else(|| format!("`{s}` is too large"))
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| UnitError::TooLarge(s.to_owned()))
 }
 
-/// `250ms`, `10s`, `2m`, `1h`; a bare number is seconds. Zero is refused.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let bad = || format!("`{s}`: expected a duration such as 500ms, 10s or 2m");
+/// `250ms`, `10s`, `2m`, `1h`; a bare number is seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
+    let bad = || UnitError::BadDuration(s.to_owned());
+    let too_long = || UnitError::TooLarge(s.to_owned());
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (digits, unit) = s.split_at(split);
     let n: u64 = digits.parse().map_err(|_| bad())?;
     let d = match unit {
         "ms" => Duration::from_millis(n),
         "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(bad)?),
-        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(bad)?),
+        "m" => Duration::from_secs(n.checked_mul(60).ok_or_else(too_long)?),
+        "h" => Duration::from_secs(n.checked_mul(3600).ok_or_else(too_long)?),
         _ => return Err(bad()),
     };
+    Ok(d)
+}
+
+/// A [`parse_duration`] that refuses zero (a timeout of nothing).
+pub fn parse_timeout(s: &str) -> Result<Duration, UnitError> {
+    let d = parse_duration(s)?;
     if d.is_zero() {
-        return Err(format!("`{s}`: must be longer than zero"));
+        return Err(UnitError::Zero(s.to_owned()));
     }
     Ok(d)
 }
 
-/// `line L, column C: message` for a TOML error, from its span in `text`.
-pub fn describe_toml_error(err: &toml::de::Error, text: &str) -> String {
+/// `FILE:LINE:COLUMN: message` for a TOML error, from its span in `text`
+/// (the form the manifests use too).
+pub fn describe_toml_error(file: &str, err: &toml::de::Error, text: &str) -> String {
     let message = err.message().trim_end();
     match err.span() {
         Some(span) => {
             let (line, column) = line_column(text, span.start);
-            format!("line {line}, column {column}: {message}")
+            format!("{file}:{line}:{column}: {message}")
         }
-        None => message.to_owned(),
+        None => format!("{file}: {message}"),
     }
 }
 
@@ -72,7 +92,10 @@ mod tests {
         assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
         assert!(parse_bytes("").is_err());
         assert!(parse_bytes("12Q").is_err());
-        assert!(parse_bytes("99999999999999G").is_err());
+        assert_eq!(
+            parse_bytes("99999999999999G"),
+            Err(UnitError::TooLarge("99999999999999G".into()))
+        );
     }
 
     #[test]
@@ -80,7 +103,9 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
         assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("0s"), Ok(Duration::ZERO));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("1ms").is_ok());
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5d").is_err());
     }
@@ -89,8 +114,8 @@ mod tests {
     fn toml_errors_name_line_and_column() {
         let text = "a = 1\nb = = 2\n";
         let err = toml::from_str::<toml::Table>(text).unwrap_err();
-        let shown = describe_toml_error(&err, text);
-        assert!(shown.starts_with("line 2, column"), "{shown}");
+        let shown = describe_toml_error("x.toml", &err, text);
+        assert!(shown.starts_with("x.toml:2:"), "{shown}");
         assert_eq!(line_column("ab\ncd", 4), (2, 2));
     }
 }

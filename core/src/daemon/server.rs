@@ -171,7 +171,13 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
             Ok(message) => message,
             Err(e) => {
                 let error = RemoteError::new(ErrorKind::BadRequest, format!("could not decode the request: {e}"));
-                if tx.send(ServerMessage::Error(error)).await.is_err() {
+                // Answer the request itself when its id is readable, so a
+                // pipelining client knows which one failed.
+                let reply = match frame::peek_request_id(&frame) {
+                    Some(id) => ServerMessage::Response { id, result: Err(error) },
+                    None => ServerMessage::Error(error),
+                };
+                if tx.send(reply).await.is_err() {
                     break;
                 }
                 continue;
@@ -268,7 +274,19 @@ async fn write_message<T: serde::Serialize>(stream: &mut UnixStream, message: &T
 }
 
 async fn write_loop(mut stream: UnixStream, outgoing: async_channel::Receiver<ServerMessage>) {
-    while let Ok(message) = outgoing.recv().await {
+    while let Ok(mut message) = outgoing.recv().await {
+        // A response too large for one frame becomes an error for that
+        // request instead of a dead connection.
+        if let (Err(e), ServerMessage::Response { id, .. }) = (frame::encode(&message), &message) {
+            let error = RemoteError::new(
+                ErrorKind::ResourceExhausted,
+                format!("the answer does not fit one frame: {e}"),
+            );
+            message = ServerMessage::Response {
+                id: *id,
+                result: Err(error),
+            };
+        }
         if let Err(e) = write_message(&mut stream, &message).await {
             log::debug!("management connection closed while writing: {e}");
             return;

@@ -82,7 +82,7 @@ impl Uploads {
         let index = chunk.offset / chunk_len;
         let chunks = chunk.total_len.div_ceil(chunk_len);
         let expected_len = (chunk.total_len - chunk.offset.min(chunk.total_len)).min(chunk_len);
-        if chunk.offset % chunk_len != 0 || index >= chunks || chunk.data.len() as u64 != expected_len {
+        if !chunk.offset.is_multiple_of(chunk_len) || index >= chunks || chunk.data.len() as u64 != expected_len {
             return Err(bad(format!(
                 "upload chunk at offset {} with {} bytes does not fit a {}-byte file in {chunk_len}-byte chunks",
                 chunk.offset,

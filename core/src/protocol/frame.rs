@@ -16,8 +16,9 @@ pub const LEN_PREFIX: usize = 4;
 /// Most payload bytes in one frame; fits an MQTT broker with a 256 KiB limit.
 pub const MAX_FRAME_LEN: usize = 256 * 1024;
 
-/// Most data bytes a client puts in one [`Request::Upload`] chunk; a full
-/// Upload frame fits [`MAX_FRAME_LEN`] with room to spare.
+/// The size files are cut into for [`Request::Upload`]: chunk `i` starts at
+/// `i * UPLOAD_CHUNK_LEN` and holds this many bytes (the last one fewer). A
+/// full Upload frame fits [`MAX_FRAME_LEN`] with room to spare.
 ///
 /// [`Request::Upload`]: super::Request::Upload
 pub const UPLOAD_CHUNK_LEN: usize = 64 * 1024;

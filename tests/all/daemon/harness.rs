@@ -78,10 +78,6 @@ impl Daemon {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().map(Child::id).unwrap()
-    }
-
     /// SIGKILL, as a power cut would.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -109,12 +109,15 @@ fn an_unknown_message_gets_an_error_and_the_connection_goes_on() {
     bytes.extend_from_slice(&payload);
     raw.stream.write_all(&bytes).unwrap();
     match raw.receive::<ServerMessage>() {
-        Some(ServerMessage::Error(e)) => {
+        Some(ServerMessage::Response { id: 7, result: Err(e) }) => {
             assert_eq!(e.kind, ErrorKind::BadRequest);
             assert!(e.message.contains("could not decode"), "{}", e.message);
         }
-        other => panic!("expected an error, got {other:?}"),
+        other => panic!("expected an error for request 7, got {other:?}"),
     }
+    // A frame whose id cannot even be read gets a connection-level error.
+    raw.stream.write_all(&[1, 0, 0, 0, 0xff]).unwrap();
+    assert!(matches!(raw.receive::<ServerMessage>(), Some(ServerMessage::Error(e)) if e.kind == ErrorKind::BadRequest));
     assert!(matches!(raw.call(8, Request::List), Response::Modules(_)));
 }
 

@@ -9,6 +9,9 @@ use crate::protocol::{
     RemoteError,
 };
 
+/// Bytes of log text one `logs` answer carries at most (a frame is 256 KiB).
+const LOG_REPLY_BUDGET: usize = 192 * 1024;
+
 impl Supervisor {
     pub fn list(&self) -> Vec<ModuleSummary> {
         self.lock().modules.values().map(summarize).collect()
@@ -33,10 +36,24 @@ impl Supervisor {
         })
     }
 
+    /// The last `tail` lines (0: all kept), newest kept when they would
+    /// not all fit one protocol frame.
     pub fn logs(&self, id: &str, tail: u32) -> Result<Vec<LogLine>, RemoteError> {
         let state = self.lock();
         let slot = state.modules.get(id).ok_or_else(|| not_found(id))?;
-        Ok(slot.logs.tail(tail as usize))
+        let mut lines = slot.logs.tail(tail as usize);
+        let mut budget = LOG_REPLY_BUDGET;
+        let keep = lines
+            .iter()
+            .rev()
+            .take_while(|line| {
+                let cost = line.text.len() + line.module.len() + 16;
+                budget = budget.saturating_sub(cost);
+                budget > 0
+            })
+            .count();
+        lines.drain(..lines.len() - keep);
+        Ok(lines)
     }
 
     pub fn inspect(&self, id: &str) -> Result<ModuleInspect, RemoteError> {

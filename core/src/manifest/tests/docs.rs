@@ -40,7 +40,7 @@ fn examples_parse_and_validate() {
 fn sample_messages_are_real() {
     let mut messages = vec![
         deployment_err("[limits]\nmemory = 1\nmem = 1\n"),
-        deployment_err("[limits]\nmemory = \"64KB\""),
+        deployment_err("[limits]\nmemory = \"64Q\""),
         deployment_err("trusted = false\nisolation = \"main\""),
         component_err("name = \"Hello\"\nversion = \"1\""),
     ];

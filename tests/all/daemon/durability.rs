@@ -1,0 +1,125 @@
+//! The daemon killed (SIGKILL) at random moments inside install and update
+//! requests: after every restart each module is fully installed or absent,
+//! never half, and the modules installed before are intact.
+
+use super::harness::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Kill points per run; the seed makes a failing point reproducible.
+const POINTS: usize = 60;
+const SEED: u64 = 0x00a1_ce11_a5ee_d001;
+
+/// xorshift64*: deterministic, good enough to spread kill points.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn install_command(daemon: &Daemon, verb: &[&str], version: &str) -> Command {
+    let dir = daemon.dir.path();
+    let component = write(
+        dir,
+        "subject-component.toml",
+        &format!("name = \"subject\"\nversion = \"{version}\"\n"),
+    );
+    let deployment = write(dir, "subject-deployment.toml", TICKER_SERVICE);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcella"));
+    cmd.args(verb)
+        .arg(crate::support::artifact("ticker", "native"))
+        .arg("--component")
+        .arg(component)
+        .arg("--deployment")
+        .arg(deployment)
+        .env_clear()
+        .env("ARCELLA_SOCKET", daemon.socket())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+fn no_torn_files(dir: &Path) {
+    for sub in ["modules", "artifacts"] {
+        for entry in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                !name.starts_with(".tmp-"),
+                "a temp file survived a restart: {sub}/{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_install_and_update_never_leaves_a_half_module() {
+    let mut daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+
+    // How long one install takes, so kill points cover the whole request.
+    let began = Instant::now();
+    let status = install_command(&daemon, &["install"], "0").status().unwrap();
+    assert!(status.success(), "{}", daemon.log());
+    let span = began.elapsed().max(Duration::from_millis(5));
+    daemon.cli(["remove", "subject"]).expect_code(0);
+
+    let mut rng = Rng(SEED);
+    let mut outcomes = [0usize; 2];
+    for point in 0..POINTS {
+        let installed = daemon.status("subject");
+        let version = format!("{point}");
+        let verb: &[&str] = if installed.is_some() {
+            &["update", "subject"]
+        } else {
+            &["install"]
+        };
+        let delay = Duration::from_micros(rng.next() % (span.as_micros() as u64 * 12 / 10 + 1));
+        let mut client = install_command(&daemon, verb, &version).spawn().unwrap();
+        std::thread::sleep(delay);
+        daemon.kill();
+        let _ = client.kill();
+        let _ = client.wait();
+
+        daemon.spawn();
+        let context = format!("kill point {point} ({} after {delay:?}, seed {SEED:#x})", verb[0]);
+        let keeper = daemon.wait_for("ticker", Duration::from_secs(10), "running", |s| {
+            state_name(s) == "Running"
+        });
+        assert_eq!(keeper["summary"]["version"], "1.0.0", "{context}");
+        match daemon.status("subject") {
+            None => {
+                assert!(installed.is_none(), "{context}: an installed module vanished");
+                outcomes[0] += 1;
+            }
+            Some(subject) => {
+                let shown = subject["summary"]["version"].as_str().unwrap().to_owned();
+                let before = installed
+                    .as_ref()
+                    .map(|s| s["summary"]["version"].as_str().unwrap().to_owned());
+                assert!(
+                    shown == version || Some(&shown) == before.as_ref(),
+                    "{context}: version {shown}"
+                );
+                daemon
+                    .cli(["inspect", "subject"])
+                    .expect_code(0)
+                    .stdout_has(&["kind:        core module"]);
+                outcomes[1] += 1;
+            }
+        }
+        no_torn_files(&daemon.data_dir());
+    }
+    // Both outcomes must have happened, or the kill points missed the window.
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "absent/present outcomes: {outcomes:?}"
+    );
+}
