@@ -74,6 +74,7 @@ fn hello_from_store() {
             profile: &profile,
             output: &Output::Inherit,
             entrypoint: None,
+            stop: None,
         };
         assert_eq!(run_blocking(&engine, &invocation).expect("run"), 0);
     });
@@ -151,6 +152,7 @@ fn cpu_native_vs_pulley() {
             profile: &profile,
             output: &Output::Inherit,
             entrypoint: None,
+            stop: None,
         };
         let mut runs: Vec<Duration> = (0..5)
             .map(|_| {

@@ -42,6 +42,7 @@ pub fn execute(args: &RunArgs) -> ExitCode {
         profile: &profile,
         output: &Output::Inherit,
         entrypoint: None,
+        stop: None,
     };
     match run_blocking(&engine, &invocation) {
         Ok(code) => exit::for_guest(code),

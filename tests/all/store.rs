@@ -35,6 +35,7 @@ fn run(program: &Program, profile: &EngineProfile, engine: &arcella_core::wasmti
         profile,
         output: &Output::Inherit,
         entrypoint: None,
+        stop: None,
     };
     run_blocking(engine, &invocation).unwrap()
 }

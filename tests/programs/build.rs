@@ -23,6 +23,7 @@ const RUST_GUESTS: &[&str] = &[
     "sleep",
     "files",
     "net",
+    "graceful",
 ];
 /// (wasm target, suffix): preview 1 gives core modules, preview 2 components.
 const WASI_TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];

@@ -20,6 +20,8 @@ pub use limits::{Limits, MemoryLimitExceeded};
 use crate::artifact::Program;
 use crate::engine::EngineProfile;
 use limits::GuestLimiter;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
 use wasmtime::{Engine, Linker, Store, Trap, UpdateDeadline};
@@ -76,7 +78,19 @@ pub struct Invocation<'a> {
     /// The export a core module is started through (default `_start`).
     /// Components always start through `wasi:cli/run`.
     pub entrypoint: Option<&'a str>,
+    /// Raised when the guest should finish (see [`SHUTDOWN_IMPORT`]).
+    pub stop: Option<StopFlag>,
 }
+
+/// Raised by the daemon when an instance should stop.
+pub type StopFlag = Arc<AtomicBool>;
+
+/// The import through which a core module asks whether it should stop:
+/// `(import "arcella" "shutdown_requested" (func (result i32)))`, 1 once
+/// the daemon wants the instance to finish (stop, or daemon shutdown). A
+/// service polls it between units of work and returns from `_start`; one
+/// that does not is stopped anyway when the grace period ends.
+pub const SHUTDOWN_IMPORT: (&str, &str) = ("arcella", "shutdown_requested");
 
 /// Where a guest's output goes.
 #[derive(Debug, Clone)]
@@ -235,6 +249,7 @@ fn prepare<T: 'static>(
 struct P1State {
     wasi: WasiP1Ctx,
     limiter: GuestLimiter,
+    stop: Option<StopFlag>,
 }
 
 async fn run_module(
@@ -256,12 +271,23 @@ async fn run_module(
         P1State {
             wasi,
             limiter: GuestLimiter::new(command.limits.max_memory),
+            stop: command.stop.clone(),
         },
     );
     store.limiter(|state| &mut state.limiter);
     prepare(&mut store, command, deadline)?;
     let mut linker: Linker<P1State> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)?;
+    let (module_name, function) = SHUTDOWN_IMPORT;
+    linker.func_wrap(module_name, function, |caller: wasmtime::Caller<'_, P1State>| -> i32 {
+        i32::from(
+            caller
+                .data()
+                .stop
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::Relaxed)),
+        )
+    })?;
     let instance = linker.instantiate_async(&mut store, module).await?;
     let start = instance.get_typed_func::<(), ()>(&mut store, entrypoint).map_err(|e| {
         GuestFailure::NotACommand(format!(

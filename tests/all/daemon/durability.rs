@@ -72,8 +72,12 @@ fn sigkill_during_install_and_update_never_leaves_a_half_module() {
     daemon.cli(["remove", "subject"]).expect_code(0);
 
     let mut rng = Rng(SEED);
-    let mut outcomes = [0usize; 2];
+    // [install: absent, install: present, update: old kept, update: new]
+    let mut outcomes = [0usize; 4];
     for point in 0..POINTS {
+        if daemon.status("subject").is_some() && rng.next() % 2 == 0 {
+            daemon.cli(["remove", "subject"]).expect_code(0);
+        }
         let installed = daemon.status("subject");
         let version = format!("{point}");
         let verb: &[&str] = if installed.is_some() {

@@ -17,7 +17,13 @@ pub struct Daemon {
 impl Daemon {
     /// Starts a daemon on a fresh data directory and waits until it serves.
     pub fn start() -> Self {
+        Self::start_with_config("")
+    }
+
+    /// Like [`Daemon::start`], with `config` as its arcella.toml.
+    pub fn start_with_config(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "arcella.toml", config);
         let mut daemon = Self { dir, child: None };
         daemon.spawn();
         daemon
@@ -44,6 +50,8 @@ impl Daemon {
             .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
             .arg("daemon")
+            .arg("--config")
+            .arg(self.dir.path().join("arcella.toml"))
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--socket")

@@ -4,3 +4,4 @@ mod durability;
 mod harness;
 mod lifecycle;
 mod protocol;
+mod shutdown;

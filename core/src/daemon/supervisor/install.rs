@@ -80,7 +80,7 @@ impl Supervisor {
             version.component_toml.as_deref(),
             &version.deployment_toml,
         )?;
-        Ok(Loaded { program, manifests })
+        Ok(Loaded::new(program, manifests))
     }
 
     fn validate(
@@ -335,6 +335,7 @@ fn new_slot(
         loaded,
         state,
         task: None,
+        stop_flag: None,
         generation: 0,
         logs,
         failures: 0,

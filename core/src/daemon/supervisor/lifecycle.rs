@@ -4,6 +4,8 @@ use super::{Loaded, Slot, State, Supervisor, not_found, unix_now};
 use crate::manifest::{DeploymentManifest, RestartPolicy};
 use crate::protocol::{DesiredState, ErrorKind, Event, Isolation, ModuleKind, ModuleState, RemoteError};
 use crate::run::{self, DirGrant, Grants, Invocation, Limits, Output, RunError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// A run at least this long resets the failure count.
@@ -41,12 +43,47 @@ impl Supervisor {
         Ok(())
     }
 
-    /// Stops a module and remembers that it should stay stopped.
+    /// Stops a module and remembers that it should stay stopped. A
+    /// running instance is asked to finish and given the grace period.
     pub fn stop(&self, id: &str) -> Result<(), RemoteError> {
         let mut state = self.lock();
         let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
         self.set_desired(slot, DesiredState::Stopped)?;
-        self.halt(&mut state, id, "stopped on request");
+        let hears = slot.loaded.as_ref().is_some_and(|l| l.hears_shutdown);
+        let Some(flag) = slot
+            .stop_flag
+            .clone()
+            .filter(|_| hears && slot.task.is_some() && slot.state == ModuleState::Running)
+        else {
+            self.halt(&mut state, id, "stopped on request");
+            return Ok(());
+        };
+        flag.store(true, Ordering::Relaxed);
+        let grace = self.inner.config.shutdown_grace;
+        slot.logs
+            .note(&format!("asked to stop (grace {})", run::humanize(grace)));
+        let generation = slot.generation;
+        let supervisor = self.clone();
+        let id_owned = id.to_owned();
+        self.inner
+            .executor
+            .spawn(async move {
+                smol::Timer::after(grace).await;
+                let mut state = supervisor.lock();
+                let overdue = state
+                    .modules
+                    .get(&id_owned)
+                    .is_some_and(|s| s.generation == generation && s.state == ModuleState::Stopping);
+                if overdue {
+                    supervisor.halt(
+                        &mut state,
+                        &id_owned,
+                        &format!("did not stop within {}; cancelled", run::humanize(grace)),
+                    );
+                }
+            })
+            .detach();
+        self.set_state(&mut state, id, ModuleState::Stopping);
         Ok(())
     }
 
@@ -80,9 +117,13 @@ impl Supervisor {
     pub(super) fn halt(&self, state: &mut State, id: &str, why: &str) {
         let Some(slot) = state.modules.get_mut(id) else { return };
         slot.generation += 1;
-        let was_running = matches!(slot.state, ModuleState::Running | ModuleState::Starting);
+        let was_running = matches!(
+            slot.state,
+            ModuleState::Running | ModuleState::Starting | ModuleState::Stopping
+        );
         // Dropping the task cancels it: wasmtime unwinds the guest's fiber.
         drop(slot.task.take());
+        slot.stop_flag = None;
         slot.logs.note(why);
         self.set_state(state, id, ModuleState::Stopped);
         if was_running {
@@ -99,6 +140,8 @@ impl Supervisor {
         slot.logs
             .note(&format!("starting version {}", loaded.manifests.version));
         let book = slot.logs.clone();
+        let stop: run::StopFlag = Arc::new(AtomicBool::new(false));
+        slot.stop_flag = Some(stop.clone());
         let supervisor = self.clone();
         let engine = self.inner.engine.clone();
         let profile = self.inner.config.engine.clone();
@@ -120,6 +163,7 @@ impl Supervisor {
                 profile: &profile,
                 output: &output,
                 entrypoint: Some(&loaded.manifests.entrypoint),
+                stop: Some(stop),
             };
             let began = Instant::now();
             let outcome = run::run(&engine, &invocation).await;
@@ -146,6 +190,7 @@ impl Supervisor {
     /// An instance finished: record why, then follow the restart policy.
     fn on_exit(&self, id: &str, generation: u64, outcome: Result<i32, RunError>, ran: Duration) {
         let mut state = self.lock();
+        let shutting_down = state.shutting_down;
         let Some(slot) = state.modules.get_mut(id) else { return };
         if slot.generation != generation {
             return;
@@ -153,8 +198,22 @@ impl Supervisor {
         if let Some(task) = slot.task.take() {
             task.detach();
         }
+        slot.stop_flag = None;
         let Some(loaded) = slot.loaded.clone() else { return };
         let deployment = &loaded.manifests.deployment;
+        if slot.state == ModuleState::Stopping || shutting_down {
+            let how = match &outcome {
+                Ok(code) => format!("stopped cleanly (exit code {code})"),
+                Err(err) => format!("stopped: {err}"),
+            };
+            slot.logs.note(&how);
+            if let Ok(code) = outcome {
+                slot.last_exit = Some(code);
+            }
+            self.instance_ended(&mut state);
+            self.set_state(&mut state, id, ModuleState::Stopped);
+            return;
+        }
         let failed = match &outcome {
             Ok(code) => {
                 slot.last_exit = Some(*code);
@@ -263,42 +322,44 @@ impl Supervisor {
         }
     }
 
-    /// Stops every instance for shutdown, keeping desired states on disk,
-    /// and waits up to `grace` for them to finish unwinding.
+    /// Daemon shutdown: asks every running instance to finish, waits up
+    /// to `grace` for them, then cancels the rest. Desired states on disk
+    /// are untouched, so the same modules run after the next start.
     pub async fn shutdown(&self, grace: Duration) {
-        let tasks: Vec<smol::Task<()>> = {
+        let tasks: Vec<(String, smol::Task<()>)> = {
             let mut state = self.lock();
+            state.shutting_down = true;
             let mut tasks = Vec::new();
-            for slot in state.modules.values_mut() {
-                slot.generation += 1;
+            for (id, slot) in state.modules.iter_mut() {
+                if let Some(flag) = &slot.stop_flag {
+                    flag.store(true, Ordering::Relaxed);
+                }
                 if let Some(task) = slot.task.take() {
                     slot.logs.note("daemon shutting down");
-                    tasks.push(task);
+                    tasks.push((id.clone(), task));
                 }
             }
-            state.ticker = None;
-            state.running = 0;
             tasks
         };
-        let cancel_all = async {
-            for task in tasks {
-                task.cancel().await;
+        let deadline = Instant::now() + grace;
+        for (id, task) in tasks {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let finished = smol::future::or(
+                async {
+                    task.await;
+                    true
+                },
+                async {
+                    smol::Timer::after(left).await;
+                    false
+                },
+            )
+            .await;
+            if !finished {
+                log::warn!("module `{id}` did not stop within {}; cancelled", run::humanize(grace));
             }
-        };
-        let timed_out = smol::future::or(
-            async {
-                cancel_all.await;
-                false
-            },
-            async {
-                smol::Timer::after(grace).await;
-                true
-            },
-        )
-        .await;
-        if timed_out {
-            log::warn!("some modules did not stop within {}", run::humanize(grace));
         }
+        self.lock().ticker = None;
     }
 }
 

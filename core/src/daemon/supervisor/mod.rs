@@ -60,6 +60,8 @@ struct State {
     /// Advances the epoch while any instance runs (timeouts, yielding).
     ticker: Option<EpochTicker>,
     running: usize,
+    /// Set once the daemon is stopping: exits are final, nothing restarts.
+    shutting_down: bool,
 }
 
 struct Follower {
@@ -74,6 +76,8 @@ struct Slot {
     loaded: Option<Loaded>,
     state: ModuleState,
     task: Option<smol::Task<()>>,
+    /// Raised to ask the running instance to finish.
+    stop_flag: Option<crate::run::StopFlag>,
     generation: u64,
     logs: LogBook,
     /// Failures in a row, for the restart policy.
@@ -89,6 +93,24 @@ struct Slot {
 struct Loaded {
     program: Program,
     manifests: Validated,
+    /// Whether it imports the shutdown call; one that cannot hear it is
+    /// cancelled at once instead of waiting out the grace period.
+    hears_shutdown: bool,
+}
+
+impl Loaded {
+    fn new(program: Program, manifests: Validated) -> Self {
+        let (module, function) = crate::run::SHUTDOWN_IMPORT;
+        let hears_shutdown = match &program {
+            Program::Module(m) => m.imports().any(|i| i.module() == module && i.name() == function),
+            Program::Component(_) => false,
+        };
+        Self {
+            program,
+            manifests,
+            hears_shutdown,
+        }
+    }
 }
 
 impl Supervisor {

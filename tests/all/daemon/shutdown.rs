@@ -1,0 +1,118 @@
+//! Stopping and daemon shutdown: the shutdown call, then the grace period.
+
+use super::harness::*;
+use std::time::{Duration, Instant};
+
+const GRACEFUL: &str = "name = \"graceful\"\nversion = \"1\"\n";
+
+fn service(extra: &str) -> String {
+    format!("kind = \"service\"\nisolation = \"main\"\ntrusted = true\n{extra}")
+}
+
+fn wait_logged(daemon: &Daemon, id: &str, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = daemon.cli(["logs", id]).stdout;
+        if logs.contains(needle) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{id} never logged {needle:?}:\n{logs}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn stop_gives_a_service_its_shutdown_call() {
+    let daemon = Daemon::start();
+    daemon
+        .install("graceful_p1", Some(GRACEFUL), &service(""))
+        .expect_code(0);
+    wait_logged(&daemon, "graceful", "out | working");
+    daemon.cli(["stop", "graceful"]).expect_code(0);
+    daemon.wait_for("graceful", Duration::from_secs(10), "stopped", |s| {
+        state_name(s) == "Stopped"
+    });
+    wait_logged(&daemon, "graceful", "out | shutdown requested: cleaning up");
+    wait_logged(&daemon, "graceful", "stopped cleanly (exit code 0)");
+}
+
+#[test]
+fn a_service_that_ignores_the_call_is_cancelled_after_the_grace() {
+    let daemon = Daemon::start_with_config("shutdown_grace = \"300ms\"\n");
+    daemon
+        .install(
+            "graceful_p1",
+            Some(GRACEFUL),
+            &service("[capabilities]\nargs = [\"ignore\"]\n"),
+        )
+        .expect_code(0);
+    wait_logged(&daemon, "graceful", "out | working");
+    daemon
+        .cli(["stop", "graceful"])
+        .expect_code(0)
+        .stdout_has(&["is stopping"]);
+    daemon.wait_for("graceful", Duration::from_secs(10), "stopped", |s| {
+        state_name(s) == "Stopped"
+    });
+    wait_logged(&daemon, "graceful", "did not stop within 300ms; cancelled");
+}
+
+#[test]
+fn sigterm_asks_modules_to_finish_before_the_daemon_exits() {
+    let mut daemon = Daemon::start_with_config("shutdown_grace = \"5s\"\n");
+    let data = daemon.dir.path().join("granted");
+    std::fs::create_dir(&data).unwrap();
+    let grant = format!(
+        "[[capabilities.dirs]]\nhost = \"{}\"\nguest = \"/data\"\nmode = \"rw\"\n",
+        data.display()
+    );
+    daemon
+        .install("graceful_p1", Some(GRACEFUL), &service(&grant))
+        .expect_code(0);
+    wait_logged(&daemon, "graceful", "out | working");
+    let began = Instant::now();
+    assert_eq!(daemon.terminate(), Some(0), "{}", daemon.log());
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "a cooperative module does not use up the grace"
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("clean-exit")).unwrap(),
+        "bye\n",
+        "the module cleaned up"
+    );
+    // It comes back at the next start: shutdown keeps desired states.
+    daemon.spawn();
+    daemon.wait_for("graceful", Duration::from_secs(10), "running", |s| {
+        state_name(s) == "Running"
+    });
+}
+
+#[test]
+fn sigterm_cancels_what_ignores_it_within_the_grace() {
+    let mut daemon = Daemon::start_with_config("shutdown_grace = \"500ms\"\n");
+    daemon
+        .install(
+            "graceful_p1",
+            Some(GRACEFUL),
+            &service("[capabilities]\nargs = [\"ignore\"]\n"),
+        )
+        .expect_code(0);
+    wait_logged(&daemon, "graceful", "out | working");
+    let began = Instant::now();
+    assert_eq!(daemon.terminate(), Some(0));
+    assert!(
+        began.elapsed() < Duration::from_secs(4),
+        "shutdown took {:?}",
+        began.elapsed()
+    );
+    assert!(
+        daemon.log().contains("did not stop within 500ms; cancelled"),
+        "{}",
+        daemon.log()
+    );
+}
