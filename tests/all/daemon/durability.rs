@@ -75,7 +75,7 @@ fn sigkill_during_install_and_update_never_leaves_a_half_module() {
     // [install: absent, install: present, update: old kept, update: new]
     let mut outcomes = [0usize; 4];
     for point in 0..POINTS {
-        if daemon.status("subject").is_some() && rng.next() % 2 == 0 {
+        if daemon.status("subject").is_some() && rng.next().is_multiple_of(2) {
             daemon.cli(["remove", "subject"]).expect_code(0);
         }
         let installed = daemon.status("subject");

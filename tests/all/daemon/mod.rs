@@ -1,6 +1,7 @@
 //! The daemon as users run it: a real process, the real CLI, a real socket.
 
 mod durability;
+mod fairness;
 mod harness;
 mod lifecycle;
 mod protocol;
