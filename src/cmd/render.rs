@@ -28,8 +28,8 @@ pub fn response(response: &Response, json: bool) {
         Response::Status(status) => {
             let s = &status.summary;
             println!("module:      {} {}", s.id, s.version);
-            println!("state:       {} (desired: {:?})", state(&s.state), status.desired);
-            println!("kind:        {:?}, isolation {:?}", s.kind, s.isolation);
+            println!("state:       {} (desired: {})", state(&s.state), lower(&status.desired));
+            println!("kind:        {}, isolation {}", lower(&s.kind), lower(&s.isolation));
             println!("artifact:    sha256:{}", status.artifact);
             if let Some(previous) = &status.previous_version {
                 println!("previous:    {previous}");
@@ -66,10 +66,15 @@ fn summary_row(m: &ModuleSummary) {
         "{:<24} {:<12} {:<8} {:<7} {}",
         m.id,
         m.version,
-        format!("{:?}", m.kind).to_lowercase(),
-        format!("{:?}", m.isolation).to_lowercase(),
+        lower(&m.kind),
+        lower(&m.isolation),
         state(&m.state)
     );
+}
+
+/// A unit-variant enum's name in lower case (`Running` → `running`).
+fn lower(value: &impl std::fmt::Debug) -> String {
+    format!("{value:?}").to_lowercase()
 }
 
 /// A state in words.

@@ -1,0 +1,212 @@
+//! `cargo bench --bench daemon`: the daemon over its socket, with
+//! baselines measured in the same run.
+//!
+//! - resident memory and threads: idle, then with 10 idle trusted services
+//!   (per-service cost = the difference / 10);
+//! - `start` → first guest output, p50/p99, against `arcella run` of the
+//!   same artifact (process spawn included) as the one-shot baseline;
+//! - `status` round trip, p50/p99, against a bare Unix-socket echo of a
+//!   frame of the same size (the transport's floor).
+
+// A bench that cannot set up should stop loudly, not report a figure.
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use arcella_core::client::Client;
+use arcella_core::protocol::{Event, InstallSpec, LogStream, Request};
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SERVICES: usize = 10;
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("arcella.sock");
+    let mut daemon = spawn_daemon(dir.path(), &socket);
+    let pid = daemon.id();
+    std::thread::sleep(Duration::from_millis(500));
+    let (idle_rss, idle_threads) = rss_and_threads(pid);
+    println!(
+        "daemon, idle:                 RSS {:.1} MiB, {idle_threads} threads",
+        kib_to_mib(idle_rss)
+    );
+
+    let mut client = Client::connect(&socket, "bench").expect("connect");
+    let artifact = std::fs::read(arcella_test_programs::artifact("ticker", "native")).expect("ticker artifact");
+    for i in 0..SERVICES {
+        let upload = client.upload(&artifact).expect("upload");
+        let spec = InstallSpec {
+            upload,
+            component_toml: Some(format!("name = \"ticker{i}\"\nversion = \"1\"\n")),
+            deployment_toml: "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n".into(),
+        };
+        client.call(Request::Install(spec)).expect("install");
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (busy_rss, busy_threads) = rss_and_threads(pid);
+    println!(
+        "daemon, {SERVICES} idle services:     RSS {:.1} MiB, {busy_threads} threads; {:.0} KiB per service",
+        kib_to_mib(busy_rss),
+        (busy_rss.saturating_sub(idle_rss)) as f64 / SERVICES as f64
+    );
+
+    let mut starts = start_latencies(&socket, 40);
+    let mut one_shot = run_latencies(40);
+    report(
+        "start -> first guest output",
+        &mut starts,
+        "`arcella run` -> first output",
+        &mut one_shot,
+    );
+
+    let mut status = (0..2000)
+        .map(|_| {
+            let began = Instant::now();
+            client
+                .call(Request::Status {
+                    module: "ticker0".into(),
+                })
+                .expect("status");
+            began.elapsed()
+        })
+        .collect::<Vec<_>>();
+    let mut echo = echo_latencies(2000);
+    report("status round trip", &mut status, "bare Unix-socket echo", &mut echo);
+
+    let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+    let _ = daemon.wait();
+}
+
+fn spawn_daemon(dir: &Path, socket: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
+        .arg("daemon")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--socket")
+        .arg(socket)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(socket).is_err() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Stop ticker0, then time Start until its first stdout line arrives.
+fn start_latencies(socket: &Path, n: usize) -> Vec<Duration> {
+    let mut client = Client::connect(socket, "bench-start").expect("connect");
+    client
+        .call(Request::Follow {
+            module: Some("ticker0".into()),
+        })
+        .expect("follow");
+    (0..n)
+        .map(|_| {
+            client
+                .call(Request::Stop {
+                    module: "ticker0".into(),
+                })
+                .expect("stop");
+            let began = Instant::now();
+            client
+                .call(Request::Start {
+                    module: "ticker0".into(),
+                })
+                .expect("start");
+            loop {
+                if let Event::Log(line) = client.next_event().expect("event")
+                    && line.stream == LogStream::Stdout
+                    && began.elapsed() < Duration::from_secs(5)
+                {
+                    return began.elapsed();
+                }
+            }
+        })
+        .collect()
+}
+
+/// `arcella run ticker.cwasm` until its first line of output.
+fn run_latencies(n: usize) -> Vec<Duration> {
+    let artifact = arcella_test_programs::artifact("ticker", "native");
+    (0..n)
+        .map(|_| {
+            let began = Instant::now();
+            let mut child = Command::new(env!("CARGO_BIN_EXE_arcella"))
+                .arg("run")
+                .arg(&artifact)
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("arcella run");
+            let mut first = [0u8; 5];
+            child.stdout.take().unwrap().read_exact(&mut first).expect("tick");
+            let elapsed = began.elapsed();
+            let _ = child.kill();
+            let _ = child.wait();
+            elapsed
+        })
+        .collect()
+}
+
+/// Round trips of a status-sized frame through a Unix socket pair.
+fn echo_latencies(n: usize) -> Vec<Duration> {
+    let (mut a, mut b) = UnixStream::pair().unwrap();
+    let echo = std::thread::spawn(move || {
+        let mut buf = [0u8; 256];
+        for _ in 0..n {
+            b.read_exact(&mut buf[..20]).unwrap();
+            b.write_all(&buf[..180]).unwrap();
+        }
+    });
+    let request = [7u8; 20];
+    let mut reply = [0u8; 180];
+    let samples = (0..n)
+        .map(|_| {
+            let began = Instant::now();
+            a.write_all(&request).unwrap();
+            a.read_exact(&mut reply).unwrap();
+            began.elapsed()
+        })
+        .collect();
+    echo.join().unwrap();
+    samples
+}
+
+fn rss_and_threads(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("Threads:"))
+}
+
+fn kib_to_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+fn percentile(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i].as_secs_f64() * 1e6
+}
+
+fn report(what: &str, ours: &mut [Duration], baseline_name: &str, baseline: &mut [Duration]) {
+    let (o50, o99) = (percentile(ours, 0.5), percentile(ours, 0.99));
+    let (b50, b99) = (percentile(baseline, 0.5), percentile(baseline, 0.99));
+    println!("{what}: p50 {o50:.0} µs, p99 {o99:.0} µs");
+    println!(
+        "  baseline ({baseline_name}): p50 {b50:.0} µs, p99 {b99:.0} µs; ratio p50 {:.2}x",
+        o50 / b50
+    );
+}
