@@ -92,6 +92,10 @@ pub type StopFlag = Arc<AtomicBool>;
 /// that does not is stopped anyway when the grace period ends.
 pub const SHUTDOWN_IMPORT: (&str, &str) = ("arcella", "shutdown_requested");
 
+/// The same call for components: `shutdown-requested: func() -> bool` in
+/// this interface (wit/lifecycle.wit).
+pub const SHUTDOWN_INTERFACE: &str = "arcella:service/lifecycle@0.1.0";
+
 /// Where a guest's output goes.
 #[derive(Debug, Clone)]
 pub enum Output {
@@ -301,6 +305,7 @@ struct P2State {
     ctx: WasiCtx,
     table: ResourceTable,
     limiter: GuestLimiter,
+    stop: Option<StopFlag>,
 }
 
 impl WasiView for P2State {
@@ -324,12 +329,23 @@ async fn run_component(
         ctx,
         table: ResourceTable::new(),
         limiter: GuestLimiter::new(command.limits.max_memory),
+        stop: command.stop.clone(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     prepare(&mut store, command, deadline)?;
     let mut linker: ComponentLinker<P2State> = ComponentLinker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    linker.instance(SHUTDOWN_INTERFACE)?.func_wrap(
+        "shutdown-requested",
+        |store: wasmtime::StoreContextMut<'_, P2State>, (): ()| -> wasmtime::Result<(bool,)> {
+            Ok((store
+                .data()
+                .stop
+                .as_ref()
+                .is_some_and(|flag| flag.load(Ordering::Relaxed)),))
+        },
+    )?;
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| GuestFailure::NotACommand(format!("{e:#}")))?;

@@ -80,7 +80,7 @@ impl Supervisor {
             version.component_toml.as_deref(),
             &version.deployment_toml,
         )?;
-        Ok(Loaded::new(program, manifests))
+        Ok(Loaded::new(&self.inner.engine, program, manifests))
     }
 
     fn validate(

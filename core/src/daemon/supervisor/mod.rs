@@ -99,11 +99,14 @@ struct Loaded {
 }
 
 impl Loaded {
-    fn new(program: Program, manifests: Validated) -> Self {
+    fn new(engine: &Engine, program: Program, manifests: Validated) -> Self {
         let (module, function) = crate::run::SHUTDOWN_IMPORT;
         let hears_shutdown = match &program {
             Program::Module(m) => m.imports().any(|i| i.module() == module && i.name() == function),
-            Program::Component(_) => false,
+            Program::Component(c) => c
+                .component_type()
+                .imports(engine)
+                .any(|(name, _)| name == crate::run::SHUTDOWN_INTERFACE),
         };
         Self {
             program,

@@ -1,7 +1,9 @@
 //! A service that polls Arcella's shutdown call between units of work.
 //! On shutdown it writes /data/clean-exit (if /data is granted) and exits
 //! 0. Given the argument `ignore`, it never looks and must be cancelled.
-//! Preview 1 only: the `arcella` import is a core-module import.
+//! As a core module (wasip1) it uses the `arcella.shutdown_requested`
+//! import; as a component (wasip2), `arcella:service/lifecycle` from the
+//! repository's wit/lifecycle.wit.
 
 #[cfg(target_env = "p1")]
 #[link(wasm_import_module = "arcella")]
@@ -15,9 +17,12 @@ fn should_stop() -> bool {
     unsafe { shutdown_requested() != 0 }
 }
 
-#[cfg(not(target_env = "p1"))]
+#[cfg(target_env = "p2")]
+wit_bindgen::generate!({ path: "../../../wit/lifecycle.wit", world: "service" });
+
+#[cfg(target_env = "p2")]
 fn should_stop() -> bool {
-    false
+    arcella::service::lifecycle::shutdown_requested()
 }
 
 fn main() {
