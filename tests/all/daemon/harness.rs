@@ -147,6 +147,19 @@ impl Daemon {
         self.cli(args)
     }
 
+    /// `arcella update ID ARTIFACT --component C --deployment D`.
+    pub fn update(&self, id: &str, artifact: &Path, component: &Path, deployment: &Path) -> Ran {
+        self.cli([
+            "update".as_ref(),
+            id.as_ref(),
+            artifact.as_os_str(),
+            "--component".as_ref(),
+            component.as_os_str(),
+            "--deployment".as_ref(),
+            deployment.as_os_str(),
+        ])
+    }
+
     /// `arcella --json status ID` parsed, or `None` if it is not installed.
     pub fn status(&self, id: &str) -> Option<serde_json::Value> {
         let ran = self.cli(["--json", "status", id]);

@@ -228,30 +228,14 @@ fn installing_twice_asks_for_update_and_update_keeps_the_previous_version() {
     let component = write(dir, "c2.toml", "name = \"ticker\"\nversion = \"1.1.0\"\n");
     let deployment = write(dir, "d2.toml", TICKER_SERVICE);
     let artifact = crate::support::artifact("ticker", "pulley64");
-    let ran = daemon.cli([
-        "update".as_ref(),
-        "ticker".as_ref(),
-        artifact.as_os_str(),
-        "--component".as_ref(),
-        component.as_os_str(),
-        "--deployment".as_ref(),
-        deployment.as_os_str(),
-    ]);
+    let ran = daemon.update("ticker", &artifact, &component, &deployment);
     // The daemon's engine is native: a pulley64 artifact is refused, and
     // the running version is untouched.
     ran.expect_code(1).stderr_has(&["pulley64", "arcella compile"]);
     assert_eq!(daemon.status("ticker").unwrap()["summary"]["version"], "1.0.0");
     let artifact = crate::support::artifact("ticker", "native");
     daemon
-        .cli([
-            "update".as_ref(),
-            "ticker".as_ref(),
-            artifact.as_os_str(),
-            "--component".as_ref(),
-            component.as_os_str(),
-            "--deployment".as_ref(),
-            deployment.as_os_str(),
-        ])
+        .update("ticker", &artifact, &component, &deployment)
         .expect_code(0)
         .stdout_has(&["ticker 1.1.0 is running"]);
     let status = daemon.status("ticker").unwrap();
