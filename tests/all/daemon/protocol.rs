@@ -231,7 +231,12 @@ fn the_socket_is_private_and_other_users_are_refused() {
     // not the file mode, is what refuses uid 65534.
     std::fs::set_permissions(daemon.socket(), std::fs::Permissions::from_mode(0o666)).unwrap();
     std::fs::set_permissions(daemon.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_arcella"))
+    // The build tree may not be reachable by uid 65534; a copy beside the
+    // socket is.
+    let cli = daemon.dir.path().join("arcella-cli");
+    std::fs::copy(env!("CARGO_BIN_EXE_arcella"), &cli).unwrap();
+    std::fs::set_permissions(&cli, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = std::process::Command::new(&cli)
         .arg("list")
         .env_clear()
         .env("ARCELLA_SOCKET", daemon.socket())

@@ -99,14 +99,23 @@ impl Supervisor {
         let validated = manifest::validate(component, deployment, &interface).map_err(invalid_manifest)?;
         let engine_stack = self.inner.config.engine.max_wasm_stack as u64;
         if let Some(stack) = validated.deployment.limits.stack
-            && stack > engine_stack
+            && stack != engine_stack
         {
+            // wasmtime sets the stack limit per engine, not per module.
             return Err(RemoteError::new(
                 ErrorKind::InvalidManifest,
                 format!(
-                    "deployment.toml: limits.stack = {stack} exceeds this daemon's engine stack limit ({engine_stack} bytes, \
-                     [engine] max_wasm_stack in the daemon config)"
+                    "deployment.toml: limits.stack = {stack}: the stack limit is the daemon engine's ({engine_stack} bytes, \
+                     [engine] max_wasm_stack in its config) for every module; per-module stack limits are not available \
+                     yet, so remove the key or set it to {engine_stack}"
                 ),
+            ));
+        }
+        if !validated.deployment.r#async {
+            return Err(RemoteError::new(
+                ErrorKind::InvalidManifest,
+                "deployment.toml: async = false (a dedicated thread) is not available yet; remove the key: trusted \
+                 modules run as async tasks on the daemon's executor and yield to each other every 10 ms",
             ));
         }
         if interface.kind == artifact::ArtifactKind::Component && !validated.entrypoint.starts_with("wasi:cli/run") {
