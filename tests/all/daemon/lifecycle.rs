@@ -262,6 +262,44 @@ fn info_and_inspect_describe_daemon_and_module() {
         .cli(["inspect", "nothing-here"])
         .expect_code(1)
         .stderr_has(&["no module `nothing-here`"]);
+    // A component shows its WIT world: the interfaces it imports and exports.
+    daemon
+        .install(
+            "hello_p2",
+            None,
+            "isolation = \"main\"\ntrusted = true\n[startup]\nautostart = false\n",
+        )
+        .expect_code(0);
+    daemon.cli(["inspect", "hello_p2"]).expect_code(0).stdout_has(&[
+        "kind:        component",
+        "exports:     wasi:cli/run@0.2",
+        "wasi:cli/stdout@0.2",
+        "wasi:cli/environment@0.2",
+    ]);
+}
+
+#[test]
+fn logs_use_syslog_priorities_under_journald() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("s.sock");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arcella"))
+        .args(["daemon", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .arg("--socket")
+        .arg(&socket)
+        .env_clear()
+        .env("JOURNAL_STREAM", "8:1234")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let first = std::io::BufRead::lines(std::io::BufReader::new(stderr))
+        .next()
+        .unwrap()
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(first.starts_with("<6>arcella_core::daemon: arcella "), "{first}");
 }
 
 #[test]
