@@ -96,8 +96,13 @@ impl Daemon {
 
     /// SIGTERM, then wait; returns the exit code.
     pub fn terminate(&mut self) -> Option<i32> {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal` (`TERM`, `INT`), then waits; returns the exit code.
+    pub fn stop_with(&mut self, signal: &str) -> Option<i32> {
         let mut child = self.child.take()?;
-        send_signal(child.id(), "TERM");
+        send_signal(child.id(), signal);
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
             if let Some(status) = child.try_wait().unwrap() {
@@ -106,7 +111,7 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         }
         let _ = child.kill();
-        panic!("the daemon did not stop within 15s of SIGTERM:\n{}", self.log());
+        panic!("the daemon did not stop within 15s of SIG{signal}:\n{}", self.log());
     }
 
     /// `arcella ARGS...` against this daemon.

@@ -116,3 +116,21 @@ fn sigterm_cancels_what_ignores_it_within_the_grace() {
         daemon.log()
     );
 }
+
+#[test]
+fn sigint_shuts_down_as_gracefully_as_sigterm() {
+    let mut daemon = Daemon::start();
+    let data = daemon.dir.path().join("granted");
+    std::fs::create_dir(&data).unwrap();
+    let grant = format!(
+        "[[capabilities.dirs]]\nhost = \"{}\"\nguest = \"/data\"\nmode = \"rw\"\n",
+        data.display()
+    );
+    daemon
+        .install("graceful_p2", Some(GRACEFUL), &service(&grant))
+        .expect_code(0);
+    wait_logged(&daemon, "graceful", "out | working");
+    assert_eq!(daemon.stop_with("INT"), Some(0), "{}", daemon.log());
+    assert_eq!(std::fs::read_to_string(data.join("clean-exit")).unwrap(), "bye\n");
+    assert!(daemon.log().contains("Int received"), "{}", daemon.log());
+}

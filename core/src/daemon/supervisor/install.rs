@@ -7,7 +7,7 @@
 //! Artifacts left without a record are collected at the next start.
 
 use super::{Loaded, Slot, Supervisor, internal, not_found};
-use crate::artifact::{self, ArtifactRef, InputKind, Program, format};
+use crate::artifact::{self, InputKind, Program, format};
 use crate::daemon::interface;
 use crate::daemon::registry::{ModuleRecord, VersionRecord};
 use crate::manifest::{self, ManifestError, Validated};
@@ -164,7 +164,7 @@ impl Supervisor {
     fn compile_upload(&self, bytes: &[u8]) -> Result<String, RemoteError> {
         let compiled = artifact::compile::compile(&self.inner.config.engine, bytes, "module.wasm")
             .map_err(|e| invalid_artifact(e.to_string()))?;
-        let artifact = ArtifactRef {
+        let artifact = artifact::ArtifactRef {
             header: compiled.header,
             code: &compiled.code,
         };
