@@ -15,7 +15,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "compiler")]
         Command::Compile(args) => report(cmd::compile::execute(args)),
         Command::Run(args) => cmd::run::execute(args),
-        Command::Inspect(args) if args.target.is_file() => report(cmd::inspect::execute(args)),
+        Command::Inspect(args) if args.target.is_file() => report(cmd::inspect::execute(args, cli.json)),
         Command::Daemon(args) => report(cmd::daemon::execute(args, cli.socket.clone())),
         verb => report(cmd::manage::execute(verb, cli.socket.clone(), cli.json)),
     }

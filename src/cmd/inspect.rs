@@ -2,32 +2,40 @@
 
 use super::{CmdError, read_input};
 use crate::cli::InspectArgs;
-use arcella_core::EngineFingerprint;
-use arcella_core::EngineProfile;
 use arcella_core::artifact::format;
 use arcella_core::digest::hex;
+use arcella_core::{ArtifactTarget, EngineFingerprint, EngineProfile};
 
-pub fn execute(args: &InspectArgs) -> Result<(), CmdError> {
+pub fn execute(args: &InspectArgs, json: bool) -> Result<(), CmdError> {
     let bytes = read_input(&args.target)?;
     let artifact = format::decode(&bytes).map_err(|source| CmdError::Format {
         path: args.target.display().to_string(),
         source,
     })?;
     let h = &artifact.header;
-    let here = EngineFingerprint::of(
-        &EngineProfile::default().with_target(arcella_core::ArtifactTarget::from_resolved(&h.fingerprint.target)),
-    );
+    // Loads here when this machine executes its target and an engine for
+    // that target, with this build's settings, has its fingerprint.
+    let target = ArtifactTarget::from_resolved(&h.fingerprint.target);
+    let loads_here =
+        target.runs_here() && EngineFingerprint::of(&EngineProfile::default().with_target(target)) == h.fingerprint;
+    if json {
+        let value = serde_json::json!({
+            "file": args.target.display().to_string(),
+            "kind": h.kind.to_string(),
+            "fingerprint": h.fingerprint.to_string(),
+            "loads_here": loads_here,
+            "code_sha256": hex(&h.code_sha256),
+            "code_len": h.code_len,
+            "source_name": h.source_name,
+            "source_sha256": hex(&h.source_sha256),
+        });
+        crate::cmd::render::json_value(&value);
+        return Ok(());
+    }
     println!("file:        {}", args.target.display());
     println!("kind:        {}", h.kind);
     println!("fingerprint: {}", h.fingerprint);
-    println!(
-        "loads here:  {}",
-        if here == h.fingerprint && arcella_core::ArtifactTarget::from_resolved(&h.fingerprint.target).runs_here() {
-            "yes"
-        } else {
-            "no"
-        }
-    );
+    println!("loads here:  {}", if loads_here { "yes" } else { "no" });
     println!("code:        sha256:{} ({} bytes)", hex(&h.code_sha256), h.code_len);
     println!("source:      {} sha256:{}", h.source_name, hex(&h.source_sha256));
     Ok(())

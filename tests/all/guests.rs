@@ -123,3 +123,19 @@ fn inspect_describes_an_artifact_and_whether_it_loads_here() {
             ]);
     }
 }
+
+#[test]
+fn inspect_speaks_json_too() {
+    let path = artifact("hello_p2", "pulley64");
+    let ran = arcella(["--json".as_ref(), "inspect".as_ref(), path.as_os_str()]);
+    ran.expect_code(0);
+    let value: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(value["kind"], "component");
+    assert_eq!(value["loads_here"], true);
+    assert!(
+        value["fingerprint"]
+            .as_str()
+            .unwrap()
+            .starts_with("wasmtime-48.0.8/pulley64/")
+    );
+}
