@@ -183,7 +183,7 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
                 continue;
             }
         };
-        let result = handle(&server, message.request, &tx, &mut follower);
+        let result = handle(&server, message.request, &tx, &mut follower).await;
         if tx
             .send(ServerMessage::Response { id: message.id, result })
             .await
@@ -197,7 +197,10 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
     writer.await;
 }
 
-fn handle(
+/// Serves one request. File I/O, hashing, deserializing and compiling
+/// (uploads, installs, updates) run on a blocking-pool thread, so they never
+/// stall the modules running on the executor.
+async fn handle(
     server: &Server,
     request: Request,
     tx: &async_channel::Sender<ServerMessage>,
@@ -227,11 +230,20 @@ fn handle(
             Ok(Response::Unfollowed)
         }
         Request::Upload(chunk) => {
-            let (received, complete) = sup.uploads().accept(&chunk)?;
+            let sup = sup.clone();
+            let (received, complete) = smol::unblock(move || sup.uploads().accept(&chunk)).await?;
             Ok(Response::Uploaded { received, complete })
         }
-        Request::Install(spec) => sup.install(&spec).map(Response::Module),
-        Request::Update { module, spec } => sup.update(&module, &spec).map(Response::Module),
+        Request::Install(spec) => {
+            let sup = sup.clone();
+            smol::unblock(move || sup.install(&spec)).await.map(Response::Module)
+        }
+        Request::Update { module, spec } => {
+            let sup = sup.clone();
+            smol::unblock(move || sup.update(&module, &spec))
+                .await
+                .map(Response::Module)
+        }
         Request::Start { module } => sup
             .start(&module)
             .and_then(|()| sup.summary(&module))
@@ -244,7 +256,10 @@ fn handle(
             .restart(&module)
             .and_then(|()| sup.summary(&module))
             .map(Response::Module),
-        Request::Remove { module } => sup.remove(&module).map(|()| Response::Removed { module }),
+        Request::Remove { module } => {
+            let sup = sup.clone();
+            smol::unblock(move || sup.remove(&module).map(|()| Response::Removed { module })).await
+        }
     }
 }
 

@@ -186,6 +186,7 @@ impl Supervisor {
 
     /// Installs a new module; starts it if its deployment says autostart.
     pub fn install(&self, spec: &InstallSpec) -> Result<crate::protocol::ModuleSummary, RemoteError> {
+        let _changes = self.lock_changes();
         let (artifact_id, loaded) = self.stage(spec)?;
         let id = loaded.manifests.id.clone();
         if let Some(existing) = self.lock().modules.get(&id) {
@@ -232,6 +233,7 @@ impl Supervisor {
 
     /// Replaces a module's version, keeping the old one as `previous`.
     pub fn update(&self, id: &str, spec: &InstallSpec) -> Result<crate::protocol::ModuleSummary, RemoteError> {
+        let _changes = self.lock_changes();
         if !self.lock().modules.contains_key(id) {
             return Err(not_found(id));
         }
@@ -285,6 +287,7 @@ impl Supervisor {
 
     /// Stops and uninstalls a module; its artifacts are collected.
     pub fn remove(&self, id: &str) -> Result<(), RemoteError> {
+        let _changes = self.lock_changes();
         let mut state = self.lock();
         if !state.modules.contains_key(id) {
             return Err(not_found(id));

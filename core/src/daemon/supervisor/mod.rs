@@ -44,6 +44,10 @@ struct Inner {
     /// Its own lock, so log lines (written while `state` may be held) can
     /// reach followers. Lock order: `state`, then `followers`.
     followers: Mutex<Vec<Follower>>,
+    /// Serializes install, update and remove (which run on blocking-pool
+    /// threads), so two of them never race on one module id. Taken before
+    /// `state`, and never on the executor thread.
+    changes: Mutex<()>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -136,12 +140,18 @@ impl Supervisor {
             started: Instant::now(),
             state: Mutex::new(State::default()),
             followers: Mutex::new(Vec::new()),
+            changes: Mutex::new(()),
         };
         Self { inner: Arc::new(inner) }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Held for the whole of an install, update or remove.
+    fn lock_changes(&self) -> MutexGuard<'_, ()> {
+        self.inner.changes.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Files arriving for install/update.
