@@ -25,6 +25,20 @@ fn wait_logged(daemon: &Daemon, id: &str, needle: &str) {
     }
 }
 
+/// Installs `guest` as the `graceful` service with a read-write `/data`
+/// grant, waits until it works, and returns the granted host directory.
+fn install_with_granted_dir(daemon: &Daemon, guest: &str) -> std::path::PathBuf {
+    let data = daemon.dir.path().join("granted");
+    std::fs::create_dir(&data).unwrap();
+    let grant = format!(
+        "[[capabilities.dirs]]\nhost = \"{}\"\nguest = \"/data\"\nmode = \"rw\"\n",
+        data.display()
+    );
+    daemon.install(guest, Some(GRACEFUL), &service(&grant)).expect_code(0);
+    wait_logged(daemon, "graceful", "out | working");
+    data
+}
+
 #[test]
 fn stop_gives_a_service_its_shutdown_call() {
     let daemon = Daemon::start();
@@ -64,16 +78,7 @@ fn a_service_that_ignores_the_call_is_cancelled_after_the_grace() {
 #[test]
 fn sigterm_asks_modules_to_finish_before_the_daemon_exits() {
     let mut daemon = Daemon::start_with_config("shutdown_grace = \"5s\"\n");
-    let data = daemon.dir.path().join("granted");
-    std::fs::create_dir(&data).unwrap();
-    let grant = format!(
-        "[[capabilities.dirs]]\nhost = \"{}\"\nguest = \"/data\"\nmode = \"rw\"\n",
-        data.display()
-    );
-    daemon
-        .install("graceful_p1", Some(GRACEFUL), &service(&grant))
-        .expect_code(0);
-    wait_logged(&daemon, "graceful", "out | working");
+    let data = install_with_granted_dir(&daemon, "graceful_p1");
     let began = Instant::now();
     assert_eq!(daemon.terminate(), Some(0), "{}", daemon.log());
     assert!(
@@ -120,16 +125,7 @@ fn sigterm_cancels_what_ignores_it_within_the_grace() {
 #[test]
 fn sigint_shuts_down_as_gracefully_as_sigterm() {
     let mut daemon = Daemon::start();
-    let data = daemon.dir.path().join("granted");
-    std::fs::create_dir(&data).unwrap();
-    let grant = format!(
-        "[[capabilities.dirs]]\nhost = \"{}\"\nguest = \"/data\"\nmode = \"rw\"\n",
-        data.display()
-    );
-    daemon
-        .install("graceful_p2", Some(GRACEFUL), &service(&grant))
-        .expect_code(0);
-    wait_logged(&daemon, "graceful", "out | working");
+    let data = install_with_granted_dir(&daemon, "graceful_p2");
     assert_eq!(daemon.stop_with("INT"), Some(0), "{}", daemon.log());
     assert_eq!(std::fs::read_to_string(data.join("clean-exit")).unwrap(), "bye\n");
     assert!(daemon.log().contains("Int received"), "{}", daemon.log());
