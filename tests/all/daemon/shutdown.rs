@@ -39,6 +39,19 @@ fn install_with_granted_dir(daemon: &Daemon, guest: &str) -> std::path::PathBuf 
     data
 }
 
+/// Installs `graceful` told to ignore the shutdown call, and waits until it
+/// works.
+fn install_stubborn(daemon: &Daemon) {
+    daemon
+        .install(
+            "graceful_p1",
+            Some(GRACEFUL),
+            &service("[capabilities]\nargs = [\"ignore\"]\n"),
+        )
+        .expect_code(0);
+    wait_logged(daemon, "graceful", "out | working");
+}
+
 #[test]
 fn stop_gives_a_service_its_shutdown_call() {
     let daemon = Daemon::start();
@@ -57,14 +70,7 @@ fn stop_gives_a_service_its_shutdown_call() {
 #[test]
 fn a_service_that_ignores_the_call_is_cancelled_after_the_grace() {
     let daemon = Daemon::start_with_config("shutdown_grace = \"300ms\"\n");
-    daemon
-        .install(
-            "graceful_p1",
-            Some(GRACEFUL),
-            &service("[capabilities]\nargs = [\"ignore\"]\n"),
-        )
-        .expect_code(0);
-    wait_logged(&daemon, "graceful", "out | working");
+    install_stubborn(&daemon);
     daemon
         .cli(["stop", "graceful"])
         .expect_code(0)
@@ -100,14 +106,7 @@ fn sigterm_asks_modules_to_finish_before_the_daemon_exits() {
 #[test]
 fn sigterm_cancels_what_ignores_it_within_the_grace() {
     let mut daemon = Daemon::start_with_config("shutdown_grace = \"500ms\"\n");
-    daemon
-        .install(
-            "graceful_p1",
-            Some(GRACEFUL),
-            &service("[capabilities]\nargs = [\"ignore\"]\n"),
-        )
-        .expect_code(0);
-    wait_logged(&daemon, "graceful", "out | working");
+    install_stubborn(&daemon);
     let began = Instant::now();
     assert_eq!(daemon.terminate(), Some(0));
     assert!(
