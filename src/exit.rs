@@ -32,7 +32,9 @@ pub fn for_run_error(err: &RunError) -> ExitCode {
         RunError::Stack { .. } => STACK,
         RunError::Timeout { .. } => TIMEOUT,
         RunError::Trap { .. } => TRAP,
-        RunError::NotACommand { .. } | RunError::Grant { .. } | RunError::Setup { .. } => CANNOT_RUN,
+        RunError::NotACommand { .. } | RunError::Grant { .. } | RunError::Setup { .. } | RunError::Remote { .. } => {
+            CANNOT_RUN
+        }
     })
 }
 

@@ -30,6 +30,14 @@ pub fn response(response: &Response, json: bool) {
             println!("module:      {} {}", s.id, s.version);
             println!("state:       {} (desired: {})", state(&s.state), lower(&status.desired));
             println!("kind:        {}, isolation {}", lower(&s.kind), lower(&s.isolation));
+            if let Some(worker) = &status.worker {
+                println!(
+                    "worker:      group {}, pid {}, {} KiB resident",
+                    worker.group,
+                    worker.pid,
+                    worker.resident_bytes / 1024
+                );
+            }
             println!("artifact:    sha256:{}", status.artifact);
             if let Some(previous) = &status.previous_version {
                 println!("previous:    {previous}");

@@ -144,6 +144,25 @@ impl ArtifactStore {
         Ok(load::load_verified_file(engine, &header, &code_path)?)
     }
 
+    /// Opens a stored artifact's code file for a worker to map, after
+    /// checking it hashes to what its sealed header says. The descriptor
+    /// is read from the start by whoever receives it.
+    pub fn open_code(&self, id: &str) -> Result<File, StoreError> {
+        let header = self.header(id)?;
+        let code_path = self.path(&header.code_sha256, CODE_EXT);
+        let damaged = |reason: String| StoreError::Damaged {
+            id: id.to_owned(),
+            reason,
+        };
+        let mut file = File::open(&code_path).map_err(|e| damaged(format!("its code file cannot be read ({e})")))?;
+        let actual = digest::sha256_reader(&mut file).map_err(self.io_err())?;
+        if actual != header.code_sha256 {
+            return Err(damaged(format!("its code hashes to {}", digest::hex(&actual))));
+        }
+        std::io::Seek::rewind(&mut file).map_err(self.io_err())?;
+        Ok(file)
+    }
+
     /// Ids of every complete artifact in the store.
     pub fn list(&self) -> Result<Vec<String>, StoreError> {
         let mut ids = Vec::new();

@@ -25,6 +25,8 @@ pub struct DaemonConfig {
     pub access: Access,
     /// The engine every module runs in; artifacts must match it.
     pub engine: EngineProfile,
+    /// Worker processes for untrusted modules.
+    pub workers: super::workers::WorkerConfig,
 }
 
 /// Socket access control, checked with SO_PEERCRED on every connection.
@@ -48,6 +50,7 @@ impl Default for DaemonConfig {
             shutdown_grace: Duration::from_secs(5),
             access: Access::default(),
             engine: EngineProfile::default(),
+            workers: super::workers::WorkerConfig::default(),
         }
     }
 }
@@ -122,6 +125,7 @@ impl DaemonConfig {
             return Err(invalid("shutdown_grace", "must be at most 5m".into()));
         }
         self.engine.validate().map_err(|e| invalid("engine", e.to_string()))?;
+        self.workers.validate().map_err(|(key, message)| invalid(key, message))?;
         Ok(())
     }
 }

@@ -10,6 +10,7 @@ pub mod registry;
 pub mod server;
 pub mod supervisor;
 pub mod uploads;
+pub mod workers;
 
 use crate::artifact::ArtifactStore;
 use crate::engine::new_engine;

@@ -223,6 +223,16 @@ pub struct ModuleStatus {
     pub last_error: Option<String>,
     /// Unix seconds of the last start.
     pub started_at: Option<u64>,
+    /// The worker process hosting the running instance (worker isolation).
+    pub worker: Option<WorkerHost>,
+}
+
+/// A worker process, as `status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerHost {
+    pub group: String,
+    pub pid: u32,
+    pub resident_bytes: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -4,8 +4,9 @@
 pub mod frame;
 pub mod handshake;
 pub mod messages;
+pub mod worker;
 
 pub use messages::*;
 
 /// The protocol version this build speaks; peers must match exactly.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;

@@ -29,6 +29,7 @@ pub type LineListener = Arc<dyn Fn(&LogLine) + Send + Sync>;
 pub struct LogRing {
     module: String,
     lines: VecDeque<LogLine>,
+    capacity: usize,
 }
 
 impl LogRing {
@@ -36,6 +37,7 @@ impl LogRing {
         Self {
             module: module.to_owned(),
             lines: VecDeque::with_capacity(16),
+            capacity: RING_LINES,
         }
     }
 
@@ -47,7 +49,10 @@ impl LogRing {
             at_ms: now_ms(),
             text: truncate(text),
         };
-        if self.lines.len() == RING_LINES {
+        if self.capacity == 0 {
+            return line;
+        }
+        if self.lines.len() == self.capacity {
             self.lines.pop_front();
         }
         self.lines.push_back(line.clone());
@@ -99,6 +104,17 @@ impl LogBook {
         }
     }
 
+    /// A book that keeps no lines and only hands each to `listener` (a
+    /// worker relays lines to the daemon, which keeps them).
+    pub fn relay(module: &str, listener: LineListener) -> Self {
+        let mut ring = LogRing::new(module);
+        ring.capacity = 0;
+        Self {
+            ring: Arc::new(Mutex::new(ring)),
+            listener: Some(listener),
+        }
+    }
+
     /// Records a line written by the daemon about the module.
     pub fn note(&self, text: &str) {
         self.record(LogStream::Daemon, text);
@@ -108,7 +124,8 @@ impl LogBook {
         self.ring.lock().unwrap_or_else(PoisonError::into_inner).tail(n)
     }
 
-    fn record(&self, stream: LogStream, text: &str) {
+    /// Records a line (one a worker relayed, or the daemon's own).
+    pub fn record(&self, stream: LogStream, text: &str) {
         let line = self
             .ring
             .lock()

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 /// A host directory the guest may see, under a guest path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirGrant {
     pub host: PathBuf,
     pub guest: String,
@@ -57,7 +57,7 @@ pub fn parse_env(spec: &str) -> Result<(String, String), GrantError> {
 }
 
 /// Everything a guest is given.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Grants {
     /// `argv`, including `argv[0]`.
     pub args: Vec<String>,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use wasmtime::ResourceLimiter;
 
 /// What one run of a guest may consume. `None` means unbounded.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     /// Wasm instructions (roughly) before the guest is stopped.
     pub fuel: Option<u64>,

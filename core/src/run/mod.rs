@@ -52,6 +52,10 @@ pub enum RunError {
     },
     #[error("{module}: cannot start the guest: {message}")]
     Setup { module: String, message: String },
+    /// Reported by (or about) the worker process that ran the guest; the
+    /// message names the module.
+    #[error("{message}")]
+    Remote { message: String },
 }
 
 /// Formats a duration the way a person would write it.

@@ -3,5 +3,8 @@
 //! Porting Arcella means editing this module. Code elsewhere uses these
 //! functions instead of calling the OS (or `libc`/`nix`) directly.
 
+pub mod cgroup;
 pub mod fs;
 pub mod user;
+pub mod process;
+pub mod seqpacket;

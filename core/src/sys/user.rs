@@ -26,3 +26,13 @@ pub fn peer_credentials(socket: &impl AsFd) -> std::io::Result<PeerCredentials> 
         gid: creds.gid(),
     })
 }
+
+/// The uid and primary gid of a user given by name or number.
+pub fn lookup(user: &str) -> std::io::Result<Option<(u32, u32)>> {
+    let found = match user.parse::<u32>() {
+        Ok(uid) => nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)),
+        Err(_) => nix::unistd::User::from_name(user),
+    }
+    .map_err(std::io::Error::from)?;
+    Ok(found.map(|u| (u.uid.as_raw(), u.gid.as_raw())))
+}

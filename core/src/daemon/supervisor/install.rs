@@ -348,6 +348,8 @@ fn new_slot(
         state,
         task: None,
         stop_flag: None,
+        stop_notice: None,
+        host: None,
         generation: 0,
         logs,
         failures: 0,

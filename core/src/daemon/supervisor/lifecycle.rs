@@ -3,6 +3,8 @@
 use super::{Loaded, Slot, State, Supervisor, not_found, unix_now};
 use crate::manifest::{DeploymentManifest, RestartPolicy};
 use crate::protocol::{DesiredState, ErrorKind, Event, Isolation, ModuleKind, ModuleState, RemoteError};
+use crate::daemon::workers::{Host, RemoteRun};
+use crate::protocol::worker::InstanceSpec;
 use crate::run::{self, DirGrant, Grants, Invocation, Limits, Output, RunError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,15 +27,6 @@ impl Supervisor {
                 ),
             )
         })?;
-        if loaded.manifests.deployment.isolation == Isolation::Worker {
-            return Err(RemoteError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "module `{id}` has isolation = \"worker\", and worker isolation is not available yet; \
-                     it stays installed and stopped (run it in-process only if it is trusted: trusted = true, isolation = \"main\")"
-                ),
-            ));
-        }
         self.set_desired(slot, DesiredState::Running)?;
         if slot.task.is_some() {
             return Ok(());
@@ -59,6 +52,9 @@ impl Supervisor {
             return Ok(());
         };
         flag.store(true, Ordering::Relaxed);
+        if let Some(notice) = &slot.stop_notice {
+            let _ = notice.try_send(());
+        }
         let grace = self.inner.config.shutdown_grace;
         slot.logs
             .note(&format!("asked to stop (grace {})", run::humanize(grace)));
@@ -124,6 +120,8 @@ impl Supervisor {
         // Dropping the task cancels it: wasmtime unwinds the guest's fiber.
         drop(slot.task.take());
         slot.stop_flag = None;
+        slot.stop_notice = None;
+        slot.host = None;
         slot.logs.note(why);
         self.set_state(state, id, ModuleState::Stopped);
         if was_running {
@@ -142,6 +140,16 @@ impl Supervisor {
         let book = slot.logs.clone();
         let stop: run::StopFlag = Arc::new(AtomicBool::new(false));
         slot.stop_flag = Some(stop.clone());
+        if loaded.manifests.deployment.isolation == Isolation::Worker {
+            let (notice, stop_asked) = async_channel::bounded(1);
+            slot.stop_notice = Some(notice);
+            let artifact = slot.record.current.artifact.clone();
+            let task = self.launch_in_worker(id, generation, loaded, artifact, book, stop_asked);
+            slot.task = Some(task);
+            state.running += 1;
+            self.set_state(state, id, ModuleState::Running);
+            return;
+        }
         let supervisor = self.clone();
         let engine = self.inner.engine.clone();
         let profile = self.inner.config.engine.clone();
@@ -149,11 +157,7 @@ impl Supervisor {
         let task = self.inner.executor.spawn(async move {
             let deployment = &loaded.manifests.deployment;
             let grants = grants_for(&id_owned, deployment);
-            let limits = Limits {
-                fuel: deployment.limits.fuel,
-                max_memory: deployment.limits.memory,
-                timeout: deployment.limits.timeout,
-            };
+            let limits = limits_for(deployment);
             let output = Output::Capture(book);
             let invocation = Invocation {
                 name: &id_owned,
@@ -199,6 +203,8 @@ impl Supervisor {
             task.detach();
         }
         slot.stop_flag = None;
+        slot.stop_notice = None;
+        slot.host = None;
         let Some(loaded) = slot.loaded.clone() else { return };
         let deployment = &loaded.manifests.deployment;
         if slot.state == ModuleState::Stopping || shutting_down {
@@ -334,6 +340,9 @@ impl Supervisor {
                 if let Some(flag) = &slot.stop_flag {
                     flag.store(true, Ordering::Relaxed);
                 }
+                if let Some(notice) = &slot.stop_notice {
+                    let _ = notice.try_send(());
+                }
                 if let Some(task) = slot.task.take() {
                     slot.logs.note("daemon shutting down");
                     tasks.push((id.clone(), task));
@@ -360,6 +369,65 @@ impl Supervisor {
             }
         }
         self.lock().ticker = None;
+        self.inner.workers.shutdown().await;
+    }
+
+    /// The task that runs one instance of a worker module: the code file
+    /// is opened and re-verified off the executor, then handed to the
+    /// group's worker.
+    fn launch_in_worker(
+        &self,
+        id: &str,
+        generation: u64,
+        loaded: Loaded,
+        artifact: String,
+        book: crate::run::LogBook,
+        stop_asked: async_channel::Receiver<()>,
+    ) -> smol::Task<()> {
+        let supervisor = self.clone();
+        let id_owned = id.to_owned();
+        self.inner.executor.spawn(async move {
+            let began = Instant::now();
+            let deployment = &loaded.manifests.deployment;
+            let store = supervisor.inner.store.clone();
+            let code = smol::unblock(move || store.open_code(&artifact)).await;
+            let outcome = match code {
+                Err(e) => Err(RunError::Setup {
+                    module: id_owned.clone(),
+                    message: e.to_string(),
+                }),
+                Ok(code) => {
+                    let host_of = supervisor.clone();
+                    let host_id = id_owned.clone();
+                    let request = RemoteRun {
+                        group: deployment.group.clone(),
+                        spec: InstanceSpec {
+                            name: id_owned.clone(),
+                            kind: loaded.program.kind(),
+                            grants: grants_for(&id_owned, deployment),
+                            limits: limits_for(deployment),
+                            entrypoint: Some(loaded.manifests.entrypoint.clone()),
+                        },
+                        code,
+                        book,
+                        stop: stop_asked,
+                        on_started: Box::new(move |host| host_of.hosted(&host_id, generation, host)),
+                    };
+                    supervisor.inner.workers.run(request).await
+                }
+            };
+            supervisor.on_exit(&id_owned, generation, outcome, began.elapsed());
+        })
+    }
+
+    /// Records which worker hosts the instance `generation` of `id`.
+    fn hosted(&self, id: &str, generation: u64, host: Host) {
+        let mut state = self.lock();
+        if let Some(slot) = state.modules.get_mut(id).filter(|s| s.generation == generation) {
+            slot.logs
+                .note(&format!("running in worker `{}` (pid {})", host.group, host.pid));
+            slot.host = Some(host);
+        }
     }
 }
 
@@ -371,6 +439,14 @@ fn backoff(deployment: &DeploymentManifest, failures: u32) -> Duration {
         .backoff_initial
         .saturating_mul(factor)
         .min(deployment.restart.backoff_max)
+}
+
+fn limits_for(deployment: &DeploymentManifest) -> Limits {
+    Limits {
+        fuel: deployment.limits.fuel,
+        max_memory: deployment.limits.memory,
+        timeout: deployment.limits.timeout,
+    }
 }
 
 fn grants_for(id: &str, deployment: &DeploymentManifest) -> Grants {

@@ -13,6 +13,7 @@ mod queries;
 use super::config::DaemonConfig;
 use super::registry::{ModuleRecord, Registry};
 use super::uploads::Uploads;
+use super::workers::{Host, WorkerPool};
 use crate::artifact::{ArtifactStore, Program};
 use crate::manifest::Validated;
 use crate::protocol::{ErrorKind, Event, ModuleState, RemoteError};
@@ -39,6 +40,7 @@ struct Inner {
     registry: Registry,
     uploads: Uploads,
     executor: Arc<smol::Executor<'static>>,
+    workers: WorkerPool,
     started: Instant,
     state: Mutex<State>,
     /// Its own lock, so log lines (written while `state` may be held) can
@@ -82,6 +84,10 @@ struct Slot {
     task: Option<smol::Task<()>>,
     /// Raised to ask the running instance to finish.
     stop_flag: Option<crate::run::StopFlag>,
+    /// Told when the instance should finish, for one in a worker.
+    stop_notice: Option<async_channel::Sender<()>>,
+    /// The worker hosting the running instance, if it runs in one.
+    host: Option<Host>,
     generation: u64,
     logs: LogBook,
     /// Failures in a row, for the restart policy.
@@ -130,8 +136,10 @@ impl Supervisor {
         uploads: Uploads,
         executor: Arc<smol::Executor<'static>>,
     ) -> Self {
+        let workers = WorkerPool::new(&config.workers, &config.engine, executor.clone());
         let inner = Inner {
             engine,
+            workers,
             config,
             store,
             registry,

@@ -5,7 +5,7 @@ use crate::daemon::interface;
 use crate::digest;
 use crate::fingerprint::EngineFingerprint;
 use crate::protocol::{
-    DaemonInfo, Isolation, LogLine, ModuleInspect, ModuleKind, ModuleStatus, ModuleSummary, PROTOCOL_VERSION,
+    DaemonInfo, Isolation, WorkerHost, LogLine, ModuleInspect, ModuleKind, ModuleStatus, ModuleSummary, PROTOCOL_VERSION,
     RemoteError,
 };
 
@@ -33,6 +33,11 @@ impl Supervisor {
             last_exit: slot.last_exit,
             last_error: slot.last_error.clone(),
             started_at: slot.started_at,
+            worker: slot.host.as_ref().map(|host| WorkerHost {
+                group: host.group.clone(),
+                pid: host.pid,
+                resident_bytes: crate::sys::process::resident_bytes(host.pid).unwrap_or(0),
+            }),
         })
     }
 

@@ -1,0 +1,126 @@
+//! `[workers]` in arcella.toml: how worker processes are found, confined
+//! and timed, with per-group overrides under `[workers.groups.NAME]`.
+
+use serde::{Deserialize, Deserializer};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// `[workers]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// The `arcella-worker` binary; default: beside the daemon's executable.
+    pub binary: Option<PathBuf>,
+    /// Who workers run as when the daemon runs as root (a user name or a
+    /// uid). Ignored otherwise: workers run as the daemon's user.
+    pub user: String,
+    /// Each worker's memory budget: RLIMIT_DATA, and `memory.max` where a
+    /// cgroup v2 can be made.
+    #[serde(deserialize_with = "size")]
+    pub memory: u64,
+    /// Open files per worker (RLIMIT_NOFILE).
+    pub open_files: u64,
+    /// Tasks per worker (`pids.max`, cgroup v2 only).
+    pub pids: u64,
+    /// Install the seccomp allowlist in workers.
+    pub seccomp: bool,
+    /// The longest a worker may take to answer any request before it is
+    /// deemed hung and killed.
+    #[serde(deserialize_with = "duration")]
+    pub ipc_timeout: Duration,
+    /// Between SIGTERM and SIGKILL when a worker must go.
+    #[serde(deserialize_with = "duration")]
+    pub kill_grace: Duration,
+    /// Per-group overrides.
+    pub groups: BTreeMap<String, GroupConfig>,
+}
+
+/// `[workers.groups.NAME]`: anything unset comes from `[workers]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GroupConfig {
+    #[serde(deserialize_with = "opt_size")]
+    pub memory: Option<u64>,
+    pub open_files: Option<u64>,
+    pub pids: Option<u64>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            binary: None,
+            user: "nobody".into(),
+            memory: 128 << 20,
+            open_files: 64,
+            pids: 64,
+            seccomp: true,
+            ipc_timeout: Duration::from_secs(5),
+            kill_grace: Duration::from_secs(2),
+            groups: BTreeMap::new(),
+        }
+    }
+}
+
+/// The settings one group's worker gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupLimits {
+    pub memory: u64,
+    pub open_files: u64,
+    pub pids: u64,
+}
+
+impl WorkerConfig {
+    /// The limits for `group`, overrides applied.
+    pub fn limits_for(&self, group: &str) -> GroupLimits {
+        let over = self.groups.get(group).cloned().unwrap_or_default();
+        GroupLimits {
+            memory: over.memory.unwrap_or(self.memory),
+            open_files: over.open_files.unwrap_or(self.open_files),
+            pids: over.pids.unwrap_or(self.pids),
+        }
+    }
+
+    /// The checks serde cannot express; `Err((key, message))`.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        const MIN_MEMORY: u64 = 16 << 20;
+        let memories = std::iter::once(("workers.memory", self.memory)).chain(
+            self.groups
+                .values()
+                .filter_map(|g| g.memory)
+                .map(|m| ("workers.groups.*.memory", m)),
+        );
+        for (key, memory) in memories {
+            if memory < MIN_MEMORY {
+                return Err((
+                    key,
+                    format!("{memory} bytes is below the 16MiB a worker needs for its own runtime"),
+                ));
+            }
+        }
+        if self.open_files < 16 {
+            return Err(("workers.open_files", "must be at least 16".into()));
+        }
+        if self.ipc_timeout.is_zero() || self.kill_grace.is_zero() {
+            return Err(("workers.ipc_timeout", "timeouts must be above zero".into()));
+        }
+        for name in self.groups.keys() {
+            crate::manifest::check_name(name).map_err(|m| ("workers.groups", format!("`{name}`: {m}")))?;
+        }
+        Ok(())
+    }
+}
+
+fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::units::parse_bytes(&text).map_err(serde::de::Error::custom)
+}
+
+fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    size(d).map(Some)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    crate::units::parse_duration(&text).map_err(serde::de::Error::custom)
+}

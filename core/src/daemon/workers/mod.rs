@@ -1,0 +1,452 @@
+//! Worker processes for untrusted modules: one per group, started on
+//! demand by spawn + exec of `arcella-worker`, jailed (docs/security.md),
+//! spoken to over a seqpacket socket pair. A worker whose last instance
+//! ends is told to exit; the next start in its group starts a new one.
+//!
+//! Every request has a deadline (`workers.ipc_timeout`): a worker that
+//! misses one is deemed hung and terminated (SIGTERM, then SIGKILL after
+//! `workers.kill_grace`), and its instances fail like crashed ones.
+
+mod config;
+mod process;
+
+pub use config::{GroupConfig, GroupLimits, WorkerConfig};
+
+use crate::engine::EngineProfile;
+use crate::fingerprint::EngineFingerprint;
+use crate::protocol::worker::{InstanceId, InstanceSpec, ToWorker, WorkerUsage};
+use crate::run::{LogBook, RunError};
+use crate::sys::cgroup::CgroupParent;
+use crate::sys::process::Ended;
+use process::{Outgoing, Pending, Worker, with_deadline};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+/// Why a worker could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("{0}")]
+    Binary(String),
+    #[error("{0}")]
+    User(String),
+    #[error("cannot start a worker for group `{group}`: {source}")]
+    Spawn {
+        group: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the worker for group `{group}` could not start: {reason}")]
+    Refused { group: String, reason: String },
+    #[error("the worker for group `{group}` (pid {pid}) did not answer within {}", crate::run::humanize(*.timeout))]
+    Timeout {
+        group: String,
+        pid: u32,
+        timeout: std::time::Duration,
+    },
+    #[error("the worker for group `{group}` is gone")]
+    Gone { group: String },
+}
+
+/// Which worker hosts an instance (shown by `status`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Host {
+    pub group: String,
+    pub pid: u32,
+}
+
+/// One instance to run in a worker.
+pub struct RemoteRun {
+    pub group: String,
+    pub spec: InstanceSpec,
+    /// The verified code file, passed to the worker as a descriptor.
+    pub code: std::fs::File,
+    pub book: LogBook,
+    /// Receives once when the instance should finish (graceful stop).
+    pub stop: async_channel::Receiver<()>,
+    /// Called once the guest runs, with the worker that hosts it.
+    pub on_started: Box<dyn FnOnce(Host) + Send>,
+}
+
+impl std::fmt::Debug for RemoteRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteRun")
+            .field("group", &self.group)
+            .field("module", &self.spec.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// All workers; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct WorkerPool {
+    inner: Arc<PoolInner>,
+}
+
+pub(crate) struct PoolInner {
+    config: WorkerConfig,
+    binary: Result<PathBuf, String>,
+    user: Result<Option<(u32, u32)>, String>,
+    profile: EngineProfile,
+    fingerprint: String,
+    executor: Arc<smol::Executor<'static>>,
+    cgroups: Option<CgroupParent>,
+    workers: Mutex<BTreeMap<String, Arc<Worker>>>,
+    /// One spawn at a time, so two starts in a group share one worker.
+    spawning: smol::lock::Mutex<()>,
+    next_instance: AtomicU64,
+    next_ping: AtomicU32,
+    said_seccomp: AtomicBool,
+}
+
+impl std::fmt::Debug for PoolInner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerPool").field("binary", &self.binary).finish_non_exhaustive()
+    }
+}
+
+impl WorkerPool {
+    /// A pool with no workers yet. Problems that only matter once a worker
+    /// is needed (no binary, no such user) are kept and reported then.
+    pub fn new(config: &WorkerConfig, profile: &EngineProfile, executor: Arc<smol::Executor<'static>>) -> Self {
+        let cgroups = match CgroupParent::detect() {
+            Ok(parent) => Some(parent),
+            Err(why) => {
+                log::info!("workers get no cgroup: {why}; their memory is bounded by rlimits (RLIMIT_DATA) only");
+                None
+            }
+        };
+        let inner = PoolInner {
+            config: config.clone(),
+            binary: find_binary(config),
+            user: worker_user(&config.user),
+            profile: profile.clone(),
+            fingerprint: EngineFingerprint::of(profile).to_string(),
+            executor,
+            cgroups,
+            workers: Mutex::new(BTreeMap::new()),
+            spawning: smol::lock::Mutex::new(()),
+            next_instance: AtomicU64::new(1),
+            next_ping: AtomicU32::new(1),
+            said_seccomp: AtomicBool::new(false),
+        };
+        Self { inner: Arc::new(inner) }
+    }
+
+    /// Runs one instance to completion in its group's worker (started if
+    /// need be). Dropping the future cancels the instance.
+    pub async fn run(&self, request: RemoteRun) -> Result<i32, RunError> {
+        let name = request.spec.name.clone();
+        let failed = |message: String| RunError::Remote { message };
+        let instance = self.inner.next_instance.fetch_add(1, Ordering::Relaxed);
+        let (done_tx, done) = async_channel::bounded(1);
+        let (started_tx, started) = async_channel::bounded(1);
+        let pending = Pending {
+            name: name.clone(),
+            book: request.book,
+            started: Some(started_tx),
+            done: done_tx,
+        };
+        let worker = self
+            .attach(&request.group, instance, pending)
+            .await
+            .map_err(|e| failed(format!("{name}: {e}")))?;
+        let mut guard = CancelOnDrop {
+            pool: self.inner.clone(),
+            worker: worker.clone(),
+            instance,
+            armed: true,
+        };
+        let start = Outgoing {
+            message: ToWorker::Start {
+                instance,
+                spec: request.spec,
+            },
+            fd: Some(request.code.into()),
+        };
+        if worker.outbox.send(start).await.is_err() {
+            guard.armed = false;
+            return Err(failed(format!("{name}: {}", WorkerError::Gone { group: worker.group.clone() })));
+        }
+        let timeout = self.inner.config.ipc_timeout;
+        let first = with_deadline(
+            timeout,
+            smol::future::or(async { started.recv().await.ok().map(|()| None) }, async {
+                done.recv().await.ok().map(Some)
+            }),
+        )
+        .await;
+        match first {
+            Some(Some(None)) => (request.on_started)(Host {
+                group: worker.group.clone(),
+                pid: worker.pid,
+            }),
+            Some(Some(Some(outcome))) => {
+                guard.armed = false;
+                return outcome.map_err(failed);
+            }
+            Some(None) => {}
+            None => worker.terminate(
+                &self.inner,
+                &format!("did not confirm the start of `{name}` within {}", crate::run::humanize(timeout)),
+            ),
+        }
+        let mut stop = Some(request.stop);
+        let outcome = loop {
+            let stop_asked = async {
+                match &stop {
+                    Some(rx) => rx.recv().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
+            let next = smol::future::or(async { Err(done.recv().await) }, async { Ok(stop_asked.await) }).await;
+            match next {
+                Err(outcome) => break outcome,
+                Ok(asked) => {
+                    stop = None;
+                    if asked {
+                        let _ = worker.outbox.try_send(Outgoing {
+                            message: ToWorker::Stop { instance },
+                            fd: None,
+                        });
+                    }
+                }
+            }
+        };
+        guard.armed = false;
+        match outcome {
+            Ok(result) => result.map_err(failed),
+            Err(_) => Err(failed(format!("{name}: {}", WorkerError::Gone { group: worker.group.clone() }))),
+        }
+    }
+
+    /// The worker of `group` (started if there is none) with `instance`
+    /// registered on it.
+    async fn attach(&self, group: &str, instance: InstanceId, pending: Pending) -> Result<Arc<Worker>, WorkerError> {
+        let _one_spawn = self.inner.spawning.lock().await;
+        let pending = match self.inner.attach_existing(group, instance, pending) {
+            Ok(worker) => return Ok(worker),
+            Err(pending) => pending,
+        };
+        let worker = process::spawn(&self.inner, group).await?;
+        worker.table().instances.insert(instance, pending);
+        self.inner.workers().insert(group.to_owned(), worker.clone());
+        log::info!("worker `{group}` started (pid {})", worker.pid);
+        Ok(worker)
+    }
+
+    /// Resource use reported by `group`'s worker, if it runs.
+    pub async fn usage(&self, group: &str) -> Result<Option<WorkerUsage>, WorkerError> {
+        let Some(worker) = self.inner.workers().get(group).cloned() else {
+            return Ok(None);
+        };
+        let id = self.inner.next_ping.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = async_channel::bounded(1);
+        worker.table().pings.insert(id, tx);
+        let ping = Outgoing {
+            message: ToWorker::Ping { id },
+            fd: None,
+        };
+        let timeout = self.inner.config.ipc_timeout;
+        let answer = with_deadline(timeout, async {
+            worker.outbox.send(ping).await.ok()?;
+            rx.recv().await.ok()
+        })
+        .await;
+        match answer {
+            Some(Some(usage)) => Ok(Some(usage)),
+            Some(None) => Err(WorkerError::Gone { group: group.to_owned() }),
+            None => {
+                worker.table().pings.remove(&id);
+                worker.terminate(&self.inner, "did not answer a ping");
+                Err(WorkerError::Timeout {
+                    group: group.to_owned(),
+                    pid: worker.pid,
+                    timeout,
+                })
+            }
+        }
+    }
+
+    /// The pid of `group`'s worker, if one runs.
+    pub fn pid_of(&self, group: &str) -> Option<u32> {
+        self.inner.workers().get(group).map(|w| w.pid)
+    }
+
+    /// Daemon shutdown: every worker is told to exit (its instances have
+    /// been cancelled by now) and killed if it has not within the grace.
+    pub async fn shutdown(&self) {
+        let workers: Vec<Arc<Worker>> = std::mem::take(&mut *self.inner.workers()).into_values().collect();
+        for worker in &workers {
+            worker.table().retiring = true;
+            worker.outbox.close();
+        }
+        let grace = self.inner.config.kill_grace;
+        for worker in workers {
+            let gone = with_deadline(grace, async {
+                while worker.table().ended.is_none() {
+                    smol::Timer::after(std::time::Duration::from_millis(5)).await;
+                }
+            })
+            .await;
+            if gone.is_none() {
+                crate::sys::process::signal(worker.pid, true);
+            }
+        }
+    }
+}
+
+impl PoolInner {
+    /// Registers `instance` on the live worker of `group`; gives `pending`
+    /// back if there is none (or it is on its way out).
+    fn attach_existing(&self, group: &str, instance: InstanceId, pending: Pending) -> Result<Arc<Worker>, Pending> {
+        let mut workers = self.workers();
+        if let Some(worker) = workers.get(group) {
+            let mut table = worker.table();
+            if !table.retiring && table.ended.is_none() {
+                table.instances.insert(instance, pending);
+                return Ok(worker.clone());
+            }
+        }
+        workers.remove(group);
+        Err(pending)
+    }
+
+    fn workers(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Worker>>> {
+        self.workers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A worker with nothing left to run is told to exit.
+    fn retire_if_idle(&self, worker: &Arc<Worker>) {
+        let mut workers = self.workers();
+        let current = workers.get(&worker.group).is_some_and(|w| Arc::ptr_eq(w, worker));
+        let mut table = worker.table();
+        if table.instances.is_empty() && !table.retiring {
+            table.retiring = true;
+            worker.outbox.close();
+            if current {
+                workers.remove(&worker.group);
+            }
+        }
+    }
+
+    /// The process ended: every instance still on it fails with the reason.
+    fn worker_ended(&self, worker: &Arc<Worker>, ended: Ended) {
+        {
+            let mut workers = self.workers();
+            if workers.get(&worker.group).is_some_and(|w| Arc::ptr_eq(w, worker)) {
+                workers.remove(&worker.group);
+            }
+        }
+        let (orphans, retiring) = {
+            let mut table = worker.table();
+            table.ended = Some(ended);
+            table.pings.clear();
+            (std::mem::take(&mut table.instances), table.retiring)
+        };
+        if retiring && orphans.is_empty() && ended == Ended::Exited(0) {
+            log::info!("worker `{}` (pid {}) exited: no modules left", worker.group, worker.pid);
+            return;
+        }
+        log::warn!(
+            "worker `{}` (pid {}) {ended}; {} module(s) on it lost",
+            worker.group,
+            worker.pid,
+            orphans.len()
+        );
+        for (_, pending) in orphans {
+            let reason = format!(
+                "{}: its worker (group `{}`, pid {}) {ended}",
+                pending.name, worker.group, worker.pid
+            );
+            let _ = pending.done.try_send(Err(reason));
+        }
+    }
+
+    fn note_seccomp(&self, group: &str, pid: u32, report: &str) {
+        let sandboxed = report.starts_with("seccomp allowlist");
+        if sandboxed {
+            log::debug!("worker `{group}` (pid {pid}): {report}");
+        } else if !self.said_seccomp.swap(true, Ordering::Relaxed) {
+            log::warn!("worker `{group}` (pid {pid}): {report}");
+        }
+    }
+}
+
+/// Cancels an instance whose run was abandoned (module halted), and makes
+/// sure a worker that does not confirm in time is terminated.
+struct CancelOnDrop {
+    pool: Arc<PoolInner>,
+    worker: Arc<Worker>,
+    instance: InstanceId,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let _ = self.worker.outbox.try_send(Outgoing {
+            message: ToWorker::Cancel {
+                instance: self.instance,
+            },
+            fd: None,
+        });
+        let pool = self.pool.clone();
+        let worker = self.worker.clone();
+        let instance = self.instance;
+        let timeout = pool.config.ipc_timeout;
+        self.pool
+            .executor
+            .spawn(async move {
+                let confirmed = with_deadline(timeout, async {
+                    while worker.table().instances.contains_key(&instance) && worker.table().ended.is_none() {
+                        smol::Timer::after(std::time::Duration::from_millis(5)).await;
+                    }
+                })
+                .await;
+                if confirmed.is_none() {
+                    worker.terminate(
+                        &pool,
+                        &format!("did not cancel an instance within {}", crate::run::humanize(timeout)),
+                    );
+                }
+            })
+            .detach();
+    }
+}
+
+/// `workers.binary`, or `arcella-worker` beside the daemon's executable.
+fn find_binary(config: &WorkerConfig) -> Result<PathBuf, String> {
+    let path = match &config.binary {
+        Some(path) => path.clone(),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot locate the daemon's executable to find arcella-worker beside it: {e}"))?
+            .with_file_name("arcella-worker"),
+    };
+    if !path.is_file() {
+        return Err(format!(
+            "the worker binary {} does not exist; install arcella-worker beside the daemon or set workers.binary",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
+/// The uid/gid workers run as: `workers.user` when the daemon is root.
+fn worker_user(user: &str) -> Result<Option<(u32, u32)>, String> {
+    if crate::sys::user::effective_uid() != 0 {
+        return Ok(None);
+    }
+    let found = crate::sys::user::lookup(user)
+        .map_err(|e| format!("cannot look up workers.user `{user}`: {e}"))?
+        .ok_or_else(|| format!("workers.user `{user}` does not exist on this system; create it or name another"))?;
+    if found.0 == 0 {
+        return Err(format!(
+            "workers.user `{user}` is root; workers never run as root (name an unprivileged user)"
+        ));
+    }
+    Ok(Some(found))
+}

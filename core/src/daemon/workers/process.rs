@@ -1,0 +1,345 @@
+//! One worker process: starting it jailed, the handshake, and the tasks
+//! that carry messages to and from it.
+
+use super::{PoolInner, WorkerError};
+use crate::protocol::LogStream;
+use crate::protocol::worker::{
+    self, FromWorker, InstanceId, MAX_WORKER_MESSAGE, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage,
+};
+use crate::run::LogBook;
+use crate::sys::process::{self as proc, Ended, Jail};
+use crate::sys::seqpacket::SeqPacket;
+use smol::io::AsyncReadExt;
+use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+pub(super) type Link = Arc<smol::Async<SeqPacket>>;
+
+/// A message for the worker, with the descriptor it carries.
+pub(super) struct Outgoing {
+    pub message: ToWorker,
+    pub fd: Option<OwnedFd>,
+}
+
+/// Where a running instance's news goes.
+pub(super) struct Pending {
+    pub name: String,
+    pub book: LogBook,
+    pub started: Option<async_channel::Sender<()>>,
+    pub done: async_channel::Sender<Result<i32, String>>,
+}
+
+#[derive(Default)]
+pub(super) struct Table {
+    pub instances: HashMap<InstanceId, Pending>,
+    pub pings: HashMap<u32, async_channel::Sender<WorkerUsage>>,
+    /// Set when the worker is told to go (idle, or daemon shutdown); no
+    /// new instance may attach.
+    pub retiring: bool,
+    /// Set once the process has ended.
+    pub ended: Option<Ended>,
+}
+
+/// A live worker process.
+pub(super) struct Worker {
+    pub group: String,
+    pub pid: u32,
+    pub outbox: async_channel::Sender<Outgoing>,
+    pub table: Mutex<Table>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("group", &self.group)
+            .field("pid", &self.pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Messages queued for one worker before senders wait.
+const OUTBOX: usize = 64;
+
+impl Worker {
+    pub fn table(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the process to go: SIGTERM now, SIGKILL after `grace` if it
+    /// is still there. Its reader notices the end and reports it.
+    pub fn terminate(self: &Arc<Self>, pool: &PoolInner, why: &str) {
+        if self.table().ended.is_some() {
+            return;
+        }
+        log::warn!("worker `{}` (pid {}) {why}; terminating it", self.group, self.pid);
+        proc::signal(self.pid, false);
+        let worker = self.clone();
+        let grace = pool.config.kill_grace;
+        pool.executor
+            .spawn(async move {
+                smol::Timer::after(grace).await;
+                if worker.table().ended.is_none() {
+                    log::warn!(
+                        "worker `{}` (pid {}) ignored SIGTERM for {}; killing it",
+                        worker.group,
+                        worker.pid,
+                        crate::run::humanize(grace)
+                    );
+                    proc::signal(worker.pid, true);
+                }
+            })
+            .detach();
+    }
+}
+
+/// Starts a worker for `group` and completes the handshake.
+pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Worker>, WorkerError> {
+    let spawn_err = |source| WorkerError::Spawn {
+        group: group.to_owned(),
+        source,
+    };
+    let binary = pool.binary.clone().map_err(WorkerError::Binary)?;
+    let user = pool.user.clone().map_err(WorkerError::User)?;
+    let limits = pool.config.limits_for(group);
+    let cgroup_procs = pool.cgroups.as_ref().and_then(|parent| {
+        parent
+            .worker_group(group, limits.memory, limits.pids)
+            .map_err(|e| log::warn!("worker `{group}`: no cgroup ({e}); rlimits only"))
+            .ok()
+    });
+    let jail = Jail {
+        user,
+        data_limit: Some(limits.memory),
+        open_files: limits.open_files,
+        cgroup_procs,
+    };
+    let (ours, theirs) = SeqPacket::pair().map_err(spawn_err)?;
+    let mut child = proc::spawn_jailed(&binary, &["--group", group], theirs.into_owned_fd(), &jail).map_err(spawn_err)?;
+    let pid = child.id();
+    let stderr = child.stderr.take();
+    let link: Link = Arc::new(smol::Async::new(ours).map_err(spawn_err)?);
+    let hello = ToWorker::Hello {
+        version: WORKER_PROTOCOL_VERSION,
+        group: group.to_owned(),
+        profile: pool.profile.clone(),
+        fingerprint: pool.fingerprint.clone(),
+        seccomp: pool.config.seccomp,
+    };
+    let handshake = async {
+        send(&link, &hello, None).await?;
+        receive(&link).await
+    };
+    let reply = with_deadline(pool.config.ipc_timeout, handshake).await;
+    let failed = |reason: String| {
+        proc::signal(pid, true);
+        let _ = reap_blocking(pid);
+        WorkerError::Refused {
+            group: group.to_owned(),
+            reason,
+        }
+    };
+    let seccomp = match reply {
+        Some(Ok(Some(FromWorker::Ready { version, seccomp, .. }))) if version == WORKER_PROTOCOL_VERSION => seccomp,
+        Some(Ok(Some(FromWorker::Refused { reason }))) => return Err(failed(reason)),
+        Some(Ok(Some(other))) => return Err(failed(format!("it opened with {other:?}"))),
+        Some(Ok(None)) => {
+            let ended = reap_blocking(pid).map_or_else(|e| e.to_string(), |e| e.to_string());
+            let detail = match stderr {
+                Some(pipe) => first_line(pipe).await,
+                None => String::new(),
+            };
+            return Err(WorkerError::Refused {
+                group: group.to_owned(),
+                reason: format!("it {ended} before the handshake{detail}"),
+            });
+        }
+        Some(Err(e)) => return Err(failed(format!("the handshake failed: {e}"))),
+        None => {
+            return Err(failed(format!(
+                "it did not finish the handshake within {}",
+                crate::run::humanize(pool.config.ipc_timeout)
+            )));
+        }
+    };
+    pool.note_seccomp(group, pid, &seccomp);
+    let (outbox, queued) = async_channel::bounded(OUTBOX);
+    let worker = Arc::new(Worker {
+        group: group.to_owned(),
+        pid,
+        outbox,
+        table: Mutex::new(Table::default()),
+    });
+    pool.executor.spawn(write_loop(link.clone(), queued)).detach();
+    pool.executor.spawn(read_loop(pool.clone(), worker.clone(), link)).detach();
+    if let Some(pipe) = stderr {
+        pool.executor.spawn(relay_stderr(group.to_owned(), pid, pipe)).detach();
+    }
+    Ok(worker)
+}
+
+async fn write_loop(link: Link, queued: async_channel::Receiver<Outgoing>) {
+    while let Ok(Outgoing { message, fd }) = queued.recv().await {
+        if let Err(e) = send(&link, &message, fd).await {
+            log::debug!("worker link closed while sending: {e}");
+            return;
+        }
+    }
+    // The outbox closed: the worker reads end of stream and exits.
+    let _ = link.get_ref().close_write();
+}
+
+async fn read_loop(pool: Arc<PoolInner>, worker: Arc<Worker>, link: Link) {
+    let why = loop {
+        match receive(&link).await {
+            Ok(Some(message)) => dispatch(&pool, &worker, message),
+            Ok(None) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+    };
+    if let Some(why) = &why {
+        // A worker that sends garbage is not trusted with anything more.
+        log::error!("worker `{}` (pid {}): {why}", worker.group, worker.pid);
+        proc::signal(worker.pid, true);
+    }
+    drop(link);
+    let ended = reap(&pool, worker.pid).await;
+    pool.worker_ended(&worker, ended);
+}
+
+fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
+    let mut table = worker.table();
+    match message {
+        FromWorker::Started { instance } => {
+            if let Some(started) = table.instances.get_mut(&instance).and_then(|p| p.started.take()) {
+                let _ = started.try_send(());
+            }
+        }
+        FromWorker::Exited { instance, outcome } => {
+            if let Some(pending) = table.instances.remove(&instance) {
+                let _ = pending.done.try_send(outcome);
+            }
+            if table.instances.is_empty() {
+                drop(table);
+                pool.retire_if_idle(worker);
+            }
+        }
+        FromWorker::Log { instance, stream, text } => {
+            if let Some(pending) = table.instances.get(&instance) {
+                let stream = if stream == LogStream::Daemon { LogStream::Stderr } else { stream };
+                pending.book.record(stream, &text);
+            }
+        }
+        FromWorker::Pong { id, usage } => {
+            if let Some(reply) = table.pings.remove(&id) {
+                let _ = reply.try_send(usage);
+            }
+        }
+        FromWorker::Ready { .. } | FromWorker::Refused { .. } => {
+            log::warn!("worker `{}` (pid {}) repeated its handshake; ignored", worker.group, worker.pid);
+        }
+    }
+}
+
+/// Waits for the process to be reapable (it has closed its end, so it is
+/// exiting); kills it if it lingers.
+async fn reap(pool: &PoolInner, pid: u32) -> Ended {
+    let mut waited = Duration::ZERO;
+    let mut step = Duration::from_millis(1);
+    let mut killed = false;
+    loop {
+        match proc::try_reap(pid) {
+            Ok(Some(ended)) => return ended,
+            Ok(None) => {}
+            Err(e) => {
+                log::error!("cannot reap worker pid {pid}: {e}");
+                return Ended::Exited(-1);
+            }
+        }
+        if waited >= pool.config.kill_grace && !killed {
+            proc::signal(pid, true);
+            killed = true;
+        }
+        smol::Timer::after(step).await;
+        waited += step;
+        step = (step * 2).min(Duration::from_millis(100));
+    }
+}
+
+fn reap_blocking(pid: u32) -> std::io::Result<Ended> {
+    loop {
+        if let Some(ended) = proc::try_reap(pid)? {
+            return Ok(ended);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Logs the worker's own stderr (its runtime's messages, never guest
+/// output), line by line, bounded.
+async fn relay_stderr(group: String, pid: u32, pipe: std::process::ChildStderr) {
+    let Ok(mut pipe) = smol::Async::new(std::fs::File::from(OwnedFd::from(pipe))) else { return };
+    let mut line = Vec::new();
+    let mut buf = [0u8; 512];
+    while let Ok(n) = pipe.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+        for &byte in &buf[..n] {
+            if byte == b'\n' || line.len() >= crate::run::capture::LINE_MAX {
+                log::warn!("worker `{group}` (pid {pid}): {}", String::from_utf8_lossy(&line));
+                line.clear();
+            }
+            if byte != b'\n' {
+                line.push(byte);
+            }
+        }
+    }
+    if !line.is_empty() {
+        log::warn!("worker `{group}` (pid {pid}): {}", String::from_utf8_lossy(&line));
+    }
+}
+
+/// The first line a worker that died at start wrote (why it died).
+async fn first_line(pipe: std::process::ChildStderr) -> String {
+    let Ok(mut pipe) = smol::Async::new(std::fs::File::from(OwnedFd::from(pipe))) else {
+        return String::new();
+    };
+    let mut buf = vec![0u8; 1024];
+    let n = with_deadline(Duration::from_millis(200), pipe.read(&mut buf))
+        .await
+        .and_then(Result::ok)
+        .unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    match text.lines().next() {
+        Some(line) if !line.is_empty() => format!(": {line}"),
+        _ => String::new(),
+    }
+}
+
+pub(super) async fn send(link: &Link, message: &ToWorker, fd: Option<OwnedFd>) -> std::io::Result<()> {
+    let bytes = worker::encode(message).map_err(std::io::Error::other)?;
+    link.write_with(|socket| socket.send(&bytes, fd.as_ref().map(std::os::fd::AsFd::as_fd)))
+        .await
+}
+
+async fn receive(link: &Link) -> std::io::Result<Option<FromWorker>> {
+    let mut buf = vec![0u8; MAX_WORKER_MESSAGE];
+    let (len, _fd) = link.read_with(|socket| socket.recv(&mut buf)).await?;
+    if len == 0 {
+        return Ok(None);
+    }
+    worker::decode(&buf[..len])
+        .map(Some)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a message that does not decode: {e}")))
+}
+
+/// `Some(output)` if `future` finishes within `limit`.
+pub(super) async fn with_deadline<T>(limit: Duration, future: impl std::future::Future<Output = T>) -> Option<T> {
+    smol::future::or(async { Some(future.await) }, async {
+        smol::Timer::after(limit).await;
+        None
+    })
+    .await
+}

@@ -1,0 +1,60 @@
+//! `arcella-worker`: the process that hosts the untrusted modules of one
+//! worker group. The daemon starts it by spawn + exec, already jailed
+//! (see docs/security.md); it finishes its own sandbox (stray descriptors,
+//! seccomp) before it loads any guest, then serves the daemon over the IPC
+//! socket on fd 3 until the daemon closes it.
+
+pub mod seccomp;
+mod serve;
+
+use arcella_core::sys::process::{IPC_FD, close_descriptors_above};
+use arcella_core::sys::seqpacket::SeqPacket;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Why the worker stopped serving.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("arcella-worker is started by the arcella daemon, not by hand: fd {IPC_FD} is not its IPC socket")]
+    NoLink,
+    #[error("the IPC link failed: {0}")]
+    Link(#[from] std::io::Error),
+    #[error("the daemon sent a message that does not decode: {0}")]
+    Garbled(#[from] postcard::Error),
+    #[error("the daemon opened with {0} instead of Hello")]
+    NoHello(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The worker's entry point.
+pub fn main() -> ExitCode {
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("arcella-worker: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run() -> Result<(), WorkerError> {
+    // The environment is empty (the daemon cleared it): a fixed level, and
+    // stderr is a pipe the daemon reads into its own log.
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Info)
+        .format_timestamp(None)
+        .init();
+    if !arcella_core::sys::fs::is_socket(IPC_FD) {
+        return Err(WorkerError::NoLink);
+    }
+    close_descriptors_above(IPC_FD)?;
+    // SAFETY: fd 3 is the socket the daemon passed (checked above), and
+    // nothing else in this process owns it.
+    let link = unsafe { SeqPacket::from_raw_fd(IPC_FD) };
+    let executor = Arc::new(smol::Executor::new());
+    // wasmtime-wasi's host calls need a tokio context, as in the daemon.
+    smol::block_on(async_compat::Compat::new(
+        executor.run(serve::serve(link, executor.clone())),
+    ))
+}

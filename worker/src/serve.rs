@@ -1,0 +1,285 @@
+//! The worker's side of the IPC: handshake, then one task per instance.
+
+use crate::WorkerError;
+use arcella_core::artifact::{ArtifactKind, Program};
+use arcella_core::engine::new_engine;
+use arcella_core::fingerprint::EngineFingerprint;
+use arcella_core::protocol::worker::{
+    self, FromWorker, InstanceId, InstanceSpec, MAX_WORKER_MESSAGE, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage,
+};
+use arcella_core::run::{self, Invocation, LogBook, Output, StopFlag, ticker::EpochTicker};
+use arcella_core::sys::seqpacket::SeqPacket;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use arcella_core::wasmtime::{self, Engine};
+
+/// Messages queued for the daemon; when full, guest log lines are dropped
+/// (never replies or exits, which wait for room).
+const OUTBOX: usize = 256;
+
+type Link = Arc<smol::Async<SeqPacket>>;
+
+struct Running {
+    task: smol::Task<()>,
+    stop: StopFlag,
+    name: String,
+}
+
+#[derive(Default)]
+struct Instances {
+    running: HashMap<InstanceId, Running>,
+    ticker: Option<EpochTicker>,
+}
+
+pub async fn serve(link: SeqPacket, executor: Arc<smol::Executor<'static>>) -> Result<(), WorkerError> {
+    let link: Link = Arc::new(smol::Async::new(link)?);
+    let (message, _) = receive(&link).await?.ok_or(WorkerError::NoLink)?;
+    let ToWorker::Hello {
+        version,
+        group,
+        profile,
+        fingerprint,
+        seccomp,
+    } = message
+    else {
+        return Err(WorkerError::NoHello(format!("{message:?}")));
+    };
+    let engine = match handshake(version, &profile, &fingerprint, seccomp) {
+        Ok((engine, report)) => {
+            let ready = FromWorker::Ready {
+                version: WORKER_PROTOCOL_VERSION,
+                pid: std::process::id(),
+                seccomp: report,
+            };
+            send(&link, &ready).await?;
+            engine
+        }
+        Err(reason) => {
+            send(&link, &FromWorker::Refused { reason: reason.clone() }).await?;
+            return Err(WorkerError::Refused(reason));
+        }
+    };
+    let (outbox, queued) = async_channel::bounded::<FromWorker>(OUTBOX);
+    let writer = executor.spawn(write_loop(link.clone(), queued));
+    let instances = Arc::new(Mutex::new(Instances::default()));
+    let context = Context {
+        engine,
+        profile,
+        outbox,
+        instances,
+        executor,
+        group,
+    };
+    while let Some((message, fd)) = receive(&link).await? {
+        context.handle(message, fd).await;
+    }
+    // The daemon closed the link: nothing more to do for it.
+    drop(context);
+    writer.cancel().await;
+    Ok(())
+}
+
+fn handshake(
+    version: u16,
+    profile: &arcella_core::engine::EngineProfile,
+    fingerprint: &str,
+    seccomp: bool,
+) -> Result<(Engine, String), String> {
+    if version != WORKER_PROTOCOL_VERSION {
+        return Err(format!(
+            "the daemon speaks worker protocol {version}, this arcella-worker speaks {WORKER_PROTOCOL_VERSION}; \
+             install the arcella-worker built with the daemon"
+        ));
+    }
+    let ours = EngineFingerprint::of(profile).to_string();
+    if ours != fingerprint {
+        return Err(format!(
+            "engine fingerprint {ours} differs from the daemon's {fingerprint}; \
+             install the arcella-worker built with the daemon"
+        ));
+    }
+    let engine = new_engine(profile).map_err(|e| e.to_string())?;
+    let report = if !seccomp {
+        "seccomp is off (workers.seccomp = false)".to_owned()
+    } else {
+        match crate::seccomp::install() {
+            Ok(crate::seccomp::Sandboxed::Filtered { syscalls }) => {
+                format!("seccomp allowlist of {syscalls} system calls installed")
+            }
+            Ok(crate::seccomp::Sandboxed::Unsupported { arch }) => {
+                format!("seccomp is not available on {arch}: the worker relies on its process jail alone")
+            }
+            Err(e) => return Err(format!("cannot install the seccomp allowlist: {e}")),
+        }
+    };
+    Ok((engine, report))
+}
+
+struct Context {
+    engine: Engine,
+    profile: arcella_core::engine::EngineProfile,
+    outbox: async_channel::Sender<FromWorker>,
+    instances: Arc<Mutex<Instances>>,
+    executor: Arc<smol::Executor<'static>>,
+    group: String,
+}
+
+impl Context {
+    async fn handle(&self, message: ToWorker, fd: Option<OwnedFd>) {
+        match message {
+            ToWorker::Start { instance, spec } => self.start(instance, spec, fd).await,
+            ToWorker::Stop { instance } => {
+                if let Some(running) = lock(&self.instances).running.get(&instance) {
+                    running.stop.store(true, Ordering::Relaxed);
+                }
+            }
+            ToWorker::Cancel { instance } => {
+                let running = {
+                    let mut instances = lock(&self.instances);
+                    let running = instances.running.remove(&instance);
+                    if instances.running.is_empty() {
+                        instances.ticker = None;
+                    }
+                    running
+                };
+                if let Some(running) = running {
+                    drop(running.task);
+                    let outcome = Err(format!("{}: cancelled", running.name));
+                    let _ = self.outbox.send(FromWorker::Exited { instance, outcome }).await;
+                }
+            }
+            ToWorker::Ping { id } => {
+                let usage = WorkerUsage {
+                    resident_bytes: arcella_core::sys::process::resident_bytes(std::process::id()).unwrap_or(0),
+                    instances: lock(&self.instances).running.len() as u32,
+                };
+                let _ = self.outbox.send(FromWorker::Pong { id, usage }).await;
+            }
+            ToWorker::Hello { .. } => log::warn!("worker `{}`: a second Hello ignored", self.group),
+        }
+    }
+
+    async fn start(&self, instance: InstanceId, spec: InstanceSpec, fd: Option<OwnedFd>) {
+        let program = match fd {
+            Some(fd) => load(&self.engine, spec.kind, File::from(fd)).map_err(|e| format!("{}: {e}", spec.name)),
+            None => Err(format!("{}: the start request came without its code file", spec.name)),
+        };
+        let program = match program {
+            Ok(program) => program,
+            Err(reason) => {
+                let _ = self
+                    .outbox
+                    .send(FromWorker::Exited {
+                        instance,
+                        outcome: Err(reason),
+                    })
+                    .await;
+                return;
+            }
+        };
+        let stop: StopFlag = Arc::new(AtomicBool::new(false));
+        let outbox = self.outbox.clone();
+        let relay = self.outbox.clone();
+        let book = LogBook::relay(
+            &spec.name,
+            Arc::new(move |line| {
+                let _ = relay.try_send(FromWorker::Log {
+                    instance,
+                    stream: line.stream,
+                    text: line.text.clone(),
+                });
+            }),
+        );
+        let engine = self.engine.clone();
+        let profile = self.profile.clone();
+        let instances = self.instances.clone();
+        let flag = stop.clone();
+        let name = spec.name.clone();
+        let task = self.executor.spawn(async move {
+            let output = Output::Capture(book);
+            let invocation = Invocation {
+                name: &spec.name,
+                program: &program,
+                grants: &spec.grants,
+                limits: &spec.limits,
+                profile: &profile,
+                output: &output,
+                entrypoint: spec.entrypoint.as_deref(),
+                stop: Some(flag),
+            };
+            let outcome = run::run(&engine, &invocation).await.map_err(|e| e.to_string());
+            {
+                let mut instances = lock(&instances);
+                instances.running.remove(&instance);
+                if instances.running.is_empty() {
+                    instances.ticker = None;
+                }
+            }
+            let _ = outbox.send(FromWorker::Exited { instance, outcome }).await;
+        });
+        {
+            let mut instances = lock(&self.instances);
+            if instances.ticker.is_none() {
+                match EpochTicker::start(&self.engine) {
+                    Ok(ticker) => instances.ticker = Some(ticker),
+                    Err(e) => log::error!("cannot start the epoch thread: {e}; timeouts will not fire"),
+                }
+            }
+            instances.running.insert(instance, Running { task, stop, name });
+        }
+        let _ = self.outbox.send(FromWorker::Started { instance }).await;
+    }
+}
+
+/// Maps the code file the daemon verified and passed.
+fn load(engine: &Engine, kind: ArtifactKind, mut file: File) -> Result<Program, String> {
+    match kind {
+        // SAFETY: the daemon hashed this file against its sealed header and
+        // checked the engine fingerprint before passing the descriptor; the
+        // store never rewrites a code file in place.
+        ArtifactKind::Module => unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
+            .map(Program::Module)
+            .map_err(|e| format!("cannot load its code: {e:#}")),
+        ArtifactKind::Component => {
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)
+                .map_err(|e| format!("cannot read its code: {e}"))?;
+            // SAFETY: as above (verified by the daemon before it was passed).
+            unsafe { wasmtime::component::Component::deserialize(engine, &bytes) }
+                .map(Program::Component)
+                .map_err(|e| format!("cannot load its code: {e:#}"))
+        }
+    }
+}
+
+fn lock(instances: &Mutex<Instances>) -> std::sync::MutexGuard<'_, Instances> {
+    instances.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn receive(link: &Link) -> Result<Option<(ToWorker, Option<OwnedFd>)>, WorkerError> {
+    let mut buf = vec![0u8; MAX_WORKER_MESSAGE];
+    let (len, fd) = link.read_with(|socket| socket.recv(&mut buf)).await?;
+    if len == 0 {
+        return Ok(None);
+    }
+    Ok(Some((worker::decode(&buf[..len])?, fd)))
+}
+
+async fn send(link: &Link, message: &FromWorker) -> Result<(), WorkerError> {
+    let bytes = worker::encode(message)?;
+    link.write_with(|socket| socket.send(&bytes, None)).await?;
+    Ok(())
+}
+
+async fn write_loop(link: Link, queued: async_channel::Receiver<FromWorker>) {
+    while let Ok(message) = queued.recv().await {
+        if let Err(e) = send(&link, &message).await {
+            log::error!("cannot reach the daemon: {e}");
+            return;
+        }
+    }
+}
