@@ -28,7 +28,7 @@ pub const TIMEOUT: u8 = 204;
 pub fn for_run_error(err: &RunError) -> ExitCode {
     ExitCode::from(match err {
         RunError::Fuel { .. } => FUEL,
-        RunError::Memory { .. } => MEMORY,
+        RunError::Memory { .. } | RunError::HostMemory { .. } => MEMORY,
         RunError::Stack { .. } => STACK,
         RunError::Timeout { .. } => TIMEOUT,
         RunError::Trap { .. } => TRAP,

@@ -9,13 +9,13 @@ use arcella_core::protocol::worker::{
 };
 use arcella_core::run::{self, Invocation, LogBook, Output, StopFlag, ticker::EpochTicker};
 use arcella_core::sys::seqpacket::SeqPacket;
+use arcella_core::wasmtime::{self, Engine};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use arcella_core::wasmtime::{self, Engine};
 
 /// Messages queued for the daemon; when full, guest log lines are dropped
 /// (never replies or exits, which wait for room).

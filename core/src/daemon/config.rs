@@ -125,7 +125,9 @@ impl DaemonConfig {
             return Err(invalid("shutdown_grace", "must be at most 5m".into()));
         }
         self.engine.validate().map_err(|e| invalid("engine", e.to_string()))?;
-        self.workers.validate().map_err(|(key, message)| invalid(key, message))?;
+        self.workers
+            .validate()
+            .map_err(|(key, message)| invalid(key, message))?;
         Ok(())
     }
 }

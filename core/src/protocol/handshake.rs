@@ -123,9 +123,9 @@ mod tests {
 
     #[test]
     fn handshake_layout_is_frozen() {
-        // Frame: u32 LE length 7; magic "ARCP"; version varint 1; peer "t".
+        // Frame: u32 LE length 7; magic "ARCP"; version varint 2; peer "t".
         // Only byte 8 may change, when PROTOCOL_VERSION is bumped.
-        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 1, 1, b't'];
+        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 2, 1, b't'];
         assert_eq!(encode(&hello("t")).unwrap(), hello_frame);
         // Welcome is variant 0: version varint 1, daemon "d".
         assert_eq!(encode(&welcome(1, "d")).unwrap(), [4, 0, 0, 0, 0, 1, 1, b'd']);
@@ -397,6 +397,11 @@ mod layout_tests {
             last_exit: Some(i32::MIN),
             last_error: None,
             started_at: Some(1_700_000_000),
+            worker: Some(WorkerHost {
+                group: s("sensors"),
+                pid: u32::MAX,
+                resident_bytes: u64::MAX,
+            }),
         };
         let inspect = ModuleInspect {
             id: s("blinky"),

@@ -96,6 +96,9 @@ impl Grants {
                     reason: format!("{e:#}"),
                 })?;
         }
+        // No network capability exists yet: refuse socket creation itself,
+        // not only connects (a worker's seccomp filter kills on `socket`).
+        builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         // `allow_blocking_current_thread` stays off: with it, a p1 guest's
         // sleep becomes a blocking `std::thread::sleep` that no timeout can
         // interrupt (and the executor thread would stall with it).

@@ -24,6 +24,18 @@ pub struct MemoryLimitExceeded {
     pub requested: u64,
 }
 
+/// The host could not provide memory the guest was entitled to: the
+/// process (for a worker: its group's memory budget) is exhausted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "out of host memory: growing the guest's memory to {requested} bytes failed ({cause}); \
+     the process has no more to give (for a worker: its group's memory budget, workers.memory)"
+)]
+pub struct HostOutOfMemory {
+    pub requested: u64,
+    pub cause: String,
+}
+
 /// Tracks the linear memory a guest holds and refuses growth past a limit.
 #[derive(Debug, Default)]
 pub struct GuestLimiter {
@@ -55,6 +67,14 @@ impl ResourceLimiter for GuestLimiter {
         }
         self.in_use = requested;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        // As above: a named failure rather than -1 and an anonymous abort.
+        Err(wasmtime::Error::new(HostOutOfMemory {
+            requested: self.in_use,
+            cause: format!("{error:#}"),
+        }))
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {

@@ -15,7 +15,7 @@ pub mod ticker;
 
 pub use capture::{LogBook, LogSink};
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
-pub use limits::{Limits, MemoryLimitExceeded};
+pub use limits::{HostOutOfMemory, Limits, MemoryLimitExceeded};
 
 use crate::artifact::Program;
 use crate::engine::EngineProfile;
@@ -36,6 +36,8 @@ pub enum RunError {
     Fuel { module: String, fuel: u64 },
     #[error("{module}: {cause}")]
     Memory { module: String, cause: MemoryLimitExceeded },
+    #[error("{module}: {cause}")]
+    HostMemory { module: String, cause: HostOutOfMemory },
     #[error("{module}: stack overflow: the guest exceeded the {max_stack}-byte wasm stack limit")]
     Stack { module: String, max_stack: usize },
     #[error("{module}: timeout: the guest ran longer than {}", humanize(*.timeout))]
@@ -195,6 +197,12 @@ impl GuestFailure {
         };
         if let Some(cause) = err.downcast_ref::<MemoryLimitExceeded>() {
             return RunError::Memory { module, cause: *cause };
+        }
+        if let Some(cause) = err.downcast_ref::<HostOutOfMemory>() {
+            return RunError::HostMemory {
+                module,
+                cause: cause.clone(),
+            };
         }
         match err.downcast_ref::<Trap>() {
             Some(Trap::OutOfFuel) => RunError::Fuel {

@@ -55,7 +55,10 @@ impl CgroupParent {
         // only from a group with no processes of its own, so the daemon
         // first moves itself into a leaf beside the workers' subtree.
         let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
-        if !["memory", "pids"].iter().all(|c| enabled.split_whitespace().any(|e| e == *c)) {
+        if !["memory", "pids"]
+            .iter()
+            .all(|c| enabled.split_whitespace().any(|e| e == *c))
+        {
             let leaf = dir.join("daemon");
             ensure_dir(&leaf).map_err(not_writable(&leaf))?;
             std::fs::write(leaf.join("cgroup.procs"), "0").map_err(not_writable(&leaf))?;
@@ -117,7 +120,10 @@ mod tests {
                          25 30 0:22 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
         assert_eq!(cgroup2_mount(mountinfo), Some(PathBuf::from("/sys/fs/cgroup/unified")));
         assert_eq!(cgroup2_mount("24 30 0:21 / /x rw - cgroup cgroup rw\n"), None);
-        assert_eq!(unified_path("4:memory:/a\n0::/system.slice/arcella.service\n"), Some("/system.slice/arcella.service"));
+        assert_eq!(
+            unified_path("4:memory:/a\n0::/system.slice/arcella.service\n"),
+            Some("/system.slice/arcella.service")
+        );
         assert_eq!(unified_path("4:memory:/a\n"), None);
     }
 }

@@ -86,6 +86,16 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<usize> {
     Ok(removed)
 }
 
+/// Whether `fd` is an open socket.
+pub fn is_socket(fd: std::os::fd::RawFd) -> bool {
+    let mut stat = std::mem::MaybeUninit::<nix::libc::stat>::uninit();
+    // SAFETY: fstat writes a `stat` into the buffer we own, or fails (EBADF
+    // for a descriptor that is not open) and writes nothing we read.
+    let ok = unsafe { nix::libc::fstat(fd, stat.as_mut_ptr()) } == 0;
+    // SAFETY: fstat succeeded, so it initialised the buffer.
+    ok && (unsafe { stat.assume_init() }.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFSOCK
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -116,14 +126,4 @@ mod tests {
         assert!(write_atomic(&missing, "a", b"new").is_err());
         assert_eq!(fs::read(dir.path().join("a")).unwrap(), b"old");
     }
-}
-
-/// Whether `fd` is an open socket.
-pub fn is_socket(fd: std::os::fd::RawFd) -> bool {
-    let mut stat = std::mem::MaybeUninit::<nix::libc::stat>::uninit();
-    // SAFETY: fstat writes a `stat` into the buffer we own, or fails (EBADF
-    // for a descriptor that is not open) and writes nothing we read.
-    let ok = unsafe { nix::libc::fstat(fd, stat.as_mut_ptr()) } == 0;
-    // SAFETY: fstat succeeded, so it initialised the buffer.
-    ok && (unsafe { stat.assume_init() }.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFSOCK
 }

@@ -5,6 +5,6 @@
 
 pub mod cgroup;
 pub mod fs;
-pub mod user;
 pub mod process;
 pub mod seqpacket;
+pub mod user;

@@ -17,13 +17,8 @@ impl SeqPacket {
     /// A connected pair; both ends close-on-exec (the daemon hands the
     /// worker its end explicitly, as fd 3).
     pub fn pair() -> io::Result<(Self, Self)> {
-        let (a, b) = socketpair(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(io::Error::from)?;
+        let (a, b) = socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(io::Error::from)?;
         Ok((Self(a), Self(b)))
     }
 

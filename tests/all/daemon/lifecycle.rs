@@ -126,24 +126,6 @@ fn installed_modules_come_back_after_a_crash_of_the_daemon() {
 }
 
 #[test]
-fn worker_isolation_is_stored_but_refuses_to_start() {
-    let daemon = Daemon::start();
-    daemon
-        .install(
-            "ticker",
-            Some(TICKER_COMPONENT),
-            "kind = \"service\"\nisolation = \"worker\"\n",
-        )
-        .expect_code(0);
-    let status = daemon.status("ticker").unwrap();
-    assert_eq!(state_name(&status), "Failed");
-    daemon
-        .cli(["start", "ticker"])
-        .expect_code(1)
-        .stderr_has(&["ticker", "worker isolation is not available yet"]);
-}
-
-#[test]
 fn an_untrusted_module_is_never_run_in_the_daemon() {
     let daemon = Daemon::start();
     daemon
@@ -245,8 +227,9 @@ fn installing_twice_asks_for_update_and_update_keeps_the_previous_version() {
 #[test]
 fn info_and_inspect_describe_daemon_and_module() {
     let daemon = Daemon::start();
+    let version = format!("arcella 0.1.0 (protocol {})", arcella_core::protocol::PROTOCOL_VERSION);
     daemon.cli(["info"]).expect_code(0).stdout_has(&[
-        "arcella 0.1.0 (protocol 1)",
+        &version,
         "engine:      wasmtime-48.0.8/",
         "board:       generic",
     ]);

@@ -64,7 +64,8 @@ impl Raw {
 }
 
 fn still_serves(daemon: &Daemon) {
-    daemon.cli(["info"]).expect_code(0).stdout_has(&["protocol 1"]);
+    let protocol = format!("protocol {}", arcella_core::protocol::PROTOCOL_VERSION);
+    daemon.cli(["info"]).expect_code(0).stdout_has(&[&protocol]);
 }
 
 #[test]
@@ -92,8 +93,9 @@ fn a_peer_of_another_version_is_told_both_versions() {
     raw.send(&hello);
     match raw.receive::<HelloReply>() {
         Some(HelloReply::Refused { reason, daemon_version }) => {
-            assert_eq!(daemon_version, 1);
-            assert!(reason.contains("99") && reason.contains('1'), "{reason}");
+            assert_eq!(daemon_version, arcella_core::protocol::PROTOCOL_VERSION);
+            let ours = arcella_core::protocol::PROTOCOL_VERSION.to_string();
+            assert!(reason.contains("99") && reason.contains(&ours), "{reason}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }

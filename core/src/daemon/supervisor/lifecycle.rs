@@ -1,10 +1,10 @@
 //! Starting, stopping, exits, restarts with backoff, shutdown.
 
 use super::{Loaded, Slot, State, Supervisor, not_found, unix_now};
-use crate::manifest::{DeploymentManifest, RestartPolicy};
-use crate::protocol::{DesiredState, ErrorKind, Event, Isolation, ModuleKind, ModuleState, RemoteError};
 use crate::daemon::workers::{Host, RemoteRun};
+use crate::manifest::{DeploymentManifest, RestartPolicy};
 use crate::protocol::worker::InstanceSpec;
+use crate::protocol::{DesiredState, ErrorKind, Event, Isolation, ModuleKind, ModuleState, RemoteError};
 use crate::run::{self, DirGrant, Grants, Invocation, Limits, Output, RunError};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

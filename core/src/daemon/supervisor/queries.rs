@@ -5,8 +5,8 @@ use crate::daemon::interface;
 use crate::digest;
 use crate::fingerprint::EngineFingerprint;
 use crate::protocol::{
-    DaemonInfo, Isolation, WorkerHost, LogLine, ModuleInspect, ModuleKind, ModuleStatus, ModuleSummary, PROTOCOL_VERSION,
-    RemoteError,
+    DaemonInfo, Isolation, LogLine, ModuleInspect, ModuleKind, ModuleStatus, ModuleSummary, PROTOCOL_VERSION,
+    RemoteError, WorkerHost,
 };
 
 /// Bytes of log text one `logs` answer carries at most (a frame is 256 KiB).

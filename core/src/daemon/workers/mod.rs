@@ -91,7 +91,8 @@ pub(crate) struct PoolInner {
     profile: EngineProfile,
     fingerprint: String,
     executor: Arc<smol::Executor<'static>>,
-    cgroups: Option<CgroupParent>,
+    /// Looked for at the first worker start (and said once if absent).
+    cgroups: std::sync::OnceLock<Option<CgroupParent>>,
     workers: Mutex<BTreeMap<String, Arc<Worker>>>,
     /// One spawn at a time, so two starts in a group share one worker.
     spawning: smol::lock::Mutex<()>,
@@ -102,7 +103,9 @@ pub(crate) struct PoolInner {
 
 impl std::fmt::Debug for PoolInner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WorkerPool").field("binary", &self.binary).finish_non_exhaustive()
+        f.debug_struct("WorkerPool")
+            .field("binary", &self.binary)
+            .finish_non_exhaustive()
     }
 }
 
@@ -110,13 +113,6 @@ impl WorkerPool {
     /// A pool with no workers yet. Problems that only matter once a worker
     /// is needed (no binary, no such user) are kept and reported then.
     pub fn new(config: &WorkerConfig, profile: &EngineProfile, executor: Arc<smol::Executor<'static>>) -> Self {
-        let cgroups = match CgroupParent::detect() {
-            Ok(parent) => Some(parent),
-            Err(why) => {
-                log::info!("workers get no cgroup: {why}; their memory is bounded by rlimits (RLIMIT_DATA) only");
-                None
-            }
-        };
         let inner = PoolInner {
             config: config.clone(),
             binary: find_binary(config),
@@ -124,7 +120,7 @@ impl WorkerPool {
             profile: profile.clone(),
             fingerprint: EngineFingerprint::of(profile).to_string(),
             executor,
-            cgroups,
+            cgroups: std::sync::OnceLock::new(),
             workers: Mutex::new(BTreeMap::new()),
             spawning: smol::lock::Mutex::new(()),
             next_instance: AtomicU64::new(1),
@@ -167,7 +163,12 @@ impl WorkerPool {
         };
         if worker.outbox.send(start).await.is_err() {
             guard.armed = false;
-            return Err(failed(format!("{name}: {}", WorkerError::Gone { group: worker.group.clone() })));
+            return Err(failed(format!(
+                "{name}: {}",
+                WorkerError::Gone {
+                    group: worker.group.clone()
+                }
+            )));
         }
         let timeout = self.inner.config.ipc_timeout;
         let first = with_deadline(
@@ -189,7 +190,10 @@ impl WorkerPool {
             Some(None) => {}
             None => worker.terminate(
                 &self.inner,
-                &format!("did not confirm the start of `{name}` within {}", crate::run::humanize(timeout)),
+                &format!(
+                    "did not confirm the start of `{name}` within {}",
+                    crate::run::humanize(timeout)
+                ),
             ),
         }
         let mut stop = Some(request.stop);
@@ -217,7 +221,12 @@ impl WorkerPool {
         guard.armed = false;
         match outcome {
             Ok(result) => result.map_err(failed),
-            Err(_) => Err(failed(format!("{name}: {}", WorkerError::Gone { group: worker.group.clone() }))),
+            Err(_) => Err(failed(format!(
+                "{name}: {}",
+                WorkerError::Gone {
+                    group: worker.group.clone()
+                }
+            ))),
         }
     }
 
@@ -256,7 +265,9 @@ impl WorkerPool {
         .await;
         match answer {
             Some(Some(usage)) => Ok(Some(usage)),
-            Some(None) => Err(WorkerError::Gone { group: group.to_owned() }),
+            Some(None) => Err(WorkerError::Gone {
+                group: group.to_owned(),
+            }),
             None => {
                 worker.table().pings.remove(&id);
                 worker.terminate(&self.inner, "did not answer a ping");
@@ -311,6 +322,18 @@ impl PoolInner {
         }
         workers.remove(group);
         Err(pending)
+    }
+
+    fn cgroups(&self) -> Option<&CgroupParent> {
+        self.cgroups
+            .get_or_init(|| match CgroupParent::detect() {
+                Ok(parent) => Some(parent),
+                Err(why) => {
+                    log::info!("workers get no cgroup: {why}; their memory is bounded by rlimits (RLIMIT_DATA) only");
+                    None
+                }
+            })
+            .as_ref()
     }
 
     fn workers(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Worker>>> {

@@ -103,7 +103,7 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Work
     let binary = pool.binary.clone().map_err(WorkerError::Binary)?;
     let user = pool.user.clone().map_err(WorkerError::User)?;
     let limits = pool.config.limits_for(group);
-    let cgroup_procs = pool.cgroups.as_ref().and_then(|parent| {
+    let cgroup_procs = pool.cgroups().and_then(|parent| {
         parent
             .worker_group(group, limits.memory, limits.pids)
             .map_err(|e| log::warn!("worker `{group}`: no cgroup ({e}); rlimits only"))
@@ -116,7 +116,8 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Work
         cgroup_procs,
     };
     let (ours, theirs) = SeqPacket::pair().map_err(spawn_err)?;
-    let mut child = proc::spawn_jailed(&binary, &["--group", group], theirs.into_owned_fd(), &jail).map_err(spawn_err)?;
+    let mut child =
+        proc::spawn_jailed(&binary, &["--group", group], theirs.into_owned_fd(), &jail).map_err(spawn_err)?;
     let pid = child.id();
     let stderr = child.stderr.take();
     let link: Link = Arc::new(smol::Async::new(ours).map_err(spawn_err)?);
@@ -172,7 +173,9 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Work
         table: Mutex::new(Table::default()),
     });
     pool.executor.spawn(write_loop(link.clone(), queued)).detach();
-    pool.executor.spawn(read_loop(pool.clone(), worker.clone(), link)).detach();
+    pool.executor
+        .spawn(read_loop(pool.clone(), worker.clone(), link))
+        .detach();
     if let Some(pipe) = stderr {
         pool.executor.spawn(relay_stderr(group.to_owned(), pid, pipe)).detach();
     }
@@ -227,7 +230,11 @@ fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
         }
         FromWorker::Log { instance, stream, text } => {
             if let Some(pending) = table.instances.get(&instance) {
-                let stream = if stream == LogStream::Daemon { LogStream::Stderr } else { stream };
+                let stream = if stream == LogStream::Daemon {
+                    LogStream::Stderr
+                } else {
+                    stream
+                };
                 pending.book.record(stream, &text);
             }
         }
@@ -237,7 +244,11 @@ fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
             }
         }
         FromWorker::Ready { .. } | FromWorker::Refused { .. } => {
-            log::warn!("worker `{}` (pid {}) repeated its handshake; ignored", worker.group, worker.pid);
+            log::warn!(
+                "worker `{}` (pid {}) repeated its handshake; ignored",
+                worker.group,
+                worker.pid
+            );
         }
     }
 }
@@ -279,7 +290,9 @@ fn reap_blocking(pid: u32) -> std::io::Result<Ended> {
 /// Logs the worker's own stderr (its runtime's messages, never guest
 /// output), line by line, bounded.
 async fn relay_stderr(group: String, pid: u32, pipe: std::process::ChildStderr) {
-    let Ok(mut pipe) = smol::Async::new(std::fs::File::from(OwnedFd::from(pipe))) else { return };
+    let Ok(mut pipe) = smol::Async::new(std::fs::File::from(OwnedFd::from(pipe))) else {
+        return;
+    };
     let mut line = Vec::new();
     let mut buf = [0u8; 512];
     while let Ok(n) = pipe.read(&mut buf).await {
@@ -330,9 +343,12 @@ async fn receive(link: &Link) -> std::io::Result<Option<FromWorker>> {
     if len == 0 {
         return Ok(None);
     }
-    worker::decode(&buf[..len])
-        .map(Some)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("a message that does not decode: {e}")))
+    worker::decode(&buf[..len]).map(Some).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("a message that does not decode: {e}"),
+        )
+    })
 }
 
 /// `Some(output)` if `future` finishes within `limit`.
