@@ -433,3 +433,22 @@ fn the_worker_binary_refuses_to_run_by_hand() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("started by the arcella daemon"), "{stderr}");
 }
+
+#[test]
+fn a_missing_worker_binary_fails_the_module_and_says_where_it_looked() {
+    let daemon = Daemon::start_with_config("[workers]\nbinary = \"/nonexistent/arcella-worker\"\n");
+    let deployment = "kind = \"service\"\n[restart]\npolicy = \"never\"\n";
+    daemon
+        .install("ticker", Some(&ticker("ticker")), deployment)
+        .expect_code(0);
+    let status = daemon.wait_for("ticker", WAIT, "failed", |s| state_name(s) == "Failed");
+    let reason = status["summary"]["state"]["Failed"]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("/nonexistent/arcella-worker") && reason.contains("workers.binary"),
+        "{reason}"
+    );
+    daemon
+        .install("ticker", Some(&ticker("inside")), TICKER_SERVICE)
+        .expect_code(0)
+        .stdout_has(&["inside 1.0.0 is running"]);
+}

@@ -124,3 +124,38 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     crate::units::parse_duration(&text).map_err(serde::de::Error::custom)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::daemon::config::DaemonConfig;
+
+    #[test]
+    fn groups_override_the_defaults() {
+        let config = DaemonConfig::parse(
+            "[workers]\nmemory = \"64MiB\"\nopen_files = 32\n[workers.groups.sensors]\nmemory = \"24MiB\"\n",
+            "a.toml",
+        )
+        .unwrap();
+        let sensors = config.workers.limits_for("sensors");
+        assert_eq!((sensors.memory, sensors.open_files), (24 << 20, 32));
+        assert_eq!(config.workers.limits_for("other").memory, 64 << 20);
+    }
+
+    #[test]
+    fn bad_worker_settings_name_the_key() {
+        for (text, key) in [
+            ("[workers]\nmemory = \"1MiB\"\n", "workers.memory"),
+            ("[workers.groups.a]\nmemory = \"2MiB\"\n", "workers.groups.*.memory"),
+            ("[workers]\nopen_files = 3\n", "workers.open_files"),
+            ("[workers.groups.\"Bad Name\"]\n", "workers.groups"),
+            ("[workers]\nipc_timeout = \"0s\"\n", "workers.ipc_timeout"),
+        ] {
+            let err = DaemonConfig::parse(text, "a.toml").unwrap_err().to_string();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let err = DaemonConfig::parse("[workers]\nmemroy = \"64MiB\"\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("a.toml:2:") && err.contains("memroy"), "{err}");
+    }
+}
