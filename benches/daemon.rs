@@ -40,7 +40,7 @@ fn main() {
         let spec = InstallSpec {
             upload,
             component_toml: Some(format!("name = \"ticker{i}\"\nversion = \"1\"\n")),
-            deployment_toml: "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n".into(),
+            deployment_toml: Some("kind = \"service\"\nisolation = \"main\"\ntrusted = true\n".into()),
         };
         client.call(Request::Install(spec)).expect("install");
     }

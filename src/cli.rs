@@ -34,8 +34,14 @@ pub enum Command {
     Daemon(DaemonArgs),
     /// Install a module: an artifact (or .wasm) plus its manifests.
     Install(InstallArgs),
-    /// Replace an installed module with a new version (the old one is kept).
+    /// Replace an installed module with a new version: staged and checked
+    /// first, then swapped in; rolled back if it fails its health window.
     Update(UpdateArgs),
+    /// Make the previous version of a module current again (and run it).
+    Rollback(ModuleArg),
+    /// Delete artifacts and stale uploads nothing refers to; print what
+    /// was freed.
+    Gc,
     /// Start an installed module.
     Start(ModuleArg),
     /// Stop a running module.
@@ -81,8 +87,15 @@ pub struct InstallArgs {
 pub struct UpdateArgs {
     /// The installed module to replace.
     pub module: String,
-    #[command(flatten)]
-    pub install: InstallArgs,
+    /// The new version's artifact (.cwasm), or a .wasm on daemons built
+    /// with the compiler.
+    pub artifact: PathBuf,
+    /// The new version's component.toml [default: the current one's].
+    #[arg(long, value_name = "FILE")]
+    pub component: Option<PathBuf>,
+    /// The new version's deployment.toml [default: the current one's].
+    #[arg(long, value_name = "FILE")]
+    pub deployment: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

@@ -34,6 +34,25 @@ pub fn parse_bytes(s: &str) -> Result<u64, UnitError> {
 }
 
 /// `250ms`, `10s`, `2m`, `1h`; a bare number is seconds.
+/// A byte count the way a person reads it: "412 KiB", "3.2 MiB".
+pub fn format_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() < 0.05 || value >= 100.0 {
+        format!("{value:.0} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 pub fn parse_duration(s: &str) -> Result<Duration, UnitError> {
     let bad = || UnitError::BadDuration(s.to_owned());
     let too_long = || UnitError::TooLarge(s.to_owned());
@@ -83,6 +102,14 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn byte_counts_read_like_a_person_writes_them() {
+        assert_eq!(format_bytes(512), "512 bytes");
+        assert_eq!(format_bytes(64 << 10), "64 KiB");
+        assert_eq!(format_bytes(1536 << 10), "1.5 MiB");
+        assert_eq!(format_bytes(128 << 20), "128 MiB");
+    }
 
     #[test]
     fn byte_sizes() {

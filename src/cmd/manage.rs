@@ -1,6 +1,6 @@
 //! The verbs that talk to the daemon over its socket.
 
-use crate::cli::{Command, InstallArgs, LogsArgs};
+use crate::cli::{Command, LogsArgs};
 use crate::cmd::render;
 use arcella_core::client::{Client, ClientError};
 use arcella_core::daemon::paths::Defaults;
@@ -39,11 +39,25 @@ pub fn execute(command: &Command, socket: Option<PathBuf>, json: bool) -> Result
     let socket = socket.unwrap_or_else(|| Defaults::for_this_user().socket);
     let mut client = Client::connect(&socket, concat!("arcella-cli ", env!("CARGO_PKG_VERSION")))?;
     let request = match command {
-        Command::Install(args) => Request::Install(upload_spec(&mut client, args)?),
+        Command::Install(args) => Request::Install(upload_spec(
+            &mut client,
+            &args.artifact,
+            args.component.as_deref(),
+            Some(&args.deployment),
+        )?),
         Command::Update(args) => Request::Update {
             module: args.module.clone(),
-            spec: upload_spec(&mut client, &args.install)?,
+            spec: upload_spec(
+                &mut client,
+                &args.artifact,
+                args.component.as_deref(),
+                args.deployment.as_deref(),
+            )?,
         },
+        Command::Rollback(m) => Request::Rollback {
+            module: m.module.clone(),
+        },
+        Command::Gc => Request::Gc,
         Command::Start(m) => Request::Start {
             module: m.module.clone(),
         },
@@ -73,10 +87,15 @@ pub fn execute(command: &Command, socket: Option<PathBuf>, json: bool) -> Result
     Ok(())
 }
 
-fn upload_spec(client: &mut Client, args: &InstallArgs) -> Result<InstallSpec, ManageError> {
-    let artifact = read(&args.artifact)?;
-    let deployment_toml = read_text(&args.deployment)?;
-    let component_toml = args.component.as_deref().map(read_text).transpose()?;
+fn upload_spec(
+    client: &mut Client,
+    artifact: &Path,
+    component: Option<&Path>,
+    deployment: Option<&Path>,
+) -> Result<InstallSpec, ManageError> {
+    let artifact = read(artifact)?;
+    let deployment_toml = deployment.map(read_text).transpose()?;
+    let component_toml = component.map(read_text).transpose()?;
     let upload = client.upload(&artifact)?;
     Ok(InstallSpec {
         upload,

@@ -42,6 +42,9 @@ pub fn response(response: &Response, json: bool) {
             if let Some(previous) = &status.previous_version {
                 println!("previous:    {previous}");
             }
+            if let Some(update) = &status.last_update {
+                println!("last update: {}", update_line(update));
+            }
             println!("restarts:    {}", status.restarts);
             if let Some(code) = status.last_exit {
                 println!("last exit:   {code}");
@@ -66,6 +69,16 @@ pub fn response(response: &Response, json: bool) {
         Response::Module(m) => println!("{} {} is {}", m.id, m.version, state(&m.state)),
         Response::Removed { module } => println!("{module} removed"),
         Response::Following | Response::Unfollowed => {}
+        Response::Collected(c) if c.artifacts.is_empty() && c.uploads == 0 => println!("nothing to collect"),
+        Response::Collected(c) => {
+            for artifact in &c.artifacts {
+                println!("removed artifact sha256:{artifact}");
+            }
+            if c.uploads > 0 {
+                println!("removed {} stale upload(s)", c.uploads);
+            }
+            println!("freed {}", arcella_core::units::format_bytes(c.bytes));
+        }
     }
 }
 
@@ -122,4 +135,25 @@ pub fn json_value<T: Serialize>(value: &T) {
         Ok(text) => println!("{text}"),
         Err(e) => eprintln!("error: cannot render JSON: {e}"),
     }
+}
+
+/// `1.0.0 -> 1.1.0: rolled back to 1.0.0: …`.
+fn update_line(update: &arcella_core::protocol::UpdateReport) -> String {
+    use arcella_core::protocol::UpdateOutcome;
+    let (from, to) = (&update.from, &update.to);
+    match &update.outcome {
+        UpdateOutcome::Probation { until } => {
+            let left = until.saturating_sub(unix_now());
+            format!("{from} -> {to}: in its health window ({left}s left)")
+        }
+        UpdateOutcome::Succeeded => format!("{from} -> {to}: succeeded"),
+        UpdateOutcome::RolledBack { reason } => format!("{from} -> {to}: rolled back to {from}: {reason}"),
+        UpdateOutcome::Reverted => format!("rolled back by hand from {from} to {to}"),
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -84,13 +84,18 @@ impl ArtifactStore {
             return Ok(artifact.header.id());
         }
         let hex = digest::hex(digest);
-        sysfs::write_atomic(&self.dir, &format!("{hex}.{CODE_EXT}"), artifact.code).map_err(self.io_err())?;
-        sysfs::write_atomic(
+        let code =
+            sysfs::write_atomic(&self.dir, &format!("{hex}.{CODE_EXT}"), artifact.code).map_err(self.io_err())?;
+        let meta = sysfs::write_atomic(
             &self.dir,
             &format!("{hex}.{META_EXT}"),
             &format::encode_sealed_header(&artifact.header),
-        )
-        .map_err(self.io_err())?;
+        );
+        if let Err(e) = meta {
+            // A code file without its header is nothing; leave nothing.
+            let _ = fs::remove_file(&code);
+            return Err(self.io_err()(e));
+        }
         Ok(hex)
     }
 
@@ -101,6 +106,21 @@ impl ArtifactStore {
             source,
         })?;
         self.put(&artifact)
+    }
+
+    /// Whether the artifact `id` is stored (complete).
+    pub fn contains(&self, id: &str) -> bool {
+        digest::parse_hex(id).is_some_and(|d| self.path(&d, META_EXT).exists())
+    }
+
+    /// Bytes the artifact `id` takes on disk (code and header).
+    pub fn size_of(&self, id: &str) -> u64 {
+        let Some(digest) = digest::parse_hex(id) else { return 0 };
+        [CODE_EXT, META_EXT]
+            .iter()
+            .filter_map(|ext| fs::metadata(self.path(&digest, ext)).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// The header of a stored artifact.

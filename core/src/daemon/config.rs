@@ -27,6 +27,38 @@ pub struct DaemonConfig {
     pub engine: EngineProfile,
     /// Worker processes for untrusted modules.
     pub workers: super::workers::WorkerConfig,
+    /// Versions kept per module beyond the running and the previous one.
+    pub retain_versions: u32,
+    /// The most the data directory may hold, e.g. "256MiB"; unset: the
+    /// file system's free space is the only limit.
+    #[serde(with = "opt_size_text")]
+    pub disk_quota: Option<u64>,
+    /// The memory all modules together may declare (`limits.memory`);
+    /// unset: no device-wide check (worker groups keep their own budget).
+    #[serde(with = "opt_size_text")]
+    pub memory_budget: Option<u64>,
+    /// What deployments may ask for on this device.
+    pub policy: Policy,
+}
+
+/// `[policy]`: capabilities this device allows deployments to ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Policy {
+    /// Host directories (and what is under them) a module may be granted;
+    /// empty: any.
+    pub dirs: Vec<PathBuf>,
+    /// Whether `trusted = true` (in-process) modules are allowed.
+    pub allow_trusted: bool,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            dirs: Vec::new(),
+            allow_trusted: true,
+        }
+    }
 }
 
 /// Socket access control, checked with SO_PEERCRED on every connection.
@@ -51,6 +83,10 @@ impl Default for DaemonConfig {
             access: Access::default(),
             engine: EngineProfile::default(),
             workers: super::workers::WorkerConfig::default(),
+            retain_versions: 0,
+            disk_quota: None,
+            memory_budget: None,
+            policy: Policy::default(),
         }
     }
 }
@@ -128,7 +164,28 @@ impl DaemonConfig {
         self.workers
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
+        if self.retain_versions > 16 {
+            return Err(invalid("retain_versions", "must be at most 16".into()));
+        }
+        if let Some(dir) = self.policy.dirs.iter().find(|d| !d.is_absolute()) {
+            return Err(invalid(
+                "policy.dirs",
+                format!("`{}` is not an absolute path", dir.display()),
+            ));
+        }
         Ok(())
+    }
+}
+
+/// Optional sizes written as "64MiB", "512K" or a number of bytes.
+mod opt_size_text {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::units::parse_bytes(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -4,7 +4,7 @@
 //! last in an install (after the artifact is in the store), atomically, so
 //! a crash leaves every module fully installed or absent.
 
-use crate::protocol::DesiredState;
+use crate::protocol::{DesiredState, UpdateReport};
 use crate::sys::fs as sysfs;
 use serde::{Deserialize, Serialize};
 use std::fs;
@@ -29,6 +29,21 @@ pub struct ModuleRecord {
     pub current: VersionRecord,
     /// The version `update` replaced, kept for rollback.
     pub previous: Option<VersionRecord>,
+    /// Versions before `previous`, newest first, kept by `retain_versions`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub older: Vec<VersionRecord>,
+    /// The last update or rollback and its outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_update: Option<UpdateReport>,
+}
+
+impl ModuleRecord {
+    /// Every version this record keeps, current first.
+    pub fn versions(&self) -> impl Iterator<Item = &VersionRecord> {
+        std::iter::once(&self.current)
+            .chain(self.previous.as_ref())
+            .chain(self.older.iter())
+    }
 }
 
 /// Why the registry could not be read or written.
@@ -132,6 +147,34 @@ mod tests {
                 deployment_toml: "trusted = true\n".into(),
             },
             previous: None,
+            older: Vec::new(),
+            last_update: None,
+        }
+    }
+
+    #[test]
+    fn a_record_with_history_and_an_update_report_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::open(dir.path()).unwrap();
+        let mut full = record("full");
+        full.previous = Some(full.current.clone());
+        full.older = vec![full.current.clone(), full.current.clone()];
+        for outcome in [
+            crate::protocol::UpdateOutcome::Probation { until: 9 },
+            crate::protocol::UpdateOutcome::Succeeded,
+            crate::protocol::UpdateOutcome::RolledBack {
+                reason: "trap \"x\"\nline".into(),
+            },
+            crate::protocol::UpdateOutcome::Reverted,
+        ] {
+            full.last_update = Some(UpdateReport {
+                from: "1.0.0".into(),
+                to: "1.1.0".into(),
+                at: 7,
+                outcome,
+            });
+            registry.save(&full).unwrap();
+            assert_eq!(registry.load_all().unwrap().0, vec![full.clone()]);
         }
     }
 

@@ -210,7 +210,7 @@ async fn handle(
     match request {
         Request::Info => Ok(Response::Info(sup.info())),
         Request::List => Ok(Response::Modules(sup.list())),
-        Request::Status { module } => sup.status(&module).map(Response::Status),
+        Request::Status { module } => sup.status(&module).map(|s| Response::Status(Box::new(s))),
         Request::Inspect { module } => sup.inspect(&module).map(Response::Inspect),
         Request::Logs { module, tail } => sup.logs(&module, tail).map(Response::Logs),
         Request::Follow { module } => {
@@ -231,7 +231,13 @@ async fn handle(
         }
         Request::Upload(chunk) => {
             let sup = sup.clone();
-            let (received, complete) = smol::unblock(move || sup.uploads().accept(&chunk)).await?;
+            let (received, complete) = smol::unblock(move || {
+                if !sup.uploads().is_known(&chunk.sha256) {
+                    sup.admit_upload(chunk.total_len)?;
+                }
+                sup.uploads().accept(&chunk)
+            })
+            .await?;
             Ok(Response::Uploaded { received, complete })
         }
         Request::Install(spec) => {
@@ -243,6 +249,14 @@ async fn handle(
             smol::unblock(move || sup.update(&module, &spec))
                 .await
                 .map(Response::Module)
+        }
+        Request::Rollback { module } => {
+            let sup = sup.clone();
+            smol::unblock(move || sup.rollback(&module)).await.map(Response::Module)
+        }
+        Request::Gc => {
+            let sup = sup.clone();
+            Ok(Response::Collected(smol::unblock(move || sup.gc()).await))
         }
         Request::Start { module } => sup
             .start(&module)

@@ -127,7 +127,20 @@ impl Uploads {
                 chunk.total_len
             )));
         }
-        upload.file.write_all_at(&chunk.data, chunk.offset).map_err(internal)?;
+        if let Err(e) = upload.file.write_all_at(&chunk.data, chunk.offset) {
+            // A failed upload leaves nothing behind; the sender starts over.
+            pending.remove(&chunk.sha256);
+            let _ = fs::remove_file(self.dir.join(format!("{}.part", digest::hex(&chunk.sha256))));
+            let kind = if matches!(e.raw_os_error(), Some(28 | 122)) {
+                ErrorKind::ResourceExhausted
+            } else {
+                ErrorKind::Internal
+            };
+            return Err(RemoteError::new(
+                kind,
+                format!("upload staging failed and was discarded: {e}"),
+            ));
+        }
         upload.have[index as usize] = true;
         let received = upload.have.iter().filter(|&&h| h).count() as u64 * chunk_len;
         if !upload.have.iter().all(|&h| h) {
@@ -173,6 +186,39 @@ impl Uploads {
                 ),
             ))
         }
+    }
+
+    /// Whether an upload with this digest is in progress or complete.
+    pub fn is_known(&self, sha256: &Sha256Digest) -> bool {
+        self.done_path(sha256).exists()
+            || self
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains_key(sha256)
+    }
+
+    /// Deletes completed uploads older than `age` that nobody installed;
+    /// returns how many and their bytes.
+    pub fn remove_stale(&self, age: std::time::Duration) -> (u32, u64) {
+        let Ok(entries) = fs::read_dir(&self.dir) else {
+            return (0, 0);
+        };
+        let mut removed = (0, 0);
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            let stale = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|e| e >= age);
+            if path.extension().is_some_and(|e| e == "done") && stale && fs::remove_file(&path).is_ok() {
+                removed.0 += 1;
+                removed.1 += meta.len();
+            }
+        }
+        removed
     }
 
     /// Forgets a completed upload once it has been installed.

@@ -31,6 +31,7 @@ pub struct DeploymentManifest {
     pub startup: Startup,
     pub limits: Limits,
     pub restart: Restart,
+    pub update: Update,
     pub capabilities: Capabilities,
 }
 
@@ -45,6 +46,7 @@ impl Default for DeploymentManifest {
             startup: Startup::default(),
             limits: Limits::default(),
             restart: Restart::default(),
+            update: Update::default(),
             capabilities: Capabilities::default(),
         }
     }
@@ -131,6 +133,45 @@ impl Default for Restart {
     }
 }
 
+/// How an update replaces a running version.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UpdateStrategy {
+    /// `"start-first"` (default): the new version starts; the old one is
+    /// asked to stop only once the new one runs. No gap, but for a moment
+    /// both run.
+    #[default]
+    StartFirst,
+    /// `"stop-first"`: the old version stops (gracefully) before the new
+    /// one starts, for modules of which two instances may not run at once.
+    StopFirst,
+}
+
+/// `[update]`: how a new version replaces the running one, and how long it
+/// must stay healthy before the previous one stops being the way back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Update {
+    pub strategy: UpdateStrategy,
+    /// After an update starts the new version, a trap, a non-zero exit or
+    /// any failure within this window rolls back to the previous version
+    /// (default 5s; "0s" turns the check off).
+    #[serde(with = "duration")]
+    pub health_window: Duration,
+}
+
+impl Default for Update {
+    fn default() -> Self {
+        Self {
+            strategy: UpdateStrategy::StartFirst,
+            health_window: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The longest `update.health_window`.
+pub const MAX_HEALTH_WINDOW: Duration = Duration::from_secs(600);
+
 /// The smallest `limits.memory`: one WebAssembly page.
 pub const MIN_MEMORY: u64 = 65536;
 /// The smallest `limits.stack`.
@@ -165,6 +206,15 @@ impl DeploymentManifest {
         self.restart
             .check()
             .map_err(|(key, m)| invalid(KeyPath::new("restart").key(key), m))?;
+        if self.update.health_window > MAX_HEALTH_WINDOW {
+            return Err(invalid(
+                KeyPath::new("update").key("health_window"),
+                format!(
+                    "= \"{}\" is too long: at most \"10m\" (the previous version waits that long to be let go)",
+                    crate::run::humanize(self.update.health_window)
+                ),
+            ));
+        }
         self.capabilities
             .check()
             .map_err(|(key, m)| invalid(KeyPath::new("capabilities").join(key), m))?;

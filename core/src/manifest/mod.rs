@@ -23,7 +23,10 @@ mod tests;
 
 pub use capabilities::{Capabilities, DirCapability};
 pub use component::ComponentManifest;
-pub use deployment::{DeploymentManifest, Limits, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup};
+pub use deployment::{
+    DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup, Update,
+    UpdateStrategy,
+};
 pub use enums::{isolation_name, kind_name};
 pub use error::{COMPONENT_FILE, DEPLOYMENT_FILE, ManifestError, MissingExport, Place};
 pub use locate::{KeyPath, KeySegment, Location};

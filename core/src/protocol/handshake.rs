@@ -324,7 +324,7 @@ mod layout_tests {
         InstallSpec {
             upload: [7; 32],
             component_toml,
-            deployment_toml: s("id = 'b'"),
+            deployment_toml: Some(s("id = 'b'")),
         }
     }
 
@@ -373,6 +373,8 @@ mod layout_tests {
             Stop { module: m() },
             Restart { module: m() },
             Remove { module: m() },
+            Rollback { module: m() },
+            Gc,
         ]
     }
 
@@ -402,6 +404,12 @@ mod layout_tests {
                 pid: u32::MAX,
                 resident_bytes: u64::MAX,
             }),
+            last_update: Some(UpdateReport {
+                from: s("1.0.0"),
+                to: s("1.1.0"),
+                at: u64::MAX,
+                outcome: UpdateOutcome::RolledBack { reason: s("trap") },
+            }),
         };
         let inspect = ModuleInspect {
             id: s("blinky"),
@@ -420,14 +428,31 @@ mod layout_tests {
         let stopped = ModuleStatus {
             desired: DesiredState::Stopped,
             last_exit: None,
+            worker: None,
+            last_update: None,
             ..status.clone()
         };
+        let outcomes = [
+            UpdateOutcome::Probation { until: 1 },
+            UpdateOutcome::Succeeded,
+            UpdateOutcome::RolledBack { reason: s("r") },
+            UpdateOutcome::Reverted,
+        ];
+        let updating = outcomes.map(|outcome| ModuleStatus {
+            last_update: Some(UpdateReport {
+                from: s("1"),
+                to: s("2"),
+                at: 0,
+                outcome,
+            }),
+            ..stopped.clone()
+        });
         let streams = [LogStream::Stdout, LogStream::Stderr, LogStream::Daemon];
         vec![
             Info(info),
             Modules(module_states().into_iter().map(summary).collect()),
-            Status(status),
-            Status(stopped),
+            Status(Box::new(status)),
+            Status(Box::new(stopped)),
             Inspect(inspect),
             Logs(streams.into_iter().map(log_line).collect()),
             Uploaded {
@@ -438,7 +463,15 @@ mod layout_tests {
             Removed { module: s("blinky") },
             Following,
             Unfollowed,
+            Collected(crate::protocol::Collected {
+                artifacts: vec![s("ab12")],
+                bytes: u64::MAX,
+                uploads: 1,
+            }),
         ]
+        .into_iter()
+        .chain(updating.into_iter().map(|s| Status(Box::new(s))))
+        .collect()
     }
 
     fn error_kinds() -> Vec<ErrorKind> {
@@ -487,7 +520,8 @@ mod layout_tests {
     fn request_index(v: &Request) -> (u8, u8) {
         use Request::*;
         variant_index!(v => Info, List, Status { .. }, Inspect { .. }, Logs { .. }, Follow { .. }, Unfollow,
-            Upload(_), Install(_), Update { .. }, Start { .. }, Stop { .. }, Restart { .. }, Remove { .. })
+            Upload(_), Install(_), Update { .. }, Start { .. }, Stop { .. }, Restart { .. }, Remove { .. },
+            Rollback { .. }, Gc)
     }
 
     #[test]
@@ -496,7 +530,17 @@ mod layout_tests {
         check(&responses(), |v| {
             use Response::*;
             variant_index!(v => Info(_), Modules(_), Status(_), Inspect(_), Logs(_), Uploaded { .. }, Module(_),
-                Removed { .. }, Following, Unfollowed)
+                Removed { .. }, Following, Unfollowed, Collected(_))
+        });
+        let outcomes = [
+            UpdateOutcome::Probation { until: 1 },
+            UpdateOutcome::Succeeded,
+            UpdateOutcome::RolledBack { reason: "r".into() },
+            UpdateOutcome::Reverted,
+        ];
+        check(&outcomes, |v| {
+            use UpdateOutcome::*;
+            variant_index!(v => Probation { .. }, Succeeded, RolledBack { .. }, Reverted)
         });
         check(&module_states(), |v| {
             use ModuleState::*;

@@ -98,6 +98,13 @@ pub enum Request {
     Remove {
         module: String,
     },
+    /// Makes the previous version current again (and runs it, if the
+    /// module should run).
+    Rollback {
+        module: String,
+    },
+    /// Deletes artifacts and stale uploads nothing refers to.
+    Gc,
 }
 
 /// A chunk of a file being uploaded, addressed by the whole file's sha256.
@@ -116,10 +123,12 @@ pub struct Upload {
 pub struct InstallSpec {
     /// sha256 of a completed [`Upload`].
     pub upload: [u8; 32],
-    /// `component.toml` text; optional for components.
+    /// `component.toml` text; optional for components. In an update,
+    /// `None` keeps the current version's.
     pub component_toml: Option<String>,
-    /// `deployment.toml` text.
-    pub deployment_toml: String,
+    /// `deployment.toml` text; required to install. In an update, `None`
+    /// keeps the current version's.
+    pub deployment_toml: Option<String>,
 }
 
 /// Successful answers.
@@ -127,7 +136,8 @@ pub struct InstallSpec {
 pub enum Response {
     Info(DaemonInfo),
     Modules(Vec<ModuleSummary>),
-    Status(ModuleStatus),
+    /// Boxed: the largest answer, and rare.
+    Status(Box<ModuleStatus>),
     Inspect(ModuleInspect),
     Logs(Vec<LogLine>),
     /// Bytes of the upload received so far; `complete` once verified.
@@ -143,6 +153,19 @@ pub enum Response {
     },
     Following,
     Unfollowed,
+    /// What `Gc` deleted.
+    Collected(Collected),
+}
+
+/// What a garbage collection freed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Collected {
+    /// Code digests (hex) of the artifacts deleted.
+    pub artifacts: Vec<String>,
+    /// Bytes freed in all (artifacts and uploads).
+    pub bytes: u64,
+    /// Stale uploads deleted.
+    pub uploads: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -225,6 +248,34 @@ pub struct ModuleStatus {
     pub started_at: Option<u64>,
     /// The worker process hosting the running instance (worker isolation).
     pub worker: Option<WorkerHost>,
+    /// The last update or rollback, and how it ended.
+    pub last_update: Option<UpdateReport>,
+}
+
+/// An update (or rollback) of a module and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdateReport {
+    /// The version before the change.
+    pub from: String,
+    /// The version the change put in place.
+    pub to: String,
+    /// Unix seconds of the change.
+    pub at: u64,
+    pub outcome: UpdateOutcome,
+}
+
+/// How an update ended (so far).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UpdateOutcome {
+    /// The new version runs in its health window until `until` (Unix
+    /// seconds); a failure before then rolls back.
+    Probation { until: u64 },
+    /// The new version passed its health window (or was not started).
+    Succeeded,
+    /// The new version failed in its window; `from` runs again.
+    RolledBack { reason: String },
+    /// `arcella rollback` put `to` (the previous version) back by hand.
+    Reverted,
 }
 
 /// A worker process, as `status` shows it.

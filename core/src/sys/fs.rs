@@ -96,6 +96,30 @@ pub fn is_socket(fd: std::os::fd::RawFd) -> bool {
     ok && (unsafe { stat.assume_init() }.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFSOCK
 }
 
+/// Bytes the files under `dir` take (their lengths; a sparse upload
+/// counts at its full announced size, which is what it will need).
+pub fn tree_size(dir: &Path) -> io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            total += tree_size(&entry.path())?;
+        } else if kind.is_file() {
+            total += entry.metadata()?.len();
+        }
+    }
+    Ok(total)
+}
+
+/// Bytes an unprivileged writer may still put on the file system holding
+/// `path`.
+#[allow(clippy::useless_conversion, reason = "both are 32-bit on armv7")]
+pub fn free_space(path: &Path) -> io::Result<u64> {
+    let stat = nix::sys::statvfs::statvfs(path).map_err(io::Error::from)?;
+    Ok(u64::from(stat.blocks_available()).saturating_mul(u64::from(stat.fragment_size())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

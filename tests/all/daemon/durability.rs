@@ -127,3 +127,131 @@ fn sigkill_during_install_and_update_never_leaves_a_half_module() {
         "absent/present outcomes: {outcomes:?}"
     );
 }
+
+/// Kill points across updates (good and failing) and rollbacks.
+const UPDATE_POINTS: usize = 100;
+
+fn subject_command(daemon: &Daemon, args: &[&str], guest: Option<(&str, &str)>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcella"));
+    cmd.args(args);
+    if let Some((guest, version)) = guest {
+        let dir = daemon.dir.path();
+        let component = write(
+            dir,
+            "subject-component.toml",
+            &format!("name = \"subject\"\nversion = \"{version}\"\n"),
+        );
+        cmd.arg(crate::support::artifact(guest, "native"))
+            .arg("--component")
+            .arg(component);
+    }
+    cmd.env_clear()
+        .env("ARCELLA_SOCKET", daemon.socket())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
+/// Every artifact the subject's record names is in the store.
+fn referenced_artifacts_exist(data: &Path, context: &str) {
+    let record = std::fs::read_to_string(data.join("modules/subject.toml")).unwrap();
+    let artifacts: Vec<&str> = record
+        .lines()
+        .filter_map(|l| l.strip_prefix("artifact = \""))
+        .map(|l| l.trim_end_matches('"'))
+        .collect();
+    assert!(!artifacts.is_empty(), "{context}: no artifact in\n{record}");
+    for artifact in artifacts {
+        for ext in ["code", "meta"] {
+            let file = data.join(format!("artifacts/{artifact}.{ext}"));
+            assert!(
+                file.exists(),
+                "{context}: the record names {artifact} but {ext} is missing"
+            );
+        }
+    }
+}
+
+#[test]
+fn sigkill_during_updates_and_rollbacks_leaves_the_old_or_the_new_version_running() {
+    let mut daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    let deployment = write(daemon.dir.path(), "subject-deployment.toml", TICKER_SERVICE);
+    let mut install = subject_command(&daemon, &["install"], Some(("ticker", "v0")));
+    install.arg("--deployment").arg(&deployment);
+    assert!(install.status().unwrap().success(), "{}", daemon.log());
+
+    let began = Instant::now();
+    let update = subject_command(&daemon, &["update", "subject"], Some(("ticker", "v-probe")))
+        .status()
+        .unwrap();
+    assert!(update.success(), "{}", daemon.log());
+    let span = began.elapsed().max(Duration::from_millis(5));
+
+    let seed = SEED ^ 0x0bad_5eed;
+    let mut rng = Rng(seed);
+    // [kill landed before the change, after it]
+    let mut outcomes = [0usize; 2];
+    for point in 0..UPDATE_POINTS {
+        let before = daemon.status("subject").unwrap();
+        let current = before["summary"]["version"].as_str().unwrap().to_owned();
+        let previous = before["previous_version"].as_str().map(str::to_owned);
+        let good_previous = previous.as_deref().filter(|p| !p.starts_with("bad"));
+        let roll = rng.next() % 3;
+        let (args, guest, allowed): (Vec<&str>, Option<(&str, String)>, Vec<String>) = match (roll, good_previous) {
+            (2, Some(previous)) => (
+                vec!["rollback", "subject"],
+                None,
+                vec![current.clone(), previous.to_owned()],
+            ),
+            (1, _) => {
+                // Fails at once: rolled back in its health window, so the
+                // old version must be what runs in the end.
+                let version = format!("bad{point}");
+                (
+                    vec!["update", "subject"],
+                    Some(("unreachable", version)),
+                    vec![current.clone()],
+                )
+            }
+            _ => {
+                let version = format!("v{}", point + 1);
+                (
+                    vec!["update", "subject"],
+                    Some(("ticker", version.clone())),
+                    vec![current.clone(), version],
+                )
+            }
+        };
+        let delay = Duration::from_micros(rng.next() % (span.as_micros() as u64 * 15 / 10 + 1));
+        let guest_ref = guest.as_ref().map(|(g, v)| (*g, v.as_str()));
+        let mut client = subject_command(&daemon, &args, guest_ref).spawn().unwrap();
+        std::thread::sleep(delay);
+        daemon.kill();
+        let _ = client.kill();
+        let _ = client.wait();
+
+        daemon.spawn();
+        let context = format!(
+            "kill point {point} ({} after {delay:?}, seed {seed:#x})",
+            args.join(" ")
+        );
+        let subject = daemon.wait_for("subject", Duration::from_secs(15), "running an allowed version", |s| {
+            state_name(s) == "Running" && allowed.iter().any(|v| s["summary"]["version"] == v.as_str())
+        });
+        let shown = subject["summary"]["version"].as_str().unwrap();
+        outcomes[usize::from(shown != current || subject["last_update"] != before["last_update"])] += 1;
+        let keeper = daemon.status("ticker").unwrap();
+        assert_eq!(keeper["summary"]["version"], "1.0.0", "{context}");
+        assert_eq!(state_name(&keeper), "Running", "{context}");
+        referenced_artifacts_exist(&daemon.data_dir(), &context);
+        no_torn_files(&daemon.data_dir());
+        daemon.cli(["inspect", "subject"]).expect_code(0);
+    }
+    assert!(
+        outcomes[0] > 0 && outcomes[1] > 0,
+        "kills before/after the change: {outcomes:?}"
+    );
+}

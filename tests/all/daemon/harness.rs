@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Where the data directory is, if not inside `dir`.
+    data: Option<PathBuf>,
 }
 
 impl Daemon {
@@ -24,7 +26,24 @@ impl Daemon {
     pub fn start_with_config(config: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "arcella.toml", config);
-        let mut daemon = Self { dir, child: None };
+        let mut daemon = Self {
+            dir,
+            child: None,
+            data: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Like [`Daemon::start`], with its data directory at `data`.
+    pub fn start_with_data_dir(data: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "arcella.toml", "");
+        let mut daemon = Self {
+            dir,
+            child: None,
+            data: Some(data.to_owned()),
+        };
         daemon.spawn();
         daemon
     }
@@ -34,7 +53,7 @@ impl Daemon {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.data.clone().unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     pub fn log_path(&self) -> PathBuf {

@@ -6,4 +6,5 @@ mod harness;
 mod lifecycle;
 mod protocol;
 mod shutdown;
+mod updates;
 mod workers;

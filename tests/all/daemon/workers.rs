@@ -452,3 +452,27 @@ fn a_missing_worker_binary_fails_the_module_and_says_where_it_looked() {
         .expect_code(0)
         .stdout_has(&["inside 1.0.0 is running"]);
 }
+
+#[test]
+fn a_pulley_engine_runs_its_modules_in_workers_too() {
+    let daemon = Daemon::start_with_config("[engine]\ntarget = \"pulley64\"\n");
+    let dir = daemon.dir.path();
+    let component = write(dir, "c.toml", &ticker("hello"));
+    let deployment = write(dir, "d.toml", "group = \"interp\"\n[restart]\npolicy = \"never\"\n");
+    let artifact = arcella_test_programs::artifact("hello_p1", "pulley64");
+    daemon
+        .cli([
+            "install".as_ref(),
+            artifact.as_os_str(),
+            "--component".as_ref(),
+            component.as_os_str(),
+            "--deployment".as_ref(),
+            deployment.as_os_str(),
+        ])
+        .expect_code(0);
+    let status = daemon.wait_for("hello", WAIT, "exited", |s| state_name(s) == "Exited");
+    assert_eq!(status["summary"]["state"]["Exited"]["code"], 0);
+    daemon
+        .cli(["logs", "hello"])
+        .stdout_has(&["out | hello from arcella", "running in worker `interp`"]);
+}

@@ -11,7 +11,9 @@ use crate::artifact::{self, InputKind, Program, format};
 use crate::daemon::interface;
 use crate::daemon::registry::{ModuleRecord, VersionRecord};
 use crate::manifest::{self, ManifestError, Validated};
-use crate::protocol::{DesiredState, ErrorKind, InstallSpec, ModuleState, RemoteError};
+use crate::protocol::{
+    Collected, DesiredState, ErrorKind, InstallSpec, ModuleState, RemoteError, UpdateOutcome, UpdateReport,
+};
 use crate::run::LogBook;
 use std::collections::BTreeSet;
 
@@ -51,8 +53,27 @@ impl Supervisor {
                     )
                 }
             };
+            let resume = match (&record.last_update, &record.previous, &loaded) {
+                (
+                    Some(UpdateReport {
+                        outcome: UpdateOutcome::Probation { .. },
+                        ..
+                    }),
+                    Some(previous),
+                    Some(new),
+                ) => {
+                    let window = new.manifests.deployment.update.health_window;
+                    self.load_version(previous).ok().map(|previous| (previous, window))
+                }
+                _ => None,
+            };
             let slot = new_slot(record, loaded, state, logs, last_error);
-            self.lock().modules.insert(id, slot);
+            self.lock().modules.insert(id.clone(), slot);
+            if let Some((previous, window)) = resume {
+                // The daemon stopped during a health window: the window
+                // starts again, with the same way back.
+                self.resume_probation(&id, previous, window);
+            }
         }
         if broken.is_empty() {
             self.collect_garbage();
@@ -63,7 +84,7 @@ impl Supervisor {
     }
 
     /// Re-creates a stored version's program and manifests.
-    fn load_version(&self, version: &VersionRecord) -> Result<Loaded, RemoteError> {
+    pub(super) fn load_version(&self, version: &VersionRecord) -> Result<Loaded, RemoteError> {
         let program = self
             .inner
             .store
@@ -130,8 +151,29 @@ impl Supervisor {
         Ok(validated)
     }
 
-    /// Verifies an upload, stores its artifact, validates the manifests.
-    fn stage(&self, spec: &InstallSpec) -> Result<(String, Loaded), RemoteError> {
+    /// Verifies an upload, stores its artifact, validates the manifests
+    /// (missing ones are `current`'s, in an update) and admits it. Returns
+    /// the version to record, without its version string.
+    fn stage(
+        &self,
+        spec: &InstallSpec,
+        current: Option<&VersionRecord>,
+    ) -> Result<(VersionRecord, Loaded), RemoteError> {
+        let deployment_toml = match (&spec.deployment_toml, current) {
+            (Some(text), _) => text.clone(),
+            (None, Some(current)) => current.deployment_toml.clone(),
+            (None, None) => {
+                return Err(RemoteError::new(
+                    ErrorKind::InvalidManifest,
+                    "deployment.toml: missing: an install needs one (--deployment FILE)",
+                ));
+            }
+        };
+        let component_toml = match (&spec.component_toml, current) {
+            (Some(text), _) => Some(text.clone()),
+            (None, Some(current)) => current.component_toml.clone(),
+            (None, None) => None,
+        };
         let path = self.inner.uploads.completed(&spec.upload)?;
         let bytes = std::fs::read(&path).map_err(|e| internal("reading the upload", e))?;
         let artifact_id = match InputKind::of(&bytes) {
@@ -143,21 +185,53 @@ impl Supervisor {
                     std::path::Path::new("the artifact"),
                 )
                 .map_err(|e| invalid_artifact(e.to_string()))?;
-                self.inner
-                    .store
-                    .put(&artifact)
-                    .map_err(|e| internal("storing the artifact", e))?
+                self.put_artifact(&artifact)?
             }
             InputKind::Wasm(_) | InputKind::Wat => self.compile_upload(&bytes)?,
             other => return Err(invalid_artifact(format!("the uploaded file is {}", other.describe()))),
         };
-        let loaded = self.load_version(&VersionRecord {
+        let mut version = VersionRecord {
             version: String::new(),
-            artifact: artifact_id.clone(),
-            component_toml: spec.component_toml.clone(),
-            deployment_toml: spec.deployment_toml.clone(),
-        })?;
-        Ok((artifact_id, loaded))
+            artifact: artifact_id,
+            component_toml,
+            deployment_toml,
+        };
+        let admitted = self.load_version(&version).and_then(|loaded| {
+            self.admit_deployment(&loaded.manifests.id, &loaded.manifests.deployment)?;
+            Ok(loaded)
+        });
+        match admitted {
+            Ok(loaded) => {
+                version.version = loaded.manifests.version.clone();
+                Ok((version, loaded))
+            }
+            Err(e) => {
+                // Whatever this stored, nothing refers to it.
+                self.collect_garbage();
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores a verified artifact, if the disk budget has room for it.
+    fn put_artifact(&self, artifact: &artifact::ArtifactRef<'_>) -> Result<String, RemoteError> {
+        let id = artifact.header.id();
+        if !self.inner.store.contains(&id) {
+            // The code, its sealed header, and a page for the directory.
+            let needed = artifact.code.len() as u64 + 4096;
+            self.admit_disk(needed, "the artifact")?;
+        }
+        self.inner.store.put(artifact).map_err(|e| {
+            let full = matches!(&e, artifact::StoreError::Io { source, .. } if is_disk_full(source));
+            if full {
+                RemoteError::new(
+                    ErrorKind::ResourceExhausted,
+                    format!("the disk filled up while storing the artifact ({e}); nothing was changed"),
+                )
+            } else {
+                internal("storing the artifact", e)
+            }
+        })
     }
 
     #[cfg(feature = "compiler")]
@@ -168,10 +242,7 @@ impl Supervisor {
             header: compiled.header,
             code: &compiled.code,
         };
-        self.inner
-            .store
-            .put(&artifact)
-            .map_err(|e| internal("storing the artifact", e))
+        self.put_artifact(&artifact)
     }
 
     #[cfg(not(feature = "compiler"))]
@@ -187,7 +258,9 @@ impl Supervisor {
     /// Installs a new module; starts it if its deployment says autostart.
     pub fn install(&self, spec: &InstallSpec) -> Result<crate::protocol::ModuleSummary, RemoteError> {
         let _changes = self.lock_changes();
-        let (artifact_id, loaded) = self.stage(spec)?;
+        let (version, loaded) = self
+            .stage(spec, None)
+            .inspect_err(|_| self.inner.uploads.discard(&spec.upload))?;
         let id = loaded.manifests.id.clone();
         if let Some(existing) = self.lock().modules.get(&id) {
             return Err(RemoteError::new(
@@ -206,13 +279,10 @@ impl Supervisor {
             } else {
                 DesiredState::Stopped
             },
-            current: VersionRecord {
-                version: loaded.manifests.version.clone(),
-                artifact: artifact_id,
-                component_toml: spec.component_toml.clone(),
-                deployment_toml: spec.deployment_toml.clone(),
-            },
+            current: version,
             previous: None,
+            older: Vec::new(),
+            last_update: None,
         };
         self.inner
             .registry
@@ -232,13 +302,21 @@ impl Supervisor {
     }
 
     /// Replaces a module's version, keeping the old one as `previous`.
+    /// Everything about the new version is checked and stored before the
+    /// running one is touched; then the swap, then the health window.
     pub fn update(&self, id: &str, spec: &InstallSpec) -> Result<crate::protocol::ModuleSummary, RemoteError> {
         let _changes = self.lock_changes();
-        if !self.lock().modules.contains_key(id) {
-            return Err(not_found(id));
-        }
-        let (artifact_id, loaded) = self.stage(spec)?;
+        let current = self
+            .lock()
+            .modules
+            .get(id)
+            .map(|slot| slot.record.current.clone())
+            .ok_or_else(|| not_found(id))?;
+        let (version, loaded) = self
+            .stage(spec, Some(&current))
+            .inspect_err(|_| self.inner.uploads.discard(&spec.upload))?;
         if loaded.manifests.id != id {
+            self.collect_garbage();
             return Err(RemoteError::new(
                 ErrorKind::InvalidManifest,
                 format!(
@@ -247,39 +325,53 @@ impl Supervisor {
                 ),
             ));
         }
-        let desired = {
+        let window = loaded.manifests.deployment.update.health_window;
+        let retain = self.inner.config.retain_versions as usize;
+        let (old, run_it) = {
             let mut state = self.lock();
             let Some(slot) = state.modules.get_mut(id) else {
                 return Err(not_found(id));
             };
             let mut record = slot.record.clone();
-            record.previous = Some(record.current.clone());
-            record.current = VersionRecord {
-                version: loaded.manifests.version.clone(),
-                artifact: artifact_id,
-                component_toml: spec.component_toml.clone(),
-                deployment_toml: spec.deployment_toml.clone(),
-            };
+            let old = record.current.clone();
+            if let Some(previous) = record.previous.take() {
+                record.older.insert(0, previous);
+                record.older.truncate(retain);
+            }
+            record.previous = Some(old.clone());
+            record.current = version;
+            let run_it = record.desired == DesiredState::Running;
+            let watched = run_it && !window.is_zero() && slot.loaded.is_some();
+            record.last_update = Some(UpdateReport {
+                from: old.version.clone(),
+                to: record.current.version.clone(),
+                at: super::unix_now(),
+                outcome: if watched {
+                    UpdateOutcome::Probation {
+                        until: super::unix_now() + window.as_secs().max(1),
+                    }
+                } else {
+                    UpdateOutcome::Succeeded
+                },
+            });
             self.inner
                 .registry
                 .save(&record)
                 .map_err(|e| internal("saving the module record", e))?;
-            slot.logs.note(&format!(
-                "updating {} -> {}",
-                record.previous.as_ref().map_or("?", |p| p.version.as_str()),
-                record.current.version
-            ));
+            slot.logs
+                .note(&format!("updating {} -> {}", old.version, record.current.version));
             slot.record = record;
-            slot.loaded = Some(loaded);
             slot.last_error = None;
             slot.failures = 0;
-            let desired = slot.record.desired;
-            self.halt(&mut state, id, "replaced by the new version");
-            desired
+            slot.probation = None;
+            let old = slot.loaded.replace(loaded.clone()).filter(|_| watched);
+            (old, run_it)
         };
         self.inner.uploads.discard(&spec.upload);
-        if desired == DesiredState::Running {
-            self.start_or_record(id);
+        if run_it {
+            self.swap_in(id, loaded, old.map(|previous| (previous, window)));
+        } else {
+            self.halt(&mut self.lock(), id, "replaced by the new version (stays stopped)");
         }
         self.collect_garbage();
         self.summary(id)
@@ -316,23 +408,52 @@ impl Supervisor {
         }
     }
 
-    /// Deletes stored artifacts no module record refers to.
-    fn collect_garbage(&self) {
+    /// `arcella gc`: deletes artifacts no module record refers to and
+    /// completed uploads nobody installed within an hour.
+    pub fn gc(&self) -> Collected {
+        let _changes = self.lock_changes();
+        let mut collected = self.collect_garbage();
+        let (uploads, bytes) = self.inner.uploads.remove_stale(std::time::Duration::from_secs(3600));
+        collected.uploads = uploads;
+        collected.bytes += bytes;
+        collected
+    }
+
+    /// Deletes stored artifacts no module record refers to (current,
+    /// previous, and the older versions `retain_versions` keeps).
+    pub(super) fn collect_garbage(&self) -> Collected {
         let referenced: BTreeSet<String> = self
             .lock()
             .modules
             .values()
-            .flat_map(|slot| std::iter::once(&slot.record.current).chain(slot.record.previous.as_ref()))
-            .map(|version| version.artifact.clone())
+            .flat_map(|slot| slot.record.versions().map(|v| v.artifact.clone()).collect::<Vec<_>>())
             .collect();
-        let Ok(stored) = self.inner.store.list() else { return };
+        let mut collected = Collected {
+            artifacts: Vec::new(),
+            bytes: 0,
+            uploads: 0,
+        };
+        let Ok(stored) = self.inner.store.list() else {
+            return collected;
+        };
         for id in stored.into_iter().filter(|id| !referenced.contains(id)) {
+            let size = self.inner.store.size_of(&id);
             match self.inner.store.remove(&id) {
-                Ok(()) => log::info!("removed unreferenced artifact {}", &id[..12.min(id.len())]),
+                Ok(()) => {
+                    log::info!("removed unreferenced artifact {}", &id[..12.min(id.len())]);
+                    collected.bytes += size;
+                    collected.artifacts.push(id);
+                }
                 Err(e) => log::warn!("cannot remove unreferenced artifact {id}: {e}"),
             }
         }
+        collected
     }
+}
+
+/// ENOSPC or EDQUOT.
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(28 | 122))
 }
 
 fn new_slot(
@@ -350,6 +471,9 @@ fn new_slot(
         stop_flag: None,
         stop_notice: None,
         host: None,
+        outgoing: None,
+        probation: None,
+        instance_of: None,
         generation: 0,
         logs,
         failures: 0,

@@ -42,14 +42,27 @@ impl Supervisor {
         let mut state = self.lock();
         let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
         self.set_desired(slot, DesiredState::Stopped)?;
-        let hears = slot.loaded.as_ref().is_some_and(|l| l.hears_shutdown);
+        self.wind_down(&mut state, id, "stopped on request");
+        Ok(())
+    }
+
+    /// Asks the running instance to finish within the grace period (state
+    /// `Stopping`; cancelled when the grace runs out), or halts it at once
+    /// if it cannot hear the request. Returns whether it was asked.
+    pub(super) fn wind_down(&self, state: &mut State, id: &str, why: &str) -> bool {
+        let Some(slot) = state.modules.get_mut(id) else {
+            return false;
+        };
+        // Whether the running instance (not the version loaded since, in
+        // an update) listens for the request.
+        let hears = slot.instance_of.as_ref().is_some_and(|(_, hears)| *hears);
         let Some(flag) = slot
             .stop_flag
             .clone()
             .filter(|_| hears && slot.task.is_some() && slot.state == ModuleState::Running)
         else {
-            self.halt(&mut state, id, "stopped on request");
-            return Ok(());
+            self.halt(state, id, why);
+            return false;
         };
         flag.store(true, Ordering::Relaxed);
         if let Some(notice) = &slot.stop_notice {
@@ -79,8 +92,8 @@ impl Supervisor {
                 }
             })
             .detach();
-        self.set_state(&mut state, id, ModuleState::Stopping);
-        Ok(())
+        self.set_state(state, id, ModuleState::Stopping);
+        true
     }
 
     /// Stops (if running) and starts again.
@@ -122,9 +135,14 @@ impl Supervisor {
         slot.stop_flag = None;
         slot.stop_notice = None;
         slot.host = None;
+        let outgoing = slot.outgoing.take();
         slot.logs.note(why);
         self.set_state(state, id, ModuleState::Stopped);
         if was_running {
+            self.instance_ended(state);
+        }
+        if let Some(outgoing) = outgoing {
+            drop(outgoing);
             self.instance_ended(state);
         }
     }
@@ -135,6 +153,7 @@ impl Supervisor {
         slot.generation += 1;
         let generation = slot.generation;
         slot.started_at = Some(unix_now());
+        slot.instance_of = Some((loaded.manifests.version.clone(), loaded.hears_shutdown));
         slot.logs
             .note(&format!("starting version {}", loaded.manifests.version));
         let book = slot.logs.clone();
@@ -184,19 +203,21 @@ impl Supervisor {
         self.set_state(state, id, ModuleState::Running);
     }
 
-    fn instance_ended(&self, state: &mut State) {
+    pub(super) fn instance_ended(&self, state: &mut State) {
         state.running = state.running.saturating_sub(1);
         if state.running == 0 {
             state.ticker = None;
         }
     }
 
-    /// An instance finished: record why, then follow the restart policy.
+    /// An instance finished: record why, then follow the restart policy
+    /// (or, for a new version in its health window, roll back).
     fn on_exit(&self, id: &str, generation: u64, outcome: Result<i32, RunError>, ran: Duration) {
         let mut state = self.lock();
         let shutting_down = state.shutting_down;
         let Some(slot) = state.modules.get_mut(id) else { return };
         if slot.generation != generation {
+            self.outgoing_ended(&mut state, id, generation, &outcome);
             return;
         }
         if let Some(task) = slot.task.take() {
@@ -232,6 +253,24 @@ impl Supervisor {
                 true
             }
         };
+        if slot.probation.is_some() {
+            if failed {
+                let reason = slot
+                    .last_error
+                    .clone()
+                    .filter(|_| outcome.is_err())
+                    .unwrap_or_else(|| format!("exited with code {}", slot.last_exit.unwrap_or_default()));
+                self.instance_ended(&mut state);
+                self.set_state(&mut state, id, ModuleState::Stopped);
+                self.roll_back(&mut state, id, &reason);
+                return;
+            }
+            if deployment.kind == ModuleKind::Command {
+                // A command that ran to completion cleanly is healthy.
+                self.probation_passed(&mut state, id);
+            }
+        }
+        let Some(slot) = state.modules.get_mut(id) else { return };
         if ran >= STABLE_RUN || !failed {
             slot.failures = 0;
         }
@@ -347,6 +386,9 @@ impl Supervisor {
                     slot.logs.note("daemon shutting down");
                     tasks.push((id.clone(), task));
                 }
+                if let Some(outgoing) = slot.outgoing.take() {
+                    tasks.push((id.clone(), outgoing.stop_now()));
+                }
             }
             tasks
         };
@@ -427,6 +469,8 @@ impl Supervisor {
             slot.logs
                 .note(&format!("running in worker `{}` (pid {})", host.group, host.pid));
             slot.host = Some(host);
+            // The new version runs: the one it replaces may go now.
+            self.release_outgoing(&mut state, id);
         }
     }
 }

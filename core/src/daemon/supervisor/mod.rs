@@ -6,9 +6,11 @@
 //! through [`Supervisor::on_exit`]; a generation number per module makes
 //! reports from a superseded instance harmless.
 
+mod admission;
 mod install;
 mod lifecycle;
 mod queries;
+mod swap;
 
 use super::config::DaemonConfig;
 use super::registry::{ModuleRecord, Registry};
@@ -50,6 +52,8 @@ struct Inner {
     /// threads), so two of them never race on one module id. Taken before
     /// `state`, and never on the executor thread.
     changes: Mutex<()>,
+    /// Tells health windows apart.
+    tokens: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Inner {
@@ -88,6 +92,14 @@ struct Slot {
     stop_notice: Option<async_channel::Sender<()>>,
     /// The worker hosting the running instance, if it runs in one.
     host: Option<Host>,
+    /// The previous version's instance during a start-first swap, until
+    /// it has stopped.
+    outgoing: Option<swap::Outgoing>,
+    /// Set while a new version is in its health window.
+    probation: Option<swap::Probation>,
+    /// Version and whether it hears the shutdown call, of the instance
+    /// launched last.
+    instance_of: Option<(String, bool)>,
     generation: u64,
     logs: LogBook,
     /// Failures in a row, for the restart policy.
@@ -149,6 +161,7 @@ impl Supervisor {
             state: Mutex::new(State::default()),
             followers: Mutex::new(Vec::new()),
             changes: Mutex::new(()),
+            tokens: std::sync::atomic::AtomicU64::new(1),
         };
         Self { inner: Arc::new(inner) }
     }

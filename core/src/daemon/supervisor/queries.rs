@@ -38,6 +38,7 @@ impl Supervisor {
                 pid: host.pid,
                 resident_bytes: crate::sys::process::resident_bytes(host.pid).unwrap_or(0),
             }),
+            last_update: slot.record.last_update.clone(),
         })
     }
 

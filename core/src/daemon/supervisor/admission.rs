@@ -1,0 +1,116 @@
+//! Admission control: an install or update is accepted only if it fits
+//! this device — disk (the data directory's quota and the file system's
+//! free space), memory budgets (the worker group's, the device's), and
+//! the capability policy. A refusal names the budget and the figure that
+//! broke it, and is made before anything installed changes.
+
+use super::Supervisor;
+use crate::manifest::DeploymentManifest;
+use crate::protocol::{ErrorKind, Isolation, RemoteError};
+use crate::units::format_bytes;
+
+fn refused(message: String) -> RemoteError {
+    RemoteError::new(ErrorKind::ResourceExhausted, message)
+}
+
+impl Supervisor {
+    /// Room for `bytes` more in the data directory, for `what`.
+    pub(super) fn admit_disk(&self, bytes: u64, what: &str) -> Result<(), RemoteError> {
+        let dir = &self.inner.config.data_dir;
+        if let Some(quota) = self.inner.config.disk_quota {
+            let used =
+                crate::sys::fs::tree_size(dir).map_err(|e| super::internal("measuring the data directory", e))?;
+            let left = quota.saturating_sub(used);
+            if bytes > left {
+                return Err(refused(format!(
+                    "{what} needs {} but the data directory has {} of its {} quota left (disk_quota; {} in use); \
+                     remove modules or run `arcella gc`",
+                    format_bytes(bytes),
+                    format_bytes(left),
+                    format_bytes(quota),
+                    format_bytes(used)
+                )));
+            }
+        }
+        let free = crate::sys::fs::free_space(dir).map_err(|e| super::internal("measuring free disk space", e))?;
+        if bytes > free {
+            return Err(refused(format!(
+                "{what} needs {} but the file system holding {} has {} free",
+                format_bytes(bytes),
+                dir.display(),
+                format_bytes(free)
+            )));
+        }
+        Ok(())
+    }
+
+    /// An upload of `total_len` bytes may begin.
+    pub fn admit_upload(&self, total_len: u64) -> Result<(), RemoteError> {
+        self.admit_disk(total_len, &format!("the upload of {}", format_bytes(total_len)))
+    }
+
+    /// The deployment of module `id` fits the memory budgets and the policy.
+    pub(super) fn admit_deployment(&self, id: &str, deployment: &DeploymentManifest) -> Result<(), RemoteError> {
+        let config = &self.inner.config;
+        if deployment.trusted && !config.policy.allow_trusted {
+            return Err(RemoteError::new(
+                ErrorKind::PermissionDenied,
+                "deployment.toml: trusted = true is not allowed on this device (policy.allow_trusted = false); \
+                 deploy it as an untrusted worker module"
+                    .to_owned(),
+            ));
+        }
+        if !config.policy.dirs.is_empty() {
+            for dir in &deployment.capabilities.dirs {
+                if !config.policy.dirs.iter().any(|allowed| dir.host.starts_with(allowed)) {
+                    let allowed: Vec<String> = config.policy.dirs.iter().map(|d| d.display().to_string()).collect();
+                    return Err(RemoteError::new(
+                        ErrorKind::PermissionDenied,
+                        format!(
+                            "deployment.toml: capabilities.dirs: {} is outside the directories this device grants \
+                             (policy.dirs = [{}])",
+                            dir.host.display(),
+                            allowed.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let declared = deployment.limits.memory;
+        if deployment.isolation == Isolation::Worker
+            && let Some(memory) = declared
+        {
+            let budget = config.workers.limits_for(&deployment.group).memory;
+            if memory > budget {
+                return Err(refused(format!(
+                    "deployment.toml: limits.memory = {} exceeds the {} memory budget of worker group `{}` \
+                     (workers.memory or [workers.groups.{}])",
+                    format_bytes(memory),
+                    format_bytes(budget),
+                    deployment.group,
+                    deployment.group
+                )));
+            }
+        }
+        if let (Some(budget), Some(memory)) = (config.memory_budget, declared) {
+            let others: u64 = self
+                .lock()
+                .modules
+                .iter()
+                .filter(|(other, _)| other.as_str() != id)
+                .filter_map(|(_, slot)| slot.loaded.as_ref()?.manifests.deployment.limits.memory)
+                .sum();
+            if others + memory > budget {
+                return Err(refused(format!(
+                    "deployment.toml: limits.memory = {} would bring the memory declared by all modules to {}, \
+                     above this device's memory_budget of {} ({} declared by the others)",
+                    format_bytes(memory),
+                    format_bytes(others + memory),
+                    format_bytes(budget),
+                    format_bytes(others)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
