@@ -75,6 +75,7 @@ fn hello_from_store() {
             output: &Output::Inherit,
             entrypoint: None,
             stop: None,
+            health: None,
         };
         assert_eq!(run_blocking(&engine, &invocation).expect("run"), 0);
     });
@@ -153,6 +154,7 @@ fn cpu_native_vs_pulley() {
             output: &Output::Inherit,
             entrypoint: None,
             stop: None,
+            health: None,
         };
         let mut runs: Vec<Duration> = (0..5)
             .map(|_| {

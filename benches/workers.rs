@@ -62,6 +62,7 @@ impl Bench {
             book: LogBook::new(name, None),
             stop,
             on_started: Box::new(move |_| *started.lock().unwrap() = Some(Instant::now())),
+            health: None,
         }
     }
 }
@@ -181,6 +182,7 @@ async fn worker_vs_in_process(bench: &Bench, profile: &EngineProfile) {
             output: &output,
             entrypoint: None,
             stop: None,
+            health: None,
         };
         let asked = Instant::now();
         assert_eq!(run::run(&engine, &invocation).await.expect("runs"), 0);

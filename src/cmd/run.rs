@@ -43,6 +43,7 @@ pub fn execute(args: &RunArgs) -> ExitCode {
         output: &Output::Inherit,
         entrypoint: None,
         stop: None,
+        health: None,
     };
     match run_blocking(&engine, &invocation) {
         Ok(code) => exit::for_guest(code),

@@ -36,6 +36,7 @@ fn run(program: &Program, profile: &EngineProfile, engine: &arcella_core::wasmti
         output: &Output::Inherit,
         entrypoint: None,
         stop: None,
+        health: None,
     };
     run_blocking(engine, &invocation).unwrap()
 }

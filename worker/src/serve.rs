@@ -7,7 +7,7 @@ use arcella_core::fingerprint::EngineFingerprint;
 use arcella_core::protocol::worker::{
     self, FromWorker, InstanceId, InstanceSpec, MAX_WORKER_MESSAGE, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage,
 };
-use arcella_core::run::{self, Invocation, LogBook, Output, StopFlag, ticker::EpochTicker};
+use arcella_core::run::{self, HealthCheck, Invocation, LogBook, Output, StopFlag, ticker::EpochTicker};
 use arcella_core::sys::seqpacket::SeqPacket;
 use arcella_core::wasmtime::{self, Engine};
 use std::collections::HashMap;
@@ -26,6 +26,7 @@ type Link = Arc<smol::Async<SeqPacket>>;
 struct Running {
     task: smol::Task<()>,
     stop: StopFlag,
+    health: Arc<HealthCheck>,
     name: String,
 }
 
@@ -137,6 +138,11 @@ impl Context {
                     running.stop.store(true, Ordering::Relaxed);
                 }
             }
+            ToWorker::CheckHealth { instance } => {
+                if let Some(running) = lock(&self.instances).running.get(&instance) {
+                    running.health.request();
+                }
+            }
             ToWorker::Cancel { instance } => {
                 let running = {
                     let mut instances = lock(&self.instances);
@@ -194,10 +200,21 @@ impl Context {
                 });
             }),
         );
+        let (health, verdicts) = HealthCheck::new();
+        let relay_verdicts = self.outbox.clone();
+        self.executor
+            .spawn(async move {
+                // Ends when the instance (and its check) is gone.
+                while let Ok(verdict) = verdicts.recv().await {
+                    let _ = relay_verdicts.send(FromWorker::Health { instance, verdict }).await;
+                }
+            })
+            .detach();
         let engine = self.engine.clone();
         let profile = self.profile.clone();
         let instances = self.instances.clone();
         let flag = stop.clone();
+        let check = health.clone();
         let name = spec.name.clone();
         let task = self.executor.spawn(async move {
             let output = Output::Capture(book);
@@ -210,6 +227,7 @@ impl Context {
                 output: &output,
                 entrypoint: spec.entrypoint.as_deref(),
                 stop: Some(flag),
+                health: Some(check),
             };
             let outcome = run::run(&engine, &invocation).await.map_err(|e| e.to_string());
             {
@@ -229,7 +247,15 @@ impl Context {
                     Err(e) => log::error!("cannot start the epoch thread: {e}; timeouts will not fire"),
                 }
             }
-            instances.running.insert(instance, Running { task, stop, name });
+            instances.running.insert(
+                instance,
+                Running {
+                    task,
+                    stop,
+                    health,
+                    name,
+                },
+            );
         }
         let _ = self.outbox.send(FromWorker::Started { instance }).await;
     }

@@ -46,6 +46,8 @@ pub enum ToWorker {
     Cancel { instance: InstanceId },
     /// Liveness and resource usage.
     Ping { id: u32 },
+    /// Ask the instance's health export (see `run::HEALTH_EXPORT`).
+    CheckHealth { instance: InstanceId },
 }
 
 /// What to run.
@@ -86,6 +88,11 @@ pub enum FromWorker {
     },
     /// Answer to [`ToWorker::Ping`].
     Pong { id: u32, usage: WorkerUsage },
+    /// Answer to [`ToWorker::CheckHealth`]: `Err` says what is wrong.
+    Health {
+        instance: InstanceId,
+        verdict: Result<(), String>,
+    },
 }
 
 /// A worker's resource use.
@@ -137,6 +144,7 @@ mod tests {
             ToWorker::Stop { instance: 7 },
             ToWorker::Cancel { instance: 7 },
             ToWorker::Ping { id: 1 },
+            ToWorker::CheckHealth { instance: 7 },
         ];
         for message in to {
             let bytes = encode(&message).unwrap();
@@ -165,6 +173,10 @@ mod tests {
                     resident_bytes: 1,
                     instances: 0,
                 },
+            },
+            FromWorker::Health {
+                instance: 1,
+                verdict: Err("returned 1".into()),
             },
         ];
         for message in from {

@@ -86,6 +86,79 @@ pub struct Invocation<'a> {
     pub entrypoint: Option<&'a str>,
     /// Raised when the guest should finish (see [`SHUTDOWN_IMPORT`]).
     pub stop: Option<StopFlag>,
+    /// Asks a core module for its health (see [`HEALTH_EXPORT`]).
+    pub health: Option<Arc<HealthCheck>>,
+}
+
+/// A core module's optional health export: `(func (export
+/// "arcella_health") (result i32))`, 0 when healthy. The host cannot call
+/// into a guest busy in `_start`, so it calls the export re-entrantly from
+/// the guest's next call to the shutdown import (which a module with this
+/// export must import; install checks it).
+pub const HEALTH_EXPORT: &str = "arcella_health";
+
+/// Where a [`HealthCheck`]'s verdicts arrive: `Err` says what is wrong.
+pub type HealthVerdicts = async_channel::Receiver<Result<(), String>>;
+
+/// One pending question "are you healthy?" to a running core module.
+#[derive(Debug)]
+pub struct HealthCheck {
+    requested: AtomicBool,
+    asked: (async_channel::Sender<()>, async_channel::Receiver<()>),
+    verdicts: async_channel::Sender<Result<(), String>>,
+}
+
+impl HealthCheck {
+    /// A check and where its verdicts arrive.
+    pub fn new() -> (Arc<Self>, HealthVerdicts) {
+        let (verdicts, arrive) = async_channel::bounded(1);
+        let check = Self {
+            requested: AtomicBool::new(false),
+            asked: async_channel::bounded(1),
+            verdicts,
+        };
+        (Arc::new(check), arrive)
+    }
+
+    /// Asks for a verdict at the guest's next shutdown-import call.
+    pub fn request(&self) {
+        self.requested.store(true, Ordering::Relaxed);
+        let _ = self.asked.0.try_send(());
+    }
+
+    /// Resolves when [`HealthCheck::request`] is called (for whoever must
+    /// pass the question on, such as the daemon's side of a worker).
+    pub async fn asked(&self) {
+        let _ = self.asked.1.recv().await;
+    }
+
+    /// Hands in a verdict obtained elsewhere (a worker's).
+    pub fn deliver(&self, verdict: Result<(), String>) {
+        let _ = self.verdicts.try_send(verdict);
+    }
+}
+
+/// Calls the guest's health export, if asked; `Err` names what is wrong.
+async fn answer_health(caller: &mut wasmtime::Caller<'_, P1State>) {
+    let Some(check) = caller.data().health.clone() else {
+        return;
+    };
+    if !check.requested.swap(false, Ordering::Relaxed) {
+        return;
+    }
+    let export = caller.get_export(HEALTH_EXPORT).and_then(wasmtime::Extern::into_func);
+    let verdict = match export.map(|f| f.typed::<(), i32>(&*caller)) {
+        None => Ok(()),
+        Some(Err(e)) => Err(format!("its `{HEALTH_EXPORT}` export has the wrong type: {e}")),
+        Some(Ok(health)) => match health.call_async(&mut *caller, ()).await {
+            Ok(0) => Ok(()),
+            Ok(code) => Err(format!(
+                "its health export `{HEALTH_EXPORT}` returned {code} (unhealthy)"
+            )),
+            Err(e) => Err(format!("its health export `{HEALTH_EXPORT}` failed: {e:#}")),
+        },
+    };
+    let _ = check.verdicts.try_send(verdict);
 }
 
 /// Raised by the daemon when an instance should stop.
@@ -266,6 +339,7 @@ struct P1State {
     wasi: WasiP1Ctx,
     limiter: GuestLimiter,
     stop: Option<StopFlag>,
+    health: Option<Arc<HealthCheck>>,
 }
 
 async fn run_module(
@@ -288,6 +362,7 @@ async fn run_module(
             wasi,
             limiter: GuestLimiter::new(command.limits.max_memory),
             stop: command.stop.clone(),
+            health: command.health.clone(),
         },
     );
     store.limiter(|state| &mut state.limiter);
@@ -295,15 +370,22 @@ async fn run_module(
     let mut linker: Linker<P1State> = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)?;
     let (module_name, function) = SHUTDOWN_IMPORT;
-    linker.func_wrap(module_name, function, |caller: wasmtime::Caller<'_, P1State>| -> i32 {
-        i32::from(
-            caller
-                .data()
-                .stop
-                .as_ref()
-                .is_some_and(|flag| flag.load(Ordering::Relaxed)),
-        )
-    })?;
+    linker.func_wrap_async(
+        module_name,
+        function,
+        |mut caller: wasmtime::Caller<'_, P1State>, (): ()| -> Box<dyn std::future::Future<Output = i32> + Send + '_> {
+            Box::new(async move {
+                answer_health(&mut caller).await;
+                i32::from(
+                    caller
+                        .data()
+                        .stop
+                        .as_ref()
+                        .is_some_and(|flag| flag.load(Ordering::Relaxed)),
+                )
+            })
+        },
+    )?;
     let instance = linker.instantiate_async(&mut store, module).await?;
     let start = instance.get_typed_func::<(), ()>(&mut store, entrypoint).map_err(|e| {
         GuestFailure::NotACommand(format!(

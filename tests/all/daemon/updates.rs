@@ -386,3 +386,38 @@ fn free_bytes(dir: &Path) -> u64 {
         .and_then(|l| l.trim().parse().ok())
         .unwrap()
 }
+
+#[test]
+fn a_version_whose_health_export_says_unhealthy_is_rolled_back() {
+    for placement in ["isolation = \"main\"\ntrusted = true\n", "group = \"health\"\n"] {
+        let daemon = Daemon::start();
+        let deployment = format!("kind = \"service\"\n{placement}[update]\nhealth_window = \"300ms\"\n");
+        install_svc(&daemon, "health_ok", &deployment);
+        running_version(&daemon, "1.0.0");
+        // A healthy answer: the update succeeds at the end of its window.
+        update_svc(&daemon, "health_ok", "1.1.0", None).expect_code(0);
+        let status = daemon.wait_for("svc", WAIT, "past its window", |s| outcome(s) == "Succeeded");
+        assert_eq!(status["summary"]["version"], "1.1.0");
+        // It runs and traps nothing, but says it is unhealthy.
+        update_svc(&daemon, "health_sick", "2.0.0", None).expect_code(0);
+        let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "RolledBack");
+        let reason = status["last_update"]["outcome"]["RolledBack"]["reason"]
+            .as_str()
+            .unwrap();
+        assert!(
+            reason.contains("arcella_health") && reason.contains("returned 1"),
+            "{placement}: {reason}"
+        );
+        running_version(&daemon, "1.1.0");
+    }
+}
+
+#[test]
+fn a_health_export_the_host_could_never_call_is_refused() {
+    let daemon = Daemon::start();
+    install_svc(&daemon, "ticker", TICKER_SERVICE);
+    update_svc(&daemon, "health_deaf", "2.0.0", None)
+        .expect_code(1)
+        .stderr_has(&["arcella_health", "arcella.shutdown_requested"]);
+    running_version(&daemon, "1.0.0");
+}

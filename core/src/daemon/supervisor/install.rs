@@ -132,6 +132,22 @@ impl Supervisor {
                 ),
             ));
         }
+        if let Program::Module(module) = program
+            && module.get_export(crate::run::HEALTH_EXPORT).is_some()
+            && !module
+                .imports()
+                .any(|i| (i.module(), i.name()) == crate::run::SHUTDOWN_IMPORT)
+        {
+            let (import_module, import_name) = crate::run::SHUTDOWN_IMPORT;
+            return Err(RemoteError::new(
+                ErrorKind::InvalidManifest,
+                format!(
+                    "the module exports `{}` but does not import `{import_module}.{import_name}`: its health can only \
+                     be asked from inside that call, so import it (and call it between units of work)",
+                    crate::run::HEALTH_EXPORT
+                ),
+            ));
+        }
         if !validated.deployment.r#async {
             return Err(RemoteError::new(
                 ErrorKind::InvalidManifest,
@@ -474,6 +490,7 @@ fn new_slot(
         outgoing: None,
         probation: None,
         instance_of: None,
+        health: None,
         generation: 0,
         logs,
         failures: 0,

@@ -135,6 +135,7 @@ impl Supervisor {
         slot.stop_flag = None;
         slot.stop_notice = None;
         slot.host = None;
+        slot.health = None;
         let outgoing = slot.outgoing.take();
         slot.logs.note(why);
         self.set_state(state, id, ModuleState::Stopped);
@@ -159,11 +160,14 @@ impl Supervisor {
         let book = slot.logs.clone();
         let stop: run::StopFlag = Arc::new(AtomicBool::new(false));
         slot.stop_flag = Some(stop.clone());
+        let health = loaded.has_health.then(run::HealthCheck::new);
+        let check = health.as_ref().map(|(check, _)| check.clone());
+        slot.health = health;
         if loaded.manifests.deployment.isolation == Isolation::Worker {
             let (notice, stop_asked) = async_channel::bounded(1);
             slot.stop_notice = Some(notice);
             let artifact = slot.record.current.artifact.clone();
-            let task = self.launch_in_worker(id, generation, loaded, artifact, book, stop_asked);
+            let task = self.launch_in_worker(id, generation, loaded, artifact, book, (stop_asked, check));
             slot.task = Some(task);
             state.running += 1;
             self.set_state(state, id, ModuleState::Running);
@@ -187,6 +191,7 @@ impl Supervisor {
                 output: &output,
                 entrypoint: Some(&loaded.manifests.entrypoint),
                 stop: Some(stop),
+                health: check,
             };
             let began = Instant::now();
             let outcome = run::run(&engine, &invocation).await;
@@ -226,6 +231,7 @@ impl Supervisor {
         slot.stop_flag = None;
         slot.stop_notice = None;
         slot.host = None;
+        slot.health = None;
         let Some(loaded) = slot.loaded.clone() else { return };
         let deployment = &loaded.manifests.deployment;
         if slot.state == ModuleState::Stopping || shutting_down {
@@ -424,7 +430,7 @@ impl Supervisor {
         loaded: Loaded,
         artifact: String,
         book: crate::run::LogBook,
-        stop_asked: async_channel::Receiver<()>,
+        (stop_asked, health): (async_channel::Receiver<()>, Option<Arc<run::HealthCheck>>),
     ) -> smol::Task<()> {
         let supervisor = self.clone();
         let id_owned = id.to_owned();
@@ -454,6 +460,7 @@ impl Supervisor {
                         book,
                         stop: stop_asked,
                         on_started: Box::new(move |host| host_of.hosted(&host_id, generation, host)),
+                        health,
                     };
                     supervisor.inner.workers.run(request).await
                 }

@@ -100,6 +100,8 @@ struct Slot {
     /// Version and whether it hears the shutdown call, of the instance
     /// launched last.
     instance_of: Option<(String, bool)>,
+    /// Asks the running instance's health export, if it has one.
+    health: Option<(Arc<crate::run::HealthCheck>, crate::run::HealthVerdicts)>,
     generation: u64,
     logs: LogBook,
     /// Failures in a row, for the restart policy.
@@ -118,6 +120,8 @@ struct Loaded {
     /// Whether it imports the shutdown call; one that cannot hear it is
     /// cancelled at once instead of waiting out the grace period.
     hears_shutdown: bool,
+    /// Whether it exports the health call (core modules).
+    has_health: bool,
 }
 
 impl Loaded {
@@ -130,10 +134,15 @@ impl Loaded {
                 .imports(engine)
                 .any(|(name, _)| name == crate::run::SHUTDOWN_INTERFACE),
         };
+        let has_health = match &program {
+            Program::Module(m) => m.get_export(crate::run::HEALTH_EXPORT).is_some(),
+            Program::Component(_) => false,
+        };
         Self {
             program,
             manifests,
             hears_shutdown,
+            has_health,
         }
     }
 }

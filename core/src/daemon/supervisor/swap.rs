@@ -203,14 +203,22 @@ impl Supervisor {
             .executor
             .spawn(async move {
                 smol::Timer::after(window).await;
+                let verdict = supervisor.ask_health(&id_owned).await;
                 let mut state = supervisor.lock();
                 let current = state
                     .modules
                     .get(&id_owned)
                     .and_then(|s| s.probation.as_ref())
                     .is_some_and(|p| p.token == token);
-                if current {
-                    supervisor.probation_passed(&mut state, &id_owned);
+                if !current {
+                    return;
+                }
+                match verdict {
+                    Ok(()) => supervisor.probation_passed(&mut state, &id_owned),
+                    Err(reason) => {
+                        supervisor.halt(&mut state, &id_owned, &format!("unhealthy: {reason}"));
+                        supervisor.roll_back(&mut state, &id_owned, &reason);
+                    }
                 }
             })
             .detach();
@@ -225,6 +233,34 @@ impl Supervisor {
                 .note("the daemon restarted during this version's health window");
         }
         self.begin_probation(&mut state, id, previous, window);
+    }
+
+    /// The running instance's answer from its health export; `Ok` for a
+    /// module without one. One that does not answer in time is unhealthy.
+    async fn ask_health(&self, id: &str) -> Result<(), String> {
+        let pending = {
+            let state = self.lock();
+            state.modules.get(id).and_then(|s| s.health.clone())
+        };
+        let Some((check, verdicts)) = pending else {
+            return Ok(());
+        };
+        check.request();
+        let limit = self.inner.config.workers.ipc_timeout;
+        let answer = smol::future::or(async { verdicts.recv().await.ok() }, async {
+            smol::Timer::after(limit).await;
+            None
+        })
+        .await;
+        answer.unwrap_or_else(|| {
+            Err(format!(
+                "its health export `{}` was not called within {} (the module did not call `{}.{}`)",
+                run::HEALTH_EXPORT,
+                run::humanize(limit),
+                run::SHUTDOWN_IMPORT.0,
+                run::SHUTDOWN_IMPORT.1
+            ))
+        })
     }
 
     /// The new version stayed healthy: the update succeeded.

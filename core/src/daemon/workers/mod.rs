@@ -67,6 +67,8 @@ pub struct RemoteRun {
     pub stop: async_channel::Receiver<()>,
     /// Called once the guest runs, with the worker that hosts it.
     pub on_started: Box<dyn FnOnce(Host) + Send>,
+    /// Health questions for the guest, passed on to the worker.
+    pub health: Option<Arc<crate::run::HealthCheck>>,
 }
 
 impl std::fmt::Debug for RemoteRun {
@@ -138,9 +140,11 @@ impl WorkerPool {
         let instance = self.inner.next_instance.fetch_add(1, Ordering::Relaxed);
         let (done_tx, done) = async_channel::bounded(1);
         let (started_tx, started) = async_channel::bounded(1);
+        let health = request.health.clone();
         let pending = Pending {
             name: name.clone(),
             book: request.book,
+            health: request.health,
             started: Some(started_tx),
             done: done_tx,
         };
@@ -200,23 +204,35 @@ impl WorkerPool {
         let outcome = loop {
             let stop_asked = async {
                 match &stop {
-                    Some(rx) => rx.recv().await.is_ok(),
+                    Some(rx) => Some(rx.recv().await.is_ok()),
                     None => std::future::pending().await,
                 }
             };
-            let next = smol::future::or(async { Err(done.recv().await) }, async { Ok(stop_asked.await) }).await;
-            match next {
-                Err(outcome) => break outcome,
-                Ok(asked) => {
-                    stop = None;
-                    if asked {
-                        let _ = worker.outbox.try_send(Outgoing {
-                            message: ToWorker::Stop { instance },
-                            fd: None,
-                        });
+            let health_asked = async {
+                match &health {
+                    Some(check) => {
+                        check.asked().await;
+                        None
                     }
+                    None => std::future::pending().await,
                 }
-            }
+            };
+            let next = smol::future::or(async { Err(done.recv().await) }, async {
+                Ok(smol::future::or(stop_asked, health_asked).await)
+            })
+            .await;
+            let message = match next {
+                Err(outcome) => break outcome,
+                Ok(Some(asked)) => {
+                    stop = None;
+                    if !asked {
+                        continue;
+                    }
+                    ToWorker::Stop { instance }
+                }
+                Ok(None) => ToWorker::CheckHealth { instance },
+            };
+            let _ = worker.outbox.try_send(Outgoing { message, fd: None });
         };
         guard.armed = false;
         match outcome {

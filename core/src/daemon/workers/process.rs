@@ -27,6 +27,7 @@ pub(super) struct Outgoing {
 pub(super) struct Pending {
     pub name: String,
     pub book: LogBook,
+    pub health: Option<std::sync::Arc<crate::run::HealthCheck>>,
     pub started: Option<async_channel::Sender<()>>,
     pub done: async_channel::Sender<Result<i32, String>>,
 }
@@ -236,6 +237,11 @@ fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
                     stream
                 };
                 pending.book.record(stream, &text);
+            }
+        }
+        FromWorker::Health { instance, verdict } => {
+            if let Some(check) = table.instances.get(&instance).and_then(|p| p.health.as_ref()) {
+                check.deliver(verdict);
             }
         }
         FromWorker::Pong { id, usage } => {
