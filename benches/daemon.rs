@@ -11,13 +11,15 @@
 // A bench that cannot set up should stop loudly, not report a figure.
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod support;
 use arcella_core::client::Client;
 use arcella_core::protocol::{Event, InstallSpec, LogStream, Request};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{percentile, spawn_daemon};
 
 const SERVICES: usize = 10;
 
@@ -77,26 +79,6 @@ fn main() {
 
     let _ = Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
     let _ = daemon.wait();
-}
-
-fn spawn_daemon(dir: &Path, socket: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
-        .arg("daemon")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--socket")
-        .arg(socket)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while UnixStream::connect(socket).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
 }
 
 /// Stop ticker0, then time Start until its first stdout line arrives.
@@ -193,12 +175,6 @@ fn rss_and_threads(pid: u32) -> (u64, u64) {
 
 fn kib_to_mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort();
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[i].as_secs_f64() * 1e6
 }
 
 fn report(what: &str, ours: &mut [Duration], baseline_name: &str, baseline: &mut [Duration]) {

@@ -16,6 +16,7 @@
 // A bench that cannot set up should stop loudly, not report a figure.
 #![allow(clippy::expect_used)]
 
+mod support;
 use arcella_core::artifact::{ArtifactStore, Program, format};
 use arcella_core::engine::new_engine;
 use arcella_core::run::{Grants, Invocation, Limits, Output, run_blocking};
@@ -24,6 +25,7 @@ use arcella_core::{ArtifactTarget, EngineProfile};
 use arcella_test_programs::artifact;
 use std::path::Path;
 use std::time::{Duration, Instant};
+use support::percentile;
 
 const ITERATIONS: usize = 200;
 
@@ -32,12 +34,6 @@ fn main() {
     hello_from_store();
     cpu_native_vs_pulley();
     device_binary_size();
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort();
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[i].as_secs_f64() * 1e6
 }
 
 fn hello_from_store() {

@@ -16,12 +16,12 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod support;
 use arcella_core::client::Client;
 use arcella_core::protocol::{Event, InstallSpec, LogStream, Request};
-use std::os::unix::net::UnixStream;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+use support::{percentile, spawn_daemon};
 
 const ROUNDS: usize = 20;
 
@@ -165,30 +165,4 @@ fn wait_line(events: &mut Client, prefix: &str, began: Instant) -> (Duration, Op
             "no `{prefix}` line within 10s"
         );
     }
-}
-
-fn spawn_daemon(dir: &Path, socket: &Path) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
-        .arg("daemon")
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .arg("--socket")
-        .arg(socket)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("daemon starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while UnixStream::connect(socket).is_err() {
-        assert!(Instant::now() < deadline, "daemon did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child
-}
-
-fn percentile(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort();
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[i].as_secs_f64() * 1e6
 }

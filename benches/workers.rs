@@ -10,6 +10,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
+mod support;
 use arcella_core::EngineProfile;
 use arcella_core::artifact::{ArtifactKind, ArtifactStore};
 use arcella_core::daemon::workers::{RemoteRun, WorkerConfig, WorkerPool};
@@ -20,16 +21,11 @@ use arcella_test_programs::artifact;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use support::percentile;
 
 const COLD_STARTS: usize = 30;
 const PINGS: usize = 2000;
 const RUNS: usize = 100;
-
-fn percentile(samples: &mut [Duration], p: f64) -> f64 {
-    samples.sort();
-    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
-    samples[i].as_secs_f64() * 1e6
-}
 
 struct Bench {
     pool: WorkerPool,

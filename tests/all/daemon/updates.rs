@@ -15,19 +15,8 @@ fn component(version: &str) -> String {
 
 /// Installs guest `guest` as module `svc` 1.0.0 with `deployment`.
 fn install_svc(daemon: &Daemon, guest: &str, deployment: &str) {
-    let dir = daemon.dir.path();
-    let c = write(dir, "svc-1.toml", &component("1.0.0"));
-    let d = write(dir, "svc-d1.toml", deployment);
-    let artifact = crate::support::artifact(guest, "native");
     daemon
-        .cli([
-            "install".as_ref(),
-            artifact.as_os_str(),
-            "--component".as_ref(),
-            c.as_os_str(),
-            "--deployment".as_ref(),
-            d.as_os_str(),
-        ])
+        .install(guest, Some(&component("1.0.0")), deployment)
         .expect_code(0);
 }
 
@@ -282,19 +271,12 @@ fn admission_refuses_what_does_not_fit_and_changes_nothing() {
             .stderr_has(&needles);
     }
     // The device-wide budget: a second module declaring 2 MiB more.
-    let dir = daemon.dir.path();
-    let c = write(dir, "other.toml", "name = \"other\"\nversion = \"1.0.0\"\n");
-    let d = write(dir, "other-d.toml", "kind = \"service\"\n[limits]\nmemory = \"2MiB\"\n");
-    let artifact = crate::support::artifact("ticker", "native");
     daemon
-        .cli([
-            "install".as_ref(),
-            artifact.as_os_str(),
-            "--component".as_ref(),
-            c.as_os_str(),
-            "--deployment".as_ref(),
-            d.as_os_str(),
-        ])
+        .install(
+            "ticker",
+            Some("name = \"other\"\nversion = \"1.0.0\"\n"),
+            "kind = \"service\"\n[limits]\nmemory = \"2MiB\"\n",
+        )
         .expect_code(1)
         .stderr_has(&["memory_budget", "3 MiB", "4 MiB"]);
     let status = running_version(&daemon, "1.0.0");

@@ -72,28 +72,38 @@ impl Supervisor {
         slot.logs
             .note(&format!("asked to stop (grace {})", run::humanize(grace)));
         let generation = slot.generation;
+        self.after(grace, id, move |supervisor, state, id| {
+            let overdue = state
+                .modules
+                .get(id)
+                .is_some_and(|s| s.generation == generation && s.state == ModuleState::Stopping);
+            if overdue {
+                let why = format!("did not stop within {}; cancelled", run::humanize(grace));
+                supervisor.halt(state, id, &why);
+            }
+        });
+        self.set_state(state, id, ModuleState::Stopping);
+        true
+    }
+
+    /// Runs `then` with the state locked once `delay` has passed (a grace
+    /// period's end); `then` checks that what it is about still holds.
+    pub(super) fn after(
+        &self,
+        delay: Duration,
+        id: &str,
+        then: impl FnOnce(&Supervisor, &mut State, &str) + Send + 'static,
+    ) {
         let supervisor = self.clone();
-        let id_owned = id.to_owned();
+        let id = id.to_owned();
         self.inner
             .executor
             .spawn(async move {
-                smol::Timer::after(grace).await;
+                smol::Timer::after(delay).await;
                 let mut state = supervisor.lock();
-                let overdue = state
-                    .modules
-                    .get(&id_owned)
-                    .is_some_and(|s| s.generation == generation && s.state == ModuleState::Stopping);
-                if overdue {
-                    supervisor.halt(
-                        &mut state,
-                        &id_owned,
-                        &format!("did not stop within {}; cancelled", run::humanize(grace)),
-                    );
-                }
+                then(&supervisor, &mut state, &id);
             })
             .detach();
-        self.set_state(state, id, ModuleState::Stopping);
-        true
     }
 
     /// Stops (if running) and starts again.

@@ -143,20 +143,13 @@ impl Supervisor {
             outgoing.version,
             run::humanize(grace)
         ));
-        let supervisor = self.clone();
-        let id_owned = id.to_owned();
-        self.inner
-            .executor
-            .spawn(async move {
-                smol::Timer::after(grace).await;
-                let mut state = supervisor.lock();
-                let why = format!(
-                    "previous version did not stop within {}; cancelled",
-                    run::humanize(grace)
-                );
-                supervisor.drop_outgoing(&mut state, &id_owned, generation, &why);
-            })
-            .detach();
+        self.after(grace, id, move |supervisor, state, id| {
+            let why = format!(
+                "previous version did not stop within {}; cancelled",
+                run::humanize(grace)
+            );
+            supervisor.drop_outgoing(state, id, generation, &why);
+        });
     }
 
     fn drop_outgoing(&self, state: &mut State, id: &str, generation: u64, why: &str) {

@@ -1,0 +1,37 @@
+//! What the benches share: a daemon process to measure, and percentiles.
+
+// A bench that cannot set up should stop loudly, not report a figure.
+#![allow(clippy::expect_used, dead_code)]
+
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `arcella daemon` on `dir/data` and `socket`, once it serves.
+pub fn spawn_daemon(dir: &Path, socket: &Path) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
+        .arg("daemon")
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .arg("--socket")
+        .arg(socket)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("daemon starts");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(socket).is_err() {
+        assert!(Instant::now() < deadline, "daemon did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// The `p` quantile (0..=1) of `samples`, in microseconds.
+pub fn percentile(samples: &mut [Duration], p: f64) -> f64 {
+    samples.sort();
+    let i = ((samples.len() as f64 - 1.0) * p).round() as usize;
+    samples[i].as_secs_f64() * 1e6
+}
