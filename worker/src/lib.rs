@@ -19,8 +19,6 @@ pub enum WorkerError {
     NoLink,
     #[error("the IPC link failed: {0}")]
     Link(#[from] std::io::Error),
-    #[error("the daemon sent a message that does not decode: {0}")]
-    Garbled(#[from] postcard::Error),
     #[error("the daemon opened with {0} instead of Hello")]
     NoHello(String),
     #[error("{0}")]

@@ -5,7 +5,7 @@ use arcella_core::artifact::{ArtifactKind, Program};
 use arcella_core::engine::new_engine;
 use arcella_core::fingerprint::EngineFingerprint;
 use arcella_core::protocol::worker::{
-    self, FromWorker, InstanceId, InstanceSpec, MAX_WORKER_MESSAGE, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage,
+    self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage, receive, send,
 };
 use arcella_core::run::{self, HealthCheck, Invocation, LogBook, Output, StopFlag, ticker::EpochTicker};
 use arcella_core::sys::seqpacket::SeqPacket;
@@ -20,8 +20,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Messages queued for the daemon; when full, guest log lines are dropped
 /// (never replies or exits, which wait for room).
 const OUTBOX: usize = 256;
-
-type Link = Arc<smol::Async<SeqPacket>>;
 
 struct Running {
     task: smol::Task<()>,
@@ -38,7 +36,8 @@ struct Instances {
 
 pub async fn serve(link: SeqPacket, executor: Arc<smol::Executor<'static>>) -> Result<(), WorkerError> {
     let link: Link = Arc::new(smol::Async::new(link)?);
-    let (message, _) = receive(&link).await?.ok_or(WorkerError::NoLink)?;
+    let mut buf = worker::receive_buffer();
+    let (message, _) = receive(&link, &mut buf).await?.ok_or(WorkerError::NoLink)?;
     let ToWorker::Hello {
         version,
         group,
@@ -56,11 +55,11 @@ pub async fn serve(link: SeqPacket, executor: Arc<smol::Executor<'static>>) -> R
                 pid: std::process::id(),
                 seccomp: report,
             };
-            send(&link, &ready).await?;
+            send(&link, &ready, None).await?;
             engine
         }
         Err(reason) => {
-            send(&link, &FromWorker::Refused { reason: reason.clone() }).await?;
+            send(&link, &FromWorker::Refused { reason: reason.clone() }, None).await?;
             return Err(WorkerError::Refused(reason));
         }
     };
@@ -75,7 +74,7 @@ pub async fn serve(link: SeqPacket, executor: Arc<smol::Executor<'static>>) -> R
         executor,
         group,
     };
-    while let Some((message, fd)) = receive(&link).await? {
+    while let Some((message, fd)) = receive(&link, &mut buf).await? {
         context.handle(message, fd).await;
     }
     // The daemon closed the link: nothing more to do for it.
@@ -286,24 +285,9 @@ fn lock(instances: &Mutex<Instances>) -> std::sync::MutexGuard<'_, Instances> {
     instances.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn receive(link: &Link) -> Result<Option<(ToWorker, Option<OwnedFd>)>, WorkerError> {
-    let mut buf = vec![0u8; MAX_WORKER_MESSAGE];
-    let (len, fd) = link.read_with(|socket| socket.recv(&mut buf)).await?;
-    if len == 0 {
-        return Ok(None);
-    }
-    Ok(Some((worker::decode(&buf[..len])?, fd)))
-}
-
-async fn send(link: &Link, message: &FromWorker) -> Result<(), WorkerError> {
-    let bytes = worker::encode(message)?;
-    link.write_with(|socket| socket.send(&bytes, None)).await?;
-    Ok(())
-}
-
 async fn write_loop(link: Link, queued: async_channel::Receiver<FromWorker>) {
     while let Ok(message) = queued.recv().await {
-        if let Err(e) = send(&link, &message).await {
+        if let Err(e) = send(&link, &message, None).await {
             log::error!("cannot reach the daemon: {e}");
             return;
         }

@@ -13,6 +13,8 @@ use crate::artifact::ArtifactKind;
 use crate::engine::EngineProfile;
 use crate::run::{Grants, Limits};
 use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
@@ -115,6 +117,41 @@ pub fn encode<T: Serialize>(message: &T) -> Result<Vec<u8>, postcard::Error> {
 /// Decodes a message.
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, postcard::Error> {
     postcard::from_bytes(bytes)
+}
+
+/// One end of the daemon ↔ worker socket pair, for async use.
+pub type Link = std::sync::Arc<smol::Async<crate::sys::seqpacket::SeqPacket>>;
+
+/// Sends one message, with at most one descriptor attached.
+pub async fn send<T: Serialize>(link: &Link, message: &T, fd: Option<OwnedFd>) -> io::Result<()> {
+    let bytes = encode(message).map_err(io::Error::other)?;
+    link.write_with(|socket| socket.send(&bytes, fd.as_ref().map(AsFd::as_fd)))
+        .await
+}
+
+/// Receives one message; `None` at end of stream. `buf` (at least
+/// [`MAX_WORKER_MESSAGE`] bytes) is reused across calls by the caller's
+/// read loop. A message that does not decode is an `InvalidData` error.
+pub async fn receive<T: serde::de::DeserializeOwned>(
+    link: &Link,
+    buf: &mut [u8],
+) -> io::Result<Option<(T, Option<OwnedFd>)>> {
+    let (len, fd) = link.read_with(|socket| socket.recv(buf)).await?;
+    if len == 0 {
+        return Ok(None);
+    }
+    let message = postcard::from_bytes(&buf[..len]).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("a message that does not decode: {e}"),
+        )
+    })?;
+    Ok(Some((message, fd)))
+}
+
+/// A receive buffer of the right size.
+pub fn receive_buffer() -> Vec<u8> {
+    vec![0u8; MAX_WORKER_MESSAGE]
 }
 
 #[cfg(test)]

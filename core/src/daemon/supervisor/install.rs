@@ -489,7 +489,7 @@ fn new_slot(
         host: None,
         outgoing: None,
         probation: None,
-        instance_of: None,
+        instance: None,
         health: None,
         generation: 0,
         logs,

@@ -1,6 +1,6 @@
 //! Starting, stopping, exits, restarts with backoff, shutdown.
 
-use super::{Loaded, Slot, State, Supervisor, not_found, unix_now};
+use super::{Instance, Loaded, Slot, State, Supervisor, not_found, unix_now};
 use crate::daemon::workers::{Host, RemoteRun};
 use crate::manifest::{DeploymentManifest, RestartPolicy};
 use crate::protocol::worker::InstanceSpec;
@@ -55,7 +55,7 @@ impl Supervisor {
         };
         // Whether the running instance (not the version loaded since, in
         // an update) listens for the request.
-        let hears = slot.instance_of.as_ref().is_some_and(|(_, hears)| *hears);
+        let hears = slot.instance.as_ref().is_some_and(|i| i.hears_shutdown);
         let Some(flag) = slot
             .stop_flag
             .clone()
@@ -136,26 +136,17 @@ impl Supervisor {
     pub(super) fn halt(&self, state: &mut State, id: &str, why: &str) {
         let Some(slot) = state.modules.get_mut(id) else { return };
         slot.generation += 1;
-        let was_running = matches!(
-            slot.state,
-            ModuleState::Running | ModuleState::Starting | ModuleState::Stopping
-        );
         // Dropping the task cancels it: wasmtime unwinds the guest's fiber.
         drop(slot.task.take());
         slot.stop_flag = None;
         slot.stop_notice = None;
         slot.host = None;
         slot.health = None;
-        let outgoing = slot.outgoing.take();
+        slot.instance = None;
+        drop(slot.outgoing.take());
         slot.logs.note(why);
         self.set_state(state, id, ModuleState::Stopped);
-        if was_running {
-            self.instance_ended(state);
-        }
-        if let Some(outgoing) = outgoing {
-            drop(outgoing);
-            self.instance_ended(state);
-        }
+        self.refresh_ticker(state);
     }
 
     /// Spawns an instance of `id` under a new generation.
@@ -164,7 +155,11 @@ impl Supervisor {
         slot.generation += 1;
         let generation = slot.generation;
         slot.started_at = Some(unix_now());
-        slot.instance_of = Some((loaded.manifests.version.clone(), loaded.hears_shutdown));
+        slot.instance = Some(Instance {
+            version: loaded.manifests.version.clone(),
+            hears_shutdown: loaded.hears_shutdown,
+            in_process: loaded.manifests.deployment.isolation == Isolation::Main,
+        });
         slot.logs
             .note(&format!("starting version {}", loaded.manifests.version));
         let book = slot.logs.clone();
@@ -179,7 +174,6 @@ impl Supervisor {
             let artifact = slot.record.current.artifact.clone();
             let task = self.launch_in_worker(id, generation, loaded, artifact, book, (stop_asked, check));
             slot.task = Some(task);
-            state.running += 1;
             self.set_state(state, id, ModuleState::Running);
             return;
         }
@@ -208,20 +202,25 @@ impl Supervisor {
             supervisor.on_exit(&id_owned, generation, outcome, began.elapsed());
         });
         slot.task = Some(task);
-        state.running += 1;
-        if state.ticker.is_none() {
-            match run::ticker::EpochTicker::start(&self.inner.engine) {
-                Ok(ticker) => state.ticker = Some(ticker),
-                Err(e) => log::error!("cannot start the epoch thread: {e}; timeouts will not fire"),
-            }
-        }
+        self.refresh_ticker(state);
         self.set_state(state, id, ModuleState::Running);
     }
 
-    pub(super) fn instance_ended(&self, state: &mut State) {
-        state.running = state.running.saturating_sub(1);
-        if state.running == 0 {
-            state.ticker = None;
+    /// Runs the epoch thread exactly while some instance runs in this
+    /// process (workers advance their own epochs): the need is derived
+    /// from the slots, so no count can drift.
+    pub(super) fn refresh_ticker(&self, state: &mut State) {
+        let needed = state.modules.values().any(|slot| {
+            slot.instance.as_ref().is_some_and(|i| i.in_process)
+                || slot.outgoing.as_ref().is_some_and(|o| o.in_process())
+        });
+        match (needed, state.ticker.is_some()) {
+            (true, false) => match run::ticker::EpochTicker::start(&self.inner.engine) {
+                Ok(ticker) => state.ticker = Some(ticker),
+                Err(e) => log::error!("cannot start the epoch thread: {e}; timeouts will not fire"),
+            },
+            (false, true) => state.ticker = None,
+            _ => {}
         }
     }
 
@@ -235,6 +234,7 @@ impl Supervisor {
             self.outgoing_ended(&mut state, id, generation, &outcome);
             return;
         }
+        slot.instance = None;
         if let Some(task) = slot.task.take() {
             task.detach();
         }
@@ -253,7 +253,7 @@ impl Supervisor {
             if let Ok(code) = outcome {
                 slot.last_exit = Some(code);
             }
-            self.instance_ended(&mut state);
+            self.refresh_ticker(&mut state);
             self.set_state(&mut state, id, ModuleState::Stopped);
             return;
         }
@@ -276,7 +276,7 @@ impl Supervisor {
                     .clone()
                     .filter(|_| outcome.is_err())
                     .unwrap_or_else(|| format!("exited with code {}", slot.last_exit.unwrap_or_default()));
-                self.instance_ended(&mut state);
+                self.refresh_ticker(&mut state);
                 self.set_state(&mut state, id, ModuleState::Stopped);
                 self.roll_back(&mut state, id, &reason);
                 return;
@@ -306,7 +306,7 @@ impl Supervisor {
             },
             _ => ModuleState::Stopped,
         };
-        self.instance_ended(&mut state);
+        self.refresh_ticker(&mut state);
         if !restart {
             self.set_state(&mut state, id, settled);
             return;

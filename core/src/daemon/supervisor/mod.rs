@@ -67,9 +67,9 @@ impl std::fmt::Debug for Inner {
 #[derive(Default)]
 struct State {
     modules: BTreeMap<String, Slot>,
-    /// Advances the epoch while any instance runs (timeouts, yielding).
+    /// Advances the epoch while an instance runs in this process (timeouts,
+    /// yielding); see `refresh_ticker`.
     ticker: Option<EpochTicker>,
-    running: usize,
     /// Set once the daemon is stopping: exits are final, nothing restarts.
     shutting_down: bool,
 }
@@ -97,9 +97,8 @@ struct Slot {
     outgoing: Option<swap::Outgoing>,
     /// Set while a new version is in its health window.
     probation: Option<swap::Probation>,
-    /// Version and whether it hears the shutdown call, of the instance
-    /// launched last.
-    instance_of: Option<(String, bool)>,
+    /// The running instance (`None` once it has ended).
+    instance: Option<Instance>,
     /// Asks the running instance's health export, if it has one.
     health: Option<(Arc<crate::run::HealthCheck>, crate::run::HealthVerdicts)>,
     generation: u64,
@@ -110,6 +109,15 @@ struct Slot {
     last_exit: Option<i32>,
     last_error: Option<String>,
     started_at: Option<u64>,
+}
+
+/// What the supervisor knows of a running instance.
+struct Instance {
+    version: String,
+    /// Whether it imports the shutdown call.
+    hears_shutdown: bool,
+    /// In the daemon's process (not a worker): it needs the epoch thread.
+    in_process: bool,
 }
 
 /// A module's program and validated manifests.

@@ -18,13 +18,17 @@ pub(super) struct Outgoing {
     stop_flag: Option<StopFlag>,
     stop_notice: Option<async_channel::Sender<()>>,
     generation: u64,
-    hears_shutdown: bool,
+    instance: super::Instance,
     /// Asked to stop already.
     released: bool,
-    version: String,
 }
 
 impl Outgoing {
+    /// Whether it runs in the daemon's process.
+    pub(super) fn in_process(&self) -> bool {
+        self.instance.in_process
+    }
+
     /// Asks it to stop (daemon shutdown) and hands over its task to wait on.
     pub(super) fn stop_now(self) -> smol::Task<()> {
         if let Some(flag) = &self.stop_flag {
@@ -91,31 +95,26 @@ impl Supervisor {
         );
         let older = slot.outgoing.take();
         let task = slot.task.take();
-        let (version, hears_shutdown) = slot.instance_of.clone().unwrap_or_default();
-        match task {
-            Some(task) if running => {
+        match (task, slot.instance.take()) {
+            (Some(task), Some(instance)) if running => {
                 slot.outgoing = Some(Outgoing {
                     task,
                     stop_flag: slot.stop_flag.take(),
                     stop_notice: slot.stop_notice.take(),
                     generation: slot.generation,
-                    hears_shutdown,
+                    instance,
                     released: false,
-                    version,
                 });
                 slot.host = None;
                 // A fresh generation for the new instance; the old one's
-                // exit is routed to `outgoing_ended` (and still counts in
-                // `state.running` until then).
+                // exit is routed to `outgoing_ended`.
                 slot.generation += 1;
             }
-            other => drop(other),
+            (other, _) => drop(other),
         }
-        if let Some(older) = older {
-            // An update during an update: the oldest goes at once.
-            drop(older);
-            self.instance_ended(state);
-        }
+        // An update during an update: the oldest goes at once.
+        drop(older);
+        self.refresh_ticker(state);
     }
 
     /// The new version runs: ask the old one to finish (within the grace
@@ -127,7 +126,7 @@ impl Supervisor {
         };
         outgoing.released = true;
         let generation = outgoing.generation;
-        if !outgoing.hears_shutdown {
+        if !outgoing.instance.hears_shutdown {
             self.drop_outgoing(state, id, generation, "previous version cancelled: the new one runs");
             return;
         }
@@ -140,7 +139,7 @@ impl Supervisor {
         let grace = self.inner.config.shutdown_grace;
         slot.logs.note(&format!(
             "the new version runs; previous version {} asked to stop (grace {})",
-            outgoing.version,
+            outgoing.instance.version,
             run::humanize(grace)
         ));
         self.after(grace, id, move |supervisor, state, id| {
@@ -159,7 +158,7 @@ impl Supervisor {
         }
         drop(slot.outgoing.take());
         slot.logs.note(why);
-        self.instance_ended(state);
+        self.refresh_ticker(state);
     }
 
     /// The exit of an instance that is no longer current: the previous
@@ -180,8 +179,9 @@ impl Supervisor {
             Ok(_) => "stopped cleanly".to_owned(),
             Err(e) => format!("stopped: {e}"),
         };
-        slot.logs.note(&format!("previous version {} {how}", outgoing.version));
-        self.instance_ended(state);
+        slot.logs
+            .note(&format!("previous version {} {how}", outgoing.instance.version));
+        self.refresh_ticker(state);
     }
 
     fn begin_probation(&self, state: &mut State, id: &str, previous: Loaded, window: Duration) {
@@ -305,12 +305,9 @@ impl Supervisor {
         slot.failures = 0;
         slot.record = record;
         slot.loaded = Some(probation.previous.clone());
-        let outgoing = slot.outgoing.take();
+        drop(slot.outgoing.take());
         let run_it = slot.record.desired == DesiredState::Running;
-        if outgoing.is_some() {
-            drop(outgoing);
-            self.instance_ended(state);
-        }
+        self.refresh_ticker(state);
         if run_it {
             self.launch(state, id, probation.previous);
         }

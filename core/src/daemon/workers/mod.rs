@@ -165,14 +165,13 @@ impl WorkerPool {
             },
             fd: Some(request.code.into()),
         };
+        let gone = || {
+            let group = worker.group.clone();
+            failed(format!("{name}: {}", WorkerError::Gone { group }))
+        };
         if worker.outbox.send(start).await.is_err() {
             guard.armed = false;
-            return Err(failed(format!(
-                "{name}: {}",
-                WorkerError::Gone {
-                    group: worker.group.clone()
-                }
-            )));
+            return Err(gone());
         }
         let timeout = self.inner.config.ipc_timeout;
         let first = with_deadline(
@@ -237,12 +236,7 @@ impl WorkerPool {
         guard.armed = false;
         match outcome {
             Ok(result) => result.map_err(failed),
-            Err(_) => Err(failed(format!(
-                "{name}: {}",
-                WorkerError::Gone {
-                    group: worker.group.clone()
-                }
-            ))),
+            Err(_) => Err(gone()),
         }
     }
 

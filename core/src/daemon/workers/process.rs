@@ -4,7 +4,7 @@
 use super::{PoolInner, WorkerError};
 use crate::protocol::LogStream;
 use crate::protocol::worker::{
-    self, FromWorker, InstanceId, MAX_WORKER_MESSAGE, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage,
+    FromWorker, InstanceId, Link, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage, receive, receive_buffer, send,
 };
 use crate::run::LogBook;
 use crate::sys::process::{self as proc, Ended, Jail};
@@ -14,8 +14,6 @@ use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
-
-pub(super) type Link = Arc<smol::Async<SeqPacket>>;
 
 /// A message for the worker, with the descriptor it carries.
 pub(super) struct Outgoing {
@@ -131,7 +129,8 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Work
     };
     let handshake = async {
         send(&link, &hello, None).await?;
-        receive(&link).await
+        let reply = receive::<FromWorker>(&link, &mut receive_buffer()).await?;
+        Ok::<_, std::io::Error>(reply.map(|(message, _)| message))
     };
     let reply = with_deadline(pool.config.ipc_timeout, handshake).await;
     let failed = |reason: String| {
@@ -195,9 +194,10 @@ async fn write_loop(link: Link, queued: async_channel::Receiver<Outgoing>) {
 }
 
 async fn read_loop(pool: Arc<PoolInner>, worker: Arc<Worker>, link: Link) {
+    let mut buf = receive_buffer();
     let why = loop {
-        match receive(&link).await {
-            Ok(Some(message)) => dispatch(&pool, &worker, message),
+        match receive::<FromWorker>(&link, &mut buf).await {
+            Ok(Some((message, _))) => dispatch(&pool, &worker, message),
             Ok(None) => break None,
             Err(e) => break Some(e.to_string()),
         }
@@ -335,26 +335,6 @@ async fn first_line(pipe: std::process::ChildStderr) -> String {
         Some(line) if !line.is_empty() => format!(": {line}"),
         _ => String::new(),
     }
-}
-
-pub(super) async fn send(link: &Link, message: &ToWorker, fd: Option<OwnedFd>) -> std::io::Result<()> {
-    let bytes = worker::encode(message).map_err(std::io::Error::other)?;
-    link.write_with(|socket| socket.send(&bytes, fd.as_ref().map(std::os::fd::AsFd::as_fd)))
-        .await
-}
-
-async fn receive(link: &Link) -> std::io::Result<Option<FromWorker>> {
-    let mut buf = vec![0u8; MAX_WORKER_MESSAGE];
-    let (len, _fd) = link.read_with(|socket| socket.recv(&mut buf)).await?;
-    if len == 0 {
-        return Ok(None);
-    }
-    worker::decode(&buf[..len]).map(Some).map_err(|e| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!("a message that does not decode: {e}"),
-        )
-    })
 }
 
 /// `Some(output)` if `future` finishes within `limit`.
