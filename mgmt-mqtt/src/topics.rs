@@ -1,0 +1,103 @@
+//! The topic layout, version 1 (docs/mqtt.md). Every topic starts with
+//! `arcella/v1/`; device ids and group names follow the module-name rule
+//! (no `/`, `+` or `#`), so they can never change a topic's shape.
+
+/// The prefix of every Arcella topic of this layout version.
+pub const ROOT: &str = "arcella/v1";
+
+/// Why a name cannot be part of a topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{name}` {reason}")]
+pub struct BadName {
+    pub name: String,
+    pub reason: String,
+}
+
+fn checked(name: &str) -> Result<&str, BadName> {
+    arcella_core::manifest::check_name(name).map_err(|reason| BadName {
+        name: name.to_owned(),
+        reason,
+    })?;
+    Ok(name)
+}
+
+/// The topics of one device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceTopics {
+    base: String,
+}
+
+impl DeviceTopics {
+    pub fn new(device: &str) -> Result<Self, BadName> {
+        Ok(Self {
+            base: format!("{ROOT}/{}", checked(device)?),
+        })
+    }
+
+    /// Commands from operator `client` (QoS 1): postcard `ClientMessage`s.
+    pub fn command(&self, client: &str) -> Result<String, BadName> {
+        Ok(format!("{}/cmd/{}", self.base, checked(client)?))
+    }
+
+    /// What the device subscribes to for commands from any operator.
+    pub fn commands_filter(&self) -> String {
+        format!("{}/cmd/+", self.base)
+    }
+
+    /// Answers to operator `client` (QoS 1): postcard `ServerMessage`s.
+    pub fn reply(&self, client: &str) -> Result<String, BadName> {
+        Ok(format!("{}/reply/{}", self.base, checked(client)?))
+    }
+
+    /// Retained `online`, or `offline` (the last will).
+    pub fn presence(&self) -> String {
+        format!("{}/presence", self.base)
+    }
+
+    /// Retained reported state.
+    pub fn state(&self) -> String {
+        format!("{}/state", self.base)
+    }
+
+    /// Module events (QoS 0).
+    pub fn events(&self) -> String {
+        format!("{}/events", self.base)
+    }
+
+    /// Retained desired state for this device.
+    pub fn desired(&self) -> String {
+        format!("{}/desired", self.base)
+    }
+}
+
+/// Retained desired state for every device of `group`.
+pub fn group_desired(group: &str) -> Result<String, BadName> {
+    Ok(format!("{ROOT}/group/{}/desired", checked(group)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout_is_the_documented_one() {
+        let t = DeviceTopics::new("gw-17").unwrap();
+        assert_eq!(t.command("ops").unwrap(), "arcella/v1/gw-17/cmd/ops");
+        assert_eq!(t.commands_filter(), "arcella/v1/gw-17/cmd/+");
+        assert_eq!(t.reply("ops").unwrap(), "arcella/v1/gw-17/reply/ops");
+        assert_eq!(t.presence(), "arcella/v1/gw-17/presence");
+        assert_eq!(t.state(), "arcella/v1/gw-17/state");
+        assert_eq!(t.events(), "arcella/v1/gw-17/events");
+        assert_eq!(t.desired(), "arcella/v1/gw-17/desired");
+        assert_eq!(group_desired("north").unwrap(), "arcella/v1/group/north/desired");
+    }
+
+    #[test]
+    fn a_name_cannot_change_a_topics_shape() {
+        for bad in ["a/b", "+", "#", "", "Upper"] {
+            assert!(DeviceTopics::new(bad).is_err(), "{bad}");
+        }
+        let t = DeviceTopics::new("d").unwrap();
+        assert!(t.command("x/y").is_err());
+    }
+}
