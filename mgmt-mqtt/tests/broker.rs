@@ -4,10 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use arcella_core::protocol::frame::{self, LEN_PREFIX};
+use arcella_core::protocol::{ClientMessage, DaemonInfo, Request, Response, ServerMessage};
+use arcella_mqtt::agent::{Agent, AgentConfig, Handler};
 use arcella_mqtt::topics::DeviceTopics;
 use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 struct Broker {
@@ -99,4 +103,79 @@ fn presence_is_retained_and_the_last_will_marks_a_vanished_device_offline() {
     drop(client);
     drop(connection);
     assert_eq!(next_publish(&mut watching, &topics.presence()), b"offline", "last will");
+}
+
+fn info() -> DaemonInfo {
+    DaemonInfo {
+        version: "0.1.0".into(),
+        protocol: arcella_core::protocol::PROTOCOL_VERSION,
+        fingerprint: "fp".into(),
+        target: "x86_64".into(),
+        board: "test-board".into(),
+        data_dir: "/d".into(),
+        uptime_secs: 1,
+        modules: 0,
+    }
+}
+
+#[test]
+fn a_command_travels_through_the_broker_and_its_answer_comes_back() {
+    let broker = Broker::start();
+    let handler: Handler = Arc::new(|request| match request {
+        Request::Info => Ok(Response::Info(info())),
+        other => Err(arcella_core::protocol::RemoteError::new(
+            arcella_core::protocol::ErrorKind::BadRequest,
+            format!("not in this test: {other:?}"),
+        )),
+    });
+    let agent = Agent::spawn(
+        AgentConfig {
+            host: "127.0.0.1".into(),
+            port: broker.port,
+            device: "gw-2".into(),
+        },
+        handler,
+    )
+    .unwrap();
+    let topics = DeviceTopics::new("gw-2").unwrap();
+    let (operator, mut replies) = Client::new(broker.options("ops"), 10);
+    operator.subscribe(topics.presence(), QoS::AtLeastOnce).unwrap();
+    operator
+        .subscribe(topics.reply("ops").unwrap(), QoS::AtLeastOnce)
+        .unwrap();
+    // Once the device is online, its command subscription is in place.
+    assert_eq!(next_publish(&mut replies, &topics.presence()), b"online");
+    let command = frame::encode(&ClientMessage {
+        id: 41,
+        request: Request::Info,
+    })
+    .unwrap();
+    operator
+        .publish(topics.command("ops").unwrap(), QoS::AtLeastOnce, false, command)
+        .unwrap();
+    let reply = next_publish(&mut replies, &topics.reply("ops").unwrap());
+    let answer: ServerMessage = frame::decode(&reply[LEN_PREFIX..]).unwrap();
+    assert_eq!(
+        answer,
+        ServerMessage::Response {
+            id: 41,
+            result: Ok(Response::Info(info())),
+        }
+    );
+    // Garbage gets an error naming the problem, not silence or a crash.
+    operator
+        .publish(
+            topics.command("ops").unwrap(),
+            QoS::AtLeastOnce,
+            false,
+            vec![9, 0, 0, 0, 7, 250, 250, 250, 250],
+        )
+        .unwrap();
+    let reply = next_publish(&mut replies, &topics.reply("ops").unwrap());
+    let answer: ServerMessage = frame::decode(&reply[LEN_PREFIX..]).unwrap();
+    match answer {
+        ServerMessage::Response { id: 7, result: Err(e) } => assert!(e.message.contains("undecodable"), "{e}"),
+        other => panic!("expected an error for request 7, got {other:?}"),
+    }
+    assert!(agent.is_running());
 }

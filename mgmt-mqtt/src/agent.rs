@@ -1,0 +1,109 @@
+//! The device agent (work in progress): connects to the broker with a
+//! persistent session and a last will, announces itself, answers commands
+//! with the same postcard messages as the local socket.
+//!
+//! rumqttc needs tokio: its blocking `Client`/`Connection` run on one
+//! thread of the agent's own (with rumqttc's current-thread runtime), so
+//! the rest of Arcella stays on smol.
+
+use crate::topics::{BadName, DeviceTopics};
+use arcella_core::protocol::frame::{self, LEN_PREFIX};
+use arcella_core::protocol::{ClientMessage, ErrorKind, RemoteError, Request, Response, ServerMessage};
+use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Answers one request (the daemon's dispatcher, or a test's).
+pub type Handler = Arc<dyn Fn(Request) -> Result<Response, RemoteError> + Send + Sync>;
+
+/// Where and who the agent is.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub host: String,
+    pub port: u16,
+    pub device: String,
+}
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("device id: {0}")]
+    Name(#[from] BadName),
+    #[error("cannot start the MQTT thread: {0}")]
+    Thread(#[from] std::io::Error),
+}
+
+/// The running agent; it stops when the process does.
+#[derive(Debug)]
+pub struct Agent {
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Agent {
+    /// Starts the agent on a thread of its own.
+    pub fn spawn(config: AgentConfig, handler: Handler) -> Result<Self, AgentError> {
+        let topics = DeviceTopics::new(&config.device)?;
+        let mut options = MqttOptions::new(format!("arcella-{}", config.device), config.host.clone(), config.port);
+        options
+            .set_keep_alive(Duration::from_secs(30))
+            .set_clean_session(false)
+            .set_max_packet_size(frame::MAX_FRAME_LEN + 1024, frame::MAX_FRAME_LEN + 1024)
+            .set_last_will(LastWill::new(topics.presence(), "offline", QoS::AtLeastOnce, true));
+        let thread = std::thread::Builder::new()
+            .name("arcella-mqtt".into())
+            .spawn(move || serve(options, &topics, &handler))?;
+        Ok(Self { thread })
+    }
+
+    /// Whether the agent's thread still runs.
+    pub fn is_running(&self) -> bool {
+        !self.thread.is_finished()
+    }
+}
+
+fn serve(options: MqttOptions, topics: &DeviceTopics, handler: &Handler) {
+    let (client, mut connection) = Client::new(options, 64);
+    let mut backoff = Duration::from_millis(100);
+    for event in connection.iter() {
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                let _ = client.subscribe(topics.commands_filter(), QoS::AtLeastOnce);
+                let _ = client.publish(topics.presence(), QoS::AtLeastOnce, true, "online");
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let Some(operator) = publish.topic.rsplit('/').next() else {
+                    continue;
+                };
+                let Ok(reply_topic) = topics.reply(operator) else {
+                    continue;
+                };
+                if let Some(reply) = answer(&publish.payload, handler) {
+                    let _ = client.publish(reply_topic, QoS::AtLeastOnce, false, reply);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // rumqttc reconnects on the next poll; wait a little first.
+                log::warn!("MQTT connection lost ({e}); retrying in {}ms", backoff.as_millis());
+                std::thread::sleep(backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// The reply frame to one command frame, if it deserves one.
+fn answer(payload: &[u8], handler: &Handler) -> Option<Vec<u8>> {
+    let body = payload.get(LEN_PREFIX..)?;
+    let message = match frame::decode::<ClientMessage>(body) {
+        Ok(message) => message,
+        Err(e) => {
+            let id = frame::peek_request_id(body)?;
+            let error = RemoteError::new(ErrorKind::BadRequest, format!("undecodable request: {e}"));
+            return frame::encode(&ServerMessage::Response { id, result: Err(error) }).ok();
+        }
+    };
+    let result = handler(message.request);
+    frame::encode(&ServerMessage::Response { id: message.id, result }).ok()
+}
