@@ -28,6 +28,26 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonC
     }
     config.validate("the command line")?;
     crate::logging::init(&config.log_level);
-    daemon::run(config)?;
+    let Some(mqtt) = config.mqtt.clone() else {
+        daemon::run(config)?;
+        return Ok(());
+    };
+    let agent_config = arcella_mqtt::agent::AgentConfig {
+        host: mqtt.host,
+        port: mqtt.port,
+        device: mqtt.device,
+    };
+    daemon::run_with(
+        config,
+        Box::new(move |supervisor| {
+            let handler: arcella_mqtt::agent::Handler =
+                std::sync::Arc::new(move |request| daemon::remote::answer(&supervisor, request));
+            match arcella_mqtt::agent::Agent::spawn(agent_config, handler) {
+                // The agent thread lives as long as the process.
+                Ok(agent) => std::mem::forget(agent),
+                Err(e) => log::error!("MQTT management is off: {e}"),
+            }
+        }),
+    )?;
     Ok(())
 }

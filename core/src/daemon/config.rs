@@ -39,6 +39,25 @@ pub struct DaemonConfig {
     pub memory_budget: Option<u64>,
     /// What deployments may ask for on this device.
     pub policy: Policy,
+    /// Fleet management over MQTT; off unless configured.
+    pub mqtt: Option<MqttSettings>,
+}
+
+/// `[mqtt]`: the broker and who this device is on it (docs/mqtt.md).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    /// The broker's host name or address.
+    pub host: String,
+    /// Its port (default 1883).
+    #[serde(default = "default_mqtt_port")]
+    pub port: u16,
+    /// This device's id on the broker (the module-name rule).
+    pub device: String,
+}
+
+fn default_mqtt_port() -> u16 {
+    1883
 }
 
 /// `[policy]`: capabilities this device allows deployments to ask for.
@@ -87,6 +106,7 @@ impl Default for DaemonConfig {
             disk_quota: None,
             memory_budget: None,
             policy: Policy::default(),
+            mqtt: None,
         }
     }
 }

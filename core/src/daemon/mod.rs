@@ -7,6 +7,7 @@ pub mod config;
 pub mod interface;
 pub mod paths;
 pub mod registry;
+pub mod remote;
 pub mod server;
 pub mod supervisor;
 pub mod uploads;
@@ -55,13 +56,30 @@ fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> 
 
 /// Runs the daemon until a termination signal; blocks the calling thread.
 pub fn run(config: DaemonConfig) -> Result<(), DaemonError> {
+    run_with(config, Box::new(|_| {}))
+}
+
+/// Called once the supervisor is up, before the socket serves: where the
+/// binary attaches remote managers (the MQTT agent).
+pub type OnReady = Box<dyn FnOnce(Supervisor) + Send>;
+
+/// [`run`], with `on_ready` called once the modules are loaded.
+pub fn run_with(config: DaemonConfig, on_ready: OnReady) -> Result<(), DaemonError> {
     let executor = Arc::new(smol::Executor::new());
     // wasmtime-wasi's host calls need a tokio context: Compat provides one
     // (a single tokio thread) around everything the executor polls.
-    smol::block_on(async_compat::Compat::new(executor.run(serve(config, executor.clone()))))
+    smol::block_on(async_compat::Compat::new(executor.run(serve(
+        config,
+        executor.clone(),
+        on_ready,
+    ))))
 }
 
-async fn serve(config: DaemonConfig, executor: Arc<smol::Executor<'static>>) -> Result<(), DaemonError> {
+async fn serve(
+    config: DaemonConfig,
+    executor: Arc<smol::Executor<'static>>,
+    on_ready: OnReady,
+) -> Result<(), DaemonError> {
     crate::sys::fs::create_private_dir(&config.data_dir)
         .map_err(io_err("cannot create the data directory", &config.data_dir))?;
     let engine = new_engine(&config.engine)?;
@@ -85,6 +103,7 @@ async fn serve(config: DaemonConfig, executor: Arc<smol::Executor<'static>>) -> 
         supervisor.list().len()
     );
     supervisor.start_desired();
+    on_ready(supervisor.clone());
     let server = server::Server::new(supervisor.clone(), access, executor);
     let signal = smol::future::or(
         async {

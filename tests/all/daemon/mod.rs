@@ -4,6 +4,7 @@ mod durability;
 mod fairness;
 mod harness;
 mod lifecycle;
+mod mqtt;
 mod protocol;
 mod shutdown;
 mod updates;

@@ -1,0 +1,45 @@
+//! Requests from a remote manager (the MQTT agent), answered on its own
+//! thread: the same verbs as the socket, run synchronously. Only what is
+//! bound to a socket connection (following events) is refused here.
+
+use super::supervisor::Supervisor;
+use crate::protocol::{ErrorKind, RemoteError, Request, Response};
+
+/// Answers one request; blocking (installs and updates run right here).
+pub fn answer(sup: &Supervisor, request: Request) -> Result<Response, RemoteError> {
+    match request {
+        Request::Info => Ok(Response::Info(sup.info())),
+        Request::List => Ok(Response::Modules(sup.list())),
+        Request::Status { module } => sup.status(&module).map(|s| Response::Status(Box::new(s))),
+        Request::Inspect { module } => sup.inspect(&module).map(Response::Inspect),
+        Request::Logs { module, tail } => sup.logs(&module, tail).map(Response::Logs),
+        Request::Follow { .. } | Request::Unfollow => Err(RemoteError::new(
+            ErrorKind::BadRequest,
+            "following events needs a socket connection; over MQTT, subscribe to the device's events topic",
+        )),
+        Request::Upload(chunk) => {
+            if !sup.uploads().is_known(&chunk.sha256) {
+                sup.admit_upload(chunk.total_len)?;
+            }
+            let (received, complete) = sup.uploads().accept(&chunk)?;
+            Ok(Response::Uploaded { received, complete })
+        }
+        Request::Install(spec) => sup.install(&spec).map(Response::Module),
+        Request::Update { module, spec } => sup.update(&module, &spec).map(Response::Module),
+        Request::Rollback { module } => sup.rollback(&module).map(Response::Module),
+        Request::Gc => Ok(Response::Collected(sup.gc())),
+        Request::Start { module } => sup
+            .start(&module)
+            .and_then(|()| sup.summary(&module))
+            .map(Response::Module),
+        Request::Stop { module } => sup
+            .stop(&module)
+            .and_then(|()| sup.summary(&module))
+            .map(Response::Module),
+        Request::Restart { module } => sup
+            .restart(&module)
+            .and_then(|()| sup.summary(&module))
+            .map(Response::Module),
+        Request::Remove { module } => sup.remove(&module).map(|()| Response::Removed { module }),
+    }
+}
