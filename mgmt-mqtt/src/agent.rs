@@ -8,13 +8,26 @@
 
 use crate::topics::{BadName, DeviceTopics};
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
-use arcella_core::protocol::{ClientMessage, ErrorKind, RemoteError, Request, Response, ServerMessage};
+use arcella_core::protocol::{ClientMessage, DeviceReport, ErrorKind, RemoteError, Request, Response, ServerMessage};
 use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Answers one request (the daemon's dispatcher, or a test's).
 pub type Handler = Arc<dyn Fn(Request) -> Result<Response, RemoteError> + Send + Sync>;
+
+/// What the agent reports: the device's state (published retained on
+/// connect and after every event) and the events themselves.
+pub struct Reporter {
+    pub report: Box<dyn Fn() -> DeviceReport + Send>,
+    pub events: async_channel::Receiver<arcella_core::protocol::Event>,
+}
+
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reporter").finish_non_exhaustive()
+    }
+}
 
 /// Where and who the agent is.
 #[derive(Debug, Clone)]
@@ -40,8 +53,9 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts the agent on a thread of its own.
-    pub fn spawn(config: AgentConfig, handler: Handler) -> Result<Self, AgentError> {
+    /// Starts the agent on a thread of its own (and, with a reporter, a
+    /// second one that publishes state and events as they change).
+    pub fn spawn(config: AgentConfig, handler: Handler, reporter: Option<Reporter>) -> Result<Self, AgentError> {
         let topics = DeviceTopics::new(&config.device)?;
         let mut options = MqttOptions::new(format!("arcella-{}", config.device), config.host.clone(), config.port);
         options
@@ -49,9 +63,17 @@ impl Agent {
             .set_clean_session(false)
             .set_max_packet_size(frame::MAX_FRAME_LEN + 1024, frame::MAX_FRAME_LEN + 1024)
             .set_last_will(LastWill::new(topics.presence(), "offline", QoS::AtLeastOnce, true));
+        let (client, connection) = Client::new(options, 64);
+        if let Some(reporter) = reporter {
+            let client = client.clone();
+            let topics = topics.clone();
+            std::thread::Builder::new()
+                .name("arcella-mqtt-report".into())
+                .spawn(move || report(&client, &topics, &reporter))?;
+        }
         let thread = std::thread::Builder::new()
             .name("arcella-mqtt".into())
-            .spawn(move || serve(options, &topics, &handler))?;
+            .spawn(move || serve(&client, connection, &topics, &handler))?;
         Ok(Self { thread })
     }
 
@@ -61,8 +83,26 @@ impl Agent {
     }
 }
 
-fn serve(options: MqttOptions, topics: &DeviceTopics, handler: &Handler) {
-    let (client, mut connection) = Client::new(options, 64);
+/// Publishes the state (retained) now and after every event, and the
+/// events themselves, until the daemon goes.
+fn report(client: &Client, topics: &DeviceTopics, reporter: &Reporter) {
+    let publish_state = || {
+        if let Ok(state) = frame::encode(&(reporter.report)()) {
+            let _ = client.publish(topics.state(), QoS::AtLeastOnce, true, state);
+        }
+    };
+    publish_state();
+    while let Ok(event) = reporter.events.recv_blocking() {
+        if let Ok(bytes) = frame::encode(&event) {
+            let _ = client.publish(topics.events(), QoS::AtMostOnce, false, bytes);
+        }
+        if matches!(event, arcella_core::protocol::Event::State { .. }) {
+            publish_state();
+        }
+    }
+}
+
+fn serve(client: &Client, mut connection: rumqttc::Connection, topics: &DeviceTopics, handler: &Handler) {
     let mut backoff = Duration::from_millis(100);
     for event in connection.iter() {
         match event {

@@ -135,6 +135,7 @@ fn a_command_travels_through_the_broker_and_its_answer_comes_back() {
             device: "gw-2".into(),
         },
         handler,
+        None,
     )
     .unwrap();
     let topics = DeviceTopics::new("gw-2").unwrap();

@@ -40,9 +40,16 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonC
     daemon::run_with(
         config,
         Box::new(move |supervisor| {
+            let reporter = supervisor.follow(None).ok().map(|events| {
+                let source = supervisor.clone();
+                arcella_mqtt::agent::Reporter {
+                    report: Box::new(move || source.report()),
+                    events,
+                }
+            });
             let handler: arcella_mqtt::agent::Handler =
                 std::sync::Arc::new(move |request| daemon::remote::answer(&supervisor, request));
-            match arcella_mqtt::agent::Agent::spawn(agent_config, handler) {
+            match arcella_mqtt::agent::Agent::spawn(agent_config, handler, reporter) {
                 // The agent thread lives as long as the process.
                 Ok(agent) => std::mem::forget(agent),
                 Err(e) => log::error!("MQTT management is off: {e}"),

@@ -157,6 +157,17 @@ pub enum Response {
     Collected(Collected),
 }
 
+/// What a device reports about itself (retained on MQTT, docs/mqtt.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceReport {
+    pub info: DaemonInfo,
+    /// Bytes free on the data directory's file system.
+    pub free_disk: u64,
+    /// Bytes of memory available (MemAvailable).
+    pub free_memory: u64,
+    pub modules: Vec<ModuleSummary>,
+}
+
 /// What a garbage collection freed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Collected {

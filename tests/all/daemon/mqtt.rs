@@ -3,7 +3,7 @@
 
 use super::harness::*;
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
-use arcella_core::protocol::{ClientMessage, Request, Response, ServerMessage};
+use arcella_core::protocol::{ClientMessage, DeviceReport, ModuleState, Request, Response, ServerMessage};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -95,6 +95,20 @@ fn the_daemon_answers_over_mqtt_and_its_last_will_says_when_it_dies() {
         } => assert_eq!(modules[0].id, "ticker"),
         other => panic!("unexpected answer: {other:?}"),
     }
+
+    // The retained state names the board, the engine and the modules.
+    operator.subscribe("arcella/v1/gw-9/state", QoS::AtLeastOnce).unwrap();
+    let state = next_publish(&mut inbox, "arcella/v1/gw-9/state");
+    let report: DeviceReport = frame::decode(&state[LEN_PREFIX..]).unwrap();
+    assert_eq!(report.info.board, "generic");
+    assert!(report.info.fingerprint.starts_with("wasmtime-48"));
+    assert!(report.free_disk > 0 && report.free_memory > 0);
+    let ticker = report
+        .modules
+        .iter()
+        .find(|m| m.id == "ticker")
+        .expect("ticker reported");
+    assert_eq!(ticker.state, ModuleState::Running);
 
     daemon.kill();
     assert_eq!(next_publish(&mut inbox, "arcella/v1/gw-9/presence"), b"offline");

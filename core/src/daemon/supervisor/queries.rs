@@ -94,6 +94,16 @@ impl Supervisor {
         })
     }
 
+    /// This device as a fleet manager sees it.
+    pub fn report(&self) -> crate::protocol::DeviceReport {
+        crate::protocol::DeviceReport {
+            info: self.info(),
+            free_disk: crate::sys::fs::free_space(&self.inner.config.data_dir).unwrap_or(0),
+            free_memory: crate::sys::process::available_memory().unwrap_or(0),
+            modules: self.list(),
+        }
+    }
+
     pub fn info(&self) -> DaemonInfo {
         let config = &self.inner.config;
         DaemonInfo {
