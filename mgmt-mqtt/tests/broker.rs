@@ -8,55 +8,15 @@ use arcella_core::protocol::frame::{self, LEN_PREFIX};
 use arcella_core::protocol::{ClientMessage, DaemonInfo, Request, Response, ServerMessage};
 use arcella_mqtt::agent::{Agent, AgentConfig, Handler};
 use arcella_mqtt::topics::DeviceTopics;
+use arcella_test_broker::Mosquitto;
 use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-struct Broker {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\n"),
-        )
-        .unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (apt-get install mosquitto)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child, _dir: dir }
-    }
-
-    fn options(&self, id: &str) -> MqttOptions {
-        let mut options = MqttOptions::new(id, "127.0.0.1", self.port);
-        options.set_keep_alive(Duration::from_secs(5));
-        options
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn options(broker: &Mosquitto, id: &str) -> MqttOptions {
+    let mut options = MqttOptions::new(id, "127.0.0.1", broker.port());
+    options.set_keep_alive(Duration::from_secs(5));
+    options
 }
 
 /// The next publish on `topic` seen by a connection, within 5 s.
@@ -75,10 +35,10 @@ fn next_publish(connection: &mut rumqttc::Connection, topic: &str) -> Vec<u8> {
 
 #[test]
 fn presence_is_retained_and_the_last_will_marks_a_vanished_device_offline() {
-    let broker = Broker::start();
+    let broker = Mosquitto::start();
     let topics = DeviceTopics::new("gw-1").unwrap();
 
-    let mut device = broker.options("gw-1");
+    let mut device = options(&broker, "gw-1");
     device.set_last_will(LastWill::new(topics.presence(), "offline", QoS::AtLeastOnce, true));
     let (client, mut connection) = Client::new(device, 10);
     client
@@ -91,7 +51,7 @@ fn presence_is_retained_and_the_last_will_marks_a_vanished_device_offline() {
         }
     }
 
-    let (watcher, mut watching) = Client::new(broker.options("ops"), 10);
+    let (watcher, mut watching) = Client::new(options(&broker, "ops"), 10);
     watcher.subscribe(topics.presence(), QoS::AtLeastOnce).unwrap();
     assert_eq!(
         next_publish(&mut watching, &topics.presence()),
@@ -120,7 +80,7 @@ fn info() -> DaemonInfo {
 
 #[test]
 fn a_command_travels_through_the_broker_and_its_answer_comes_back() {
-    let broker = Broker::start();
+    let broker = Mosquitto::start();
     let handler: Handler = Arc::new(|request| match request {
         Request::Info => Ok(Response::Info(info())),
         other => Err(arcella_core::protocol::RemoteError::new(
@@ -131,7 +91,7 @@ fn a_command_travels_through_the_broker_and_its_answer_comes_back() {
     let agent = Agent::spawn(
         AgentConfig {
             host: "127.0.0.1".into(),
-            port: broker.port,
+            port: broker.port(),
             device: "gw-2".into(),
         },
         handler,
@@ -139,7 +99,7 @@ fn a_command_travels_through_the_broker_and_its_answer_comes_back() {
     )
     .unwrap();
     let topics = DeviceTopics::new("gw-2").unwrap();
-    let (operator, mut replies) = Client::new(broker.options("ops"), 10);
+    let (operator, mut replies) = Client::new(options(&broker, "ops"), 10);
     operator.subscribe(topics.presence(), QoS::AtLeastOnce).unwrap();
     operator
         .subscribe(topics.reply("ops").unwrap(), QoS::AtLeastOnce)

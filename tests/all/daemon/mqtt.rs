@@ -4,46 +4,9 @@
 use super::harness::*;
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
 use arcella_core::protocol::{ClientMessage, DeviceReport, ModuleState, Request, Response, ServerMessage};
+use arcella_test_broker::Mosquitto;
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Broker {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("mosquitto.conf");
-        let text = format!("listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n");
-        std::fs::write(&config, text).unwrap();
-        let child = Command::new("mosquitto")
-            .arg("-c")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("mosquitto must be installed (apt-get install mosquitto)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Self { port, child, _dir: dir }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn next_publish(connection: &mut rumqttc::Connection, topic: &str) -> Vec<u8> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -60,15 +23,15 @@ fn next_publish(connection: &mut rumqttc::Connection, topic: &str) -> Vec<u8> {
 
 #[test]
 fn the_daemon_answers_over_mqtt_and_its_last_will_says_when_it_dies() {
-    let broker = Broker::start();
+    let broker = Mosquitto::start();
     let mut daemon = Daemon::start_with_config(&format!(
         "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ndevice = \"gw-9\"\n",
-        broker.port
+        broker.port()
     ));
     daemon
         .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
         .expect_code(0);
-    let mut options = MqttOptions::new("ops", "127.0.0.1", broker.port);
+    let mut options = MqttOptions::new("ops", "127.0.0.1", broker.port());
     options.set_keep_alive(Duration::from_secs(5));
     let (operator, mut inbox) = Client::new(options, 10);
     operator

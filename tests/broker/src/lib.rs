@@ -1,0 +1,191 @@
+//! A real mosquitto broker for the MQTT tests and benches: started on a
+//! free loopback port with a config of its own (credentials, an ACL, TLS,
+//! a message size limit, persistence), restartable on the same port,
+//! stopped when dropped. Needs `mosquitto` and `mosquitto_passwd` (Debian:
+//! the `mosquitto` package; `.ci/run` installs it).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::fmt::Write as _;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// PEM files for a TLS listener.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// Ask clients for a certificate signed by `ca`.
+    pub require_client_cert: bool,
+}
+
+/// How the broker is set up.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerConfig {
+    /// `message_size_limit` in bytes (mosquitto refuses larger publishes).
+    pub message_size_limit: Option<usize>,
+    /// Keep retained messages and sessions across restarts.
+    pub persistence: bool,
+    /// Username/password pairs; anonymous clients are refused when set.
+    pub users: Vec<(String, String)>,
+    /// The text of an `acl_file`.
+    pub acl: Option<String>,
+    pub tls: Option<TlsFiles>,
+    /// Publish `$SYS` statistics every second.
+    pub sys_stats: bool,
+}
+
+/// A running mosquitto.
+#[derive(Debug)]
+pub struct Mosquitto {
+    port: u16,
+    config: PathBuf,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+}
+
+impl Mosquitto {
+    /// Anonymous, in memory, no limits.
+    pub fn start() -> Self {
+        Self::start_with(&BrokerConfig::default())
+    }
+
+    pub fn start_with(config: &BrokerConfig) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("mosquitto.conf");
+        std::fs::write(&file, render(config, port, dir.path())).unwrap();
+        let mut broker = Self {
+            port,
+            config: file,
+            child: None,
+            dir,
+        };
+        broker.launch();
+        broker
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `mqtt://127.0.0.1:PORT` (or `mqtts://localhost:PORT` with TLS,
+    /// as the test certificates name `localhost`).
+    pub fn url(&self) -> String {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        if text.contains("certfile") {
+            format!("mqtts://localhost:{}", self.port)
+        } else {
+            format!("mqtt://127.0.0.1:{}", self.port)
+        }
+    }
+
+    /// The broker's own folder (its config, password file, database).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Stops the broker (SIGTERM, so it saves its database).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    /// Starts it again on the same port with the same config.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto must be installed (apt-get install mosquitto)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "mosquitto did not listen on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn render(config: &BrokerConfig, port: u16, dir: &Path) -> String {
+    let mut text = format!("per_listener_settings false\nlistener {port} 127.0.0.1\nlog_dest stderr\n");
+    if let Some(limit) = config.message_size_limit {
+        writeln!(text, "message_size_limit {limit}").unwrap();
+    }
+    if config.persistence {
+        writeln!(
+            text,
+            "persistence true\npersistence_location {}/\nautosave_interval 1",
+            dir.display()
+        )
+        .unwrap();
+    } else {
+        text.push_str("persistence false\n");
+    }
+    if config.sys_stats {
+        text.push_str("sys_interval 1\n");
+    }
+    if config.users.is_empty() {
+        text.push_str("allow_anonymous true\n");
+    } else {
+        let passwords = dir.join("passwords");
+        std::fs::write(&passwords, "").unwrap();
+        for (user, password) in &config.users {
+            let status = Command::new("mosquitto_passwd")
+                .arg("-b")
+                .arg(&passwords)
+                .arg(user)
+                .arg(password)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("mosquitto_passwd must be installed (apt-get install mosquitto)");
+            assert!(status.success(), "mosquitto_passwd failed");
+        }
+        writeln!(text, "allow_anonymous false\npassword_file {}", passwords.display()).unwrap();
+    }
+    if let Some(acl) = &config.acl {
+        let file = dir.join("acl");
+        std::fs::write(&file, acl).unwrap();
+        writeln!(text, "acl_file {}", file.display()).unwrap();
+    }
+    if let Some(tls) = &config.tls {
+        writeln!(
+            text,
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate {}",
+            tls.ca.display(),
+            tls.cert.display(),
+            tls.key.display(),
+            tls.require_client_cert
+        )
+        .unwrap();
+    }
+    text
+}
