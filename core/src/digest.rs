@@ -38,14 +38,17 @@ pub fn hex(bytes: &[u8]) -> String {
 
 /// Parses 64 hex digits into a digest.
 pub fn parse_hex(text: &str) -> Option<Sha256Digest> {
-    if text.len() != 64 || !text.is_ascii() {
+    parse_hex_bytes(text)?.try_into().ok()
+}
+
+/// Parses an even number of hex digits.
+pub fn parse_hex_bytes(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || !text.is_ascii() {
         return None;
     }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    (0..text.len() / 2)
+        .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok())
+        .collect()
 }
 
 #[cfg(test)]

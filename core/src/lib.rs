@@ -11,6 +11,7 @@ pub mod fingerprint;
 pub mod manifest;
 pub mod protocol;
 pub mod run;
+pub mod signing;
 pub mod sys;
 pub mod units;
 

@@ -1,33 +1,22 @@
-//! The device agent (work in progress): connects to the broker with a
-//! persistent session and a last will, announces itself, answers commands
-//! with the same postcard messages as the local socket.
+//! The device agent: connects to the broker with a persistent session and
+//! a last will, announces itself, answers commands with the same postcard
+//! messages as the local socket, reports its state, and hands desired
+//! state and artifact chunks to the reconciler.
 //!
 //! rumqttc needs tokio: its blocking `Client`/`Connection` run on one
 //! thread of the agent's own (with rumqttc's current-thread runtime), so
-//! the rest of Arcella stays on smol.
+//! the rest of Arcella stays on smol. Three threads in all: the
+//! connection, the reporter, the reconciler.
 
-use crate::topics::{BadName, DeviceTopics};
-use arcella_core::protocol::frame::{self, LEN_PREFIX};
-use arcella_core::protocol::{ClientMessage, DeviceReport, ErrorKind, RemoteError, Request, Response, ServerMessage};
-use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
+use crate::device::Device;
+use crate::reconcile::{FleetSettings, INBOX_LEN, Input, Mailbox, Reconciler};
+use crate::topics::{self, BadName, DeviceTopics};
+use crate::wire;
+use arcella_core::protocol::frame;
+use arcella_core::protocol::{ClientMessage, ErrorKind, Event, RemoteError, ServerMessage};
+use rumqttc::{Client, LastWill, MqttOptions, Packet, QoS};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Answers one request (the daemon's dispatcher, or a test's).
-pub type Handler = Arc<dyn Fn(Request) -> Result<Response, RemoteError> + Send + Sync>;
-
-/// What the agent reports: the device's state (published retained on
-/// connect and after every event) and the events themselves.
-pub struct Reporter {
-    pub report: Box<dyn Fn() -> DeviceReport + Send>,
-    pub events: async_channel::Receiver<arcella_core::protocol::Event>,
-}
-
-impl std::fmt::Debug for Reporter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reporter").finish_non_exhaustive()
-    }
-}
 
 /// Where and who the agent is.
 #[derive(Debug, Clone)]
@@ -35,6 +24,7 @@ pub struct AgentConfig {
     pub host: String,
     pub port: u16,
     pub device: String,
+    pub fleet: FleetSettings,
 }
 
 /// Why the agent could not start.
@@ -52,98 +42,158 @@ pub struct Agent {
     thread: std::thread::JoinHandle<()>,
 }
 
+/// Requests waiting in rumqttc's queue before publishing blocks.
+const REQUEST_QUEUE: usize = 64;
+
 impl Agent {
-    /// Starts the agent on a thread of its own (and, with a reporter, a
-    /// second one that publishes state and events as they change).
-    pub fn spawn(config: AgentConfig, handler: Handler, reporter: Option<Reporter>) -> Result<Self, AgentError> {
+    /// Starts the agent's threads.
+    pub fn spawn(config: AgentConfig, device: Arc<dyn Device>) -> Result<Self, AgentError> {
         let topics = DeviceTopics::new(&config.device)?;
+        let group_topic = config.fleet.group.as_deref().map(topics::group_desired).transpose()?;
         let mut options = MqttOptions::new(format!("arcella-{}", config.device), config.host.clone(), config.port);
         options
             .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(false)
             .set_max_packet_size(frame::MAX_FRAME_LEN + 1024, frame::MAX_FRAME_LEN + 1024)
             .set_last_will(LastWill::new(topics.presence(), "offline", QoS::AtLeastOnce, true));
-        let (client, connection) = Client::new(options, 64);
-        if let Some(reporter) = reporter {
-            let client = client.clone();
-            let topics = topics.clone();
+        let (client, connection) = Client::new(options, REQUEST_QUEUE);
+        let (mailbox, inbox) = std::sync::mpsc::sync_channel(INBOX_LEN);
+        let reconciler = Reconciler::new(device.clone(), client.clone(), topics.clone(), config.fleet.clone());
+        std::thread::Builder::new()
+            .name("arcella-fleet".into())
+            .spawn(move || reconciler.run(&inbox))?;
+        if let Some(events) = device.events() {
+            let (client, topics, device) = (client.clone(), topics.clone(), device.clone());
+            let group = config.fleet.group.clone();
             std::thread::Builder::new()
                 .name("arcella-mqtt-report".into())
-                .spawn(move || report(&client, &topics, &reporter))?;
+                .spawn(move || report(&client, &topics, device.as_ref(), group.as_deref(), &events))?;
         }
+        let serve = Connection {
+            client,
+            topics,
+            group_topic,
+            device,
+            mailbox,
+        };
         let thread = std::thread::Builder::new()
             .name("arcella-mqtt".into())
-            .spawn(move || serve(&client, connection, &topics, &handler))?;
+            .spawn(move || serve.run(connection))?;
         Ok(Self { thread })
     }
 
-    /// Whether the agent's thread still runs.
+    /// Whether the agent's connection thread still runs.
     pub fn is_running(&self) -> bool {
         !self.thread.is_finished()
     }
 }
 
-/// Publishes the state (retained) now and after every event, and the
-/// events themselves, until the daemon goes.
-fn report(client: &Client, topics: &DeviceTopics, reporter: &Reporter) {
+/// Publishes the state (retained) now and after every state change, and
+/// the events themselves, until the daemon goes.
+fn report(
+    client: &Client,
+    topics: &DeviceTopics,
+    device: &dyn Device,
+    group: Option<&str>,
+    events: &async_channel::Receiver<Event>,
+) {
     let publish_state = || {
-        if let Ok(state) = frame::encode(&(reporter.report)()) {
+        let mut report = device.report();
+        report.group = group.map(str::to_owned);
+        if let Ok(state) = wire::encode(&report) {
             let _ = client.publish(topics.state(), QoS::AtLeastOnce, true, state);
         }
     };
     publish_state();
-    while let Ok(event) = reporter.events.recv_blocking() {
-        if let Ok(bytes) = frame::encode(&event) {
+    while let Ok(event) = events.recv_blocking() {
+        if let Ok(bytes) = wire::encode(&event) {
             let _ = client.publish(topics.events(), QoS::AtMostOnce, false, bytes);
         }
-        if matches!(event, arcella_core::protocol::Event::State { .. }) {
+        if matches!(event, Event::State { .. }) {
             publish_state();
         }
     }
 }
 
-fn serve(client: &Client, mut connection: rumqttc::Connection, topics: &DeviceTopics, handler: &Handler) {
-    let mut backoff = Duration::from_millis(100);
-    for event in connection.iter() {
-        match event {
-            Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                backoff = Duration::from_millis(100);
-                let _ = client.subscribe(topics.commands_filter(), QoS::AtLeastOnce);
-                let _ = client.publish(topics.presence(), QoS::AtLeastOnce, true, "online");
-            }
-            Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let Some(operator) = publish.topic.rsplit('/').next() else {
-                    continue;
-                };
-                let Ok(reply_topic) = topics.reply(operator) else {
-                    continue;
-                };
-                if let Some(reply) = answer(&publish.payload, handler) {
-                    let _ = client.publish(reply_topic, QoS::AtLeastOnce, false, reply);
+/// The connection thread's share.
+struct Connection {
+    client: Client,
+    topics: DeviceTopics,
+    group_topic: Option<String>,
+    device: Arc<dyn Device>,
+    mailbox: Mailbox,
+}
+
+impl Connection {
+    fn run(self, mut connection: rumqttc::Connection) {
+        let mut backoff = Duration::from_millis(100);
+        for event in connection.iter() {
+            match event {
+                Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
+                    backoff = Duration::from_millis(100);
+                    self.on_connect();
+                }
+                Ok(rumqttc::Event::Incoming(Packet::Publish(publish))) => self.on_publish(&publish),
+                Ok(_) => {}
+                Err(e) => {
+                    // rumqttc reconnects on the next poll; wait a little first.
+                    log::warn!("MQTT connection lost ({e}); retrying in {}ms", backoff.as_millis());
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
                 }
             }
-            Ok(_) => {}
-            Err(e) => {
-                // rumqttc reconnects on the next poll; wait a little first.
-                log::warn!("MQTT connection lost ({e}); retrying in {}ms", backoff.as_millis());
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+
+    fn on_connect(&self) {
+        let _ = self.client.subscribe(self.topics.commands_filter(), QoS::AtLeastOnce);
+        let _ = self.client.subscribe(self.topics.desired(), QoS::AtLeastOnce);
+        if let Some(topic) = &self.group_topic {
+            let _ = self.client.subscribe(topic.clone(), QoS::AtLeastOnce);
+        }
+        let _ = self
+            .client
+            .publish(self.topics.presence(), QoS::AtLeastOnce, true, "online");
+        let _ = self.mailbox.send(Input::Connected);
+    }
+
+    fn on_publish(&self, publish: &rumqttc::Publish) {
+        let topic = publish.topic.as_str();
+        if topic.starts_with(topics::ARTIFACTS_PREFIX) {
+            match wire::decode(&publish.payload) {
+                // Dropped when the reconciler is busy: it asks again.
+                Ok(chunk) => drop(self.mailbox.try_send(Input::Chunk(chunk))),
+                Err(e) => log::warn!("{topic}: not an artifact chunk ({e}); ignored"),
             }
+        } else if topic == self.topics.desired() || Some(topic) == self.group_topic.as_deref() {
+            let group = if topic == self.topics.desired() {
+                None
+            } else {
+                topic.split('/').nth(3).map(str::to_owned)
+            };
+            let _ = self.mailbox.send(Input::Desired {
+                group,
+                payload: publish.payload.to_vec(),
+            });
+        } else if let Some(operator) = topic.rsplit('/').next()
+            && let Ok(reply_topic) = self.topics.reply(operator)
+            && let Some(reply) = answer(&publish.payload, self.device.as_ref())
+        {
+            let _ = self.client.publish(reply_topic, QoS::AtLeastOnce, false, reply);
         }
     }
 }
 
 /// The reply frame to one command frame, if it deserves one.
-fn answer(payload: &[u8], handler: &Handler) -> Option<Vec<u8>> {
-    let body = payload.get(LEN_PREFIX..)?;
-    let message = match frame::decode::<ClientMessage>(body) {
+fn answer(payload: &[u8], device: &dyn Device) -> Option<Vec<u8>> {
+    let message = match wire::decode::<ClientMessage>(payload) {
         Ok(message) => message,
         Err(e) => {
-            let id = frame::peek_request_id(body)?;
+            let id = frame::peek_request_id(wire::body(payload)?)?;
             let error = RemoteError::new(ErrorKind::BadRequest, format!("undecodable request: {e}"));
-            return frame::encode(&ServerMessage::Response { id, result: Err(error) }).ok();
+            return wire::encode(&ServerMessage::Response { id, result: Err(error) }).ok();
         }
     };
-    let result = handler(message.request);
-    frame::encode(&ServerMessage::Response { id: message.id, result }).ok()
+    let result = device.answer(message.request);
+    wire::encode(&ServerMessage::Response { id: message.id, result }).ok()
 }

@@ -68,7 +68,20 @@ impl DeviceTopics {
     pub fn desired(&self) -> String {
         format!("{}/desired", self.base)
     }
+
+    /// Retained progress towards the desired state (`Convergence`).
+    pub fn convergence(&self) -> String {
+        format!("{}/convergence", self.base)
+    }
 }
+
+/// Chunk `index` of the artifact with this sha256 (hex), retained.
+pub fn artifact_chunk(sha_hex: &str, index: u64) -> String {
+    format!("{ROOT}/artifacts/{sha_hex}/{index}")
+}
+
+/// What the agent subscribes to for chunks: all artifacts' chunks start so.
+pub const ARTIFACTS_PREFIX: &str = "arcella/v1/artifacts/";
 
 /// Retained desired state for every device of `group`.
 pub fn group_desired(group: &str) -> Result<String, BadName> {
@@ -89,6 +102,8 @@ mod tests {
         assert_eq!(t.state(), "arcella/v1/gw-17/state");
         assert_eq!(t.events(), "arcella/v1/gw-17/events");
         assert_eq!(t.desired(), "arcella/v1/gw-17/desired");
+        assert_eq!(t.convergence(), "arcella/v1/gw-17/convergence");
+        assert_eq!(artifact_chunk("ab", 3), "arcella/v1/artifacts/ab/3");
         assert_eq!(group_desired("north").unwrap(), "arcella/v1/group/north/desired");
     }
 

@@ -4,9 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use arcella_core::daemon::uploads::Piece;
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
 use arcella_core::protocol::{ClientMessage, DaemonInfo, Request, Response, ServerMessage};
-use arcella_mqtt::agent::{Agent, AgentConfig, Handler};
+use arcella_core::protocol::{DeviceReport, ErrorKind, RemoteError};
+use arcella_core::signing::TrustPolicy;
+use arcella_mqtt::agent::{Agent, AgentConfig};
+use arcella_mqtt::device::Device;
+use arcella_mqtt::reconcile::FleetSettings;
 use arcella_mqtt::topics::DeviceTopics;
 use arcella_test_broker::Mosquitto;
 use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
@@ -78,24 +83,60 @@ fn info() -> DaemonInfo {
     }
 }
 
+/// A device that only knows `Info`.
+struct InfoOnly(std::path::PathBuf);
+
+impl Device for InfoOnly {
+    fn answer(&self, request: Request) -> Result<Response, RemoteError> {
+        match request {
+            Request::Info => Ok(Response::Info(info())),
+            other => Err(RemoteError::new(
+                ErrorKind::BadRequest,
+                format!("not in this test: {other:?}"),
+            )),
+        }
+    }
+    fn stage(&self, _: &Piece<'_>) -> Result<(u64, bool), RemoteError> {
+        Err(RemoteError::new(ErrorKind::Unavailable, "no staging in this test"))
+    }
+    fn missing(&self, _: &[u8; 32]) -> Option<Vec<u64>> {
+        None
+    }
+    fn is_staged(&self, _: &[u8; 32]) -> bool {
+        false
+    }
+    fn report(&self) -> DeviceReport {
+        DeviceReport {
+            info: info(),
+            free_disk: 0,
+            free_memory: 0,
+            modules: vec![],
+            group: None,
+        }
+    }
+    fn events(&self) -> Option<async_channel::Receiver<arcella_core::protocol::Event>> {
+        None
+    }
+    fn state_dir(&self) -> std::path::PathBuf {
+        self.0.clone()
+    }
+}
+
 #[test]
 fn a_command_travels_through_the_broker_and_its_answer_comes_back() {
     let broker = Mosquitto::start();
-    let handler: Handler = Arc::new(|request| match request {
-        Request::Info => Ok(Response::Info(info())),
-        other => Err(arcella_core::protocol::RemoteError::new(
-            arcella_core::protocol::ErrorKind::BadRequest,
-            format!("not in this test: {other:?}"),
-        )),
-    });
+    let dir = tempfile::tempdir().unwrap();
     let agent = Agent::spawn(
         AgentConfig {
             host: "127.0.0.1".into(),
             port: broker.port(),
             device: "gw-2".into(),
+            fleet: FleetSettings {
+                group: None,
+                trust: TrustPolicy::default(),
+            },
         },
-        handler,
-        None,
+        Arc::new(InfoOnly(dir.path().to_owned())),
     )
     .unwrap();
     let topics = DeviceTopics::new("gw-2").unwrap();

@@ -32,25 +32,26 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonC
         daemon::run(config)?;
         return Ok(());
     };
+    let trust = mqtt.trust_policy().map_err(|e| ConfigError::Invalid {
+        file: "the configuration".into(),
+        key: "mqtt.trusted_keys",
+        message: e.to_string(),
+    })?;
     let agent_config = arcella_mqtt::agent::AgentConfig {
         host: mqtt.host,
         port: mqtt.port,
         device: mqtt.device,
+        fleet: arcella_mqtt::reconcile::FleetSettings {
+            group: mqtt.group,
+            trust,
+        },
     };
     daemon::run_with(
         config,
         Box::new(move |supervisor| {
-            let reporter = supervisor.follow(None).ok().map(|events| {
-                let source = supervisor.clone();
-                arcella_mqtt::agent::Reporter {
-                    report: Box::new(move || source.report()),
-                    events,
-                }
-            });
-            let handler: arcella_mqtt::agent::Handler =
-                std::sync::Arc::new(move |request| daemon::remote::answer(&supervisor, request));
-            match arcella_mqtt::agent::Agent::spawn(agent_config, handler, reporter) {
-                // The agent thread lives as long as the process.
+            let device: std::sync::Arc<dyn arcella_mqtt::device::Device> = std::sync::Arc::new(supervisor);
+            match arcella_mqtt::agent::Agent::spawn(agent_config, device) {
+                // The agent's threads live as long as the process.
                 Ok(agent) => std::mem::forget(agent),
                 Err(e) => log::error!("MQTT management is off: {e}"),
             }

@@ -54,6 +54,31 @@ pub struct MqttSettings {
     pub port: u16,
     /// This device's id on the broker (the module-name rule).
     pub device: String,
+    /// The fleet group whose desired state this device also follows.
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Public keys (64 hex digits, from `arcella keygen`) whose signatures
+    /// make an artifact arriving over MQTT installable.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
+    /// Install unsigned artifacts from MQTT too (signed ones must still
+    /// verify). Off: only signed artifacts are installed.
+    #[serde(default)]
+    pub allow_unsigned: bool,
+}
+
+impl MqttSettings {
+    /// The trust store, checked: every key must parse.
+    pub fn trust_policy(&self) -> Result<crate::signing::TrustPolicy, crate::signing::SigningError> {
+        Ok(crate::signing::TrustPolicy {
+            trusted_keys: self
+                .trusted_keys
+                .iter()
+                .map(|k| crate::signing::public_from_text(k))
+                .collect::<Result<_, _>>()?,
+            allow_unsigned: self.allow_unsigned,
+        })
+    }
 }
 
 fn default_mqtt_port() -> u16 {
@@ -192,6 +217,15 @@ impl DaemonConfig {
                 "policy.dirs",
                 format!("`{}` is not an absolute path", dir.display()),
             ));
+        }
+        if let Some(mqtt) = &self.mqtt {
+            crate::manifest::check_name(&mqtt.device)
+                .map_err(|e| invalid("mqtt.device", format!("`{}` {e}", mqtt.device)))?;
+            if let Some(group) = &mqtt.group {
+                crate::manifest::check_name(group).map_err(|e| invalid("mqtt.group", format!("`{group}` {e}")))?;
+            }
+            mqtt.trust_policy()
+                .map_err(|e| invalid("mqtt.trusted_keys", e.to_string()))?;
         }
         Ok(())
     }

@@ -16,10 +16,24 @@ use std::sync::{Mutex, PoisonError};
 pub const MAX_UPLOAD_LEN: u64 = 64 * 1024 * 1024;
 /// Uploads in progress at once.
 pub const MAX_PENDING: usize = 8;
+/// Smallest and largest chunk a sender may choose.
+pub const MIN_CHUNK_LEN: u64 = 1024;
+pub const MAX_CHUNK_LEN: u64 = 240 * 1024;
+
+/// One chunk of a file: bytes `index * chunk_len ..` of `total_len`.
+#[derive(Debug, Clone, Copy)]
+pub struct Piece<'a> {
+    pub sha256: Sha256Digest,
+    pub total_len: u64,
+    pub chunk_len: u64,
+    pub index: u64,
+    pub data: &'a [u8],
+}
 
 struct Pending {
     file: File,
     total_len: u64,
+    chunk_len: u64,
     have: Vec<bool>,
 }
 
@@ -64,10 +78,38 @@ impl Uploads {
         self.dir.join(format!("{}.done", digest::hex(sha256)))
     }
 
-    /// Takes one chunk; returns (bytes received, complete).
+    /// Takes one chunk of the socket protocol ([`UPLOAD_CHUNK_LEN`]-byte
+    /// chunks); returns (bytes received, complete).
     pub fn accept(&self, chunk: &Upload) -> Result<(u64, bool), RemoteError> {
+        let chunk_len = UPLOAD_CHUNK_LEN as u64;
+        if !chunk.offset.is_multiple_of(chunk_len) {
+            return Err(bad(format!(
+                "upload chunk at offset {} is not at a multiple of {chunk_len} bytes",
+                chunk.offset
+            )));
+        }
+        let piece = Piece {
+            sha256: chunk.sha256,
+            total_len: chunk.total_len,
+            chunk_len,
+            index: chunk.offset / chunk_len,
+            data: &chunk.data,
+        };
+        self.accept_piece(&piece)
+    }
+
+    /// Takes chunk `index` of a file cut in `chunk_len`-byte chunks (the
+    /// MQTT transfer's chunks, whose size the sender chooses); returns
+    /// (bytes received, complete).
+    pub fn accept_piece(&self, chunk: &Piece<'_>) -> Result<(u64, bool), RemoteError> {
         if self.done_path(&chunk.sha256).exists() {
             return Ok((chunk.total_len, true));
+        }
+        if !(MIN_CHUNK_LEN..=MAX_CHUNK_LEN).contains(&chunk.chunk_len) {
+            return Err(bad(format!(
+                "chunks of {} bytes refused: chunks must be {MIN_CHUNK_LEN}..={MAX_CHUNK_LEN} bytes",
+                chunk.chunk_len
+            )));
         }
         if chunk.total_len == 0 || chunk.total_len > MAX_UPLOAD_LEN {
             return Err(RemoteError::new(
@@ -78,14 +120,14 @@ impl Uploads {
                 ),
             ));
         }
-        let chunk_len = UPLOAD_CHUNK_LEN as u64;
-        let index = chunk.offset / chunk_len;
+        let chunk_len = chunk.chunk_len;
+        let index = chunk.index;
+        let offset = index.saturating_mul(chunk_len);
         let chunks = chunk.total_len.div_ceil(chunk_len);
-        let expected_len = (chunk.total_len - chunk.offset.min(chunk.total_len)).min(chunk_len);
-        if !chunk.offset.is_multiple_of(chunk_len) || index >= chunks || chunk.data.len() as u64 != expected_len {
+        let expected_len = (chunk.total_len - offset.min(chunk.total_len)).min(chunk_len);
+        if index >= chunks || chunk.data.len() as u64 != expected_len {
             return Err(bad(format!(
-                "upload chunk at offset {} with {} bytes does not fit a {}-byte file in {chunk_len}-byte chunks",
-                chunk.offset,
+                "upload chunk at offset {offset} with {} bytes does not fit a {}-byte file in {chunk_len}-byte chunks",
                 chunk.data.len(),
                 chunk.total_len
             )));
@@ -112,6 +154,7 @@ impl Uploads {
                 Pending {
                     file,
                     total_len: chunk.total_len,
+                    chunk_len,
                     have: vec![false; chunks as usize],
                 },
             );
@@ -119,15 +162,16 @@ impl Uploads {
         let Some(upload) = pending.get_mut(&chunk.sha256) else {
             return Err(bad("upload vanished"));
         };
-        if upload.total_len != chunk.total_len {
+        if upload.total_len != chunk.total_len || upload.chunk_len != chunk_len {
             return Err(bad(format!(
-                "upload {} was started with {} bytes, this chunk says {}",
+                "upload {} was started with {} bytes in {}-byte chunks, this chunk says {} in {chunk_len}",
                 digest::hex(&chunk.sha256),
                 upload.total_len,
+                upload.chunk_len,
                 chunk.total_len
             )));
         }
-        if let Err(e) = upload.file.write_all_at(&chunk.data, chunk.offset) {
+        if let Err(e) = upload.file.write_all_at(chunk.data, offset) {
             // A failed upload leaves nothing behind; the sender starts over.
             pending.remove(&chunk.sha256);
             let _ = fs::remove_file(self.dir.join(format!("{}.part", digest::hex(&chunk.sha256))));
@@ -186,6 +230,23 @@ impl Uploads {
                 ),
             ))
         }
+    }
+
+    /// The indexes of the chunks an upload in progress still lacks, or
+    /// `None` if it is not in progress (complete, or never started).
+    pub fn missing(&self, sha256: &Sha256Digest) -> Option<Vec<u64>> {
+        let pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
+        let upload = pending.get(sha256)?;
+        Some(
+            (0..upload.have.len() as u64)
+                .filter(|&i| !upload.have[i as usize])
+                .collect(),
+        )
+    }
+
+    /// Whether an upload with this digest is complete.
+    pub fn is_complete(&self, sha256: &Sha256Digest) -> bool {
+        self.done_path(sha256).exists()
     }
 
     /// Whether an upload with this digest is in progress or complete.

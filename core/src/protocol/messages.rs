@@ -166,6 +166,8 @@ pub struct DeviceReport {
     /// Bytes of memory available (MemAvailable).
     pub free_memory: u64,
     pub modules: Vec<ModuleSummary>,
+    /// The fleet group this device belongs to (`[mqtt] group`).
+    pub group: Option<String>,
 }
 
 /// What a garbage collection freed.

@@ -101,6 +101,7 @@ impl Supervisor {
             free_disk: crate::sys::fs::free_space(&self.inner.config.data_dir).unwrap_or(0),
             free_memory: crate::sys::process::available_memory().unwrap_or(0),
             modules: self.list(),
+            group: None,
         }
     }
 
