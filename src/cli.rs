@@ -16,6 +16,13 @@ pub struct Cli {
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Manage a device through this MQTT broker instead of the local
+    /// socket (mqtt://HOST[:PORT]); with --device.
+    #[arg(long, global = true, env = "ARCELLA_BROKER", value_name = "URL")]
+    pub broker: Option<String>,
+    /// The device to manage through --broker.
+    #[arg(long, global = true, env = "ARCELLA_DEVICE", value_name = "ID")]
+    pub device: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,6 +65,101 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show the daemon's version, engine fingerprint, board, data dir.
     Info,
+    /// Make an Ed25519 key pair for signing artifacts.
+    Keygen(KeygenArgs),
+    /// Sign an artifact (writes ARTIFACT.sig).
+    Sign(SignArgs),
+    /// The fleet behind an MQTT broker: devices, deploy, undeploy.
+    Fleet(FleetArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Writes PREFIX.key (secret, mode 0600) and PREFIX.pub.
+    #[arg(long, value_name = "PREFIX", default_value = "arcella-signing")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// The secret key from `arcella keygen`.
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+    pub artifact: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FleetArgs {
+    /// The broker (mqtt://HOST[:PORT]).
+    #[arg(long, env = "ARCELLA_BROKER", value_name = "URL")]
+    pub broker: String,
+    /// This operator's name on the broker (replies come to it).
+    #[arg(long, value_name = "NAME", default_value = "ops")]
+    pub client: String,
+    #[command(subcommand)]
+    pub verb: FleetVerb,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetVerb {
+    /// Every device the broker knows: presence, version, board, modules,
+    /// desired-state progress.
+    Devices,
+    /// Publish an artifact and a new desired state with this module, then
+    /// follow every targeted device; exit 0 when every online one
+    /// converged.
+    Deploy(DeployArgs),
+    /// Publish a new desired state without this module.
+    Undeploy(UndeployArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// One device.
+    #[arg(
+        long = "to-device",
+        value_name = "ID",
+        required_unless_present = "group",
+        conflicts_with = "group"
+    )]
+    pub device: Option<String>,
+    /// Every device of a group (`[mqtt] group` in their config).
+    #[arg(long = "to-group", value_name = "NAME")]
+    pub group: Option<String>,
+    /// Stop following after this long.
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = arcella_core::units::parse_timeout)]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The artifact (.cwasm, compiled for the targeted devices).
+    pub artifact: PathBuf,
+    #[arg(long, value_name = "FILE")]
+    pub component: Option<PathBuf>,
+    #[arg(long, value_name = "FILE")]
+    pub deployment: PathBuf,
+    /// Sign with this secret key (from `arcella keygen`).
+    #[arg(long, value_name = "FILE", conflicts_with = "signature")]
+    pub key: Option<PathBuf>,
+    /// A signature made by `arcella sign`.
+    #[arg(long, value_name = "FILE")]
+    pub signature: Option<PathBuf>,
+    /// Install it but keep it stopped.
+    #[arg(long)]
+    pub stopped: bool,
+    /// Chunk size on the broker (1K..=240K).
+    #[arg(long, value_name = "BYTES", default_value = "64K", value_parser = arcella_core::units::parse_bytes)]
+    pub chunk_size: u64,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UndeployArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    pub module: String,
 }
 
 #[derive(Debug, clap::Args)]

@@ -11,6 +11,8 @@ use std::process::ExitCode;
 /// `arcella` itself failed: a bad argument, an unreadable or invalid input,
 /// an artifact for another engine. Also used by `compile`.
 pub const FAILURE: u8 = 1;
+/// `fleet deploy`/`undeploy`: not every targeted online device converged.
+pub const NOT_CONVERGED: u8 = 3;
 /// The guest could not be loaded or started (`run` only).
 pub const CANNOT_RUN: u8 = 126;
 /// The guest trapped (unreachable, out-of-bounds access, …).

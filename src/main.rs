@@ -17,7 +17,21 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd::run::execute(args),
         Command::Inspect(args) if args.target.is_file() => report(cmd::inspect::execute(args, cli.json)),
         Command::Daemon(args) => report(cmd::daemon::execute(args, cli.socket.clone())),
-        verb => report(cmd::manage::execute(verb, cli.socket.clone(), cli.json)),
+        Command::Keygen(args) => report(cmd::keys::keygen(args)),
+        Command::Sign(args) => report(cmd::keys::sign(args)),
+        Command::Fleet(args) => fleet_exit(cmd::fleet::execute(args)),
+        verb => report(cmd::manage::execute(verb, &cmd::manage::Via::from_cli(&cli), cli.json)),
+    }
+}
+
+/// `fleet` says "not converged" with its own exit code.
+fn fleet_exit(result: Result<(), cmd::fleet::FleetError>) -> ExitCode {
+    match result {
+        Err(cmd::fleet::FleetError::NotConverged) => {
+            eprintln!("error: {}", cmd::fleet::FleetError::NotConverged);
+            ExitCode::from(exit::NOT_CONVERGED)
+        }
+        other => report(other),
     }
 }
 

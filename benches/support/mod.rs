@@ -10,8 +10,17 @@ use std::time::{Duration, Instant};
 
 /// `arcella daemon` on `dir/data` and `socket`, once it serves.
 pub fn spawn_daemon(dir: &Path, socket: &Path) -> Child {
+    spawn_daemon_with_config(dir, socket, "")
+}
+
+/// Like [`spawn_daemon`], with `config` as its arcella.toml.
+pub fn spawn_daemon_with_config(dir: &Path, socket: &Path, config: &str) -> Child {
+    let file = dir.join("arcella.toml");
+    std::fs::write(&file, config).expect("config written");
     let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
         .arg("daemon")
+        .arg("--config")
+        .arg(&file)
         .arg("--data-dir")
         .arg(dir.join("data"))
         .arg("--socket")

@@ -9,7 +9,7 @@
 //! connection, the reporter, the reconciler.
 
 use crate::device::Device;
-use crate::reconcile::{FleetSettings, INBOX_LEN, Input, Mailbox, Reconciler};
+use crate::reconcile::{FleetSettings, Input, Mailbox, Reconciler};
 use crate::topics::{self, BadName, DeviceTopics};
 use crate::wire;
 use arcella_core::protocol::frame;
@@ -57,8 +57,14 @@ impl Agent {
             .set_max_packet_size(frame::MAX_FRAME_LEN + 1024, frame::MAX_FRAME_LEN + 1024)
             .set_last_will(LastWill::new(topics.presence(), "offline", QoS::AtLeastOnce, true));
         let (client, connection) = Client::new(options, REQUEST_QUEUE);
-        let (mailbox, inbox) = std::sync::mpsc::sync_channel(INBOX_LEN);
-        let reconciler = Reconciler::new(device.clone(), client.clone(), topics.clone(), config.fleet.clone());
+        let (mailbox, inbox, shared) = Mailbox::new();
+        let reconciler = Reconciler::new(
+            device.clone(),
+            client.clone(),
+            topics.clone(),
+            config.fleet.clone(),
+            shared,
+        );
         std::thread::Builder::new()
             .name("arcella-fleet".into())
             .spawn(move || reconciler.run(&inbox))?;
@@ -73,7 +79,6 @@ impl Agent {
             client,
             topics,
             group_topic,
-            device,
             mailbox,
         };
         let thread = std::thread::Builder::new()
@@ -120,7 +125,6 @@ struct Connection {
     client: Client,
     topics: DeviceTopics,
     group_topic: Option<String>,
-    device: Arc<dyn Device>,
     mailbox: Mailbox,
 }
 
@@ -145,47 +149,62 @@ impl Connection {
         }
     }
 
+    /// Never blocks: the event loop must keep polling (pings, acks).
     fn on_connect(&self) {
-        let _ = self.client.subscribe(self.topics.commands_filter(), QoS::AtLeastOnce);
-        let _ = self.client.subscribe(self.topics.desired(), QoS::AtLeastOnce);
+        let _ = self
+            .client
+            .try_subscribe(self.topics.commands_filter(), QoS::AtLeastOnce);
+        let _ = self.client.try_subscribe(self.topics.desired(), QoS::AtLeastOnce);
         if let Some(topic) = &self.group_topic {
-            let _ = self.client.subscribe(topic.clone(), QoS::AtLeastOnce);
+            let _ = self.client.try_subscribe(topic.clone(), QoS::AtLeastOnce);
         }
         let _ = self
             .client
-            .publish(self.topics.presence(), QoS::AtLeastOnce, true, "online");
-        let _ = self.mailbox.send(Input::Connected);
+            .try_publish(self.topics.presence(), QoS::AtLeastOnce, true, "online");
+        self.mailbox.connected();
     }
 
+    /// Never blocks either.
     fn on_publish(&self, publish: &rumqttc::Publish) {
         let topic = publish.topic.as_str();
         if topic.starts_with(topics::ARTIFACTS_PREFIX) {
             match wire::decode(&publish.payload) {
-                // Dropped when the reconciler is busy: it asks again.
-                Ok(chunk) => drop(self.mailbox.try_send(Input::Chunk(chunk))),
+                // Dropped when the device thread is busy: it asks again.
+                Ok(chunk) => drop(self.mailbox.offer(Input::Chunk(chunk))),
                 Err(e) => log::warn!("{topic}: not an artifact chunk ({e}); ignored"),
             }
-        } else if topic == self.topics.desired() || Some(topic) == self.group_topic.as_deref() {
-            let group = if topic == self.topics.desired() {
-                None
-            } else {
-                topic.split('/').nth(3).map(str::to_owned)
-            };
-            let _ = self.mailbox.send(Input::Desired {
-                group,
+        } else if topic == self.topics.desired() {
+            self.mailbox.document(None, publish.payload.to_vec());
+        } else if Some(topic) == self.group_topic.as_deref() {
+            let group = topic.split('/').nth(3).map(str::to_owned);
+            self.mailbox.document(group, publish.payload.to_vec());
+        } else if let Some(operator) = topic.rsplit('/').next() {
+            let command = Input::Command {
+                operator: operator.to_owned(),
                 payload: publish.payload.to_vec(),
-            });
-        } else if let Some(operator) = topic.rsplit('/').next()
-            && let Ok(reply_topic) = self.topics.reply(operator)
-            && let Some(reply) = answer(&publish.payload, self.device.as_ref())
+            };
+            if !self.mailbox.offer(command) {
+                self.refuse_busy(operator, &publish.payload);
+            }
+        }
+    }
+
+    /// Answers a command the device thread has no room for.
+    fn refuse_busy(&self, operator: &str, payload: &[u8]) {
+        let Some(id) = wire::body(payload).and_then(frame::peek_request_id) else {
+            return;
+        };
+        let error = RemoteError::new(ErrorKind::Unavailable, "the device is busy; try again");
+        if let Ok(topic) = self.topics.reply(operator)
+            && let Ok(reply) = wire::encode(&ServerMessage::Response { id, result: Err(error) })
         {
-            let _ = self.client.publish(reply_topic, QoS::AtLeastOnce, false, reply);
+            let _ = self.client.try_publish(topic, QoS::AtLeastOnce, false, reply);
         }
     }
 }
 
 /// The reply frame to one command frame, if it deserves one.
-fn answer(payload: &[u8], device: &dyn Device) -> Option<Vec<u8>> {
+pub(crate) fn answer(payload: &[u8], device: &dyn Device) -> Option<Vec<u8>> {
     let message = match wire::decode::<ClientMessage>(payload) {
         Ok(message) => message,
         Err(e) => {

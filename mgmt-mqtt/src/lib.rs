@@ -3,7 +3,12 @@
 //! Topic layout and payloads: docs/mqtt.md.
 
 pub mod agent;
+pub mod deploy;
 pub mod device;
+pub mod operator;
 pub mod reconcile;
 pub mod topics;
 pub mod wire;
+
+/// The MQTT client this crate is built on, for callers building options.
+pub use rumqttc;

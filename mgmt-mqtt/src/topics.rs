@@ -13,6 +13,11 @@ pub struct BadName {
     pub reason: String,
 }
 
+/// `name` if it can be a topic level (the module-name rule).
+pub fn checked_name(name: &str) -> Result<&str, BadName> {
+    checked(name)
+}
+
 fn checked(name: &str) -> Result<&str, BadName> {
     arcella_core::manifest::check_name(name).map_err(|reason| BadName {
         name: name.to_owned(),

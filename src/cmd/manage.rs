@@ -4,14 +4,22 @@ use crate::cli::{Command, LogsArgs};
 use crate::cmd::render;
 use arcella_core::client::{Client, ClientError};
 use arcella_core::daemon::paths::Defaults;
-use arcella_core::protocol::{Event, InstallSpec, Request};
+use arcella_core::digest::{self, Sha256Digest};
+use arcella_core::protocol::frame::UPLOAD_CHUNK_LEN;
+use arcella_core::protocol::{Event, InstallSpec, Request, Response, Upload};
+use arcella_mqtt::operator::Operator;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Errors of the management verbs.
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
     #[error(transparent)]
     Client(#[from] ClientError),
+    #[error("{0}")]
+    Broker(String),
+    #[error("following logs needs the local socket; over MQTT, read the device's events topic")]
+    FollowRemote,
     #[error("{path}: {source}")]
     Read {
         path: String,
@@ -34,10 +42,85 @@ fn read_text(path: &Path) -> Result<String, ManageError> {
     })
 }
 
-/// Runs one management verb against the daemon at `socket`.
-pub fn execute(command: &Command, socket: Option<PathBuf>, json: bool) -> Result<(), ManageError> {
-    let socket = socket.unwrap_or_else(|| Defaults::for_this_user().socket);
-    let mut client = Client::connect(&socket, concat!("arcella-cli ", env!("CARGO_PKG_VERSION")))?;
+/// How the verbs reach the daemon.
+#[derive(Debug, Clone)]
+pub enum Via {
+    Socket(Option<PathBuf>),
+    /// Through an MQTT broker to one device.
+    Broker {
+        url: String,
+        device: String,
+    },
+}
+
+impl Via {
+    pub fn from_cli(cli: &crate::cli::Cli) -> Self {
+        match (&cli.broker, &cli.device) {
+            (Some(url), Some(device)) => Via::Broker {
+                url: url.clone(),
+                device: device.clone(),
+            },
+            _ => Via::Socket(cli.socket.clone()),
+        }
+    }
+}
+
+/// A connection to one daemon, local or remote.
+enum Link {
+    Socket(Client),
+    Broker { operator: Operator, device: String },
+}
+
+/// How long a remote device gets to answer one request.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Link {
+    fn open(via: &Via) -> Result<Self, ManageError> {
+        match via {
+            Via::Socket(socket) => {
+                let socket = socket.clone().unwrap_or_else(|| Defaults::for_this_user().socket);
+                Ok(Link::Socket(Client::connect(
+                    &socket,
+                    concat!("arcella-cli ", env!("CARGO_PKG_VERSION")),
+                )?))
+            }
+            Via::Broker { url, device } => Ok(Link::Broker {
+                operator: crate::cmd::fleet::connect(url, "cli").map_err(|e| ManageError::Broker(e.to_string()))?,
+                device: device.clone(),
+            }),
+        }
+    }
+
+    fn call(&mut self, request: Request) -> Result<Response, ManageError> {
+        match self {
+            Link::Socket(client) => Ok(client.call(request)?),
+            Link::Broker { operator, device } => operator
+                .call(device, request, REMOTE_TIMEOUT)
+                .map_err(|e| ManageError::Broker(e.to_string())),
+        }
+    }
+
+    fn upload(&mut self, bytes: &[u8]) -> Result<Sha256Digest, ManageError> {
+        let sha256 = digest::sha256(bytes);
+        let total_len = bytes.len() as u64;
+        for (i, chunk) in bytes.chunks(UPLOAD_CHUNK_LEN).enumerate() {
+            let upload = Upload {
+                sha256,
+                total_len,
+                offset: (i * UPLOAD_CHUNK_LEN) as u64,
+                data: chunk.to_vec(),
+            };
+            if let Response::Uploaded { complete: true, .. } = self.call(Request::Upload(upload))? {
+                break;
+            }
+        }
+        Ok(sha256)
+    }
+}
+
+/// Runs one management verb against a daemon.
+pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageError> {
+    let mut client = Link::open(via)?;
     let request = match command {
         Command::Install(args) => Request::Install(upload_spec(
             &mut client,
@@ -88,7 +171,7 @@ pub fn execute(command: &Command, socket: Option<PathBuf>, json: bool) -> Result
 }
 
 fn upload_spec(
-    client: &mut Client,
+    client: &mut Link,
     artifact: &Path,
     component: Option<&Path>,
     deployment: Option<&Path>,
@@ -104,7 +187,19 @@ fn upload_spec(
     })
 }
 
-fn logs(client: &mut Client, args: &LogsArgs, json: bool) -> Result<(), ManageError> {
+fn logs(link: &mut Link, args: &LogsArgs, json: bool) -> Result<(), ManageError> {
+    let client = match link {
+        Link::Socket(client) => client,
+        Link::Broker { .. } if args.follow => return Err(ManageError::FollowRemote),
+        Link::Broker { .. } => {
+            let response = link.call(Request::Logs {
+                module: args.module.clone(),
+                tail: args.tail,
+            })?;
+            render::response(&response, json);
+            return Ok(());
+        }
+    };
     if args.follow {
         client.call(Request::Follow {
             module: Some(args.module.clone()),

@@ -3,7 +3,9 @@
 #[cfg(feature = "compiler")]
 pub mod compile;
 pub mod daemon;
+pub mod fleet;
 pub mod inspect;
+pub mod keys;
 pub mod manage;
 pub mod render;
 pub mod run;

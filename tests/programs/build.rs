@@ -64,13 +64,23 @@ fn main() -> Result<(), BoxError> {
     // The README's sample service is tested as the user runs it.
     let ticker = manifest_dir.join("../../examples/ticker/ticker.wat");
     println!("cargo:rerun-if-changed={}", ticker.display());
-    wat_files.push(ticker);
+    wat_files.push(ticker.clone());
     for path in wat_files {
         if path.extension().is_some_and(|e| e == "wat") {
             let name = file_stem(&path);
             fs::write(guests_out.join(format!("{name}.wasm")), wat::parse_file(&path)?)?;
             names.push(name);
         }
+    }
+    // The sample service carrying incompressible ballast, for moving
+    // artifacts of a known size around (MQTT chunking, fleet benches).
+    let ticker_text = fs::read_to_string(&ticker)?;
+    for (name, len) in [("ballast_1m", 1 << 20), ("ballast_3m", 3 << 20)] {
+        fs::write(
+            guests_out.join(format!("{name}.wasm")),
+            wat::parse_str(ballast(&ticker_text, len))?,
+        )?;
+        names.push(name.to_owned());
     }
     names.sort();
     let standard = standard_variants();
@@ -226,4 +236,26 @@ fn find_wasi_testsuite(manifest_dir: &Path) -> Option<PathBuf> {
     beside_repo
         .is_dir()
         .then(|| beside_repo.canonicalize().unwrap_or(beside_repo))
+}
+
+/// `ticker` with `len` pseudo-random bytes of data at 1 MiB.
+fn ballast(ticker: &str, len: usize) -> String {
+    let pages = (len + (2 << 20)) / 65536;
+    let mut text = ticker.replacen(
+        "(memory (export \"memory\") 1)",
+        &format!("(memory (export \"memory\") {pages})"),
+        1,
+    );
+    let end = text.rfind(')').unwrap_or(text.len());
+    text.truncate(end);
+    text.push_str("(data (i32.const 1048576) \"");
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15 ^ len as u64;
+    for _ in 0..len {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let _ = write!(text, "\\{:02x}", (state >> 56) as u8);
+    }
+    text.push_str("\"))\n");
+    text
 }

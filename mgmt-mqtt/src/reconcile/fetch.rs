@@ -45,6 +45,7 @@ impl Reconciler {
         let mut outstanding = BTreeSet::new();
         let mut received = artifact.len - (queue.len() as u64 * u64::from(artifact.chunk_len)).min(artifact.len);
         let mut last_progress = Instant::now() - PROGRESS_EVERY;
+        let mut last_chunk = Instant::now();
         let result = loop {
             while outstanding.len() < WINDOW
                 && let Some(index) = queue.pop_front()
@@ -66,13 +67,16 @@ impl Reconciler {
             }
             let input = match inbox.recv_timeout(STALL) {
                 Ok(input) => input,
-                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Input::Connected,
+                // Stalled: ask again below.
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => Input::Wake,
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break Err(FetchEnd::Superseded),
             };
+            let stalled = last_chunk.elapsed() >= STALL;
             match input {
                 Input::Chunk(chunk)
                     if chunk.sha256 == artifact.sha256 && outstanding.remove(&u64::from(chunk.index)) =>
                 {
+                    last_chunk = Instant::now();
                     let _ = self
                         .client
                         .unsubscribe(topics::artifact_chunk(&sha_hex, u64::from(chunk.index)));
@@ -95,20 +99,20 @@ impl Reconciler {
                         Err(e) => break Err(FetchEnd::Failed(format!("artifact {sha_hex}: {}", e.message))),
                     }
                 }
-                // A late duplicate, or a chunk of another artifact.
-                Input::Chunk(_) => {}
-                Input::Desired { group, payload } => {
-                    if self.take_document(group, &payload) {
+                other => {
+                    let reconnected = self.serve(other);
+                    if self.dirty {
                         break Err(FetchEnd::Superseded);
                     }
-                }
-                // Reconnected, or stalled: retained chunks come again on a
-                // fresh subscription.
-                Input::Connected => {
-                    for &index in &outstanding {
-                        let topic = topics::artifact_chunk(&sha_hex, index);
-                        let _ = self.client.unsubscribe(topic.clone());
-                        let _ = self.client.subscribe(topic, QoS::AtLeastOnce);
+                    // Reconnected, or stalled: retained chunks come again
+                    // on a fresh subscription.
+                    if reconnected || stalled {
+                        last_chunk = Instant::now();
+                        for &index in &outstanding {
+                            let topic = topics::artifact_chunk(&sha_hex, index);
+                            let _ = self.client.unsubscribe(topic.clone());
+                            let _ = self.client.subscribe(topic, QoS::AtLeastOnce);
+                        }
                     }
                 }
             }

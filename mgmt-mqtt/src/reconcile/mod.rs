@@ -17,28 +17,83 @@ use crate::topics::DeviceTopics;
 use arcella_core::protocol::fleet::{ArtifactChunk, Convergence, DesiredDocument, Phase, StaleDocument, Step};
 use arcella_core::signing::TrustPolicy;
 use rumqttc::{Client, QoS};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
 
-/// What the connection thread hands the reconciler.
+/// What the connection thread hands the device thread. The connection
+/// thread never blocks on it (a full inbox drops a chunk, which is asked
+/// for again, or turns a command away as busy), so the MQTT event loop
+/// always keeps the connection alive.
 #[derive(Debug)]
 pub enum Input {
-    /// A desired-state document: the group's (`Some(name)`) or the device's.
-    Desired {
-        group: Option<String>,
+    Chunk(ArtifactChunk),
+    /// A command frame from `operator`.
+    Command {
+        operator: String,
         payload: Vec<u8>,
     },
-    Chunk(ArtifactChunk),
-    /// (Re)connected to the broker.
-    Connected,
+    /// Something changed in [`Shared`].
+    Wake,
+}
+
+/// What must never be dropped, kept latest-wins beside the inbox: the
+/// desired-state documents as they arrived, and whether the connection
+/// was (re)made.
+#[derive(Debug, Default)]
+pub struct Shared {
+    /// Raw documents by source: `None` the device's, `Some(group)`.
+    documents: Mutex<BTreeMap<Option<String>, Vec<u8>>>,
+    connected: AtomicBool,
 }
 
 pub type Inbox = Receiver<Input>;
-pub type Mailbox = SyncSender<Input>;
 
-/// Inputs waiting at once; chunks beyond it are dropped (and asked again).
+/// Inputs waiting at once.
 pub const INBOX_LEN: usize = 32;
+
+/// The connection thread's end.
+#[derive(Debug, Clone)]
+pub struct Mailbox {
+    tx: SyncSender<Input>,
+    shared: Arc<Shared>,
+}
+
+impl Mailbox {
+    pub fn new() -> (Self, Inbox, Arc<Shared>) {
+        let (tx, rx) = std::sync::mpsc::sync_channel(INBOX_LEN);
+        let shared = Arc::new(Shared::default());
+        (
+            Self {
+                tx,
+                shared: shared.clone(),
+            },
+            rx,
+            shared,
+        )
+    }
+
+    /// Hands over an input; false if the inbox is full.
+    pub fn offer(&self, input: Input) -> bool {
+        self.tx.try_send(input).is_ok()
+    }
+
+    pub fn document(&self, group: Option<String>, payload: Vec<u8>) {
+        self.shared
+            .documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(group, payload);
+        let _ = self.tx.try_send(Input::Wake);
+    }
+
+    pub fn connected(&self) {
+        self.shared.connected.store(true, Ordering::SeqCst);
+        let _ = self.tx.try_send(Input::Wake);
+    }
+}
 
 /// The reconciler's settings.
 #[derive(Debug, Clone)]
@@ -53,6 +108,7 @@ pub struct Reconciler {
     client: Client,
     topics: DeviceTopics,
     settings: FleetSettings,
+    shared: Arc<Shared>,
     dir: PathBuf,
     record: Record,
     status: Convergence,
@@ -69,7 +125,13 @@ impl std::fmt::Debug for Reconciler {
 }
 
 impl Reconciler {
-    pub fn new(device: Arc<dyn Device>, client: Client, topics: DeviceTopics, settings: FleetSettings) -> Self {
+    pub fn new(
+        device: Arc<dyn Device>,
+        client: Client,
+        topics: DeviceTopics,
+        settings: FleetSettings,
+        shared: Arc<Shared>,
+    ) -> Self {
         let dir = device.state_dir();
         let mut record = Record::load(&dir);
         // A device moved to another group forgets the old group's document.
@@ -90,6 +152,7 @@ impl Reconciler {
             client,
             topics,
             settings,
+            shared,
             dir,
             record,
             status,
@@ -106,13 +169,39 @@ impl Reconciler {
                 continue;
             }
             match inbox.recv() {
-                Ok(Input::Desired { group, payload }) => {
-                    self.take_document(group, &payload);
+                Ok(input) => {
+                    if self.serve(input) {
+                        self.publish_status();
+                    }
                 }
-                Ok(Input::Connected) => self.publish_status(),
-                Ok(Input::Chunk(_)) => {}
                 Err(_) => return,
             }
+        }
+    }
+
+    /// Serves one input that is not a chunk being waited for: answers a
+    /// command, takes new documents. Returns whether the connection was
+    /// (re)made since last asked.
+    fn serve(&mut self, input: Input) -> bool {
+        match input {
+            Input::Command { operator, payload } => self.answer_command(&operator, &payload),
+            Input::Chunk(_) => {}
+            Input::Wake => {
+                let documents =
+                    std::mem::take(&mut *self.shared.documents.lock().unwrap_or_else(PoisonError::into_inner));
+                for (group, payload) in documents {
+                    self.take_document(group, &payload);
+                }
+            }
+        }
+        self.shared.connected.swap(false, Ordering::SeqCst)
+    }
+
+    fn answer_command(&self, operator: &str, payload: &[u8]) {
+        if let Ok(topic) = self.topics.reply(operator)
+            && let Some(reply) = crate::agent::answer(payload, self.device.as_ref())
+        {
+            let _ = self.client.publish(topic, QoS::AtLeastOnce, false, reply);
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod durability;
 mod fairness;
+mod fleet;
 mod harness;
 mod lifecycle;
 mod mqtt;

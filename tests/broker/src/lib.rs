@@ -140,6 +140,10 @@ fn render(config: &BrokerConfig, port: u16, dir: &Path) -> String {
         writeln!(text, "message_size_limit {limit}").unwrap();
     }
     if config.persistence {
+        // mosquitto started as root drops to its own user, which must be
+        // able to write its database here.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         writeln!(
             text,
             "persistence true\npersistence_location {}/\nautosave_interval 1",

@@ -1,0 +1,148 @@
+//! Fleet figures through a real mosquitto on loopback:
+//! - command round trip over MQTT (p50/p99), against the same request on
+//!   the local socket (the baseline, same daemon, same run);
+//! - a 1 MiB module deployed to a group of simulated devices (one daemon
+//!   process each, its own data dir) until every one reports `running`;
+//! - broker bytes sent per device for that deploy, against the artifact's
+//!   size.
+//!
+//! `cargo bench --bench fleet` (ARCELLA_BENCH_DEVICES=N, default 100).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use arcella_core::client::Client;
+use arcella_core::protocol::Request;
+use arcella_mqtt::deploy::{self, ModuleSpec, Outcome};
+use arcella_mqtt::operator::{Operator, Target};
+use arcella_test_broker::{BrokerConfig, Mosquitto};
+use std::time::{Duration, Instant};
+
+const SAMPLES: usize = 500;
+
+fn operator(broker: &Mosquitto) -> Operator {
+    let options = arcella_mqtt::rumqttc::MqttOptions::new("bench-ops", "127.0.0.1", broker.port());
+    Operator::connect(options, "bench").unwrap()
+}
+
+fn config(broker: &Mosquitto, device: &str) -> String {
+    format!(
+        "log_level = \"warn\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ndevice = \"{device}\"\ngroup = \"bench\"\nallow_unsigned = true\n",
+        broker.port()
+    )
+}
+
+/// `$SYS/broker/bytes/sent`, as mosquitto last published it.
+fn bytes_sent(op: &Operator) -> u64 {
+    let found = op
+        .retained("$SYS/broker/bytes/sent", Duration::from_millis(300))
+        .unwrap();
+    found
+        .first()
+        .and_then(|(_, p)| std::str::from_utf8(p).ok()?.trim().parse().ok())
+        .expect("mosquitto publishes $SYS/broker/bytes/sent (sys_interval)")
+}
+
+fn main() {
+    let broker = Mosquitto::start_with(&BrokerConfig {
+        sys_stats: true,
+        ..BrokerConfig::default()
+    });
+    round_trip(&broker);
+    let devices: usize = std::env::var("ARCELLA_BENCH_DEVICES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100);
+    deploy_to_group(&broker, devices);
+}
+
+fn round_trip(broker: &Mosquitto) {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("a.sock");
+    let mut daemon = support::spawn_daemon_with_config(dir.path(), &socket, &config(broker, "rtt"));
+    let op = operator(broker);
+    // The device is online once it answers.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while op.call("rtt", Request::Info, Duration::from_secs(1)).is_err() {
+        assert!(Instant::now() < deadline, "device never answered");
+    }
+    let mut mqtt: Vec<Duration> = (0..SAMPLES)
+        .map(|_| {
+            let t = Instant::now();
+            op.call("rtt", Request::Info, Duration::from_secs(5)).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    let mut client = Client::connect(&socket, "bench").unwrap();
+    let mut local: Vec<Duration> = (0..SAMPLES)
+        .map(|_| {
+            let t = Instant::now();
+            client.call(Request::Info).unwrap();
+            t.elapsed()
+        })
+        .collect();
+    let (m50, m99) = (
+        support::percentile(&mut mqtt, 0.5),
+        support::percentile(&mut mqtt, 0.99),
+    );
+    let (l50, l99) = (
+        support::percentile(&mut local, 0.5),
+        support::percentile(&mut local, 0.99),
+    );
+    println!("command round trip (Info, {SAMPLES} samples)");
+    println!("  over MQTT (mosquitto, loopback): p50 {m50:.1} µs, p99 {m99:.1} µs");
+    println!("  over the local socket (baseline): p50 {l50:.1} µs, p99 {l99:.1} µs");
+    println!("  ratio MQTT/socket at p50: {:.2}x", m50 / l50);
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+}
+
+fn deploy_to_group(broker: &Mosquitto, count: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemons: Vec<_> = (0..count)
+        .map(|i| {
+            let home = dir.path().join(format!("d{i:03}"));
+            std::fs::create_dir_all(&home).unwrap();
+            support::spawn_daemon_with_config(&home, &home.join("s.sock"), &config(broker, &format!("dev-{i:03}")))
+        })
+        .collect();
+    let op = operator(broker);
+    let group = Target::Group("bench".into());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while deploy::targets(&op.devices(Duration::from_millis(500)).unwrap(), &group).len() < count {
+        assert!(Instant::now() < deadline, "not every device reported");
+    }
+    let artifact = std::fs::read(arcella_test_programs::artifact("ballast_1m", "native")).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let before = bytes_sent(&op);
+    let spec = ModuleSpec {
+        id: "ticker".into(),
+        component_toml: Some("name = \"ticker\"\nversion = \"1.0.0\"\n".into()),
+        deployment_toml: "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n".into(),
+        run: true,
+    };
+    let start = Instant::now();
+    let version = deploy::deploy(&op, &group, &artifact, 64 * 1024, None, spec).unwrap();
+    let outcomes = deploy::await_convergence(&op, &group, version, Duration::from_secs(600), |_, _| {}).unwrap();
+    let elapsed = start.elapsed();
+    let converged = outcomes.values().filter(|o| **o == Outcome::Converged).count();
+    // Let mosquitto publish its counters once more after the last byte.
+    std::thread::sleep(Duration::from_millis(2500));
+    let sent = bytes_sent(&op) - before;
+    println!(
+        "deploy of a {} KiB module to {count} devices (one daemon process each)",
+        artifact.len() / 1024
+    );
+    println!("  {converged}/{count} running after {:.2} s", elapsed.as_secs_f64());
+    println!(
+        "  broker bytes sent: {} KiB in all, {} KiB per device ({:.2}x the artifact)",
+        sent / 1024,
+        sent / count as u64 / 1024,
+        sent as f64 / count as f64 / artifact.len() as f64
+    );
+    for daemon in &mut daemons {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+}

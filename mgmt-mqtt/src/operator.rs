@@ -1,0 +1,362 @@
+//! The operator's side: one connection to the broker from which to talk
+//! to devices (the socket's verbs, request by request), see the fleet
+//! (retained presence, state and convergence), publish artifacts in
+//! retained chunks and desired-state documents.
+
+use crate::topics::{self, BadName, DeviceTopics, ROOT};
+use crate::wire;
+use arcella_core::digest;
+use arcella_core::protocol::fleet::{ArtifactChunk, ArtifactRef, Convergence, DesiredDocument};
+use arcella_core::protocol::frame::FrameError;
+use arcella_core::protocol::{ClientMessage, DeviceReport, RemoteError, Request, Response, ServerMessage};
+use rumqttc::{Client, MqttOptions, Packet, QoS};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Default chunk size for artifacts.
+pub const DEFAULT_CHUNK_LEN: u32 = 64 * 1024;
+
+/// Why an operator action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("cannot reach the broker: {0}")]
+    Connect(String),
+    #[error("the connection to the broker is gone")]
+    Disconnected,
+    #[error("no answer from device `{device}` within {secs}s (offline, or busy)")]
+    Timeout { device: String, secs: u64 },
+    #[error("the broker did not acknowledge {0} publishes in time")]
+    Unacknowledged(u64),
+    #[error(transparent)]
+    Name(#[from] BadName),
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("chunk size {0} is out of range (1 KiB ..= 240 KiB)")]
+    ChunkLen(u32),
+}
+
+/// What a desired state is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Device(String),
+    Group(String),
+}
+
+impl Target {
+    pub fn desired_topic(&self) -> Result<String, BadName> {
+        match self {
+            Target::Device(id) => Ok(DeviceTopics::new(id)?.desired()),
+            Target::Group(name) => topics::group_desired(name),
+        }
+    }
+}
+
+/// One device as the broker's retained messages describe it.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceView {
+    pub online: bool,
+    pub report: Option<DeviceReport>,
+    pub convergence: Option<Convergence>,
+}
+
+/// A connection to the broker for an operator.
+pub struct Operator {
+    client: Client,
+    subscriptions: Arc<Mutex<BTreeSet<String>>>,
+    name: String,
+    incoming: Receiver<rumqttc::Publish>,
+    acks: Arc<AtomicU64>,
+    published: AtomicU64,
+    next_id: std::sync::atomic::AtomicU32,
+}
+
+impl Drop for Operator {
+    /// Says goodbye, so that the connection thread ends too.
+    fn drop(&mut self) {
+        let _ = self.client.try_disconnect();
+    }
+}
+
+impl std::fmt::Debug for Operator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Operator")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Operator {
+    /// Connects as operator `name` (a clean session; it keeps nothing).
+    pub fn connect(mut options: MqttOptions, name: &str) -> Result<Self, OperatorError> {
+        topics::checked_name(name)?;
+        options
+            .set_clean_session(true)
+            .set_max_packet_size(512 * 1024, 512 * 1024);
+        let (client, mut connection) = Client::new(options, 256);
+        let (tx, incoming) = std::sync::mpsc::sync_channel(4096);
+        let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
+        let acks = Arc::new(AtomicU64::new(0));
+        let counter = acks.clone();
+        let subscriptions: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        let resubscribe = (client.clone(), subscriptions.clone());
+        std::thread::Builder::new()
+            .name("arcella-operator".into())
+            .spawn(move || {
+                for event in connection.iter() {
+                    match event {
+                        Ok(rumqttc::Event::Incoming(Packet::ConnAck(_))) => {
+                            // A clean session forgets subscriptions: make
+                            // them again after a reconnect.
+                            let filters = resubscribe.1.lock().unwrap_or_else(PoisonError::into_inner).clone();
+                            for filter in filters {
+                                let _ = resubscribe.0.try_subscribe(filter, QoS::AtLeastOnce);
+                            }
+                            let _ = ready_tx.try_send(Ok(()));
+                        }
+                        // Said goodbye, or every handle is gone: done.
+                        Ok(rumqttc::Event::Outgoing(rumqttc::Outgoing::Disconnect))
+                        | Err(rumqttc::ConnectionError::RequestsDone) => return,
+                        Ok(rumqttc::Event::Incoming(Packet::Publish(p))) => {
+                            if tx.send(p).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(rumqttc::Event::Incoming(Packet::PubAck(_))) => {
+                            counter.fetch_add(1, Ordering::SeqCst);
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            if ready_tx.try_send(Err(e.to_string())).is_err() {
+                                std::thread::sleep(Duration::from_millis(200));
+                            }
+                        }
+                    }
+                }
+            })
+            .map_err(|e| OperatorError::Connect(e.to_string()))?;
+        match ready.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(OperatorError::Connect(e)),
+            Err(_) => return Err(OperatorError::Connect("no answer within 10s".into())),
+        }
+        Ok(Self {
+            client,
+            subscriptions,
+            name: name.to_owned(),
+            incoming,
+            acks,
+            published: AtomicU64::new(0),
+            next_id: std::sync::atomic::AtomicU32::new(1),
+        })
+    }
+
+    fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) -> Result<(), OperatorError> {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .map_err(|_| OperatorError::Disconnected)?;
+        self.published.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn subscribe(&self, filter: String) -> Result<(), OperatorError> {
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(filter.clone());
+        self.client
+            .subscribe(filter, QoS::AtLeastOnce)
+            .map_err(|_| OperatorError::Disconnected)
+    }
+
+    /// Waits until the broker has acknowledged every publish so far.
+    pub fn flush(&self, timeout: Duration) -> Result<(), OperatorError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let missing = self
+                .published
+                .load(Ordering::SeqCst)
+                .saturating_sub(self.acks.load(Ordering::SeqCst));
+            if missing == 0 {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(OperatorError::Unacknowledged(missing));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// The next incoming publish, or `None` at the deadline.
+    pub fn next_publish(&self, deadline: Instant) -> Result<Option<rumqttc::Publish>, OperatorError> {
+        match self
+            .incoming
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            Ok(p) => Ok(Some(p)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => Err(OperatorError::Disconnected),
+        }
+    }
+
+    /// Sends one request to `device` and waits for its answer.
+    pub fn call(&self, device: &str, request: Request, timeout: Duration) -> Result<Response, OperatorError> {
+        let topics = DeviceTopics::new(device)?;
+        let reply = topics.reply(&self.name)?;
+        self.subscribe(reply.clone())?;
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        self.publish(
+            topics.command(&self.name)?,
+            false,
+            wire::encode(&ClientMessage { id, request })?,
+        )?;
+        let deadline = Instant::now() + timeout;
+        while let Some(publish) = self.next_publish(deadline)? {
+            if publish.topic != reply {
+                continue;
+            }
+            if let Ok(ServerMessage::Response { id: got, result }) = wire::decode(&publish.payload)
+                && got == id
+            {
+                return Ok(result?);
+            }
+        }
+        Err(OperatorError::Timeout {
+            device: device.to_owned(),
+            secs: timeout.as_secs(),
+        })
+    }
+
+    /// The messages under `filter`, retained and live, gathered until none
+    /// came for `quiet` (the broker sends retained ones right after
+    /// SUBACK), in the order they came.
+    pub fn retained(&self, filter: &str, quiet: Duration) -> Result<Vec<(String, Vec<u8>)>, OperatorError> {
+        self.subscribe(filter.to_owned())?;
+        let mut found = Vec::new();
+        while let Some(p) = self.next_publish(Instant::now() + quiet)? {
+            // Live messages that arrive meanwhile are newer still: keep them.
+            if matches(filter, &p.topic) {
+                found.push((p.topic.clone(), p.payload.to_vec()));
+            }
+        }
+        self.subscriptions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(filter);
+        let _ = self.client.unsubscribe(filter.to_owned());
+        Ok(found)
+    }
+
+    /// Every device that ever reported, by id.
+    pub fn devices(&self, quiet: Duration) -> Result<BTreeMap<String, DeviceView>, OperatorError> {
+        let mut devices: BTreeMap<String, DeviceView> = BTreeMap::new();
+        for (topic, payload) in self.retained(&format!("{ROOT}/+/+"), quiet)? {
+            let mut parts = topic.split('/').skip(2);
+            let (Some(id), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if id == "group" || id == "artifacts" {
+                continue;
+            }
+            let view = devices.entry(id.to_owned()).or_default();
+            match kind {
+                "presence" => view.online = payload == b"online",
+                "state" => view.report = wire::decode(&payload).ok(),
+                "convergence" => view.convergence = wire::decode(&payload).ok(),
+                _ => {}
+            }
+        }
+        Ok(devices)
+    }
+
+    /// Publishes an artifact as retained chunks (so a device that is
+    /// offline now fetches them when it is back); waits for the broker.
+    pub fn publish_artifact(&self, bytes: &[u8], chunk_len: u32) -> Result<ArtifactRef, OperatorError> {
+        if !(1024..=240 * 1024).contains(&chunk_len) {
+            return Err(OperatorError::ChunkLen(chunk_len));
+        }
+        let sha256 = digest::sha256(bytes);
+        self.publish_chunks(sha256, bytes, chunk_len)?;
+        Ok(ArtifactRef {
+            sha256,
+            len: bytes.len() as u64,
+            chunk_len,
+            signature: None,
+        })
+    }
+
+    /// Publishes `bytes` as the chunks of the artifact named `sha256`
+    /// (which they should hash to: devices check) and waits for the broker.
+    pub fn publish_chunks(&self, sha256: [u8; 32], bytes: &[u8], chunk_len: u32) -> Result<(), OperatorError> {
+        let hex = digest::hex(&sha256);
+        for (index, data) in bytes.chunks(chunk_len as usize).enumerate() {
+            let chunk = ArtifactChunk {
+                sha256,
+                index: index as u32,
+                data: data.to_vec(),
+            };
+            self.publish(topics::artifact_chunk(&hex, index as u64), true, wire::encode(&chunk)?)?;
+        }
+        self.flush(Duration::from_secs(60))
+    }
+
+    /// Clears an artifact's retained chunks from the broker.
+    pub fn purge_artifact(&self, artifact: &ArtifactRef) -> Result<(), OperatorError> {
+        let hex = digest::hex(&artifact.sha256);
+        for index in 0..artifact.chunks() {
+            self.publish(topics::artifact_chunk(&hex, index), true, Vec::new())?;
+        }
+        self.flush(Duration::from_secs(30))
+    }
+
+    /// The desired-state document a target has now (retained), if any.
+    pub fn desired(&self, target: &Target) -> Result<Option<DesiredDocument>, OperatorError> {
+        let topic = target.desired_topic()?;
+        let found = self.retained(&topic, Duration::from_millis(500))?;
+        Ok(found.into_iter().find_map(|(_, payload)| wire::decode(&payload).ok()))
+    }
+
+    /// Publishes a target's desired-state document (retained).
+    pub fn publish_desired(&self, target: &Target, document: &DesiredDocument) -> Result<(), OperatorError> {
+        self.publish(target.desired_topic()?, true, wire::encode(document)?)?;
+        self.flush(Duration::from_secs(10))
+    }
+
+    /// Subscribes to every device's presence and convergence, for
+    /// [`Operator::next_publish`].
+    pub fn watch_fleet(&self) -> Result<(), OperatorError> {
+        self.subscribe(format!("{ROOT}/+/presence"))?;
+        self.subscribe(format!("{ROOT}/+/convergence"))
+    }
+}
+
+/// Whether an MQTT topic matches a filter (`+` and a final `#`).
+pub fn matches(filter: &str, topic: &str) -> bool {
+    let mut topic_levels = topic.split('/');
+    for level in filter.split('/') {
+        match (level, topic_levels.next()) {
+            ("#", _) => return true,
+            ("+", Some(_)) => {}
+            (l, Some(t)) if l == t => {}
+            _ => return false,
+        }
+    }
+    topic_levels.next().is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn topic_filters_match_as_mqtt_says() {
+        use super::matches;
+        assert!(matches("a/+/c", "a/b/c"));
+        assert!(!matches("a/+/c", "a/b/c/d"));
+        assert!(matches("a/#", "a/b/c"));
+        assert!(!matches("a/b", "a/c"));
+        assert!(matches("arcella/v1/+/+", "arcella/v1/gw/state"));
+    }
+}

@@ -1,0 +1,190 @@
+//! `arcella fleet`: the devices behind a broker, deploy and undeploy.
+
+use crate::cli::{DeployArgs, FleetArgs, FleetVerb, TargetArgs, UndeployArgs};
+use arcella_core::digest;
+use arcella_core::signing;
+use arcella_mqtt::deploy::{self, ModuleSpec, Outcome};
+use arcella_mqtt::operator::{Operator, OperatorError, Target};
+use std::path::Path;
+use std::time::Duration;
+
+/// Why a fleet verb failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error(transparent)]
+    Operator(#[from] OperatorError),
+    #[error("broker URL `{0}`: expected mqtt://HOST[:PORT]")]
+    Url(String),
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error("not every targeted online device converged")]
+    NotConverged,
+}
+
+/// rumqttc options for a `mqtt://HOST[:PORT]` URL.
+pub fn broker_options(url: &str, client_id: &str) -> Result<arcella_mqtt::rumqttc::MqttOptions, FleetError> {
+    let rest = url
+        .strip_prefix("mqtt://")
+        .ok_or_else(|| FleetError::Url(url.to_owned()))?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().map_err(|_| FleetError::Url(url.to_owned()))?),
+        None => (rest, 1883),
+    };
+    if host.is_empty() || host.contains('/') {
+        return Err(FleetError::Url(url.to_owned()));
+    }
+    let mut options = arcella_mqtt::rumqttc::MqttOptions::new(client_id, host, port);
+    options.set_keep_alive(Duration::from_secs(30));
+    Ok(options)
+}
+
+/// Connects as operator `name`.
+pub fn connect(url: &str, name: &str) -> Result<Operator, FleetError> {
+    let client_id = format!("arcella-op-{name}-{}", std::process::id());
+    Ok(Operator::connect(broker_options(url, &client_id)?, name)?)
+}
+
+fn read_text(path: &Path) -> Result<String, FleetError> {
+    std::fs::read_to_string(path).map_err(|e| FleetError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+pub fn execute(args: &FleetArgs) -> Result<(), FleetError> {
+    let operator = connect(&args.broker, &args.client)?;
+    match &args.verb {
+        FleetVerb::Devices => devices(&operator),
+        FleetVerb::Deploy(deploy) => deploy_module(&operator, deploy),
+        FleetVerb::Undeploy(undeploy) => undeploy_module(&operator, undeploy),
+    }
+}
+
+fn devices(operator: &Operator) -> Result<(), FleetError> {
+    let fleet = operator.devices(Duration::from_millis(500))?;
+    println!(
+        "{:<20} {:<8} {:<8} {:<12} {:<8} {:>7}  desired",
+        "DEVICE", "PRESENCE", "VERSION", "BOARD", "GROUP", "MODULES"
+    );
+    for (id, view) in &fleet {
+        let (version, board, group, modules) = view.report.as_ref().map_or_else(
+            || ("?".into(), "?".into(), "-".into(), "?".into()),
+            |r| {
+                (
+                    r.info.version.clone(),
+                    r.info.board.clone(),
+                    r.group.clone().unwrap_or_else(|| "-".into()),
+                    r.modules.len().to_string(),
+                )
+            },
+        );
+        let desired = view.convergence.as_ref().map_or_else(
+            || "-".to_owned(),
+            |c| {
+                format!(
+                    "{:?} (group v{}, device v{})",
+                    c.phase,
+                    c.group_version.map_or("-".into(), |v| v.to_string()),
+                    c.device_version.map_or("-".into(), |v| v.to_string())
+                )
+            },
+        );
+        let presence = if view.online { "online" } else { "offline" };
+        println!("{id:<20} {presence:<8} {version:<8} {board:<12} {group:<8} {modules:>7}  {desired}");
+    }
+    Ok(())
+}
+
+fn target(args: &TargetArgs) -> Target {
+    match (&args.device, &args.group) {
+        (Some(device), _) => Target::Device(device.clone()),
+        (None, Some(group)) => Target::Group(group.clone()),
+        // clap requires one of the two.
+        (None, None) => Target::Device(String::new()),
+    }
+}
+
+fn deploy_module(operator: &Operator, args: &DeployArgs) -> Result<(), FleetError> {
+    let artifact = std::fs::read(&args.artifact).map_err(|e| FleetError::File {
+        path: args.artifact.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let sha256 = digest::sha256(&artifact);
+    let signature = match (&args.key, &args.signature) {
+        (Some(key), _) => {
+            let key = signing::secret_from_text(&read_text(key)?).map_err(|e| FleetError::File {
+                path: key.display().to_string(),
+                message: e.to_string(),
+            })?;
+            Some(signing::sign(&key, &sha256))
+        }
+        (None, Some(file)) => Some(
+            signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?,
+        ),
+        (None, None) => None,
+    };
+    let component_toml = args.component.as_deref().map(read_text).transpose()?;
+    let deployment_toml = read_text(&args.deployment)?;
+    let id = module_id(component_toml.as_deref()).ok_or_else(|| FleetError::File {
+        path: args
+            .component
+            .as_deref()
+            .unwrap_or(Path::new("--component"))
+            .display()
+            .to_string(),
+        message: "a readable component.toml is needed: its name is the module's id on the devices".into(),
+    })?;
+    let target = target(&args.target);
+    let chunk_len = u32::try_from(args.chunk_size).unwrap_or(u32::MAX);
+    let spec = ModuleSpec {
+        id,
+        component_toml,
+        deployment_toml,
+        run: !args.stopped,
+    };
+    let version = deploy::deploy(operator, &target, &artifact, chunk_len, signature, spec)?;
+    println!(
+        "published artifact {} and desired state version {version}",
+        digest::hex(&sha256)
+    );
+    follow(operator, &target, version, args.target.timeout)
+}
+
+/// The module's id: component.toml's name.
+fn module_id(component_toml: Option<&str>) -> Option<String> {
+    arcella_core::manifest::parse_component(component_toml?, "component.toml")
+        .ok()
+        .map(|m| m.name)
+}
+
+fn undeploy_module(operator: &Operator, args: &UndeployArgs) -> Result<(), FleetError> {
+    let target = target(&args.target);
+    let version = deploy::undeploy(operator, &target, &args.module)?;
+    println!("published desired state version {version} without {}", args.module);
+    follow(operator, &target, version, args.target.timeout)
+}
+
+fn follow(operator: &Operator, target: &Target, version: u64, timeout: Duration) -> Result<(), FleetError> {
+    let outcomes = deploy::await_convergence(operator, target, version, timeout, |id, outcome| match outcome {
+        Outcome::Converged => println!("{id}: converged (version {version})"),
+        Outcome::Failed(reasons) => println!("{id}: FAILED: {}", reasons.join("; ")),
+        Outcome::Offline => println!("{id}: offline; converges when it is back"),
+        Outcome::Pending(what) => println!("{id}: {what}"),
+    })?;
+    let count = |f: fn(&Outcome) -> bool| outcomes.values().filter(|o| f(o)).count();
+    println!(
+        "{} converged, {} failed, {} offline, {} not done",
+        count(|o| *o == Outcome::Converged),
+        count(|o| matches!(o, Outcome::Failed(_))),
+        count(|o| *o == Outcome::Offline),
+        count(|o| matches!(o, Outcome::Pending(_)))
+    );
+    if deploy::all_converged(&outcomes) {
+        Ok(())
+    } else {
+        Err(FleetError::NotConverged)
+    }
+}

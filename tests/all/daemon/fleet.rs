@@ -1,0 +1,317 @@
+//! Fleet deployment through a real mosquitto: desired state for a group
+//! of daemons, devices offline and back, a broker restart mid-deploy, a
+//! 256 KiB broker message limit with a multi-MiB artifact, tampered,
+//! unsigned and foreign artifacts, stale desired-state versions.
+
+use super::harness::*;
+use arcella_core::digest;
+use arcella_core::protocol::fleet::{ArtifactRef, DesiredDocument, DesiredModule, Phase, Step};
+use arcella_core::signing;
+use arcella_mqtt::deploy::{self, ModuleSpec, Outcome};
+use arcella_mqtt::operator::{Operator, Target};
+use arcella_test_broker::{BrokerConfig, Mosquitto};
+use ed25519_dalek::SigningKey;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+fn config(broker: &Mosquitto, device: &str, group: Option<&str>, key: &SigningKey) -> String {
+    let group = group.map(|g| format!("group = \"{g}\"\n")).unwrap_or_default();
+    format!(
+        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ndevice = \"{device}\"\n{group}trusted_keys = [\"{}\"]\n",
+        broker.port(),
+        signing::public_to_text(&key.verifying_key())
+    )
+}
+
+fn operator(broker: &Mosquitto, name: &str) -> Operator {
+    static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let mut options = arcella_mqtt::rumqttc::MqttOptions::new(format!("test-{name}-{n}"), "127.0.0.1", broker.port());
+    options.set_keep_alive(Duration::from_secs(10));
+    Operator::connect(options, name).unwrap()
+}
+
+fn ticker_spec() -> ModuleSpec {
+    ModuleSpec {
+        id: "ticker".into(),
+        component_toml: Some(TICKER_COMPONENT.into()),
+        deployment_toml: TICKER_SERVICE.into(),
+        run: true,
+    }
+}
+
+fn artifact(guest: &str) -> Vec<u8> {
+    std::fs::read(crate::support::artifact(guest, "native")).unwrap()
+}
+
+fn signed(key: &SigningKey, bytes: &[u8]) -> Option<arcella_core::protocol::fleet::ArtifactSignature> {
+    Some(signing::sign(key, &digest::sha256(bytes)))
+}
+
+fn converge(op: &Operator, target: &Target, version: u64) -> BTreeMap<String, Outcome> {
+    deploy::await_convergence(op, target, version, WAIT, |_, _| {}).unwrap()
+}
+
+/// The running artifact digest of `ticker` on a daemon.
+fn ticker_artifact(daemon: &Daemon) -> String {
+    let status = daemon.status("ticker").expect("ticker installed");
+    assert_eq!(state_name(&status), "Running", "{status}");
+    status["artifact"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn twenty_devices_converge_as_a_group_and_one_that_was_offline_catches_up() {
+    let broker = Mosquitto::start_with(&BrokerConfig {
+        persistence: true,
+        ..BrokerConfig::default()
+    });
+    let key = signing::generate().unwrap();
+    let mut devices: Vec<Daemon> = (0..20)
+        .map(|i| Daemon::start_with_config(&config(&broker, &format!("gw-{i:02}"), Some("north"), &key)))
+        .collect();
+    // One device of another group must be left alone.
+    let outsider = Daemon::start_with_config(&config(&broker, "gw-south", Some("south"), &key));
+    let op = operator(&broker, "ops");
+    // Every device has announced itself (and its group) before the deploy.
+    let deadline = std::time::Instant::now() + WAIT;
+    while deploy::targets(
+        &op.devices(Duration::from_millis(300)).unwrap(),
+        &Target::Group("north".into()),
+    )
+    .len()
+        < 20
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not every device reported its group"
+        );
+    }
+    let north = Target::Group("north".into());
+    let ticker = artifact("ticker");
+    let v1 = deploy::deploy(&op, &north, &ticker, 64 * 1024, signed(&key, &ticker), ticker_spec()).unwrap();
+    let outcomes = converge(&op, &north, v1);
+    assert_eq!(outcomes.len(), 20, "{outcomes:?}");
+    assert!(deploy::all_converged(&outcomes), "{outcomes:?}");
+    assert!(outcomes.values().all(|o| *o == Outcome::Converged), "{outcomes:?}");
+    let first = ticker_artifact(&devices[0]);
+    for device in &devices {
+        assert_eq!(ticker_artifact(device), first);
+    }
+    assert!(outsider.status("ticker").is_none(), "a device of another group changed");
+
+    // gw-07 drops off the network (SIGKILL: its last will says so) and
+    // misses version 2, an update to a bigger artifact.
+    devices[7].kill();
+    let ballast = artifact("ballast_1m");
+    let v2 = deploy::deploy(&op, &north, &ballast, 64 * 1024, signed(&key, &ballast), ticker_spec()).unwrap();
+    let outcomes = converge(&op, &north, v2);
+    assert_eq!(outcomes["gw-07"], Outcome::Offline, "{outcomes:?}");
+    assert_eq!(
+        outcomes.values().filter(|o| **o == Outcome::Converged).count(),
+        19,
+        "{outcomes:?}"
+    );
+    assert!(deploy::all_converged(&outcomes), "offline devices do not fail a deploy");
+    let second = ticker_artifact(&devices[0]);
+    assert_ne!(second, first, "the update replaced the artifact");
+
+    // Back online, it converges by itself from the retained state.
+    devices[7].spawn();
+    let outcomes = deploy::await_convergence(&op, &Target::Device("gw-07".into()), 0, WAIT, |_, _| {}).unwrap();
+    assert_eq!(outcomes.len(), 1);
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let view = op.devices(Duration::from_millis(300)).unwrap().remove("gw-07").unwrap();
+        let c = view.convergence.unwrap();
+        if c.group_version == Some(v2) && c.phase == Phase::Converged {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "gw-07 did not catch up: {c:?}");
+    }
+    assert_eq!(ticker_artifact(&devices[7]), second);
+
+    // Undeploying removes the module from every device of the group.
+    let v3 = deploy::undeploy(&op, &north, "ticker").unwrap();
+    assert!(deploy::all_converged(&converge(&op, &north, v3)));
+    assert!(devices[3].status("ticker").is_none());
+}
+
+#[test]
+fn stale_and_repeated_desired_state_versions_change_nothing() {
+    let broker = Mosquitto::start();
+    let key = signing::generate().unwrap();
+    let daemon = Daemon::start_with_config(&config(&broker, "gw-s", None, &key));
+    let op = operator(&broker, "ops");
+    let target = Target::Device("gw-s".into());
+    let ticker = artifact("ticker");
+    let mut artifact_ref = op.publish_artifact(&ticker, 32 * 1024).unwrap();
+    artifact_ref.signature = signed(&key, &ticker);
+    let document = |version, run| DesiredDocument {
+        version,
+        modules: vec![DesiredModule {
+            id: "ticker".into(),
+            artifact: artifact_ref.clone(),
+            component_toml: Some(TICKER_COMPONENT.into()),
+            deployment_toml: TICKER_SERVICE.into(),
+            run,
+        }],
+    };
+    op.publish_desired(&target, &document(5, true)).unwrap();
+    assert_eq!(converge(&op, &target, 5)["gw-s"], Outcome::Converged);
+    ticker_artifact(&daemon);
+
+    // Version 3 is older than 5: ignored, and reported as stale.
+    op.publish_desired(&target, &document(3, false)).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let convergence = loop {
+        let c = op.devices(Duration::from_millis(300)).unwrap()["gw-s"]
+            .convergence
+            .clone()
+            .unwrap();
+        if c.stale.is_some() {
+            break c;
+        }
+        assert!(std::time::Instant::now() < deadline, "no stale report");
+    };
+    let stale = convergence.stale.unwrap();
+    assert_eq!((stale.version, stale.applied, stale.source.as_str()), (3, 5, "device"));
+    assert_eq!(convergence.device_version, Some(5));
+    // Version 5 again (even with other content) is a no-op.
+    op.publish_desired(&target, &document(5, false)).unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+    // Version 6 does what it says.
+    op.publish_desired(&target, &document(6, false)).unwrap();
+    assert_eq!(converge(&op, &target, 6)["gw-s"], Outcome::Converged);
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Stopped");
+}
+
+/// The reasons a device gives for a failed convergence.
+fn failure(outcomes: &BTreeMap<String, Outcome>, device: &str) -> String {
+    match &outcomes[device] {
+        Outcome::Failed(reasons) => reasons.join("; "),
+        other => panic!("expected {device} to fail, got {other:?}"),
+    }
+}
+
+#[test]
+fn unsigned_untrusted_tampered_and_foreign_artifacts_are_refused_and_change_nothing() {
+    let broker = Mosquitto::start();
+    let key = signing::generate().unwrap();
+    let daemon = Daemon::start_with_config(&config(&broker, "gw-t", None, &key));
+    let op = operator(&broker, "ops");
+    let target = Target::Device("gw-t".into());
+    let ticker = artifact("ticker");
+    let v1 = deploy::deploy(&op, &target, &ticker, 64 * 1024, signed(&key, &ticker), ticker_spec()).unwrap();
+    assert_eq!(converge(&op, &target, v1)["gw-t"], Outcome::Converged);
+    let installed = ticker_artifact(&daemon);
+    let ballast = artifact("ballast_1m");
+
+    let v = deploy::deploy(&op, &target, &ballast, 64 * 1024, None, ticker_spec()).unwrap();
+    assert!(failure(&converge(&op, &target, v), "gw-t").contains("not signed"));
+
+    let stranger = signing::generate().unwrap();
+    let v = deploy::deploy(
+        &op,
+        &target,
+        &ballast,
+        64 * 1024,
+        signed(&stranger, &ballast),
+        ticker_spec(),
+    )
+    .unwrap();
+    let reason = failure(&converge(&op, &target, v), "gw-t");
+    assert!(reason.contains("does not trust"), "{reason}");
+    assert!(
+        reason.contains(&signing::public_to_text(&stranger.verifying_key())),
+        "{reason}"
+    );
+
+    // Chunks whose bytes are not what the signed sha256 says.
+    let mut tampered = ballast.clone();
+    tampered[300_000] ^= 0x40;
+    let sha256 = digest::sha256(&ballast);
+    op.publish_chunks(sha256, &tampered, 64 * 1024).unwrap();
+    let doc = DesiredDocument {
+        version: v + 1,
+        modules: vec![DesiredModule {
+            id: "ticker".into(),
+            artifact: ArtifactRef {
+                sha256,
+                len: ballast.len() as u64,
+                chunk_len: 64 * 1024,
+                signature: signed(&key, &ballast),
+            },
+            component_toml: Some(TICKER_COMPONENT.into()),
+            deployment_toml: TICKER_SERVICE.into(),
+            run: true,
+        }],
+    };
+    op.publish_desired(&target, &doc).unwrap();
+    let reason = failure(&converge(&op, &target, v + 1), "gw-t");
+    assert!(reason.contains("does not match its sha256"), "{reason}");
+
+    // Compiled for another engine: the device names its own fingerprint.
+    let foreign = std::fs::read(crate::support::artifact("hello_p1", "aarch64-unknown-linux-gnu")).unwrap();
+    let v = deploy::deploy(&op, &target, &foreign, 64 * 1024, signed(&key, &foreign), ticker_spec()).unwrap();
+    let reason = failure(&converge(&op, &target, v), "gw-t");
+    let info = daemon.cli(["--json", "info"]);
+    let fingerprint: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
+    let fingerprint = fingerprint["Info"]["fingerprint"].as_str().unwrap().to_owned();
+    assert!(reason.contains(&fingerprint), "{reason} should name {fingerprint}");
+
+    // Through all of it, the installed version kept running.
+    assert_eq!(ticker_artifact(&daemon), installed);
+}
+
+#[test]
+fn a_multi_mib_artifact_crosses_a_256_kib_broker_that_restarts_mid_deploy() {
+    let mut broker = Mosquitto::start_with(&BrokerConfig {
+        message_size_limit: Some(256 * 1024),
+        persistence: true,
+        ..BrokerConfig::default()
+    });
+    let key = signing::generate().unwrap();
+    let mut daemon = Daemon::start_with_config(&config(&broker, "gw-big", None, &key));
+    let target = Target::Device("gw-big".into());
+    let ballast = artifact("ballast_3m");
+    assert!(ballast.len() > 3 << 20);
+    let version = {
+        let op = operator(&broker, "ops");
+        // The limit is real: one message of 300 KiB never arrives.
+        op.publish_chunks([7; 32], &vec![1; 300 * 1024], 300 * 1024).ok();
+        assert!(
+            op.retained(
+                "arcella/v1/artifacts/0707070707070707070707070707070707070707070707070707070707070707/#",
+                Duration::from_millis(500)
+            )
+            .unwrap()
+            .is_empty()
+        );
+        // The device is away while the deploy is published...
+        daemon.kill();
+        deploy::deploy(&op, &target, &ballast, 64 * 1024, signed(&key, &ballast), ticker_spec()).unwrap()
+    };
+    // ...comes back, and the broker restarts while it fetches.
+    daemon.spawn();
+    let op = operator(&broker, "ops");
+    op.watch_fleet().unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let p = op.next_publish(deadline).unwrap().expect("no progress from gw-big");
+        if p.topic.ends_with("gw-big/convergence")
+            && let Ok(c) = arcella_mqtt::wire::decode::<arcella_core::protocol::fleet::Convergence>(&p.payload)
+            && c.modules.iter().any(|m| matches!(m.step, Step::Fetching { .. }))
+        {
+            break;
+        }
+    }
+    drop(op);
+    broker.restart();
+    let op = operator(&broker, "ops");
+    let outcome = converge(&op, &target, version);
+    assert_eq!(outcome["gw-big"], Outcome::Converged, "daemon log:\n{}", daemon.log());
+    ticker_artifact(&daemon);
+}
