@@ -6,10 +6,11 @@
 //! thread of the agent's own (with rumqttc's current-thread runtime), so
 //! the rest of Arcella stays on smol.
 
+use crate::broker::{BrokerError, BrokerSettings};
 use crate::topics::{BadName, DeviceTopics};
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
 use arcella_core::protocol::{ClientMessage, DeviceReport, ErrorKind, RemoteError, Request, Response, ServerMessage};
-use rumqttc::{Client, Event, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{Client, Event, LastWill, Packet, QoS};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +33,9 @@ impl std::fmt::Debug for Reporter {
 /// Where and who the agent is.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    pub host: String,
-    pub port: u16,
+    /// The broker and how to log in; the agent adds its session settings.
+    pub broker: BrokerSettings,
+    /// This device's id, the topics' second level.
     pub device: String,
 }
 
@@ -42,6 +44,8 @@ pub struct AgentConfig {
 pub enum AgentError {
     #[error("device id: {0}")]
     Name(#[from] BadName),
+    #[error("MQTT broker settings: {0}")]
+    Broker(#[from] BrokerError),
     #[error("cannot start the MQTT thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -57,9 +61,10 @@ impl Agent {
     /// second one that publishes state and events as they change).
     pub fn spawn(config: AgentConfig, handler: Handler, reporter: Option<Reporter>) -> Result<Self, AgentError> {
         let topics = DeviceTopics::new(&config.device)?;
-        let mut options = MqttOptions::new(format!("arcella-{}", config.device), config.host.clone(), config.port);
+        let mut options = config.broker.options()?;
+        // A persistent session: commands sent while the device was away
+        // are delivered when it is back (the client id names the session).
         options
-            .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(false)
             .set_max_packet_size(frame::MAX_FRAME_LEN + 1024, frame::MAX_FRAME_LEN + 1024)
             .set_last_will(LastWill::new(topics.presence(), "offline", QoS::AtLeastOnce, true));

@@ -6,6 +6,10 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod mqtt;
+
+pub use mqtt::MqttSettings;
+
 /// `arcella.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,23 +45,6 @@ pub struct DaemonConfig {
     pub policy: Policy,
     /// Fleet management over MQTT; off unless configured.
     pub mqtt: Option<MqttSettings>,
-}
-
-/// `[mqtt]`: the broker and who this device is on it (docs/mqtt.md).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttSettings {
-    /// The broker's host name or address.
-    pub host: String,
-    /// Its port (default 1883).
-    #[serde(default = "default_mqtt_port")]
-    pub port: u16,
-    /// This device's id on the broker (the module-name rule).
-    pub device: String,
-}
-
-fn default_mqtt_port() -> u16 {
-    1883
 }
 
 /// `[policy]`: capabilities this device allows deployments to ask for.
@@ -192,6 +179,9 @@ impl DaemonConfig {
                 "policy.dirs",
                 format!("`{}` is not an absolute path", dir.display()),
             ));
+        }
+        if let Some(mqtt) = &self.mqtt {
+            mqtt.validate().map_err(|(key, message)| invalid(key, message))?;
         }
         Ok(())
     }
