@@ -28,7 +28,7 @@ fn operator(broker: &Mosquitto) -> Operator {
 
 fn config(broker: &Mosquitto, device: &str) -> String {
     format!(
-        "log_level = \"warn\"\n[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ndevice = \"{device}\"\ngroup = \"bench\"\nallow_unsigned = true\n",
+        "log_level = \"warn\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\ndevice = \"{device}\"\ngroup = \"bench\"\nallow_unsigned = true\n",
         broker.port()
     )
 }

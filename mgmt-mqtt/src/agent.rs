@@ -8,21 +8,23 @@
 //! the rest of Arcella stays on smol. Three threads in all: the
 //! connection, the reporter, the reconciler.
 
+use crate::broker::{BrokerError, BrokerSettings};
 use crate::device::Device;
 use crate::reconcile::{FleetSettings, Input, Mailbox, Reconciler};
 use crate::topics::{self, BadName, DeviceTopics};
 use crate::wire;
 use arcella_core::protocol::frame;
 use arcella_core::protocol::{ClientMessage, ErrorKind, Event, RemoteError, ServerMessage};
-use rumqttc::{Client, LastWill, MqttOptions, Packet, QoS};
+use rumqttc::{Client, LastWill, Packet, QoS};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Where and who the agent is.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
-    pub host: String,
-    pub port: u16,
+    /// The broker and how to log in; the agent adds its session settings.
+    pub broker: BrokerSettings,
+    /// This device's id, the topics' second level.
     pub device: String,
     pub fleet: FleetSettings,
 }
@@ -32,6 +34,8 @@ pub struct AgentConfig {
 pub enum AgentError {
     #[error("device id: {0}")]
     Name(#[from] BadName),
+    #[error("MQTT broker settings: {0}")]
+    Broker(#[from] BrokerError),
     #[error("cannot start the MQTT thread: {0}")]
     Thread(#[from] std::io::Error),
 }
@@ -50,9 +54,10 @@ impl Agent {
     pub fn spawn(config: AgentConfig, device: Arc<dyn Device>) -> Result<Self, AgentError> {
         let topics = DeviceTopics::new(&config.device)?;
         let group_topic = config.fleet.group.as_deref().map(topics::group_desired).transpose()?;
-        let mut options = MqttOptions::new(format!("arcella-{}", config.device), config.host.clone(), config.port);
+        let mut options = config.broker.options()?;
+        // A persistent session: commands sent while the device was away
+        // are delivered when it is back (the client id names the session).
         options
-            .set_keep_alive(Duration::from_secs(30))
             .set_clean_session(false)
             .set_max_packet_size(frame::MAX_FRAME_LEN + 1024, frame::MAX_FRAME_LEN + 1024)
             .set_last_will(LastWill::new(topics.presence(), "offline", QoS::AtLeastOnce, true));

@@ -1,12 +1,15 @@
 //! Arcella over MQTT: the device agent (commands, presence, reported
-//! state, desired state and artifact transfer) and the operator's client.
-//! Topic layout and payloads: docs/mqtt.md.
+//! state, desired state and artifact transfer), the broker connection
+//! settings (URL, credentials, TLS) and the operator's client. Topic
+//! layout and payloads: docs/mqtt.md.
 
 pub mod agent;
+pub mod broker;
 pub mod deploy;
 pub mod device;
 pub mod operator;
 pub mod reconcile;
+mod tls;
 pub mod topics;
 pub mod wire;
 

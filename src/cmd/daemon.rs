@@ -1,9 +1,12 @@
 //! `arcella daemon [--config FILE] [--data-dir DIR] [--socket PATH]`
 
 use crate::cli::DaemonArgs;
-use arcella_core::daemon::config::{ConfigError, DaemonConfig};
+use arcella_core::daemon::config::mqtt::PasswordFileError;
+use arcella_core::daemon::config::{ConfigError, DaemonConfig, MqttSettings};
 use arcella_core::daemon::paths::Defaults;
 use arcella_core::daemon::{self, DaemonError};
+use arcella_mqtt::agent::AgentConfig;
+use arcella_mqtt::broker::{BrokerError, BrokerSettings};
 use std::path::PathBuf;
 
 /// Why the daemon did not run.
@@ -13,6 +16,10 @@ pub enum DaemonCmdError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    #[error(transparent)]
+    MqttPassword(#[from] PasswordFileError),
+    #[error("[mqtt] {0}")]
+    Mqtt(#[from] BrokerError),
 }
 
 pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonCmdError> {
@@ -32,20 +39,7 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonC
         daemon::run(config)?;
         return Ok(());
     };
-    let trust = mqtt.trust_policy().map_err(|e| ConfigError::Invalid {
-        file: "the configuration".into(),
-        key: "mqtt.trusted_keys",
-        message: e.to_string(),
-    })?;
-    let agent_config = arcella_mqtt::agent::AgentConfig {
-        host: mqtt.host,
-        port: mqtt.port,
-        device: mqtt.device,
-        fleet: arcella_mqtt::reconcile::FleetSettings {
-            group: mqtt.group,
-            trust,
-        },
-    };
+    let agent_config = agent_config(&mqtt)?;
     daemon::run_with(
         config,
         Box::new(move |supervisor| {
@@ -58,4 +52,33 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonC
         }),
     )?;
     Ok(())
+}
+
+/// The agent's settings from `[mqtt]`, with the password file read and the
+/// TLS files checked now: a file that is missing or unusable stops the
+/// daemon at start with an error naming it, like any other config mistake,
+/// rather than leaving a device unmanaged with only a log line to say why.
+fn agent_config(mqtt: &MqttSettings) -> Result<AgentConfig, DaemonCmdError> {
+    let broker = BrokerSettings {
+        username: mqtt.username.clone(),
+        password: mqtt.read_password()?,
+        ca_file: mqtt.ca_file.clone(),
+        client_cert: mqtt.client_cert.clone(),
+        client_key: mqtt.client_key.clone(),
+        ..BrokerSettings::new(mqtt.url.clone(), mqtt.client_id())
+    };
+    broker.options()?;
+    let trust = mqtt.trust_policy().map_err(|e| ConfigError::Invalid {
+        file: "the configuration".into(),
+        key: "mqtt.trusted_keys",
+        message: e.to_string(),
+    })?;
+    Ok(AgentConfig {
+        broker,
+        device: mqtt.device.clone(),
+        fleet: arcella_mqtt::reconcile::FleetSettings {
+            group: mqtt.group.clone(),
+            trust,
+        },
+    })
 }

@@ -3,6 +3,7 @@
 use crate::cli::{DeployArgs, FleetArgs, FleetVerb, TargetArgs, UndeployArgs};
 use arcella_core::digest;
 use arcella_core::signing;
+use arcella_mqtt::broker::{BrokerError, BrokerSettings};
 use arcella_mqtt::deploy::{self, ModuleSpec, Outcome};
 use arcella_mqtt::operator::{Operator, OperatorError, Target};
 use std::path::Path;
@@ -13,35 +14,30 @@ use std::time::Duration;
 pub enum FleetError {
     #[error(transparent)]
     Operator(#[from] OperatorError),
-    #[error("broker URL `{0}`: expected mqtt://HOST[:PORT]")]
-    Url(String),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
     #[error("{path}: {message}")]
     File { path: String, message: String },
     #[error("not every targeted online device converged")]
     NotConverged,
 }
 
-/// rumqttc options for a `mqtt://HOST[:PORT]` URL.
-pub fn broker_options(url: &str, client_id: &str) -> Result<arcella_mqtt::rumqttc::MqttOptions, FleetError> {
-    let rest = url
-        .strip_prefix("mqtt://")
-        .ok_or_else(|| FleetError::Url(url.to_owned()))?;
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) => (host, port.parse().map_err(|_| FleetError::Url(url.to_owned()))?),
-        None => (rest, 1883),
-    };
-    if host.is_empty() || host.contains('/') {
-        return Err(FleetError::Url(url.to_owned()));
-    }
-    let mut options = arcella_mqtt::rumqttc::MqttOptions::new(client_id, host, port);
-    options.set_keep_alive(Duration::from_secs(30));
-    Ok(options)
-}
-
-/// Connects as operator `name`.
+/// Connects as operator `name`. Credentials and TLS files come from the
+/// environment (ARCELLA_BROKER_USERNAME, _PASSWORD, _CA_FILE, _CLIENT_CERT,
+/// _CLIENT_KEY), so they stay out of shell history and process lists.
 pub fn connect(url: &str, name: &str) -> Result<Operator, FleetError> {
     let client_id = format!("arcella-op-{name}-{}", std::process::id());
-    Ok(Operator::connect(broker_options(url, &client_id)?, name)?)
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    let settings = BrokerSettings {
+        username: env("ARCELLA_BROKER_USERNAME").map(|v| v.to_string_lossy().into_owned()),
+        password: env("ARCELLA_BROKER_PASSWORD").map(|v| v.to_string_lossy().into_owned()),
+        ca_file: env("ARCELLA_BROKER_CA_FILE").map(Into::into),
+        client_cert: env("ARCELLA_BROKER_CLIENT_CERT").map(Into::into),
+        client_key: env("ARCELLA_BROKER_CLIENT_KEY").map(Into::into),
+        ..BrokerSettings::new(url, client_id)
+    };
+    let options = settings.options()?;
+    Ok(Operator::connect(options, name)?)
 }
 
 fn read_text(path: &Path) -> Result<String, FleetError> {

@@ -6,6 +6,10 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod mqtt;
+
+pub use mqtt::MqttSettings;
+
 /// `arcella.toml`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -41,48 +45,6 @@ pub struct DaemonConfig {
     pub policy: Policy,
     /// Fleet management over MQTT; off unless configured.
     pub mqtt: Option<MqttSettings>,
-}
-
-/// `[mqtt]`: the broker and who this device is on it (docs/mqtt.md).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MqttSettings {
-    /// The broker's host name or address.
-    pub host: String,
-    /// Its port (default 1883).
-    #[serde(default = "default_mqtt_port")]
-    pub port: u16,
-    /// This device's id on the broker (the module-name rule).
-    pub device: String,
-    /// The fleet group whose desired state this device also follows.
-    #[serde(default)]
-    pub group: Option<String>,
-    /// Public keys (64 hex digits, from `arcella keygen`) whose signatures
-    /// make an artifact arriving over MQTT installable.
-    #[serde(default)]
-    pub trusted_keys: Vec<String>,
-    /// Install unsigned artifacts from MQTT too (signed ones must still
-    /// verify). Off: only signed artifacts are installed.
-    #[serde(default)]
-    pub allow_unsigned: bool,
-}
-
-impl MqttSettings {
-    /// The trust store, checked: every key must parse.
-    pub fn trust_policy(&self) -> Result<crate::signing::TrustPolicy, crate::signing::SigningError> {
-        Ok(crate::signing::TrustPolicy {
-            trusted_keys: self
-                .trusted_keys
-                .iter()
-                .map(|k| crate::signing::public_from_text(k))
-                .collect::<Result<_, _>>()?,
-            allow_unsigned: self.allow_unsigned,
-        })
-    }
-}
-
-fn default_mqtt_port() -> u16 {
-    1883
 }
 
 /// `[policy]`: capabilities this device allows deployments to ask for.
@@ -219,13 +181,7 @@ impl DaemonConfig {
             ));
         }
         if let Some(mqtt) = &self.mqtt {
-            crate::manifest::check_name(&mqtt.device)
-                .map_err(|e| invalid("mqtt.device", format!("`{}` {e}", mqtt.device)))?;
-            if let Some(group) = &mqtt.group {
-                crate::manifest::check_name(group).map_err(|e| invalid("mqtt.group", format!("`{group}` {e}")))?;
-            }
-            mqtt.trust_policy()
-                .map_err(|e| invalid("mqtt.trusted_keys", e.to_string()))?;
+            mqtt.validate().map_err(|(key, message)| invalid(key, message))?;
         }
         Ok(())
     }

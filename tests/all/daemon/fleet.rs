@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(60);
 fn config(broker: &Mosquitto, device: &str, group: Option<&str>, key: &SigningKey) -> String {
     let group = group.map(|g| format!("group = \"{g}\"\n")).unwrap_or_default();
     format!(
-        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ndevice = \"{device}\"\n{group}trusted_keys = [\"{}\"]\n",
+        "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\ndevice = \"{device}\"\n{group}trusted_keys = [\"{}\"]\n",
         broker.port(),
         signing::public_to_text(&key.verifying_key())
     )

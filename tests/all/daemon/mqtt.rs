@@ -1,11 +1,14 @@
 //! The daemon managed over MQTT through a real mosquitto broker (work in
-//! progress, issue 6): presence, last will, a command round trip.
+//! progress, issue 6): presence, last will, a command round trip; logging
+//! in with a password file; `[mqtt]` files that cannot be used.
 
 use super::harness::*;
+use crate::support::arcella;
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
 use arcella_core::protocol::{ClientMessage, DeviceReport, ModuleState, Request, Response, ServerMessage};
-use arcella_test_broker::Mosquitto;
+use arcella_test_broker::{BrokerConfig, Mosquitto};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
+use std::ffi::OsStr;
 use std::time::{Duration, Instant};
 
 fn next_publish(connection: &mut rumqttc::Connection, topic: &str) -> Vec<u8> {
@@ -24,10 +27,7 @@ fn next_publish(connection: &mut rumqttc::Connection, topic: &str) -> Vec<u8> {
 #[test]
 fn the_daemon_answers_over_mqtt_and_its_last_will_says_when_it_dies() {
     let broker = Mosquitto::start();
-    let mut daemon = Daemon::start_with_config(&format!(
-        "[mqtt]\nhost = \"127.0.0.1\"\nport = {}\ndevice = \"gw-9\"\n",
-        broker.port()
-    ));
+    let mut daemon = Daemon::start_with_config(&format!("[mqtt]\nurl = \"{}\"\ndevice = \"gw-9\"\n", broker.url()));
     daemon
         .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
         .expect_code(0);
@@ -75,4 +75,72 @@ fn the_daemon_answers_over_mqtt_and_its_last_will_says_when_it_dies() {
 
     daemon.kill();
     assert_eq!(next_publish(&mut inbox, "arcella/v1/gw-9/presence"), b"offline");
+}
+
+#[test]
+fn the_daemon_logs_in_with_a_password_file() {
+    let broker = Mosquitto::start_with(&BrokerConfig {
+        users: vec![("gw-9".into(), "pw9".into()), ("ops".into(), "opspw".into())],
+        ..BrokerConfig::default()
+    });
+    let secrets = tempfile::tempdir().unwrap();
+    let password_file = write(secrets.path(), "mqtt.pw", "pw9\n");
+    let _daemon = Daemon::start_with_config(&format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"gw-9\"\nusername = \"gw-9\"\npassword_file = \"{}\"\n",
+        broker.url(),
+        password_file.display()
+    ));
+    let mut options = MqttOptions::new("ops", "127.0.0.1", broker.port());
+    options
+        .set_keep_alive(Duration::from_secs(5))
+        .set_credentials("ops", "opspw");
+    let (operator, mut inbox) = Client::new(options, 10);
+    operator
+        .subscribe("arcella/v1/gw-9/presence", QoS::AtLeastOnce)
+        .unwrap();
+    assert_eq!(next_publish(&mut inbox, "arcella/v1/gw-9/presence"), b"online");
+}
+
+#[test]
+fn mqtt_files_that_cannot_be_used_stop_the_daemon_at_start_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("s.sock");
+    let data = dir.path().join("data");
+    let start = |mqtt: &str| {
+        let config = write(
+            dir.path(),
+            "arcella.toml",
+            &format!("[mqtt]\ndevice = \"gw-9\"\n{mqtt}"),
+        );
+        arcella([
+            OsStr::new("daemon"),
+            OsStr::new("--config"),
+            config.as_os_str(),
+            OsStr::new("--data-dir"),
+            data.as_os_str(),
+            OsStr::new("--socket"),
+            socket.as_os_str(),
+        ])
+    };
+    let missing = dir.path().join("missing.pw");
+    start(&format!(
+        "url = \"mqtt://127.0.0.1:1\"\nusername = \"gw-9\"\npassword_file = \"{}\"\n",
+        missing.display()
+    ))
+    .expect_code(1)
+    .stderr_has(&["password_file", "missing.pw"])
+    .no_panic();
+    let no_ca = dir.path().join("no-ca.pem");
+    start(&format!(
+        "url = \"mqtts://localhost:1\"\nca_file = \"{}\"\n",
+        no_ca.display()
+    ))
+    .expect_code(1)
+    .stderr_has(&["ca_file", "no-ca.pem"])
+    .no_panic();
+    // A mistake visible in the file alone is a config error naming the key.
+    start("url = \"http://127.0.0.1:1\"\n")
+        .expect_code(1)
+        .stderr_has(&["mqtt.url", "mqtt:// or mqtts://"])
+        .no_panic();
 }
