@@ -163,6 +163,13 @@ impl Operator {
         Ok(())
     }
 
+    /// Publishes any payload (QoS 1) and waits for the broker: for tools
+    /// and tests that need to say something the typed calls cannot.
+    pub fn publish_raw(&self, topic: &str, retain: bool, payload: Vec<u8>) -> Result<(), OperatorError> {
+        self.publish(topic.to_owned(), retain, payload)?;
+        self.flush(Duration::from_secs(10))
+    }
+
     fn subscribe(&self, filter: String) -> Result<(), OperatorError> {
         self.subscriptions
             .lock()

@@ -84,10 +84,30 @@ impl Link {
                     concat!("arcella-cli ", env!("CARGO_PKG_VERSION")),
                 )?))
             }
-            Via::Broker { url, device } => Ok(Link::Broker {
-                operator: crate::cmd::fleet::connect(url, "cli").map_err(|e| ManageError::Broker(e.to_string()))?,
-                device: device.clone(),
-            }),
+            Via::Broker { url, device } => {
+                let operator =
+                    crate::cmd::fleet::connect(url, "cli").map_err(|e| ManageError::Broker(e.to_string()))?;
+                // Say at once that nobody will answer, rather than time out.
+                let presence = arcella_mqtt::topics::DeviceTopics::new(device)
+                    .map_err(|e| ManageError::Broker(e.to_string()))?
+                    .presence();
+                let seen = operator
+                    .retained(&presence, Duration::from_millis(300))
+                    .map_err(|e| ManageError::Broker(e.to_string()))?;
+                match seen.last().map(|(_, p)| p.as_slice()) {
+                    Some(b"online") => {}
+                    Some(_) => return Err(ManageError::Broker(format!("device `{device}` is offline"))),
+                    None => {
+                        return Err(ManageError::Broker(format!(
+                            "no device `{device}` has ever announced itself on {url}"
+                        )));
+                    }
+                }
+                Ok(Link::Broker {
+                    operator,
+                    device: device.clone(),
+                })
+            }
         }
     }
 

@@ -6,10 +6,10 @@
 
 pub mod pki;
 
-use arcella_core::protocol::frame::{self, LEN_PREFIX};
-use arcella_core::protocol::{ClientMessage, DaemonInfo, ErrorKind, RemoteError, Request, Response, ServerMessage};
 use arcella_core::daemon::uploads::Piece;
 use arcella_core::protocol::DeviceReport;
+use arcella_core::protocol::frame::{self, LEN_PREFIX};
+use arcella_core::protocol::{ClientMessage, DaemonInfo, ErrorKind, RemoteError, Request, Response, ServerMessage};
 use arcella_core::signing::TrustPolicy;
 use arcella_mqtt::device::Device;
 use arcella_mqtt::reconcile::FleetSettings;
@@ -129,7 +129,10 @@ impl Device for InfoOnly {
     fn answer(&self, request: Request) -> Result<Response, RemoteError> {
         match request {
             Request::Info => Ok(Response::Info(info())),
-            other => Err(RemoteError::new(ErrorKind::BadRequest, format!("not in this test: {other:?}"))),
+            other => Err(RemoteError::new(
+                ErrorKind::BadRequest,
+                format!("not in this test: {other:?}"),
+            )),
         }
     }
     fn stage(&self, _: &Piece<'_>) -> Result<(u64, bool), RemoteError> {

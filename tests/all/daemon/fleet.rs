@@ -182,6 +182,16 @@ fn stale_and_repeated_desired_state_versions_change_nothing() {
     op.publish_desired(&target, &document(5, false)).unwrap();
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+    // Garbage on the desired-state topic is ignored; what runs stays.
+    op.publish_raw("arcella/v1/gw-s/desired", true, vec![0xff; 40]).unwrap();
+    op.publish_raw("arcella/v1/gw-s/cmd/ops", false, vec![1, 2, 3]).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+    assert!(
+        daemon.log().contains("desired state from device is unreadable"),
+        "{}",
+        daemon.log()
+    );
     // Version 6 does what it says.
     op.publish_desired(&target, &document(6, false)).unwrap();
     assert_eq!(converge(&op, &target, 6)["gw-s"], Outcome::Converged);
@@ -314,4 +324,93 @@ fn a_multi_mib_artifact_crosses_a_256_kib_broker_that_restarts_mid_deploy() {
     let outcome = converge(&op, &target, version);
     assert_eq!(outcome["gw-big"], Outcome::Converged, "daemon log:\n{}", daemon.log());
     ticker_artifact(&daemon);
+}
+
+#[test]
+fn the_cli_signs_deploys_and_manages_a_remote_device() {
+    let broker = Mosquitto::start();
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path().join("fleet");
+    crate::support::arcella(["keygen", "--out", keys.to_str().unwrap()])
+        .expect_code(0)
+        .stdout_has(&["trusted_keys"]);
+    let public = std::fs::read_to_string(work.path().join("fleet.pub")).unwrap();
+    // The secret key is the signer's alone.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(work.path().join("fleet.key")).unwrap().permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    crate::support::arcella(["keygen", "--out", keys.to_str().unwrap()]).expect_code(1);
+    let config = format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"gw-cli\"\ntrusted_keys = [\"{}\"]\n",
+        broker.url(),
+        public.trim()
+    );
+    let daemon = Daemon::start_with_config(&config);
+    let ticker = work.path().join("ticker.cwasm");
+    std::fs::copy(crate::support::artifact("ticker", "native"), &ticker).unwrap();
+    crate::support::arcella([
+        "sign",
+        "--key",
+        work.path().join("fleet.key").to_str().unwrap(),
+        ticker.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    let component = write(work.path(), "component.toml", TICKER_COMPONENT);
+    let deployment = write(work.path(), "deployment.toml", TICKER_SERVICE);
+    let url = broker.url();
+    let deploy = |signature: &str| {
+        crate::support::arcella([
+            "fleet",
+            "--broker",
+            &url,
+            "deploy",
+            "--to-device",
+            "gw-cli",
+            ticker.to_str().unwrap(),
+            "--component",
+            component.to_str().unwrap(),
+            "--deployment",
+            deployment.to_str().unwrap(),
+            "--signature",
+            signature,
+            "--timeout",
+            "60s",
+        ])
+    };
+    // A signature file for another artifact: refused on the device, and
+    // the exit code says the deploy did not converge.
+    let wrong = write(
+        work.path(),
+        "wrong.sig",
+        &format!("{} {}", public.trim(), "00".repeat(64)),
+    );
+    deploy(wrong.to_str().unwrap())
+        .expect_code(3)
+        .stdout_has(&["gw-cli: FAILED", "does not match"]);
+    assert!(daemon.status("ticker").is_none());
+    let signature = work.path().join("ticker.cwasm.sig");
+    deploy(signature.to_str().unwrap())
+        .expect_code(0)
+        .stdout_has(&["gw-cli: converged", "1 converged, 0 failed"]);
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+
+    // Any local verb on the remote device.
+    let remote = |args: &[&str]| {
+        let mut all = vec!["--broker", url.as_str(), "--device", "gw-cli"];
+        all.extend_from_slice(args);
+        crate::support::arcella(all)
+    };
+    remote(&["stop", "ticker"]).expect_code(0);
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Stopped");
+    remote(&["status", "ticker"]).expect_code(0).stdout_has(&["stopped"]);
+    remote(&["logs", "ticker", "--follow"])
+        .expect_code(1)
+        .stderr_has(&["local socket"]);
+    crate::support::arcella(["--broker", &url, "--device", "gw-nobody", "info"])
+        .expect_code(1)
+        .stderr_has(&["no device `gw-nobody`"]);
+    crate::support::arcella(["fleet", "--broker", &url, "devices"])
+        .expect_code(0)
+        .stdout_has(&["gw-cli", "online", "Converged"]);
 }

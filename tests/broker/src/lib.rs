@@ -113,15 +113,32 @@ impl Mosquitto {
             .arg("-c")
             .arg(&self.config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            // Its log stays beside its config, for a test that fails.
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(self.dir.path().join("mosquitto.log"))
+                    .map_or_else(|_| Stdio::null(), Stdio::from),
+            )
             .spawn()
             .expect("mosquitto must be installed (apt-get install mosquitto)");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut child = child;
+        // Listening, and it is this mosquitto that listens (a broker that
+        // lost the port to another process exits).
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("mosquitto exited ({status}) instead of listening on {}", self.port);
+            }
             assert!(Instant::now() < deadline, "mosquitto did not listen on {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
+        std::thread::sleep(Duration::from_millis(20));
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("mosquitto exited ({status}): port {} was taken", self.port);
+        }
+        self.child = Some(child);
     }
 }
 

@@ -110,8 +110,7 @@ impl MqttSettings {
         if let Some(group) = &self.group {
             crate::manifest::check_name(group).map_err(|m| ("mqtt.group", format!("`{group}` {m}")))?;
         }
-        self.trust_policy()
-            .map_err(|e| ("mqtt.trusted_keys", e.to_string()))?;
+        self.trust_policy().map_err(|e| ("mqtt.trusted_keys", e.to_string()))?;
         if self.client_id.as_deref() == Some("") {
             return Err(("mqtt.client_id", "must not be empty (it names the session)".into()));
         }
