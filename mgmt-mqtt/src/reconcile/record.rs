@@ -75,11 +75,13 @@ mod tests {
     #[test]
     fn a_record_survives_a_save_and_a_damaged_one_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
-        let mut record = Record::default();
-        record.device = Some(DesiredDocument {
-            version: 7,
-            modules: vec![],
-        });
+        let mut record = Record {
+            device: Some(DesiredDocument {
+                version: 7,
+                modules: vec![],
+            }),
+            ..Record::default()
+        };
         record.managed.insert(
             "m".into(),
             Applied {
