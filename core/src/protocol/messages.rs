@@ -166,8 +166,20 @@ pub struct DeviceReport {
     /// Bytes of memory available (MemAvailable).
     pub free_memory: u64,
     pub modules: Vec<ModuleSummary>,
+    /// Each module's health, in the order of `modules`.
+    pub health: Vec<ModuleHealth>,
     /// The fleet group this device belongs to (`[mqtt] group`).
     pub group: Option<String>,
+}
+
+/// How a module is faring, for a fleet view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleHealth {
+    pub id: String,
+    /// In the state it should be in, and not given up on.
+    pub healthy: bool,
+    pub restarts: u32,
+    pub last_error: Option<String>,
 }
 
 /// What a garbage collection freed.

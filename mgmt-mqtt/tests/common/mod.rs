@@ -150,6 +150,7 @@ impl Device for InfoOnly {
             free_disk: 0,
             free_memory: 0,
             modules: vec![],
+            health: vec![],
             group: None,
         }
     }

@@ -100,9 +100,31 @@ impl Supervisor {
             info: self.info(),
             free_disk: crate::sys::fs::free_space(&self.inner.config.data_dir).unwrap_or(0),
             free_memory: crate::sys::process::available_memory().unwrap_or(0),
+            health: self.health(),
             modules: self.list(),
             group: None,
         }
+    }
+
+    /// Every module's health: healthy when it is where it should be
+    /// (running when desired so, or finished cleanly) and not given up on.
+    fn health(&self) -> Vec<crate::protocol::ModuleHealth> {
+        use crate::protocol::{DesiredState, ModuleState};
+        self.list()
+            .iter()
+            .filter_map(|m| self.status(&m.id).ok())
+            .map(|s| crate::protocol::ModuleHealth {
+                healthy: match (&s.summary.state, s.desired) {
+                    (ModuleState::Failed { .. } | ModuleState::BackingOff { .. }, _) => false,
+                    (ModuleState::Exited { code }, _) => *code == 0,
+                    (ModuleState::Running | ModuleState::Starting, _) => true,
+                    (_, desired) => desired != DesiredState::Running,
+                },
+                id: s.summary.id,
+                restarts: s.restarts,
+                last_error: s.last_error,
+            })
+            .collect()
     }
 
     pub fn info(&self) -> DaemonInfo {
