@@ -171,6 +171,10 @@ pub struct DaemonArgs {
     /// Overrides `data_dir` from the configuration.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Only check the configuration (and its board) and print what the
+    /// daemon would run with, then exit.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -226,8 +230,17 @@ pub struct CompileArgs {
     pub output: Option<PathBuf>,
     /// native, pulley32, pulley64, or a target triple such as
     /// aarch64-unknown-linux-gnu.
-    #[arg(long, default_value = "native")]
+    #[arg(long, default_value = "native", conflicts_with = "board")]
     pub target: ArtifactTarget,
+    /// Compile for a board: its artifact target and engine settings, so the
+    /// artifact loads on a device whose arcella.toml names that board. A
+    /// name (looked up as NAME.toml) or a path to a board file.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub board: Option<String>,
+    /// Where board names are looked up [default: ./board-configs, then
+    /// boards/ beside the user's arcella.toml, then /usr/share/arcella/boards].
+    #[arg(long, env = "ARCELLA_BOARDS_DIR", value_name = "DIR")]
+    pub boards_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

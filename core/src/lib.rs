@@ -3,6 +3,7 @@
 //! See `docs/ARCHITECTURE.md` for the map of this crate.
 
 pub mod artifact;
+pub mod board;
 pub mod broker_url;
 pub mod client;
 pub mod daemon;

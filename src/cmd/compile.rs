@@ -1,11 +1,29 @@
-//! `arcella compile IN -o OUT [--target T]`
+//! `arcella compile IN -o OUT [--target T | --board B [--boards-dir D]]`
 
 use super::{CmdError, read_input};
 use crate::cli::CompileArgs;
 use arcella_core::EngineProfile;
 use arcella_core::artifact::compile::compile;
+use arcella_core::board::BoardSearch;
+use arcella_core::daemon::paths::Defaults;
 use arcella_core::sys::fs::write_atomic;
 use std::path::Path;
+
+/// The engine to compile with: the board's compile profile, or the
+/// default profile with `--target`.
+fn profile(args: &CompileArgs) -> Result<EngineProfile, CmdError> {
+    let Some(board) = &args.board else {
+        return Ok(EngineProfile::default().with_target(args.target.clone()));
+    };
+    let config = Defaults::for_this_user().config;
+    let config_dir = config.parent().unwrap_or(Path::new("/"));
+    let board = BoardSearch::for_build_host(args.boards_dir.as_deref(), config_dir).load(board, Path::new("."))?;
+    eprintln!(
+        "board {}: {} artifacts for {}",
+        board.name, board.artifact, board.triple
+    );
+    Ok(board.compile_profile())
+}
 
 pub fn execute(args: &CompileArgs) -> Result<(), CmdError> {
     let source = read_input(&args.input)?;
@@ -13,7 +31,7 @@ pub fn execute(args: &CompileArgs) -> Result<(), CmdError> {
         || args.input.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     );
-    let profile = EngineProfile::default().with_target(args.target.clone());
+    let profile = profile(args)?;
     let compiled = compile(&profile, &source, &name)?;
     let output = args
         .output

@@ -20,6 +20,22 @@ pub enum DaemonCmdError {
     MqttPassword(#[from] PasswordFileError),
     #[error("[mqtt] {0}")]
     Mqtt(#[from] BrokerError),
+    #[error(transparent)]
+    Engine(#[from] arcella_core::engine::EngineError),
+}
+
+/// `--check`: the configuration is valid and wasmtime accepts its engine.
+fn check(config: &DaemonConfig) -> Result<(), DaemonCmdError> {
+    arcella_core::engine::new_engine(&config.engine)?;
+    if let Some(mqtt) = &config.mqtt {
+        agent_config(mqtt)?;
+    }
+    println!("configuration ok");
+    println!("board:       {}", config.board);
+    println!("engine:      {}", arcella_core::EngineFingerprint::of(&config.engine));
+    println!("data dir:    {}", config.data_dir.display());
+    println!("socket:      {}", config.socket.display());
+    Ok(())
 }
 
 pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonCmdError> {
@@ -34,6 +50,9 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonC
         config.socket = socket;
     }
     config.validate("the command line")?;
+    if args.check {
+        return check(&config);
+    }
     crate::logging::init(&config.log_level);
     let Some(mqtt) = config.mqtt.clone() else {
         daemon::run(config)?;

@@ -28,6 +28,9 @@ pub enum CmdError {
         #[source]
         source: std::io::Error,
     },
+    #[cfg(feature = "compiler")]
+    #[error(transparent)]
+    Board(#[from] arcella_core::board::BoardError),
     #[error(transparent)]
     Engine(#[from] arcella_core::engine::EngineError),
     #[cfg(feature = "compiler")]

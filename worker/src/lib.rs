@@ -27,6 +27,12 @@ pub enum WorkerError {
 
 /// The worker's entry point.
 pub fn main() -> ExitCode {
+    // The daemon starts workers with `--group NAME`; `--version` is
+    // for people and packaging checks.
+    if std::env::args_os().nth(1).is_some_and(|a| a == "--version") {
+        println!("arcella-worker {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -37,6 +43,8 @@ pub fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), WorkerError> {
+    // Before any thread starts: one malloc arena, not 64 MiB per thread.
+    arcella_core::sys::memory::limit_malloc_arenas();
     // The environment is empty (the daemon cleared it): a fixed level, and
     // stderr is a pipe the daemon reads into its own log.
     env_logger::Builder::new()

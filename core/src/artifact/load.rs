@@ -49,7 +49,8 @@ pub enum LoadError {
     },
     #[error(
         "{path}: compiled for engine {artifact}, but this engine is {engine}.\n  \
-         Recompile it for this engine: arcella compile {source_name} -o {path} --target {target}"
+         Recompile it for this engine: arcella compile {source_name} -o {path} --target {target}\n  \
+         (or, for a device whose arcella.toml names a board: arcella compile {source_name} -o {path} --board BOARD)"
     )]
     FingerprintMismatch {
         path: String,

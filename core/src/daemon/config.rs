@@ -1,6 +1,7 @@
 //! The daemon's configuration: a TOML file (unknown keys refused), then an
 //! explicit validation step, then command-line overrides.
 
+use crate::board::{self, BoardError, BoardSearch, ModuleDefaults};
 use crate::engine::EngineProfile;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -20,8 +21,14 @@ pub struct DaemonConfig {
     pub socket: PathBuf,
     /// `error`, `warn`, `info`, `debug` or `trace`; `RUST_LOG` wins.
     pub log_level: String,
-    /// The board this device is (shown by `arcella info`).
+    /// The board this device is: `generic` (built-in defaults), a board
+    /// name looked up as `NAME.toml` (in `boards_dir`, else `boards/` beside
+    /// this file, then /usr/share/arcella/boards), or a path to a board
+    /// file. The board's settings lie under this file's: keys set here win.
+    /// After loading, the board's own name (shown by `arcella info`).
     pub board: String,
+    /// Where board names are looked up (relative to this file's directory).
+    pub boards_dir: Option<PathBuf>,
     /// How long running modules get to stop at shutdown, e.g. "5s".
     #[serde(with = "duration_text")]
     pub shutdown_grace: Duration,
@@ -41,6 +48,8 @@ pub struct DaemonConfig {
     /// unset: no device-wide check (worker groups keep their own budget).
     #[serde(with = "opt_size_text")]
     pub memory_budget: Option<u64>,
+    /// Limits a deployment gets when it sets none.
+    pub module_defaults: ModuleDefaults,
     /// What deployments may ask for on this device.
     pub policy: Policy,
     /// Fleet management over MQTT; off unless configured.
@@ -84,7 +93,8 @@ impl Default for DaemonConfig {
             data_dir: defaults.data_dir,
             socket: defaults.socket,
             log_level: "info".into(),
-            board: "generic".into(),
+            board: board::GENERIC.into(),
+            boards_dir: None,
             shutdown_grace: Duration::from_secs(5),
             access: Access::default(),
             engine: EngineProfile::default(),
@@ -92,6 +102,7 @@ impl Default for DaemonConfig {
             retain_versions: 0,
             disk_quota: None,
             memory_budget: None,
+            module_defaults: ModuleDefaults::default(),
             policy: Policy::default(),
             mqtt: None,
         }
@@ -109,6 +120,12 @@ pub enum ConfigError {
     },
     #[error("{message}")]
     Parse { file: String, message: String },
+    #[error("{file}: `board`: {source}")]
+    Board {
+        file: String,
+        #[source]
+        source: BoardError,
+    },
     #[error("{file}: `{key}`: {message}")]
     Invalid {
         file: String,
@@ -128,15 +145,48 @@ impl DaemonConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !must_exist => return Ok(Self::default()),
             Err(source) => return Err(ConfigError::Read { file: shown, source }),
         };
-        Self::parse(&text, &shown)
+        let dir = file
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Self::parse_in(&text, &shown, dir)
     }
 
-    /// Parses and validates configuration text.
+    /// Parses and validates configuration text; board files are looked up
+    /// relative to the current directory.
     pub fn parse(text: &str, file: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Self::parse_in(text, file, Path::new("."))
+    }
+
+    /// Parses and validates configuration text from a file in `dir`: if it
+    /// names a board, the board's settings are laid under it first.
+    pub fn parse_in(text: &str, file: &str, dir: &Path) -> Result<Self, ConfigError> {
+        let parse_err = |e: toml::de::Error, text: &str| ConfigError::Parse {
             file: file.to_owned(),
             message: crate::units::describe_toml_error(file, &e, text),
+        };
+        // The file alone first, so its errors point at its own lines.
+        let config: Self = toml::from_str(text).map_err(|e| parse_err(e, text))?;
+        if config.board == board::GENERIC {
+            config.validate(file)?;
+            return Ok(config);
+        }
+        let board_err = |source| ConfigError::Board {
+            file: file.to_owned(),
+            source,
+        };
+        let board = BoardSearch::for_daemon(config.boards_dir.as_deref(), dir)
+            .load(&config.board, dir)
+            .map_err(board_err)?;
+        let mut merged = board.config_defaults();
+        let own: toml::Table = toml::from_str(text).map_err(|e| parse_err(e, text))?;
+        board::merge_tables(&mut merged, own);
+        merged.insert("board".into(), toml::Value::String(board.name.clone()));
+        let merged_text = toml::to_string(&merged).map_err(|e| ConfigError::Parse {
+            file: file.to_owned(),
+            message: format!("{file}: board `{}`: {e}", board.name),
         })?;
+        let config: Self = toml::from_str(&merged_text).map_err(|e| parse_err(e, &merged_text))?;
         config.validate(file)?;
         Ok(config)
     }
@@ -171,6 +221,14 @@ impl DaemonConfig {
         self.workers
             .validate()
             .map_err(|(key, message)| invalid(key, message))?;
+        if let Some(memory) = self.module_defaults.memory
+            && memory < 64 * 1024
+        {
+            return Err(invalid(
+                "module_defaults.memory",
+                format!("{memory} bytes is below one WebAssembly page (64K)"),
+            ));
+        }
         if self.retain_versions > 16 {
             return Err(invalid("retain_versions", "must be at most 16".into()));
         }
@@ -237,6 +295,59 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("allowed_uid"), "{err}");
+    }
+
+    fn board_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("boards")).unwrap();
+        let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../board-configs/small-128m.toml");
+        std::fs::copy(source, dir.path().join("boards/small-128m.toml")).unwrap();
+        dir
+    }
+
+    #[test]
+    fn a_board_lays_its_settings_under_the_file() {
+        let dir = board_dir();
+        let config = DaemonConfig::parse_in("board = \"small-128m\"\n", "a.toml", dir.path()).unwrap();
+        assert_eq!(config.board, "small-128m");
+        assert_eq!(config.engine.memory_reservation, 16 << 20);
+        assert_eq!(config.memory_budget, Some(64 << 20));
+        assert_eq!(config.module_defaults.memory, Some(8 << 20));
+        assert_eq!((config.workers.memory, config.workers.pids), (32 << 20, 16));
+        assert_eq!(config.data_dir, PathBuf::from("/var/lib/arcella"));
+        assert!(
+            config.workers.seccomp,
+            "keys the board does not set keep their defaults"
+        );
+
+        // Keys the file sets win, table by table.
+        let text =
+            "board = \"small-128m\"\ndata_dir = \"/d\"\n[engine]\nmemory_reservation = 8388608\n[workers]\npids = 8\n";
+        let config = DaemonConfig::parse_in(text, "a.toml", dir.path()).unwrap();
+        assert_eq!(config.data_dir, PathBuf::from("/d"));
+        assert_eq!(config.engine.memory_reservation, 8 << 20);
+        assert_eq!(config.engine.max_wasm_stack, 256 << 10, "the board's, not the default");
+        assert_eq!((config.workers.memory, config.workers.pids), (32 << 20, 8));
+
+        // A path works too, and `board` then shows the board's name.
+        let config = DaemonConfig::parse_in("board = \"boards/small-128m.toml\"", "a.toml", dir.path()).unwrap();
+        assert_eq!(config.board, "small-128m");
+    }
+
+    #[test]
+    fn a_missing_board_names_where_it_was_looked_for() {
+        let dir = board_dir();
+        let err = DaemonConfig::parse_in("board = \"rpi9\"", "a.toml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("a.toml: `board`: no board `rpi9`") && err.contains("boards"),
+            "{err}"
+        );
+        let err = DaemonConfig::parse_in("board = \"rpi9\"\nboards_dir = \"/nowhere\"", "a.toml", dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nowhere"), "{err}");
     }
 
     #[test]

@@ -65,6 +65,8 @@ pub type OnReady = Box<dyn FnOnce(Supervisor) + Send>;
 
 /// [`run`], with `on_ready` called once the modules are loaded.
 pub fn run_with(config: DaemonConfig, on_ready: OnReady) -> Result<(), DaemonError> {
+    // Before any thread starts: one malloc arena, not 64 MiB per thread.
+    crate::sys::memory::limit_malloc_arenas();
     let executor = Arc::new(smol::Executor::new());
     // wasmtime-wasi's host calls need a tokio context: Compat provides one
     // (a single tokio thread) around everything the executor polls.
@@ -105,6 +107,13 @@ async fn serve(
     supervisor.start_desired();
     on_ready(supervisor.clone());
     let server = server::Server::new(supervisor.clone(), access, executor);
+    // The socket listens (connections queue until accepted): tell systemd
+    // (Type=notify) that clients may come.
+    match crate::sys::notify::ready() {
+        Ok(true) => log::debug!("told the service manager READY=1"),
+        Ok(false) => {}
+        Err(e) => log::warn!("cannot notify the service manager that the daemon is ready: {e}"),
+    }
     let signal = smol::future::or(
         async {
             server::accept_loop(listener, server).await;
@@ -118,6 +127,9 @@ async fn serve(
         signal.map_or("signal".into(), |s| format!("{s:?}")),
         crate::run::humanize(grace)
     );
+    if let Err(e) = crate::sys::notify::stopping() {
+        log::debug!("cannot notify the service manager of the shutdown: {e}");
+    }
     supervisor.shutdown(grace).await;
     let _ = std::fs::remove_file(&socket);
     log::info!("stopped");

@@ -5,6 +5,8 @@
 
 pub mod cgroup;
 pub mod fs;
+pub mod memory;
+pub mod notify;
 pub mod process;
 pub mod seqpacket;
 pub mod user;

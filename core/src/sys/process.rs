@@ -48,8 +48,10 @@ pub fn spawn_jailed(program: &Path, args: &[&str], ipc: OwnedFd, jail: &Jail) ->
     };
     let parent = nix::unistd::getpid();
     let ipc_raw = ipc.as_raw_fd();
-    let data_limit = jail.data_limit;
-    let open_files = jail.open_files;
+    // rlim_t is 32 bits on armv7: a limit beyond it means "as much as fits".
+    let rlim = |v: u64| nix::libc::rlim_t::try_from(v).unwrap_or(nix::libc::rlim_t::MAX);
+    let data_limit = jail.data_limit.map(rlim);
+    let open_files = rlim(jail.open_files);
     let mut command = Command::new(program);
     command
         .args(args)

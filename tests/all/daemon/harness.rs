@@ -14,6 +14,8 @@ pub struct Daemon {
     child: Option<Child>,
     /// Where the data directory is, if not inside `dir`.
     data: Option<PathBuf>,
+    /// `ulimit -v` (KiB) the daemon runs under, if any.
+    address_space_kib: Option<u64>,
 }
 
 impl Daemon {
@@ -30,9 +32,32 @@ impl Daemon {
             dir,
             child: None,
             data: None,
+            address_space_kib: None,
         };
         daemon.spawn();
         daemon
+    }
+
+    /// Like [`Daemon::start_with_config`], under `ulimit -v KIB` (set by
+    /// `sh`, which then execs the daemon: the limit is inherited by workers).
+    #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
+    pub fn start_with_address_space(config: &str, kib: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "arcella.toml", config);
+        let mut daemon = Self {
+            dir,
+            child: None,
+            data: None,
+            address_space_kib: Some(kib),
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// The daemon's process id (of `sh`, which exec'd into the daemon).
+    #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the daemon runs").id()
     }
 
     /// Like [`Daemon::start`], with its data directory at `data`.
@@ -43,6 +68,7 @@ impl Daemon {
             dir,
             child: None,
             data: Some(data.to_owned()),
+            address_space_kib: None,
         };
         daemon.spawn();
         daemon
@@ -67,7 +93,18 @@ impl Daemon {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
+        let binary = env!("CARGO_BIN_EXE_arcella");
+        let mut command = match self.address_space_kib {
+            None => Command::new(binary),
+            Some(kib) => {
+                let mut sh = Command::new("/bin/sh");
+                sh.arg("-c")
+                    .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+                    .arg(binary);
+                sh
+            }
+        };
+        let child = command
             .arg("daemon")
             .arg("--config")
             .arg(self.dir.path().join("arcella.toml"))

@@ -1,11 +1,13 @@
 //! The daemon as users run it: a real process, the real CLI, a real socket.
 
+mod boards;
 mod durability;
 mod fairness;
 mod fleet;
 mod harness;
 mod lifecycle;
 mod mqtt;
+mod notify;
 mod protocol;
 mod shutdown;
 mod updates;

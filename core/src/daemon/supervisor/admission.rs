@@ -76,7 +76,7 @@ impl Supervisor {
                 }
             }
         }
-        let declared = deployment.limits.memory;
+        let declared = deployment.limits.memory.or(config.module_defaults.memory);
         if deployment.isolation == Isolation::Worker
             && let Some(memory) = declared
         {
@@ -98,7 +98,10 @@ impl Supervisor {
                 .modules
                 .iter()
                 .filter(|(other, _)| other.as_str() != id)
-                .filter_map(|(_, slot)| slot.loaded.as_ref()?.manifests.deployment.limits.memory)
+                .filter_map(|(_, slot)| {
+                    let limits = &slot.loaded.as_ref()?.manifests.deployment.limits;
+                    limits.memory.or(config.module_defaults.memory)
+                })
                 .sum();
             if others + memory > budget {
                 return Err(refused(format!(

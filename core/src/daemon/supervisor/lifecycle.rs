@@ -184,7 +184,7 @@ impl Supervisor {
         let task = self.inner.executor.spawn(async move {
             let deployment = &loaded.manifests.deployment;
             let grants = grants_for(&id_owned, deployment);
-            let limits = limits_for(deployment);
+            let limits = limits_for(deployment, &supervisor.inner.config.module_defaults);
             let output = Output::Capture(book);
             let invocation = Invocation {
                 name: &id_owned,
@@ -463,7 +463,7 @@ impl Supervisor {
                             name: id_owned.clone(),
                             kind: loaded.program.kind(),
                             grants: grants_for(&id_owned, deployment),
-                            limits: limits_for(deployment),
+                            limits: limits_for(deployment, &supervisor.inner.config.module_defaults),
                             entrypoint: Some(loaded.manifests.entrypoint.clone()),
                         },
                         code,
@@ -502,10 +502,11 @@ fn backoff(deployment: &DeploymentManifest, failures: u32) -> Duration {
         .min(deployment.restart.backoff_max)
 }
 
-fn limits_for(deployment: &DeploymentManifest) -> Limits {
+/// The deployment's limits; unset memory falls back to `[module_defaults]`.
+fn limits_for(deployment: &DeploymentManifest, defaults: &crate::board::ModuleDefaults) -> Limits {
     Limits {
         fuel: deployment.limits.fuel,
-        max_memory: deployment.limits.memory,
+        max_memory: deployment.limits.memory.or(defaults.memory),
         timeout: deployment.limits.timeout,
     }
 }
