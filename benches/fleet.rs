@@ -49,7 +49,12 @@ fn main() {
         sys_stats: true,
         ..BrokerConfig::default()
     });
-    round_trip(&broker);
+    round_trip(&broker, "default broker settings");
+    let tuned = Mosquitto::start_with(&BrokerConfig {
+        tcp_nodelay: true,
+        ..BrokerConfig::default()
+    });
+    round_trip(&tuned, "broker with set_tcp_nodelay true");
     let devices: usize = std::env::var("ARCELLA_BENCH_DEVICES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -57,7 +62,7 @@ fn main() {
     deploy_to_group(&broker, devices);
 }
 
-fn round_trip(broker: &Mosquitto) {
+fn round_trip(broker: &Mosquitto, setup: &str) {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("a.sock");
     let mut daemon = support::spawn_daemon_with_config(dir.path(), &socket, &config(broker, "rtt"));
@@ -90,8 +95,8 @@ fn round_trip(broker: &Mosquitto) {
         support::percentile(&mut local, 0.5),
         support::percentile(&mut local, 0.99),
     );
-    println!("command round trip (Info, {SAMPLES} samples)");
-    println!("  over MQTT (mosquitto, loopback): p50 {m50:.1} µs, p99 {m99:.1} µs");
+    println!("command round trip (Info, {SAMPLES} samples), {setup}");
+    println!("  over MQTT (mosquitto 2.0, loopback): p50 {m50:.1} µs, p99 {m99:.1} µs");
     println!("  over the local socket (baseline): p50 {l50:.1} µs, p99 {l99:.1} µs");
     println!("  ratio MQTT/socket at p50: {:.2}x", m50 / l50);
     let _ = daemon.kill();
@@ -113,6 +118,9 @@ fn deploy_to_group(broker: &Mosquitto, count: usize) {
     while deploy::targets(&op.devices(Duration::from_millis(500)).unwrap(), &group).len() < count {
         assert!(Instant::now() < deadline, "not every device reported");
     }
+    // The sample service with 1 MiB of incompressible data: a 1 MiB wasm
+    // module, whose artifact holds the data twice (the wasm data segment
+    // and wasmtime's memory image).
     let artifact = std::fs::read(arcella_test_programs::artifact("ballast_1m", "native")).unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let before = bytes_sent(&op);
@@ -131,7 +139,7 @@ fn deploy_to_group(broker: &Mosquitto, count: usize) {
     std::thread::sleep(Duration::from_millis(2500));
     let sent = bytes_sent(&op) - before;
     println!(
-        "deploy of a {} KiB module to {count} devices (one daemon process each)",
+        "deploy of a 1 MiB module ({} KiB artifact) to {count} devices (one daemon process each)",
         artifact.len() / 1024
     );
     println!("  {converged}/{count} running after {:.2} s", elapsed.as_secs_f64());

@@ -61,7 +61,10 @@ impl Agent {
             .set_clean_session(false)
             .set_max_packet_size(frame::MAX_FRAME_LEN + 1024, frame::MAX_FRAME_LEN + 1024)
             .set_last_will(LastWill::new(topics.presence(), "offline", QoS::AtLeastOnce, true));
-        let (client, connection) = Client::new(options, REQUEST_QUEUE);
+        let (client, mut connection) = Client::new(options, REQUEST_QUEUE);
+        connection
+            .eventloop
+            .set_network_options(crate::broker::network_options());
         let (mailbox, inbox, shared) = Mailbox::new();
         let reconciler = Reconciler::new(
             device.clone(),

@@ -164,6 +164,16 @@ pub enum BrokerError {
     Tls(#[from] rustls::Error),
 }
 
+/// TCP settings for every Arcella connection: `TCP_NODELAY`, because the
+/// traffic is small requests and answers that Nagle's algorithm would hold
+/// back waiting for the peer's delayed ACK (measured: an `Info` round trip
+/// through mosquitto on loopback took 88 ms at p50 without it).
+pub fn network_options() -> rumqttc::NetworkOptions {
+    let mut options = rumqttc::NetworkOptions::new();
+    options.set_tcp_nodelay(true);
+    options
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,6 +98,9 @@ impl Operator {
             .set_clean_session(true)
             .set_max_packet_size(512 * 1024, 512 * 1024);
         let (client, mut connection) = Client::new(options, 256);
+        connection
+            .eventloop
+            .set_network_options(crate::broker::network_options());
         let (tx, incoming) = std::sync::mpsc::sync_channel(4096);
         let (ready_tx, ready) = std::sync::mpsc::sync_channel(1);
         let acks = Arc::new(AtomicU64::new(0));

@@ -72,8 +72,15 @@ fn the_daemon_answers_over_mqtt_and_its_last_will_says_when_it_dies() {
         .find(|m| m.id == "ticker")
         .expect("ticker reported");
     assert_eq!(ticker.state, ModuleState::Running);
-    let health = report.health.iter().find(|h| h.id == "ticker").expect("ticker's health");
-    assert!(health.healthy && health.restarts == 0 && health.last_error.is_none(), "{health:?}");
+    let health = report
+        .health
+        .iter()
+        .find(|h| h.id == "ticker")
+        .expect("ticker's health");
+    assert!(
+        health.healthy && health.restarts == 0 && health.last_error.is_none(),
+        "{health:?}"
+    );
 
     daemon.kill();
     assert_eq!(next_publish(&mut inbox, "arcella/v1/gw-9/presence"), b"offline");

@@ -36,6 +36,8 @@ pub struct BrokerConfig {
     pub tls: Option<TlsFiles>,
     /// Publish `$SYS` statistics every second.
     pub sys_stats: bool,
+    /// `set_tcp_nodelay true`: answers leave without waiting for an ACK.
+    pub tcp_nodelay: bool,
 }
 
 /// A running mosquitto.
@@ -169,6 +171,9 @@ fn render(config: &BrokerConfig, port: u16, dir: &Path) -> String {
         .unwrap();
     } else {
         text.push_str("persistence false\n");
+    }
+    if config.tcp_nodelay {
+        text.push_str("set_tcp_nodelay true\n");
     }
     if config.sys_stats {
         text.push_str("sys_interval 1\n");
