@@ -123,19 +123,25 @@ impl Client {
 
     /// Uploads a file in chunks; returns its sha256 for `InstallSpec`.
     pub fn upload(&mut self, bytes: &[u8]) -> Result<Sha256Digest, ClientError> {
-        let sha256 = digest::sha256(bytes);
-        let total_len = bytes.len() as u64;
-        for (i, chunk) in bytes.chunks(UPLOAD_CHUNK_LEN).enumerate() {
-            let upload = Upload {
-                sha256,
-                total_len,
-                offset: (i * UPLOAD_CHUNK_LEN) as u64,
-                data: chunk.to_vec(),
-            };
-            if let Response::Uploaded { complete: true, .. } = self.call(Request::Upload(upload))? {
-                break;
-            }
-        }
-        Ok(sha256)
+        upload_with(bytes, |request| self.call(request))
     }
+}
+
+/// Uploads `bytes` through `call` in `Request::Upload` chunks (stopping
+/// early when the daemon already has the file); returns its sha256.
+pub fn upload_with<E>(bytes: &[u8], mut call: impl FnMut(Request) -> Result<Response, E>) -> Result<Sha256Digest, E> {
+    let sha256 = digest::sha256(bytes);
+    let total_len = bytes.len() as u64;
+    for (i, chunk) in bytes.chunks(UPLOAD_CHUNK_LEN).enumerate() {
+        let upload = Upload {
+            sha256,
+            total_len,
+            offset: (i * UPLOAD_CHUNK_LEN) as u64,
+            data: chunk.to_vec(),
+        };
+        if let Response::Uploaded { complete: true, .. } = call(Request::Upload(upload))? {
+            break;
+        }
+    }
+    Ok(sha256)
 }

@@ -4,9 +4,8 @@ use crate::cli::{Command, LogsArgs};
 use crate::cmd::render;
 use arcella_core::client::{Client, ClientError};
 use arcella_core::daemon::paths::Defaults;
-use arcella_core::digest::{self, Sha256Digest};
-use arcella_core::protocol::frame::UPLOAD_CHUNK_LEN;
-use arcella_core::protocol::{Event, InstallSpec, Request, Response, Upload};
+use arcella_core::digest::Sha256Digest;
+use arcella_core::protocol::{Event, InstallSpec, Request, Response};
 use arcella_mqtt::operator::Operator;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -121,20 +120,7 @@ impl Link {
     }
 
     fn upload(&mut self, bytes: &[u8]) -> Result<Sha256Digest, ManageError> {
-        let sha256 = digest::sha256(bytes);
-        let total_len = bytes.len() as u64;
-        for (i, chunk) in bytes.chunks(UPLOAD_CHUNK_LEN).enumerate() {
-            let upload = Upload {
-                sha256,
-                total_len,
-                offset: (i * UPLOAD_CHUNK_LEN) as u64,
-                data: chunk.to_vec(),
-            };
-            if let Response::Uploaded { complete: true, .. } = self.call(Request::Upload(upload))? {
-                break;
-            }
-        }
-        Ok(sha256)
+        arcella_core::client::upload_with(bytes, |request| self.call(request))
     }
 }
 

@@ -1,6 +1,7 @@
-//! Requests from a remote manager (the MQTT agent), answered on its own
-//! thread: the same verbs as the socket, run synchronously. Only what is
-//! bound to a socket connection (following events) is refused here.
+//! Every request answered the one way, synchronously: by the socket
+//! server (on its blocking pool for what touches disk) and by the MQTT
+//! agent's device thread. Only what is bound to a socket connection
+//! (following events) is refused here; the server handles it itself.
 
 use super::supervisor::Supervisor;
 use crate::protocol::{ErrorKind, RemoteError, Request, Response};

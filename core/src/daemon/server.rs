@@ -208,11 +208,6 @@ async fn handle(
 ) -> Result<Response, RemoteError> {
     let sup = &server.supervisor;
     match request {
-        Request::Info => Ok(Response::Info(sup.info())),
-        Request::List => Ok(Response::Modules(sup.list())),
-        Request::Status { module } => sup.status(&module).map(|s| Response::Status(Box::new(s))),
-        Request::Inspect { module } => sup.inspect(&module).map(Response::Inspect),
-        Request::Logs { module, tail } => sup.logs(&module, tail).map(Response::Logs),
         Request::Follow { module } => {
             let events = sup.follow(module)?;
             let tx = tx.clone();
@@ -229,50 +224,19 @@ async fn handle(
             *follower = None;
             Ok(Response::Unfollowed)
         }
-        Request::Upload(chunk) => {
+        // Answered from memory (or by a quick signal to a task): here.
+        Request::Info
+        | Request::List
+        | Request::Status { .. }
+        | Request::Inspect { .. }
+        | Request::Logs { .. }
+        | Request::Start { .. }
+        | Request::Stop { .. }
+        | Request::Restart { .. } => super::remote::answer(sup, request),
+        // Disk, hashing, loading: on the blocking pool.
+        request => {
             let sup = sup.clone();
-            let (received, complete) = smol::unblock(move || {
-                if !sup.uploads().is_known(&chunk.sha256) {
-                    sup.admit_upload(chunk.total_len)?;
-                }
-                sup.uploads().accept(&chunk)
-            })
-            .await?;
-            Ok(Response::Uploaded { received, complete })
-        }
-        Request::Install(spec) => {
-            let sup = sup.clone();
-            smol::unblock(move || sup.install(&spec)).await.map(Response::Module)
-        }
-        Request::Update { module, spec } => {
-            let sup = sup.clone();
-            smol::unblock(move || sup.update(&module, &spec))
-                .await
-                .map(Response::Module)
-        }
-        Request::Rollback { module } => {
-            let sup = sup.clone();
-            smol::unblock(move || sup.rollback(&module)).await.map(Response::Module)
-        }
-        Request::Gc => {
-            let sup = sup.clone();
-            Ok(Response::Collected(smol::unblock(move || sup.gc()).await))
-        }
-        Request::Start { module } => sup
-            .start(&module)
-            .and_then(|()| sup.summary(&module))
-            .map(Response::Module),
-        Request::Stop { module } => sup
-            .stop(&module)
-            .and_then(|()| sup.summary(&module))
-            .map(Response::Module),
-        Request::Restart { module } => sup
-            .restart(&module)
-            .and_then(|()| sup.summary(&module))
-            .map(Response::Module),
-        Request::Remove { module } => {
-            let sup = sup.clone();
-            smol::unblock(move || sup.remove(&module).map(|()| Response::Removed { module })).await
+            smol::unblock(move || super::remote::answer(&sup, request)).await
         }
     }
 }
