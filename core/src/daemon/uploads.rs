@@ -306,6 +306,43 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupted_transfer_knows_exactly_which_chunks_it_still_lacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let uploads = Uploads::open(dir.path()).unwrap();
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
+        let sha256 = digest::sha256(&data);
+        let piece = |index: u64| Piece {
+            sha256,
+            total_len: data.len() as u64,
+            chunk_len: 4096,
+            index,
+            data: &data[(index as usize * 4096)..((index as usize + 1) * 4096).min(data.len())],
+        };
+        assert_eq!(uploads.missing(&sha256), None, "not started");
+        assert_eq!(uploads.accept_piece(&piece(2)).unwrap(), (4096, false));
+        assert_eq!(uploads.missing(&sha256), Some(vec![0, 1]));
+        // A chunk of another size, for the same file, is refused by name.
+        let odd = Piece {
+            chunk_len: 2048,
+            ..piece(0)
+        };
+        assert!(uploads.accept_piece(&odd).unwrap_err().message.contains("2048"));
+        assert_eq!(uploads.accept_piece(&piece(0)).unwrap(), (8192, false));
+        assert_eq!(uploads.missing(&sha256), Some(vec![1]));
+        assert_eq!(uploads.accept_piece(&piece(1)).unwrap(), (10_000, true));
+        assert_eq!(uploads.missing(&sha256), None, "complete");
+        assert!(uploads.is_complete(&sha256));
+        // Chunk sizes outside 1 KiB ..= 240 KiB are refused.
+        let tiny = Piece {
+            sha256: digest::sha256(b"another file"),
+            chunk_len: 512,
+            data: &data[..512],
+            ..piece(0)
+        };
+        assert!(uploads.accept_piece(&tiny).unwrap_err().message.contains("512"));
+    }
+
+    #[test]
     fn chunks_in_any_order_and_repeated_complete_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let uploads = Uploads::open(dir.path()).unwrap();
