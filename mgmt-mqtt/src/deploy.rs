@@ -148,16 +148,7 @@ pub fn await_convergence(
         let Some(publish) = operator.next_publish(deadline)? else {
             return Ok(outcomes);
         };
-        let mut parts = publish.topic.split('/').skip(2);
-        let (Some(id), Some(kind)) = (parts.next(), parts.next()) else {
-            continue;
-        };
-        let view = fleet.entry(id.to_owned()).or_default();
-        match kind {
-            "presence" => view.online = publish.payload.as_ref() == b"online",
-            "convergence" => view.convergence = crate::wire::decode(&publish.payload).ok(),
-            _ => {}
-        }
+        crate::operator::note(&mut fleet, &publish.topic, &publish.payload);
     }
 }
 

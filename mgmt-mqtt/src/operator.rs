@@ -5,6 +5,7 @@
 
 use crate::topics::{self, BadName, DeviceTopics, ROOT};
 use crate::wire;
+use arcella_core::daemon::uploads::{MAX_CHUNK_LEN, MIN_CHUNK_LEN};
 use arcella_core::digest;
 use arcella_core::protocol::fleet::{ArtifactChunk, ArtifactRef, Convergence, DesiredDocument};
 use arcella_core::protocol::frame::FrameError;
@@ -36,7 +37,7 @@ pub enum OperatorError {
     Frame(#[from] FrameError),
     #[error(transparent)]
     Remote(#[from] RemoteError),
-    #[error("chunk size {0} is out of range (1 KiB ..= 240 KiB)")]
+    #[error("chunk size {0} is out of range ({MIN_CHUNK_LEN}..={MAX_CHUNK_LEN} bytes)")]
     ChunkLen(u32),
 }
 
@@ -265,20 +266,7 @@ impl Operator {
     pub fn devices(&self, quiet: Duration) -> Result<BTreeMap<String, DeviceView>, OperatorError> {
         let mut devices: BTreeMap<String, DeviceView> = BTreeMap::new();
         for (topic, payload) in self.retained(&format!("{ROOT}/+/+"), quiet)? {
-            let mut parts = topic.split('/').skip(2);
-            let (Some(id), Some(kind)) = (parts.next(), parts.next()) else {
-                continue;
-            };
-            if id == "group" || id == "artifacts" {
-                continue;
-            }
-            let view = devices.entry(id.to_owned()).or_default();
-            match kind {
-                "presence" => view.online = payload == b"online",
-                "state" => view.report = wire::decode(&payload).ok(),
-                "convergence" => view.convergence = wire::decode(&payload).ok(),
-                _ => {}
-            }
+            note(&mut devices, &topic, &payload);
         }
         Ok(devices)
     }
@@ -286,7 +274,7 @@ impl Operator {
     /// Publishes an artifact as retained chunks (so a device that is
     /// offline now fetches them when it is back); waits for the broker.
     pub fn publish_artifact(&self, bytes: &[u8], chunk_len: u32) -> Result<ArtifactRef, OperatorError> {
-        if !(1024..=240 * 1024).contains(&chunk_len) {
+        if !(MIN_CHUNK_LEN..=MAX_CHUNK_LEN).contains(&u64::from(chunk_len)) {
             return Err(OperatorError::ChunkLen(chunk_len));
         }
         let sha256 = digest::sha256(bytes);
@@ -341,6 +329,25 @@ impl Operator {
     pub fn watch_fleet(&self) -> Result<(), OperatorError> {
         self.subscribe(format!("{ROOT}/+/presence"))?;
         self.subscribe(format!("{ROOT}/+/convergence"))
+    }
+}
+
+/// Takes what a device published on `arcella/v1/<device>/<kind>` into
+/// the fleet's view of it; other topics are left alone.
+pub(crate) fn note(fleet: &mut BTreeMap<String, DeviceView>, topic: &str, payload: &[u8]) {
+    let mut parts = topic.split('/').skip(2);
+    let (Some(id), Some(kind), None) = (parts.next(), parts.next(), parts.next()) else {
+        return;
+    };
+    if id == "group" || id == "artifacts" {
+        return;
+    }
+    let view = fleet.entry(id.to_owned()).or_default();
+    match kind {
+        "presence" => view.online = payload == b"online",
+        "state" => view.report = wire::decode(payload).ok(),
+        "convergence" => view.convergence = wire::decode(payload).ok(),
+        _ => {}
     }
 }
 

@@ -85,56 +85,64 @@ impl Reconciler {
             artifact: module.artifact.sha256,
             manifests: manifests_digest(module),
         };
-        let installed = self
-            .device
-            .answer(Request::Status {
-                module: module.id.clone(),
-            })
-            .is_ok();
-        if !(installed && self.record.managed.get(&module.id) == Some(&wanted)) {
-            if let Err(e) = self
-                .settings
-                .trust
-                .check(&module.artifact.sha256, module.artifact.signature.as_ref())
-            {
-                return Outcome::Done(Step::Failed {
-                    reason: format!("{e}; nothing installed"),
-                });
-            }
-            match self.fetch(&module.id, &module.artifact, inbox) {
-                Ok(()) => {}
-                Err(FetchEnd::Superseded) => return Outcome::Superseded,
-                Err(FetchEnd::Failed(reason)) => return Outcome::Done(Step::Failed { reason }),
-            }
-            self.progress(&module.id, Step::Installing);
-            let spec = InstallSpec {
-                upload: module.artifact.sha256,
-                component_toml: module.component_toml.clone(),
-                deployment_toml: Some(module.deployment_toml.clone()),
-            };
-            let request = if installed {
-                Request::Update {
-                    module: module.id.clone(),
-                    spec,
-                }
-            } else {
-                Request::Install(spec)
-            };
-            if let Err(e) = self.device.answer(request) {
-                return Outcome::Done(Step::Failed { reason: e.message });
-            }
-            self.record.managed.insert(module.id.clone(), wanted);
-            self.save();
+        let state = self.state_of(&module.id);
+        let installed = state.is_some();
+        if installed && self.record.managed.get(&module.id) == Some(&wanted) {
+            return Outcome::Done(self.set_running(&module.id, module.run, state));
         }
-        Outcome::Done(self.set_running(&module.id, module.run))
+        if let Err(e) = self
+            .settings
+            .trust
+            .check(&module.artifact.sha256, module.artifact.signature.as_ref())
+        {
+            return Outcome::Done(Step::Failed {
+                reason: format!("{e}; nothing installed"),
+            });
+        }
+        match self.fetch(&module.id, &module.artifact, inbox) {
+            Ok(()) => {}
+            Err(FetchEnd::Superseded) => return Outcome::Superseded,
+            Err(FetchEnd::Failed(reason)) => return Outcome::Done(Step::Failed { reason }),
+        }
+        self.progress(&module.id, Step::Installing);
+        let spec = InstallSpec {
+            upload: module.artifact.sha256,
+            component_toml: module.component_toml.clone(),
+            deployment_toml: Some(module.deployment_toml.clone()),
+        };
+        let request = if installed {
+            Request::Update {
+                module: module.id.clone(),
+                spec,
+            }
+        } else {
+            Request::Install(spec)
+        };
+        if let Err(e) = self.device.answer(request) {
+            return Outcome::Done(Step::Failed { reason: e.message });
+        }
+        self.record.managed.insert(module.id.clone(), wanted);
+        self.save();
+        // Installing or updating changed its state: ask again.
+        let state = self.state_of(&module.id);
+        Outcome::Done(self.set_running(&module.id, module.run, state))
     }
 
-    /// Starts or stops an installed module as desired.
-    fn set_running(&self, id: &str, run: bool) -> Step {
-        let state = match self.device.answer(Request::Status { module: id.to_owned() }) {
-            Ok(Response::Status(status)) => status.summary.state,
-            Ok(_) => ModuleState::Stopped,
-            Err(e) => return Step::Failed { reason: e.message },
+    /// An installed module's state, `None` if it is not installed.
+    fn state_of(&self, id: &str) -> Option<ModuleState> {
+        match self.device.answer(Request::Status { module: id.to_owned() }) {
+            Ok(Response::Status(status)) => Some(status.summary.state),
+            Ok(_) => Some(ModuleState::Stopped),
+            Err(_) => None,
+        }
+    }
+
+    /// Starts or stops an installed module (in `state`) as desired.
+    fn set_running(&self, id: &str, run: bool, state: Option<ModuleState>) -> Step {
+        let Some(state) = state else {
+            return Step::Failed {
+                reason: format!("`{id}` is not installed"),
+            };
         };
         let running = matches!(
             state,

@@ -169,20 +169,15 @@ mod compile {
                 &format!("name = \"{name}\"\nversion = \"1.0.0\"\n"),
             );
             let deployment = write(dir, &format!("{name}-d.toml"), deployment);
-            daemon.cli([
-                "install".as_ref(),
-                artifact.as_os_str(),
-                "--component".as_ref(),
-                component.as_os_str(),
-                "--deployment".as_ref(),
-                deployment.as_os_str(),
-            ])
+            daemon.install_file(&artifact, &component, &deployment)
         };
         install("trusted", TICKER_SERVICE).expect_code(0);
         install("untrusted", "kind = \"service\"\nisolation = \"worker\"\n").expect_code(0);
+        // A worker module shows `running` as soon as it is launched; its
+        // worker's pid comes with the worker's `Started`.
         for id in ["trusted", "untrusted"] {
             daemon.wait_for(id, std::time::Duration::from_secs(15), "running", |s| {
-                state_name(s) == "Running"
+                state_name(s) == "Running" && (id == "trusted" || s["worker"]["pid"].is_u64())
             });
         }
         let status = daemon.status("untrusted").unwrap();
@@ -200,14 +195,7 @@ mod compile {
         let component = write(dir, "p-c.toml", "name = \"plain\"\nversion = \"1.0.0\"\n");
         let deployment = write(dir, "p-d.toml", TICKER_SERVICE);
         daemon
-            .cli([
-                "install".as_ref(),
-                plain.as_os_str(),
-                "--component".as_ref(),
-                component.as_os_str(),
-                "--deployment".as_ref(),
-                deployment.as_os_str(),
-            ])
+            .install_file(&plain, &component, &deployment)
             .expect_code(code::FAILURE)
             .stderr_has(&["--board"]);
     }
@@ -267,16 +255,7 @@ mod address_space {
                     &format!("name = \"{name}\"\nversion = \"1.0.0\"\n"),
                 );
                 let deployment = write(dir, &format!("{name}-d.toml"), deployment);
-                daemon
-                    .cli([
-                        "install".as_ref(),
-                        artifact.as_os_str(),
-                        "--component".as_ref(),
-                        component.as_os_str(),
-                        "--deployment".as_ref(),
-                        deployment.as_os_str(),
-                    ])
-                    .expect_code(0);
+                daemon.install_file(&artifact, &component, &deployment).expect_code(0);
                 daemon.wait_for(name, std::time::Duration::from_secs(15), "running", |s| {
                     state_name(s) == "Running"
                 });

@@ -26,29 +26,25 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with `config` as its arcella.toml.
     pub fn start_with_config(config: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "arcella.toml", config);
-        let mut daemon = Self {
-            dir,
-            child: None,
-            data: None,
-            address_space_kib: None,
-        };
-        daemon.spawn();
-        daemon
+        Self::launch(config, None, None)
     }
 
     /// Like [`Daemon::start_with_config`], under `ulimit -v KIB` (set by
     /// `sh`, which then execs the daemon: the limit is inherited by workers).
     #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
     pub fn start_with_address_space(config: &str, kib: u64) -> Self {
+        Self::launch(config, None, Some(kib))
+    }
+
+    /// Writes `config`, starts the daemon and waits until it serves.
+    fn launch(config: &str, data: Option<PathBuf>, address_space_kib: Option<u64>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         write(dir.path(), "arcella.toml", config);
         let mut daemon = Self {
             dir,
             child: None,
-            data: None,
-            address_space_kib: Some(kib),
+            data,
+            address_space_kib,
         };
         daemon.spawn();
         daemon
@@ -62,16 +58,7 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with its data directory at `data`.
     pub fn start_with_data_dir(data: &Path) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "arcella.toml", "");
-        let mut daemon = Self {
-            dir,
-            child: None,
-            data: Some(data.to_owned()),
-            address_space_kib: None,
-        };
-        daemon.spawn();
-        daemon
+        Self::launch("", Some(data.to_owned()), None)
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -206,6 +193,18 @@ impl Daemon {
             args.push(write(dir, &format!("{guest}-component.toml"), component).into_os_string());
         }
         self.cli(args)
+    }
+
+    /// `arcella install ARTIFACT --component C --deployment D`.
+    pub fn install_file(&self, artifact: &Path, component: &Path, deployment: &Path) -> Ran {
+        self.cli([
+            "install".as_ref(),
+            artifact.as_os_str(),
+            "--component".as_ref(),
+            component.as_os_str(),
+            "--deployment".as_ref(),
+            deployment.as_os_str(),
+        ])
     }
 
     /// `arcella update ID ARTIFACT --component C --deployment D`.

@@ -182,14 +182,7 @@ fn a_damaged_artifact_is_refused_and_nothing_changes() {
     let deployment = write(daemon.dir.path(), "d.toml", "isolation = \"main\"\ntrusted = true\n");
     let component = write(daemon.dir.path(), "c.toml", "name = \"bad\"\nversion = \"1\"\n");
     daemon
-        .cli([
-            "install".as_ref(),
-            bad.as_os_str(),
-            "--deployment".as_ref(),
-            deployment.as_os_str(),
-            "--component".as_ref(),
-            component.as_os_str(),
-        ])
+        .install_file(&bad, &component, &deployment)
         .expect_code(1)
         .stderr_has(&["digest does not match"]);
     assert!(daemon.status("bad").is_none());

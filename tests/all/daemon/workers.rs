@@ -460,16 +460,7 @@ fn a_pulley_engine_runs_its_modules_in_workers_too() {
     let component = write(dir, "c.toml", &ticker("hello"));
     let deployment = write(dir, "d.toml", "group = \"interp\"\n[restart]\npolicy = \"never\"\n");
     let artifact = arcella_test_programs::artifact("hello_p1", "pulley64");
-    daemon
-        .cli([
-            "install".as_ref(),
-            artifact.as_os_str(),
-            "--component".as_ref(),
-            component.as_os_str(),
-            "--deployment".as_ref(),
-            deployment.as_os_str(),
-        ])
-        .expect_code(0);
+    daemon.install_file(&artifact, &component, &deployment).expect_code(0);
     let status = daemon.wait_for("hello", WAIT, "exited", |s| state_name(s) == "Exited");
     assert_eq!(status["summary"]["state"]["Exited"]["code"], 0);
     daemon
