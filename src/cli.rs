@@ -23,6 +23,11 @@ pub struct Cli {
     /// The device to manage through --broker.
     #[arg(long, global = true, env = "ARCELLA_DEVICE", value_name = "ID")]
     pub device: Option<String>,
+    /// With --broker: sign requests (and artifacts to install) with this
+    /// secret key from `arcella keygen`; the device must trust its public
+    /// key. Required for every verb but reads. Give it before the verb.
+    #[arg(long = "key", env = "ARCELLA_KEY", value_name = "FILE")]
+    pub operator_key: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -111,6 +116,30 @@ pub enum FleetVerb {
     Deploy(DeployArgs),
     /// Publish a new desired state without this module.
     Undeploy(UndeployArgs),
+    /// Clear the retained chunks of every artifact that no desired-state
+    /// document on the broker (or applied by a device) refers to.
+    Purge(PurgeArgs),
+}
+
+/// Who signs a desired-state document, and whose earlier documents to
+/// build on.
+#[derive(Debug, clap::Args)]
+pub struct SignerArgs {
+    /// Sign the desired-state document (and the artifact, unless
+    /// --signature is given) with this secret key from `arcella keygen`.
+    #[arg(long, value_name = "FILE", env = "ARCELLA_KEY")]
+    pub key: PathBuf,
+    /// Also build on documents signed by this public key (another
+    /// operator's, or the key before a rotation); repeatable.
+    #[arg(long = "trust", value_name = "FILE.pub")]
+    pub trust: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PurgeArgs {
+    /// Say what would be cleared; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -141,10 +170,10 @@ pub struct DeployArgs {
     pub component: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     pub deployment: PathBuf,
-    /// Sign with this secret key (from `arcella keygen`).
-    #[arg(long, value_name = "FILE", conflicts_with = "signature")]
-    pub key: Option<PathBuf>,
-    /// A signature made by `arcella sign`.
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// The artifact's signature made by `arcella sign` (e.g. on a build
+    /// host); default: the artifact is signed with --key.
     #[arg(long, value_name = "FILE")]
     pub signature: Option<PathBuf>,
     /// Install it but keep it stopped.
@@ -159,6 +188,8 @@ pub struct DeployArgs {
 pub struct UndeployArgs {
     #[command(flatten)]
     pub target: TargetArgs,
+    #[command(flatten)]
+    pub signer: SignerArgs,
     pub module: String,
 }
 

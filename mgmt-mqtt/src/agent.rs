@@ -10,11 +10,13 @@
 
 use crate::broker::{BrokerError, BrokerSettings};
 use crate::device::Device;
+use crate::gate::Gate;
 use crate::reconcile::{FleetSettings, Input, Mailbox, Reconciler};
 use crate::topics::{self, BadName, DeviceTopics};
 use crate::wire;
+use arcella_core::protocol::fleet::RemoteCommand;
 use arcella_core::protocol::frame;
-use arcella_core::protocol::{ClientMessage, ErrorKind, Event, RemoteError, ServerMessage};
+use arcella_core::protocol::{ErrorKind, Event, RemoteError, ServerMessage};
 use rumqttc::{Client, LastWill, Packet, QoS};
 use std::sync::Arc;
 use std::time::Duration;
@@ -211,16 +213,19 @@ impl Connection {
     }
 }
 
-/// The reply frame to one command frame, if it deserves one.
-pub(crate) fn answer(payload: &[u8], device: &dyn Device) -> Option<Vec<u8>> {
-    let message = match wire::decode::<ClientMessage>(payload) {
-        Ok(message) => message,
+/// The reply frame to one command frame from `operator`, if it deserves
+/// one: refused by the gate, or answered by the device.
+pub(crate) fn answer(payload: &[u8], operator: &str, gate: &mut Gate, device: &dyn Device) -> Option<Vec<u8>> {
+    let command = match wire::decode::<RemoteCommand>(payload) {
+        Ok(command) => command,
         Err(e) => {
             let id = frame::peek_request_id(wire::body(payload)?)?;
             let error = RemoteError::new(ErrorKind::BadRequest, format!("undecodable request: {e}"));
             return wire::encode(&ServerMessage::Response { id, result: Err(error) }).ok();
         }
     };
-    let result = device.answer(message.request);
-    wire::encode(&ServerMessage::Response { id: message.id, result }).ok()
+    let result = gate
+        .admit(operator, &command, device)
+        .and_then(|()| device.answer(command.request));
+    wire::encode(&ServerMessage::Response { id: command.id, result }).ok()
 }

@@ -1,9 +1,16 @@
 //! Deploying to a device or a group: publish the artifact's chunks,
-//! publish the next version of the target's desired state, then follow
-//! every targeted device until it has converged, failed or gone offline.
+//! publish the next version of the target's desired state, signed whole,
+//! then follow every targeted device until each has a verdict (healthy,
+//! failed, rolled back, refused), has gone offline, or the deadline.
+//!
+//! The next document is built from the newest of the retained document
+//! and the documents devices report they applied, so a broker that lost
+//! its retained messages never shrinks a device's module set.
 
 use crate::operator::{DeviceView, Operator, OperatorError, Target};
-use arcella_core::protocol::fleet::{ArtifactSignature, DesiredModule, Phase};
+use arcella_core::protocol::fleet::{ArtifactSignature, DesiredDocument, DesiredModule, Phase, SignedDocument};
+use arcella_core::signing::{TrustPolicy, document};
+use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -16,10 +23,37 @@ pub struct ModuleSpec {
     pub run: bool,
 }
 
+/// Who signs the documents of a deploy, and whose earlier documents it
+/// builds on (its own key, and those of the other operators it names).
+#[derive(Debug, Clone)]
+pub struct Signer {
+    pub key: SigningKey,
+    pub trust: TrustPolicy,
+}
+
+impl Signer {
+    /// Signs with `key` and builds on documents signed by it.
+    pub fn new(key: SigningKey) -> Self {
+        let trust = TrustPolicy {
+            trusted_keys: vec![key.verifying_key().to_bytes()],
+            allow_unsigned: false,
+        };
+        Self { key, trust }
+    }
+
+    /// Also builds on documents signed by these keys (rotation, several
+    /// operators).
+    pub fn trusting(mut self, keys: impl IntoIterator<Item = [u8; 32]>) -> Self {
+        self.trust.trusted_keys.extend(keys);
+        self
+    }
+}
+
 /// Publishes `artifact` and a desired state with `module` in it; returns
 /// the new version.
 pub fn deploy(
     operator: &Operator,
+    signer: &Signer,
     target: &Target,
     artifact: &[u8],
     chunk_len: u32,
@@ -35,37 +69,80 @@ pub fn deploy(
         deployment_toml: module.deployment_toml,
         run: module.run,
     };
-    change(operator, target, |modules| {
+    change(operator, signer, target, |modules| {
         modules.retain(|m| m.id != entry.id);
         modules.push(entry);
     })
 }
 
 /// Publishes a desired state without `module`; returns the new version.
-pub fn undeploy(operator: &Operator, target: &Target, module: &str) -> Result<u64, OperatorError> {
-    change(operator, target, |modules| modules.retain(|m| m.id != module))
+pub fn undeploy(operator: &Operator, signer: &Signer, target: &Target, module: &str) -> Result<u64, OperatorError> {
+    change(operator, signer, target, |modules| modules.retain(|m| m.id != module))
+}
+
+/// The target's newest desired state: the retained document or one a
+/// device applied, whichever has the higher version; only documents
+/// signed by a key `trust` names count (others are reported and skipped).
+pub fn current(
+    operator: &Operator,
+    trust: &TrustPolicy,
+    target: &Target,
+) -> Result<Option<DesiredDocument>, OperatorError> {
+    let wanted = target.document_target();
+    let mut candidates: Vec<SignedDocument> = operator.desired(target)?.into_iter().collect();
+    candidates.extend(operator.applied()?);
+    let mut newest: Option<DesiredDocument> = None;
+    for signed in candidates {
+        let Some(unverified) = document::read_unverified(&signed) else {
+            continue;
+        };
+        if unverified.target != wanted {
+            continue;
+        }
+        match document::open(trust, &signed) {
+            Ok(doc) if newest.as_ref().is_none_or(|n| doc.version > n.version) => newest = Some(doc),
+            Ok(_) => {}
+            Err(reason) => log::warn!(
+                "a desired-state document for {wanted} (version {}) is ignored: {reason}",
+                unverified.version
+            ),
+        }
+    }
+    Ok(newest)
 }
 
 /// Publishes the target's next desired-state version, changed by `edit`.
 fn change(
     operator: &Operator,
+    signer: &Signer,
     target: &Target,
     edit: impl FnOnce(&mut Vec<DesiredModule>),
 ) -> Result<u64, OperatorError> {
-    let mut document = operator.desired(target)?.unwrap_or_default();
-    edit(&mut document.modules);
-    document.version += 1;
-    operator.publish_desired(target, &document)?;
-    Ok(document.version)
+    let base = current(operator, &signer.trust, target)?;
+    let (version, mut modules) = base.map_or((0, Vec::new()), |d| (d.version, d.modules));
+    let wanted = target.document_target();
+    let version = version
+        .checked_add(1)
+        .ok_or_else(|| OperatorError::VersionExhausted(wanted.to_string(), version))?;
+    edit(&mut modules);
+    let document = DesiredDocument {
+        target: wanted,
+        version,
+        modules,
+    };
+    operator.publish_desired(target, &document::sign(&signer.key, &document))?;
+    Ok(version)
 }
 
 /// Where one targeted device ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// Every module healthy (or stopped or removed) as desired.
     Converged,
-    /// Per-module reasons.
+    /// A verdict against it: per-module reasons, or why the document was
+    /// refused.
     Failed(Vec<String>),
-    /// Offline: it converges when it is back.
+    /// Offline: it converges when it is back, but it has not yet.
     Offline,
     /// Online but not done at the deadline.
     Pending(String),
@@ -91,10 +168,18 @@ fn outcome(view: &DeviceView, target: &Target, version: u64) -> Outcome {
             Outcome::Offline
         };
     };
-    let taken = match target {
-        Target::Device(_) => c.device_version,
-        Target::Group(_) => c.group_version,
+    let source = match target {
+        Target::Device(_) => "device".to_owned(),
+        Target::Group(g) => format!("group {g}"),
     };
+    let taken = c.version_for(&target.document_target());
+    if let Some(refused) = &c.refused
+        && refused.source == source
+        && refused.version == version
+        && taken.is_none_or(|v| v < version)
+    {
+        return Outcome::Failed(vec![format!("refused version {version}: {}", refused.reason)]);
+    }
     let done = taken.is_some_and(|v| v >= version) && matches!(c.phase, Phase::Converged | Phase::Failed);
     if !done {
         if !view.online {
@@ -113,15 +198,16 @@ fn outcome(view: &DeviceView, target: &Target, version: u64) -> Outcome {
         Outcome::Failed(
             c.modules
                 .iter()
-                .filter(|m| matches!(m.step, arcella_core::protocol::fleet::Step::Failed { .. }))
+                .filter(|m| !m.step.is_success())
                 .map(|m| format!("{}: {}", m.id, m.step))
                 .collect(),
         )
     }
 }
 
-/// Follows the targeted devices until each online one is done with
-/// `version` (or the timeout); `on_change` sees every change of outcome.
+/// Follows the targeted devices until each has a verdict on `version`
+/// (or is offline), or `timeout`; `on_change` sees every change of
+/// outcome.
 pub fn await_convergence(
     operator: &Operator,
     target: &Target,
@@ -129,11 +215,11 @@ pub fn await_convergence(
     timeout: Duration,
     mut on_change: impl FnMut(&str, &Outcome),
 ) -> Result<BTreeMap<String, Outcome>, OperatorError> {
+    let deadline = Instant::now() + timeout;
     operator.watch_fleet()?;
     let mut fleet = operator.devices(Duration::from_millis(300))?;
     let ids = targets(&fleet, target);
     let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
-    let deadline = Instant::now() + timeout;
     loop {
         for id in &ids {
             let now = outcome(fleet.get(id).unwrap_or(&DeviceView::default()), target, version);
@@ -152,11 +238,8 @@ pub fn await_convergence(
     }
 }
 
-/// Whether every online targeted device converged (offline ones will
-/// when they are back), and at least one did.
+/// Whether every targeted device is healthy with the document (and there
+/// was at least one): offline, failed and unfinished devices are not.
 pub fn all_converged(outcomes: &BTreeMap<String, Outcome>) -> bool {
-    outcomes.values().any(|o| *o == Outcome::Converged)
-        && outcomes
-            .values()
-            .all(|o| matches!(o, Outcome::Converged | Outcome::Offline))
+    !outcomes.is_empty() && outcomes.values().all(|o| *o == Outcome::Converged)
 }

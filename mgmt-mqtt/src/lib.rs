@@ -7,6 +7,7 @@ pub mod agent;
 pub mod broker;
 pub mod deploy;
 pub mod device;
+pub mod gate;
 pub mod operator;
 pub mod reconcile;
 mod tls;

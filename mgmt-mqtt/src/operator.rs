@@ -7,9 +7,14 @@ use crate::topics::{self, BadName, DeviceTopics, ROOT};
 use crate::wire;
 use arcella_core::daemon::uploads::{MAX_CHUNK_LEN, MIN_CHUNK_LEN};
 use arcella_core::digest;
-use arcella_core::protocol::fleet::{ArtifactChunk, ArtifactRef, Convergence, DesiredDocument};
+use arcella_core::protocol::fleet::{
+    AppliedDocuments, ArtifactChunk, ArtifactRef, ArtifactSignature, Convergence, DocumentTarget, RemoteCommand,
+    SignedDocument,
+};
 use arcella_core::protocol::frame::FrameError;
-use arcella_core::protocol::{ClientMessage, DeviceReport, RemoteError, Request, Response, ServerMessage};
+use arcella_core::protocol::{DeviceReport, RemoteError, Request, Response, ServerMessage};
+use arcella_core::signing;
+use ed25519_dalek::SigningKey;
 use rumqttc::{Client, MqttOptions, Packet, QoS};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +44,10 @@ pub enum OperatorError {
     Remote(#[from] RemoteError),
     #[error("chunk size {0} is out of range ({MIN_CHUNK_LEN}..={MAX_CHUNK_LEN} bytes)")]
     ChunkLen(u32),
+    #[error(
+        "the desired state of {0} is at version {1}, and no version follows it; devices refuse such versions anyway, so this document is not one of your operators'"
+    )]
+    VersionExhausted(String, u64),
 }
 
 /// What a desired state is for.
@@ -49,6 +58,14 @@ pub enum Target {
 }
 
 impl Target {
+    /// The target as a document names it.
+    pub fn document_target(&self) -> DocumentTarget {
+        match self {
+            Target::Device(id) => DocumentTarget::Device(id.clone()),
+            Target::Group(name) => DocumentTarget::Group(name.clone()),
+        }
+    }
+
     pub fn desired_topic(&self) -> Result<String, BadName> {
         match self {
             Target::Device(id) => Ok(DeviceTopics::new(id)?.desired()),
@@ -74,6 +91,8 @@ pub struct Operator {
     acks: Arc<AtomicU64>,
     published: AtomicU64,
     next_id: std::sync::atomic::AtomicU32,
+    /// Signs every request sent with [`Operator::call`].
+    key: Option<SigningKey>,
 }
 
 impl Drop for Operator {
@@ -156,7 +175,14 @@ impl Operator {
             acks,
             published: AtomicU64::new(0),
             next_id: std::sync::atomic::AtomicU32::new(1),
+            key: None,
         })
+    }
+
+    /// Signs every request from now on with `key` (operate and change
+    /// requests must be signed by a key the device trusts).
+    pub fn sign_with(&mut self, key: SigningKey) {
+        self.key = Some(key);
     }
 
     fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) -> Result<(), OperatorError> {
@@ -182,6 +208,12 @@ impl Operator {
         self.client
             .subscribe(filter, QoS::AtLeastOnce)
             .map_err(|_| OperatorError::Disconnected)
+    }
+
+    /// Subscribes to `filter` (kept across reconnects), for
+    /// [`Operator::next_publish`].
+    pub fn listen(&self, filter: &str) -> Result<(), OperatorError> {
+        self.subscribe(filter.to_owned())
     }
 
     /// Waits until the broker has acknowledged every publish so far.
@@ -216,15 +248,32 @@ impl Operator {
 
     /// Sends one request to `device` and waits for its answer.
     pub fn call(&self, device: &str, request: Request, timeout: Duration) -> Result<Response, OperatorError> {
+        self.call_with(device, request, None, timeout)
+    }
+
+    /// [`Operator::call`], with the signature of the artifact an
+    /// `Install`/`Update` refers to.
+    pub fn call_with(
+        &self,
+        device: &str,
+        request: Request,
+        artifact_signature: Option<ArtifactSignature>,
+        timeout: Duration,
+    ) -> Result<Response, OperatorError> {
         let topics = DeviceTopics::new(device)?;
         let reply = topics.reply(&self.name)?;
         self.subscribe(reply.clone())?;
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
-        self.publish(
-            topics.command(&self.name)?,
-            false,
-            wire::encode(&ClientMessage { id, request })?,
-        )?;
+        let mut command = RemoteCommand {
+            id,
+            request,
+            auth: None,
+            artifact_signature,
+        };
+        if let Some(key) = &self.key {
+            signing::request::sign(key, device, &self.name, signing::request::next_counter(), &mut command);
+        }
+        self.publish(topics.command(&self.name)?, false, wire::encode(&command)?)?;
         let deadline = Instant::now() + timeout;
         while let Some(publish) = self.next_publish(deadline)? {
             if publish.topic != reply {
@@ -278,13 +327,20 @@ impl Operator {
             return Err(OperatorError::ChunkLen(chunk_len));
         }
         let sha256 = digest::sha256(bytes);
-        self.publish_chunks(sha256, bytes, chunk_len)?;
-        Ok(ArtifactRef {
+        let artifact = ArtifactRef {
             sha256,
             len: bytes.len() as u64,
             chunk_len,
             signature: None,
-        })
+        };
+        // The description first: `fleet purge` finds chunks through it.
+        self.publish(
+            topics::artifact_meta(&digest::hex(&sha256)),
+            true,
+            wire::encode(&artifact)?,
+        )?;
+        self.publish_chunks(sha256, bytes, chunk_len)?;
+        Ok(artifact)
     }
 
     /// Publishes `bytes` as the chunks of the artifact named `sha256`
@@ -302,24 +358,49 @@ impl Operator {
         self.flush(Duration::from_secs(60))
     }
 
-    /// Clears an artifact's retained chunks from the broker.
+    /// Clears an artifact's retained chunks (and its description) from
+    /// the broker.
     pub fn purge_artifact(&self, artifact: &ArtifactRef) -> Result<(), OperatorError> {
         let hex = digest::hex(&artifact.sha256);
         for index in 0..artifact.chunks() {
             self.publish(topics::artifact_chunk(&hex, index), true, Vec::new())?;
         }
+        self.publish(topics::artifact_meta(&hex), true, Vec::new())?;
         self.flush(Duration::from_secs(30))
     }
 
+    /// Every artifact described on the broker (`…/artifacts/+/meta`).
+    pub fn artifacts(&self) -> Result<Vec<ArtifactRef>, OperatorError> {
+        let found = self.retained(&format!("{ROOT}/artifacts/+/meta"), Duration::from_millis(500))?;
+        Ok(found.into_iter().filter_map(|(_, p)| wire::decode(&p).ok()).collect())
+    }
+
     /// The desired-state document a target has now (retained), if any.
-    pub fn desired(&self, target: &Target) -> Result<Option<DesiredDocument>, OperatorError> {
+    pub fn desired(&self, target: &Target) -> Result<Option<SignedDocument>, OperatorError> {
         let topic = target.desired_topic()?;
         let found = self.retained(&topic, Duration::from_millis(500))?;
         Ok(found.into_iter().find_map(|(_, payload)| wire::decode(&payload).ok()))
     }
 
+    /// Every desired-state document on the broker, retained, by topic.
+    pub fn all_desired(&self) -> Result<Vec<SignedDocument>, OperatorError> {
+        let mut found = self.retained(&format!("{ROOT}/+/desired"), Duration::from_millis(500))?;
+        found.extend(self.retained(&format!("{ROOT}/group/+/desired"), Duration::from_millis(500))?);
+        Ok(found.into_iter().filter_map(|(_, p)| wire::decode(&p).ok()).collect())
+    }
+
+    /// The documents devices report they applied (retained `…/applied`).
+    pub fn applied(&self) -> Result<Vec<SignedDocument>, OperatorError> {
+        let found = self.retained(&format!("{ROOT}/+/applied"), Duration::from_millis(500))?;
+        Ok(found
+            .into_iter()
+            .filter_map(|(_, p)| wire::decode::<AppliedDocuments>(&p).ok())
+            .flat_map(|a| a.device.into_iter().chain(a.group))
+            .collect())
+    }
+
     /// Publishes a target's desired-state document (retained).
-    pub fn publish_desired(&self, target: &Target, document: &DesiredDocument) -> Result<(), OperatorError> {
+    pub fn publish_desired(&self, target: &Target, document: &SignedDocument) -> Result<(), OperatorError> {
         self.publish(target.desired_topic()?, true, wire::encode(document)?)?;
         self.flush(Duration::from_secs(10))
     }

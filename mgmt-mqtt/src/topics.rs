@@ -29,14 +29,21 @@ fn checked(name: &str) -> Result<&str, BadName> {
 /// The topics of one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceTopics {
+    device: String,
     base: String,
 }
 
 impl DeviceTopics {
     pub fn new(device: &str) -> Result<Self, BadName> {
         Ok(Self {
+            device: device.to_owned(),
             base: format!("{ROOT}/{}", checked(device)?),
         })
+    }
+
+    /// The device id.
+    pub fn device(&self) -> &str {
+        &self.device
     }
 
     /// Commands from operator `client` (QoS 1): postcard `ClientMessage`s.
@@ -78,6 +85,17 @@ impl DeviceTopics {
     pub fn convergence(&self) -> String {
         format!("{}/convergence", self.base)
     }
+
+    /// Retained documents the device applied, as signed (`AppliedDocuments`).
+    pub fn applied(&self) -> String {
+        format!("{}/applied", self.base)
+    }
+}
+
+/// What describes an artifact's chunks (`ArtifactRef` without signature),
+/// retained beside them, so `fleet purge` can find every chunk.
+pub fn artifact_meta(sha_hex: &str) -> String {
+    format!("{ROOT}/artifacts/{sha_hex}/meta")
 }
 
 /// Chunk `index` of the artifact with this sha256 (hex), retained.
@@ -108,6 +126,8 @@ mod tests {
         assert_eq!(t.events(), "arcella/v1/gw-17/events");
         assert_eq!(t.desired(), "arcella/v1/gw-17/desired");
         assert_eq!(t.convergence(), "arcella/v1/gw-17/convergence");
+        assert_eq!(t.applied(), "arcella/v1/gw-17/applied");
+        assert_eq!(artifact_meta("ab"), "arcella/v1/artifacts/ab/meta");
         assert_eq!(artifact_chunk("ab", 3), "arcella/v1/artifacts/ab/3");
         assert_eq!(group_desired("north").unwrap(), "arcella/v1/group/north/desired");
     }

@@ -97,7 +97,12 @@ fn agent_config(mqtt: &MqttSettings) -> Result<AgentConfig, DaemonCmdError> {
         device: mqtt.device.clone(),
         fleet: arcella_mqtt::reconcile::FleetSettings {
             group: mqtt.group.clone(),
-            trust,
+            gate: arcella_mqtt::gate::GatePolicy {
+                trust,
+                signed_reads: mqtt.signed_reads,
+                allow_remote_trusted: mqtt.allow_remote_trusted,
+            },
+            drift: mqtt.drift,
         },
     })
 }

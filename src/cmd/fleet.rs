@@ -1,11 +1,12 @@
 //! `arcella fleet`: the devices behind a broker, deploy and undeploy.
 
-use crate::cli::{DeployArgs, FleetArgs, FleetVerb, TargetArgs, UndeployArgs};
+use crate::cli::{DeployArgs, FleetArgs, FleetVerb, PurgeArgs, SignerArgs, TargetArgs, UndeployArgs};
 use arcella_core::digest;
 use arcella_core::signing;
 use arcella_mqtt::broker::{BrokerError, BrokerSettings};
-use arcella_mqtt::deploy::{self, ModuleSpec, Outcome};
+use arcella_mqtt::deploy::{self, ModuleSpec, Outcome, Signer};
 use arcella_mqtt::operator::{Operator, OperatorError, Target};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -18,8 +19,29 @@ pub enum FleetError {
     Broker(#[from] BrokerError),
     #[error("{path}: {message}")]
     File { path: String, message: String },
-    #[error("not every targeted online device converged")]
+    #[error("not every targeted device is healthy with the new desired state")]
     NotConverged,
+}
+
+/// The secret key in `path`.
+pub fn read_key(path: &Path) -> Result<ed25519_dalek::SigningKey, FleetError> {
+    signing::secret_from_text(&read_text(path)?).map_err(|e| FleetError::File {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn signer(args: &SignerArgs) -> Result<Signer, FleetError> {
+    let mut others = Vec::new();
+    for path in &args.trust {
+        others.push(
+            signing::public_from_text(&read_text(path)?).map_err(|e| FleetError::File {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?,
+        );
+    }
+    Ok(Signer::new(read_key(&args.key)?).trusting(others))
 }
 
 /// Connects as operator `name`. Credentials and TLS files come from the
@@ -53,6 +75,7 @@ pub fn execute(args: &FleetArgs) -> Result<(), FleetError> {
         FleetVerb::Devices => devices(&operator),
         FleetVerb::Deploy(deploy) => deploy_module(&operator, deploy),
         FleetVerb::Undeploy(undeploy) => undeploy_module(&operator, undeploy),
+        FleetVerb::Purge(purge) => purge_artifacts(&operator, purge),
     }
 }
 
@@ -80,8 +103,8 @@ fn devices(operator: &Operator) -> Result<(), FleetError> {
                 format!(
                     "{:?} (group v{}, device v{})",
                     c.phase,
-                    c.group_version.map_or("-".into(), |v| v.to_string()),
-                    c.device_version.map_or("-".into(), |v| v.to_string())
+                    c.group_document.map_or("-".into(), |d| d.version.to_string()),
+                    c.device_document.map_or("-".into(), |d| d.version.to_string())
                 )
             },
         );
@@ -106,21 +129,13 @@ fn deploy_module(operator: &Operator, args: &DeployArgs) -> Result<(), FleetErro
         message: e.to_string(),
     })?;
     let sha256 = digest::sha256(&artifact);
-    let signature = match (&args.key, &args.signature) {
-        (Some(key), _) => {
-            let key = signing::secret_from_text(&read_text(key)?).map_err(|e| FleetError::File {
-                path: key.display().to_string(),
-                message: e.to_string(),
-            })?;
-            Some(signing::sign(&key, &sha256))
-        }
-        (None, Some(file)) => Some(
-            signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
-                path: file.display().to_string(),
-                message: e.to_string(),
-            })?,
-        ),
-        (None, None) => None,
+    let signer = signer(&args.signer)?;
+    let signature = match &args.signature {
+        Some(file) => signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => signing::sign(&signer.key, &sha256),
     };
     let component_toml = args.component.as_deref().map(read_text).transpose()?;
     let deployment_toml = read_text(&args.deployment)?;
@@ -141,7 +156,7 @@ fn deploy_module(operator: &Operator, args: &DeployArgs) -> Result<(), FleetErro
         deployment_toml,
         run: !args.stopped,
     };
-    let version = deploy::deploy(operator, &target, &artifact, chunk_len, signature, spec)?;
+    let version = deploy::deploy(operator, &signer, &target, &artifact, chunk_len, Some(signature), spec)?;
     println!(
         "published artifact {} and desired state version {version}",
         digest::hex(&sha256)
@@ -158,21 +173,37 @@ fn module_id(component_toml: Option<&str>) -> Option<String> {
 
 fn undeploy_module(operator: &Operator, args: &UndeployArgs) -> Result<(), FleetError> {
     let target = target(&args.target);
-    let version = deploy::undeploy(operator, &target, &args.module)?;
+    let version = deploy::undeploy(operator, &signer(&args.signer)?, &target, &args.module)?;
     println!("published desired state version {version} without {}", args.module);
     follow(operator, &target, version, args.target.timeout)
 }
 
 fn follow(operator: &Operator, target: &Target, version: u64, timeout: Duration) -> Result<(), FleetError> {
     let outcomes = deploy::await_convergence(operator, target, version, timeout, |id, outcome| match outcome {
-        Outcome::Converged => println!("{id}: converged (version {version})"),
+        Outcome::Converged => println!("{id}: healthy (version {version})"),
         Outcome::Failed(reasons) => println!("{id}: FAILED: {}", reasons.join("; ")),
         Outcome::Offline => println!("{id}: offline; converges when it is back"),
         Outcome::Pending(what) => println!("{id}: {what}"),
     })?;
+    let not_done: Vec<String> = outcomes
+        .iter()
+        .filter(|(_, o)| **o != Outcome::Converged)
+        .map(|(id, o)| match o {
+            Outcome::Failed(reasons) => format!("  {id}: failed: {}", reasons.join("; ")),
+            Outcome::Offline => format!("  {id}: offline (not yet applied)"),
+            Outcome::Pending(what) => format!("  {id}: no verdict by the deadline ({what})"),
+            Outcome::Converged => String::new(),
+        })
+        .collect();
+    if outcomes.is_empty() {
+        println!("no device is in the target (none has reported its group yet?)");
+    }
+    if !not_done.is_empty() {
+        println!("not healthy:\n{}", not_done.join("\n"));
+    }
     let count = |f: fn(&Outcome) -> bool| outcomes.values().filter(|o| f(o)).count();
     println!(
-        "{} converged, {} failed, {} offline, {} not done",
+        "{} healthy, {} failed, {} offline, {} not done",
         count(|o| *o == Outcome::Converged),
         count(|o| matches!(o, Outcome::Failed(_))),
         count(|o| *o == Outcome::Offline),
@@ -183,4 +214,40 @@ fn follow(operator: &Operator, target: &Target, version: u64, timeout: Duration)
     } else {
         Err(FleetError::NotConverged)
     }
+}
+
+/// Clears the chunks of artifacts no document refers to: every document
+/// retained on the broker and every one a device reports it applied.
+fn purge_artifacts(operator: &Operator, args: &PurgeArgs) -> Result<(), FleetError> {
+    let mut documents = operator.all_desired()?;
+    documents.extend(operator.applied()?);
+    let referenced: BTreeSet<[u8; 32]> = documents
+        .iter()
+        .filter_map(signing::document::read_unverified)
+        .flat_map(|d| d.modules.into_iter().map(|m| m.artifact.sha256))
+        .collect();
+    let mut cleared = 0;
+    for artifact in operator.artifacts()? {
+        if referenced.contains(&artifact.sha256) {
+            continue;
+        }
+        let hex = digest::hex(&artifact.sha256);
+        if args.dry_run {
+            println!(
+                "would clear {hex} ({} bytes, {} chunks)",
+                artifact.len,
+                artifact.chunks()
+            );
+        } else {
+            operator.purge_artifact(&artifact)?;
+            println!("cleared {hex} ({} bytes, {} chunks)", artifact.len, artifact.chunks());
+        }
+        cleared += 1;
+    }
+    println!(
+        "{cleared} artifact(s) {}; {} referenced kept",
+        if args.dry_run { "unreferenced" } else { "cleared" },
+        referenced.len()
+    );
+    Ok(())
 }

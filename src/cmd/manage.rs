@@ -49,6 +49,8 @@ pub enum Via {
     Broker {
         url: String,
         device: String,
+        /// Signs requests and artifacts (`--key`).
+        key: Option<PathBuf>,
     },
 }
 
@@ -58,6 +60,7 @@ impl Via {
             (Some(url), Some(device)) => Via::Broker {
                 url: url.clone(),
                 device: device.clone(),
+                key: cli.operator_key.clone(),
             },
             _ => Via::Socket(cli.socket.clone()),
         }
@@ -67,7 +70,11 @@ impl Via {
 /// A connection to one daemon, local or remote.
 enum Link {
     Socket(Client),
-    Broker { operator: Operator, device: String },
+    Broker {
+        operator: Operator,
+        device: String,
+        key: Option<ed25519_dalek::SigningKey>,
+    },
 }
 
 /// How long a remote device gets to answer one request.
@@ -83,9 +90,17 @@ impl Link {
                     concat!("arcella-cli ", env!("CARGO_PKG_VERSION")),
                 )?))
             }
-            Via::Broker { url, device } => {
-                let operator =
+            Via::Broker { url, device, key } => {
+                let key = key
+                    .as_deref()
+                    .map(crate::cmd::fleet::read_key)
+                    .transpose()
+                    .map_err(|e| ManageError::Broker(e.to_string()))?;
+                let mut operator =
                     crate::cmd::fleet::connect(url, "cli").map_err(|e| ManageError::Broker(e.to_string()))?;
+                if let Some(key) = &key {
+                    operator.sign_with(key.clone());
+                }
                 // Say at once that nobody will answer, rather than time out.
                 let presence = arcella_mqtt::topics::DeviceTopics::new(device)
                     .map_err(|e| ManageError::Broker(e.to_string()))?
@@ -105,6 +120,7 @@ impl Link {
                 Ok(Link::Broker {
                     operator,
                     device: device.clone(),
+                    key,
                 })
             }
         }
@@ -113,9 +129,18 @@ impl Link {
     fn call(&mut self, request: Request) -> Result<Response, ManageError> {
         match self {
             Link::Socket(client) => Ok(client.call(request)?),
-            Link::Broker { operator, device } => operator
-                .call(device, request, REMOTE_TIMEOUT)
-                .map_err(|e| ManageError::Broker(e.to_string())),
+            Link::Broker { operator, device, key } => {
+                // An install or update carries its artifact's signature.
+                let artifact_signature = match (&request, key.as_ref()) {
+                    (Request::Install(spec) | Request::Update { spec, .. }, Some(key)) => {
+                        Some(arcella_core::signing::sign(key, &spec.upload))
+                    }
+                    _ => None,
+                };
+                operator
+                    .call_with(device, request, artifact_signature, REMOTE_TIMEOUT)
+                    .map_err(|e| ManageError::Broker(e.to_string()))
+            }
         }
     }
 

@@ -1,16 +1,77 @@
-//! Fleet messages carried over MQTT (docs/mqtt.md): desired-state
-//! documents the operator publishes, artifact chunks, and the progress a
-//! device reports while it converges. Postcard, like the rest of the
-//! protocol.
+//! Fleet messages carried over MQTT (docs/mqtt.md): signed commands,
+//! signed desired-state documents the operator publishes, artifact
+//! chunks, and the progress a device reports while it converges.
+//! Postcard, like the rest of the protocol.
 
+use super::{Request, RequestId};
 use serde::{Deserialize, Serialize};
 
-/// What a device (or every device of a group) should run. Retained on
-/// `…/desired`; `version` only ever grows.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// An Ed25519 signature with the signer's public key (see `signing`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// The signer's public key.
+    pub key: [u8; 32],
+    /// 64 bytes.
+    pub signature: Vec<u8>,
+}
+
+/// An artifact's signature: over its sha256 (`signing::sign`).
+pub type ArtifactSignature = Signature;
+
+/// A request over MQTT: the socket's request, and what authorizes it.
+/// `id` comes first so that a busy device can answer an undecoded one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteCommand {
+    pub id: RequestId,
+    pub request: Request,
+    /// Required for operate and change requests (`Request::access`).
+    pub auth: Option<CommandAuth>,
+    /// For `Install`/`Update`: the signature of the uploaded artifact.
+    pub artifact_signature: Option<ArtifactSignature>,
+}
+
+/// An operator's signature over one command (`signing::request`), bound
+/// to the device and to a counter the device has never seen from that key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandAuth {
+    /// Strictly greater than every counter this device accepted from the
+    /// key (the operator tools use the time in microseconds).
+    pub counter: u64,
+    pub signature: Signature,
+}
+
+/// Who a desired-state document is for.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum DocumentTarget {
+    Device(String),
+    Group(String),
+}
+
+impl std::fmt::Display for DocumentTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DocumentTarget::Device(id) => write!(f, "device {id}"),
+            DocumentTarget::Group(name) => write!(f, "group {name}"),
+        }
+    }
+}
+
+/// What a device (or every device of a group) should run. Published
+/// inside a [`SignedDocument`], retained on `…/desired`; `version` only
+/// ever grows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredDocument {
+    pub target: DocumentTarget,
     pub version: u64,
     pub modules: Vec<DesiredModule>,
+}
+
+/// A desired-state document as published: its postcard bytes and an
+/// operator's signature over exactly those bytes (`signing::document`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedDocument {
+    pub body: Vec<u8>,
+    pub signature: Signature,
 }
 
 /// One module of a desired-state document.
@@ -26,7 +87,8 @@ pub struct DesiredModule {
     pub run: bool,
 }
 
-/// An artifact published in chunks on `arcella/v1/artifacts/<sha256>/<i>`.
+/// An artifact published in chunks on `arcella/v1/artifacts/<sha256>/<i>`,
+/// described (without signature) on `arcella/v1/artifacts/<sha256>/meta`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactRef {
     pub sha256: [u8; 32],
@@ -42,15 +104,6 @@ impl ArtifactRef {
     }
 }
 
-/// An Ed25519 signature over an artifact's sha256 (see `signing`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ArtifactSignature {
-    /// The signer's public key.
-    pub key: [u8; 32],
-    /// 64 bytes.
-    pub signature: Vec<u8>,
-}
-
 /// One chunk of an artifact (retained, QoS 1).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ArtifactChunk {
@@ -59,19 +112,46 @@ pub struct ArtifactChunk {
     pub data: Vec<u8>,
 }
 
+/// The documents a device applied, as they were signed (retained on
+/// `…/applied`), so an operator can rebuild a target's desired state
+/// from the devices when the broker lost its retained documents.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppliedDocuments {
+    pub device: Option<SignedDocument>,
+    pub group: Option<SignedDocument>,
+}
+
 /// Where a device is with its desired state. Retained on
-/// `…/desired/status`, republished at every step.
+/// `…/convergence`, republished at every step.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Convergence {
     /// The fleet group this device belongs to, if any.
     pub group: Option<String>,
-    /// Versions being (or last) applied: the group's and the device's.
-    pub group_version: Option<u64>,
-    pub device_version: Option<u64>,
+    /// The documents taken (the group's and the device's): version and
+    /// sha256 of the signed body.
+    pub group_document: Option<DocumentId>,
+    pub device_document: Option<DocumentId>,
     pub phase: Phase,
     pub modules: Vec<ModuleProgress>,
-    /// The last document ignored because it was older than one applied.
-    pub stale: Option<StaleDocument>,
+    /// The last document refused, and why.
+    pub refused: Option<RefusedDocument>,
+}
+
+impl Convergence {
+    /// The version taken from `target`'s kind of source.
+    pub fn version_for(&self, target: &DocumentTarget) -> Option<u64> {
+        match target {
+            DocumentTarget::Device(_) => self.device_document.map(|d| d.version),
+            DocumentTarget::Group(_) => self.group_document.map(|d| d.version),
+        }
+    }
+}
+
+/// A document's version and the sha256 of its signed body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DocumentId {
+    pub version: u64,
+    pub sha256: [u8; 32],
 }
 
 /// The overall state of a convergence.
@@ -80,10 +160,13 @@ pub enum Phase {
     /// No desired state received yet.
     #[default]
     Idle,
+    /// Some module is not at a verdict yet (fetching, installing, in its
+    /// health window).
     Applying,
-    /// Every module is as desired.
+    /// Every module is healthy (or stopped, or removed) as desired.
     Converged,
-    /// At least one module could not be brought to its desired state.
+    /// Every module has a verdict, and at least one is not healthy:
+    /// failed, rolled back or drifted.
     Failed,
 }
 
@@ -94,36 +177,115 @@ pub struct ModuleProgress {
     pub step: Step,
 }
 
+/// Where one module is. `Healthy`, `Stopped` and `Removed` are success;
+/// `RolledBack`, `Failed` and `Drifted` are verdicts against it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Step {
-    Waiting,
-    Fetching { received: u64, total: u64 },
+    Pending,
+    Fetching {
+        received: u64,
+        total: u64,
+    },
     Installing,
-    Running,
+    /// Installed and running; healthy if it still runs at `until` (Unix
+    /// seconds).
+    HealthWindow {
+        until: u64,
+    },
+    Healthy,
+    /// Installed and stopped, as desired.
     Stopped,
     Removed,
-    Failed { reason: String },
+    /// The new version failed its health window; the previous one runs.
+    RolledBack {
+        reason: String,
+    },
+    Failed {
+        reason: String,
+    },
+    /// It was as desired, then changed without a document: removed,
+    /// stopped or replaced by hand, or crash-looping after its window.
+    Drifted {
+        reason: String,
+    },
 }
 
-/// A desired-state document older than what the device already took.
+impl Step {
+    /// Whether the module is where the document wants it.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Step::Healthy | Step::Stopped | Step::Removed)
+    }
+
+    /// Whether the step is a verdict (success or not), not work going on.
+    pub fn is_verdict(&self) -> bool {
+        !matches!(
+            self,
+            Step::Pending | Step::Fetching { .. } | Step::Installing | Step::HealthWindow { .. }
+        )
+    }
+}
+
+/// Why a desired-state document was not taken.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StaleDocument {
+pub struct RefusedDocument {
     /// `device` or `group <name>`.
     pub source: String,
+    /// The version it claimed (0 if unreadable).
     pub version: u64,
-    pub applied: u64,
+    pub reason: Refusal,
+}
+
+/// The reasons a document is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// Older than the version already taken from this source.
+    Stale { applied: u64 },
+    /// The version already taken, with other content.
+    Conflict,
+    /// Version 0, or more than `MAX_VERSION_JUMP` past the one taken.
+    BadVersion { applied: u64 },
+    /// Not for this device (another device or group).
+    WrongTarget { target: String },
+    /// Unsigned, untrusted or forged: the signing error.
+    Signature(String),
+    /// Not a document at all.
+    Unreadable(String),
+}
+
+/// How far past the version taken a new document may go: a bound that no
+/// sequence of deploys reaches, and that keeps a signed mistake (or a
+/// leaked key's 2^64 − 1) from freezing a device for good.
+pub const MAX_VERSION_JUMP: u64 = 1 << 20;
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Refusal::Stale { applied } => write!(f, "stale: older than version {applied}, already taken"),
+            Refusal::Conflict => f.write_str("conflict: the version already taken, with other content"),
+            Refusal::BadVersion { applied } => write!(
+                f,
+                "bad version: must be 1 or more, and at most {MAX_VERSION_JUMP} past version {applied}, already taken"
+            ),
+            Refusal::WrongTarget { target } => write!(f, "addressed to {target}, not this device"),
+            Refusal::Signature(e) => write!(f, "signature: {e}"),
+            Refusal::Unreadable(e) => write!(f, "unreadable: {e}"),
+        }
+    }
 }
 
 impl std::fmt::Display for Step {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Step::Waiting => f.write_str("waiting"),
+            Step::Pending => f.write_str("pending"),
             Step::Fetching { received, total } => write!(f, "fetching {received}/{total} bytes"),
             Step::Installing => f.write_str("installing"),
-            Step::Running => f.write_str("running"),
+            Step::HealthWindow { .. } => f.write_str("in its health window"),
+            Step::Healthy => f.write_str("healthy"),
             Step::Stopped => f.write_str("stopped"),
             Step::Removed => f.write_str("removed"),
+            Step::RolledBack { reason } => write!(f, "rolled back: {reason}"),
             Step::Failed { reason } => write!(f, "failed: {reason}"),
+            Step::Drifted { reason } => write!(f, "drifted: {reason}"),
         }
     }
 }

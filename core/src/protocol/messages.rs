@@ -107,6 +107,51 @@ pub enum Request {
     Gc,
 }
 
+/// What a request may do: the classes of the authorization model
+/// (docs/security.md). Every verb added later that changes code, grants
+/// or state is `Change`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Access {
+    /// Looks, changes nothing: info, list, status, inspect, logs, follow.
+    Read,
+    /// Runs or halts what is installed: start, stop, restart.
+    Operate,
+    /// Changes code or state: upload, install, update, rollback, remove, gc.
+    Change,
+}
+
+impl Request {
+    /// The class this request falls in.
+    pub fn access(&self) -> Access {
+        match self {
+            Request::Info
+            | Request::List
+            | Request::Status { .. }
+            | Request::Inspect { .. }
+            | Request::Logs { .. }
+            | Request::Follow { .. }
+            | Request::Unfollow => Access::Read,
+            Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } => Access::Operate,
+            Request::Upload(_)
+            | Request::Install(_)
+            | Request::Update { .. }
+            | Request::Remove { .. }
+            | Request::Rollback { .. }
+            | Request::Gc => Access::Change,
+        }
+    }
+}
+
+impl std::fmt::Display for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Access::Read => "read",
+            Access::Operate => "operate",
+            Access::Change => "change",
+        })
+    }
+}
+
 /// A chunk of a file being uploaded, addressed by the whole file's sha256.
 /// Chunks may come in any order and be repeated; the daemon streams them to
 /// disk and verifies the digest when `total_len` bytes have arrived.

@@ -1,10 +1,18 @@
-//! One pass of convergence: the merged documents, module by module.
+//! One pass of convergence: the merged documents, module by module. A
+//! module installed or updated here starts its health window; the
+//! verdict comes from watching it (`watch.rs`).
 
 use super::fetch::FetchEnd;
+use super::watch::{Watch, unix_now};
 use super::{Applied, Inbox, Reconciler};
 use arcella_core::digest;
 use arcella_core::protocol::fleet::{DesiredModule, Phase, Step};
 use arcella_core::protocol::{ErrorKind, InstallSpec, ModuleState, Request, Response};
+use std::time::Duration;
+
+/// The health window of a module installed fresh, when its deployment
+/// cannot be read (the install then fails anyway).
+const DEFAULT_WINDOW: Duration = Duration::from_secs(5);
 
 /// How a module's turn ended.
 enum Outcome {
@@ -15,13 +23,9 @@ enum Outcome {
 impl Reconciler {
     /// The modules of the group's document, overridden by the device's.
     fn merged(&self) -> Vec<DesiredModule> {
-        let mut modules: Vec<DesiredModule> = self
-            .record
-            .group
-            .as_ref()
-            .map(|(_, d)| d.modules.clone())
-            .unwrap_or_default();
-        for module in self.record.device.iter().flat_map(|d| d.modules.iter()) {
+        let (group, device) = self.record.documents();
+        let mut modules: Vec<DesiredModule> = group.map(|d| d.modules).unwrap_or_default();
+        for module in device.iter().flat_map(|d| d.modules.iter()) {
             match modules.iter_mut().find(|m| m.id == module.id) {
                 Some(slot) => *slot = module.clone(),
                 None => modules.push(module.clone()),
@@ -38,15 +42,18 @@ impl Reconciler {
             .iter()
             .map(|m| arcella_core::protocol::fleet::ModuleProgress {
                 id: m.id.clone(),
-                step: Step::Waiting,
+                step: Step::Pending,
             })
             .collect();
+        self.watched.retain(|id, _| modules.iter().any(|m| &m.id == id));
         self.set_phase(Phase::Applying);
-        let mut failed = false;
         for module in &modules {
             match self.converge(module, inbox) {
                 Outcome::Done(step) => {
-                    failed |= matches!(step, Step::Failed { .. });
+                    // A verdict against it stands until the next document.
+                    if matches!(step, Step::Failed { .. } | Step::RolledBack { .. }) {
+                        self.watched.remove(&module.id);
+                    }
                     self.progress(&module.id, step);
                 }
                 Outcome::Superseded => return,
@@ -72,12 +79,12 @@ impl Reconciler {
                 self.record.managed.remove(&id);
                 self.save();
             }
-            failed |= matches!(step, Step::Failed { .. });
+            self.watched.remove(&id);
             self.progress(&id, step);
         }
         self.record.finished = true;
         self.save();
-        self.set_phase(if failed { Phase::Failed } else { Phase::Converged });
+        self.settle_phase();
     }
 
     fn converge(&mut self, module: &DesiredModule, inbox: &Inbox) -> Outcome {
@@ -88,10 +95,18 @@ impl Reconciler {
         let state = self.state_of(&module.id);
         let installed = state.is_some();
         if installed && self.record.managed.get(&module.id) == Some(&wanted) {
-            return Outcome::Done(self.set_running(&module.id, module.run, state));
+            return Outcome::Done(self.keep(module, state));
+        }
+        if let Err(reason) =
+            crate::gate::remote_deployment_allowed(&module.deployment_toml, self.settings.gate.allow_remote_trusted)
+        {
+            return Outcome::Done(Step::Failed {
+                reason: format!("{reason}; nothing installed"),
+            });
         }
         if let Err(e) = self
             .settings
+            .gate
             .trust
             .check(&module.artifact.sha256, module.artifact.signature.as_ref())
         {
@@ -125,7 +140,62 @@ impl Reconciler {
         self.save();
         // Installing or updating changed its state: ask again.
         let state = self.state_of(&module.id);
-        Outcome::Done(self.set_running(&module.id, module.run, state))
+        if let Err(reason) = self.set_running(&module.id, module.run, state) {
+            return Outcome::Done(Step::Failed { reason });
+        }
+        Outcome::Done(self.begin_window(module, installed))
+    }
+
+    /// A module already installed from this entry: started or stopped as
+    /// desired, and judged (a window still open stays open).
+    fn keep(&mut self, module: &DesiredModule, state: Option<ModuleState>) -> Step {
+        let was_running = state.as_ref().is_some_and(is_running);
+        if let Err(reason) = self.set_running(&module.id, module.run, state) {
+            return Step::Failed { reason };
+        }
+        if module.run && !was_running {
+            return self.begin_window(module, false);
+        }
+        if let Some(watch) = self.watched.get_mut(&module.id) {
+            watch.run = module.run;
+            if let Some(until) = watch.until {
+                return Step::HealthWindow { until };
+            }
+        }
+        let observed = self.observe(&module.id);
+        let watch = self.watched.entry(module.id.clone()).or_insert_with(|| Watch {
+            run: module.run,
+            until: None,
+            update: false,
+            restarts: observed.as_ref().map_or(0, |o| o.restarts),
+            code: observed.as_ref().map(|o| o.code.clone()),
+            restarted: false,
+        });
+        super::verdict::settled(observed.as_ref(), watch)
+    }
+
+    /// Starts watching a module just installed, updated or started.
+    fn begin_window(&mut self, module: &DesiredModule, update: bool) -> Step {
+        let observed = self.observe(&module.id);
+        let window = arcella_core::manifest::parse_deployment(&module.deployment_toml, "deployment.toml")
+            .map_or(DEFAULT_WINDOW, |d| d.update.health_window)
+            .max(Duration::from_secs(1));
+        let until = unix_now() + window.as_secs().max(1);
+        let watch = Watch {
+            run: module.run,
+            until: module.run.then_some(until),
+            update,
+            restarts: observed.as_ref().map_or(0, |o| o.restarts),
+            code: observed.as_ref().map(|o| o.code.clone()),
+            restarted: false,
+        };
+        let step = if module.run {
+            Step::HealthWindow { until }
+        } else {
+            super::verdict::settled(observed.as_ref(), &watch)
+        };
+        self.watched.insert(module.id.clone(), watch);
+        step
     }
 
     /// An installed module's state, `None` if it is not installed.
@@ -138,29 +208,28 @@ impl Reconciler {
     }
 
     /// Starts or stops an installed module (in `state`) as desired.
-    fn set_running(&self, id: &str, run: bool, state: Option<ModuleState>) -> Step {
+    fn set_running(&self, id: &str, run: bool, state: Option<ModuleState>) -> Result<(), String> {
         let Some(state) = state else {
-            return Step::Failed {
-                reason: format!("`{id}` is not installed"),
-            };
+            return Err(format!("`{id}` is not installed"));
         };
-        let running = matches!(
-            state,
-            ModuleState::Running | ModuleState::Starting | ModuleState::BackingOff { .. }
-        );
-        let request = match (run, running) {
+        let request = match (run, is_running(&state)) {
             (true, false) if matches!(state, ModuleState::Exited { .. }) => None,
             (true, false) => Some(Request::Start { module: id.to_owned() }),
             (false, true) => Some(Request::Stop { module: id.to_owned() }),
             _ => None,
         };
-        if let Some(request) = request
-            && let Err(e) = self.device.answer(request)
-        {
-            return Step::Failed { reason: e.message };
+        match request {
+            Some(request) => self.device.answer(request).map(drop).map_err(|e| e.message),
+            None => Ok(()),
         }
-        if run { Step::Running } else { Step::Stopped }
     }
+}
+
+fn is_running(state: &ModuleState) -> bool {
+    matches!(
+        state,
+        ModuleState::Running | ModuleState::Starting | ModuleState::BackingOff { .. }
+    )
 }
 
 /// What identifies a module's manifests.

@@ -2,26 +2,33 @@
 //! and of itself, merges them (the device's entries win), and brings its
 //! modules there with the same verbs an operator would use: install,
 //! update (the A/B swap with its health window), remove, start, stop.
-//! Progress and the outcome per module go to the retained `convergence`
-//! topic. A document older than the one taken is ignored and reported as
-//! stale; the same version again changes nothing.
+//! Progress and a verdict per module (healthy, rolled back, failed,
+//! drifted) go to the retained `convergence` topic; the documents applied,
+//! as signed, to the retained `applied` topic. Documents are taken only
+//! when signed whole by a trusted key, addressed to this device or its
+//! group, and newer than the last one taken (`take.rs`).
 
 mod apply;
 mod fetch;
 mod record;
+mod take;
+mod verdict;
+mod watch;
 
 pub use record::{Applied, Record};
 
 use crate::device::Device;
+use crate::gate::{Gate, GatePolicy};
 use crate::topics::DeviceTopics;
-use arcella_core::protocol::fleet::{ArtifactChunk, Convergence, DesiredDocument, Phase, StaleDocument, Step};
-use arcella_core::signing::TrustPolicy;
+use arcella_core::daemon::config::mqtt::DriftPolicy;
+use arcella_core::protocol::fleet::{AppliedDocuments, ArtifactChunk, Convergence, Phase, Step};
 use rumqttc::{Client, QoS};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 /// What the connection thread hands the device thread. The connection
 /// thread never blocks on it (a full inbox drops a chunk, which is asked
@@ -95,11 +102,13 @@ impl Mailbox {
     }
 }
 
-/// The reconciler's settings.
-#[derive(Debug, Clone)]
+/// The reconciler's settings (from `[mqtt]`).
+#[derive(Debug, Clone, Default)]
 pub struct FleetSettings {
     pub group: Option<String>,
-    pub trust: TrustPolicy,
+    /// Trusted keys and what remote requests and documents may do.
+    pub gate: GatePolicy,
+    pub drift: DriftPolicy,
 }
 
 /// Brings the device to its desired state; runs on a thread of its own.
@@ -114,6 +123,9 @@ pub struct Reconciler {
     status: Convergence,
     /// A document newer than what is being applied has been taken.
     dirty: bool,
+    gate: Gate,
+    /// Modules being watched: in their health window, or for drift.
+    watched: BTreeMap<String, watch::Watch>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -133,6 +145,7 @@ impl Reconciler {
         shared: Arc<Shared>,
     ) -> Self {
         let dir = device.state_dir();
+        let gate = Gate::new(topics.device(), settings.gate.clone(), dir.clone());
         let mut record = Record::load(&dir);
         // A device moved to another group forgets the old group's document.
         if record.group.as_ref().map(|(name, _)| name) != settings.group.as_ref() {
@@ -141,12 +154,14 @@ impl Reconciler {
         }
         let status = Convergence {
             group: settings.group.clone(),
-            group_version: record.group.as_ref().map(|(_, d)| d.version),
-            device_version: record.device.as_ref().map(|d| d.version),
+            group_document: settings.group.as_deref().and_then(|g| record.taken_from(Some(g))),
+            device_document: record.taken_from(None),
             ..Convergence::default()
         };
-        let dirty =
-            !record.finished && (record.group.is_some() || record.device.is_some() || !record.managed.is_empty());
+        // Converge at start whenever there is something to look after: an
+        // unfinished pass resumes, a finished one is judged again (health,
+        // drift) from what runs now.
+        let dirty = record.group.is_some() || record.device.is_some() || !record.managed.is_empty();
         Self {
             device,
             client,
@@ -157,10 +172,13 @@ impl Reconciler {
             record,
             status,
             dirty,
+            gate,
+            watched: BTreeMap::new(),
         }
     }
 
-    /// Serves inputs until the connection thread goes.
+    /// Serves inputs until the connection thread goes; between inputs,
+    /// watches the modules it applied (health windows, drift).
     pub fn run(mut self, inbox: &Inbox) {
         loop {
             if self.dirty {
@@ -168,13 +186,25 @@ impl Reconciler {
                 self.apply(inbox);
                 continue;
             }
-            match inbox.recv() {
-                Ok(input) => {
+            let input = match self.watch_interval() {
+                Some(every) => match inbox.recv_timeout(every) {
+                    Ok(input) => Some(input),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                },
+                None => match inbox.recv() {
+                    Ok(input) => Some(input),
+                    Err(_) => return,
+                },
+            };
+            match input {
+                Some(input) => {
                     if self.serve(input) {
                         self.publish_status();
+                        self.publish_applied();
                     }
                 }
-                Err(_) => return,
+                None => self.watch(),
             }
         }
     }
@@ -197,66 +227,11 @@ impl Reconciler {
         self.shared.connected.swap(false, Ordering::SeqCst)
     }
 
-    fn answer_command(&self, operator: &str, payload: &[u8]) {
+    fn answer_command(&mut self, operator: &str, payload: &[u8]) {
         if let Ok(topic) = self.topics.reply(operator)
-            && let Some(reply) = crate::agent::answer(payload, self.device.as_ref())
+            && let Some(reply) = crate::agent::answer(payload, operator, &mut self.gate, self.device.as_ref())
         {
             let _ = self.client.publish(topic, QoS::AtLeastOnce, false, reply);
-        }
-    }
-
-    /// Takes a document if it is newer than the one held; returns whether
-    /// it was (and the device must converge again).
-    fn take_document(&mut self, group: Option<String>, payload: &[u8]) -> bool {
-        if group.is_some() && group != self.settings.group {
-            return false;
-        }
-        let source = group
-            .as_ref()
-            .map_or_else(|| "device".to_owned(), |g| format!("group {g}"));
-        let document: DesiredDocument = match crate::wire::decode(payload) {
-            Ok(document) => document,
-            Err(e) => {
-                // An empty retained message clears the topic: nothing to do.
-                if !payload.is_empty() {
-                    log::warn!("desired state from {source} is unreadable ({e}); ignored");
-                }
-                return false;
-            }
-        };
-        let held = self.record.version_of(group.as_deref());
-        match held {
-            Some(held) if document.version < held => {
-                log::warn!(
-                    "desired state version {} from {source} is older than version {held}, already taken; ignored",
-                    document.version
-                );
-                self.status.stale = Some(StaleDocument {
-                    source,
-                    version: document.version,
-                    applied: held,
-                });
-                self.publish_status();
-                false
-            }
-            Some(held) if document.version == held => false,
-            _ => {
-                log::info!("desired state version {} from {source} taken", document.version);
-                match group {
-                    Some(name) => {
-                        self.status.group_version = Some(document.version);
-                        self.record.group = Some((name, document));
-                    }
-                    None => {
-                        self.status.device_version = Some(document.version);
-                        self.record.device = Some(document);
-                    }
-                }
-                self.record.finished = false;
-                self.save();
-                self.dirty = true;
-                true
-            }
         }
     }
 
@@ -279,8 +254,23 @@ impl Reconciler {
     }
 
     fn set_phase(&mut self, phase: Phase) {
-        self.status.phase = phase;
-        self.publish_status();
+        if self.status.phase != phase {
+            self.status.phase = phase;
+            self.publish_status();
+        }
+    }
+
+    /// The phase the modules' steps add up to.
+    fn settle_phase(&mut self) {
+        let steps = || self.status.modules.iter().map(|m| &m.step);
+        let phase = if steps().any(|s| !s.is_verdict()) {
+            Phase::Applying
+        } else if steps().all(Step::is_success) {
+            Phase::Converged
+        } else {
+            Phase::Failed
+        };
+        self.set_phase(phase);
     }
 
     fn publish_status(&self) {
@@ -290,4 +280,26 @@ impl Reconciler {
                 .publish(self.topics.convergence(), QoS::AtLeastOnce, true, bytes);
         }
     }
+
+    /// The documents taken, as signed, for operators rebuilding a
+    /// target's desired state.
+    fn publish_applied(&self) {
+        let applied = AppliedDocuments {
+            device: self.record.device.clone(),
+            group: self.record.group.as_ref().map(|(_, d)| d.clone()),
+        };
+        if applied == AppliedDocuments::default() {
+            return;
+        }
+        if let Ok(bytes) = crate::wire::encode(&applied) {
+            let _ = self
+                .client
+                .publish(self.topics.applied(), QoS::AtLeastOnce, true, bytes);
+        }
+    }
 }
+
+/// How often modules are looked at while one is in its health window.
+const WINDOW_TICK: Duration = Duration::from_millis(500);
+/// How often settled modules are looked at for drift.
+const DRIFT_TICK: Duration = Duration::from_secs(5);

@@ -8,9 +8,9 @@ pub mod pki;
 
 use arcella_core::daemon::uploads::Piece;
 use arcella_core::protocol::DeviceReport;
+use arcella_core::protocol::fleet::RemoteCommand;
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
-use arcella_core::protocol::{ClientMessage, DaemonInfo, ErrorKind, RemoteError, Request, Response, ServerMessage};
-use arcella_core::signing::TrustPolicy;
+use arcella_core::protocol::{DaemonInfo, ErrorKind, RemoteError, Request, Response, ServerMessage};
 use arcella_mqtt::device::Device;
 use arcella_mqtt::reconcile::FleetSettings;
 use arcella_mqtt::topics::DeviceTopics;
@@ -172,10 +172,7 @@ pub fn info_device() -> Arc<dyn Device> {
 
 /// No desired state to follow, nothing trusted.
 pub fn no_fleet() -> FleetSettings {
-    FleetSettings {
-        group: None,
-        trust: TrustPolicy::default(),
-    }
+    FleetSettings::default()
 }
 
 /// Operator `ops` waits for the device to be online, sends it `Info` and
@@ -188,9 +185,11 @@ pub fn round_trip(operator: &Client, inbox: &mut Inbox, device: &str) {
         .unwrap();
     // Once the device is online, its command subscription is in place.
     assert_eq!(inbox.next_publish(&topics.presence()), b"online");
-    let command = frame::encode(&ClientMessage {
+    let command = frame::encode(&RemoteCommand {
         id: 41,
         request: Request::Info,
+        auth: None,
+        artifact_signature: None,
     })
     .unwrap();
     operator

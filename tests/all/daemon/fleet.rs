@@ -1,22 +1,28 @@
 //! Fleet deployment through a real mosquitto: desired state for a group
 //! of daemons, devices offline and back, a broker restart mid-deploy, a
 //! 256 KiB broker message limit with a multi-MiB artifact, tampered,
-//! unsigned and foreign artifacts, stale desired-state versions.
+//! unsigned and foreign artifacts, desired-state documents that are
+//! stale, conflicting, forged, misaddressed or absurdly versioned.
 
 use super::harness::*;
 use arcella_core::digest;
-use arcella_core::protocol::fleet::{ArtifactRef, DesiredDocument, DesiredModule, Phase, Step};
+use arcella_core::protocol::fleet::{
+    ArtifactRef, DesiredDocument, DesiredModule, DocumentTarget, Phase, Refusal, RefusedDocument, Step,
+};
 use arcella_core::signing;
-use arcella_mqtt::deploy::{self, ModuleSpec, Outcome};
+use arcella_mqtt::deploy::{self, ModuleSpec, Outcome, Signer};
 use arcella_mqtt::operator::{Operator, Target};
 use arcella_test_broker::{BrokerConfig, Mosquitto};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(60);
+pub const WAIT: Duration = Duration::from_secs(60);
 
-fn config(broker: &Mosquitto, device: &str, group: Option<&str>, key: &SigningKey) -> String {
+/// A service as a remote source may deploy it: in a worker.
+pub const WORKER_SERVICE: &str = "kind = \"service\"\n";
+
+pub fn config(broker: &Mosquitto, device: &str, group: Option<&str>, key: &SigningKey) -> String {
     let group = group.map(|g| format!("group = \"{g}\"\n")).unwrap_or_default();
     format!(
         "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\ndevice = \"{device}\"\n{group}trusted_keys = [\"{}\"]\n",
@@ -25,7 +31,11 @@ fn config(broker: &Mosquitto, device: &str, group: Option<&str>, key: &SigningKe
     )
 }
 
-fn operator(broker: &Mosquitto, name: &str) -> Operator {
+pub fn signer(key: &SigningKey) -> Signer {
+    Signer::new(key.clone())
+}
+
+pub fn operator(broker: &Mosquitto, name: &str) -> Operator {
     static COUNT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = COUNT.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let mut options = arcella_mqtt::rumqttc::MqttOptions::new(format!("test-{name}-{n}"), "127.0.0.1", broker.port());
@@ -33,29 +43,29 @@ fn operator(broker: &Mosquitto, name: &str) -> Operator {
     Operator::connect(options, name).unwrap()
 }
 
-fn ticker_spec() -> ModuleSpec {
+pub fn ticker_spec() -> ModuleSpec {
     ModuleSpec {
         id: "ticker".into(),
         component_toml: Some(TICKER_COMPONENT.into()),
-        deployment_toml: TICKER_SERVICE.into(),
+        deployment_toml: WORKER_SERVICE.into(),
         run: true,
     }
 }
 
-fn artifact(guest: &str) -> Vec<u8> {
+pub fn artifact(guest: &str) -> Vec<u8> {
     std::fs::read(crate::support::artifact(guest, "native")).unwrap()
 }
 
-fn signed(key: &SigningKey, bytes: &[u8]) -> Option<arcella_core::protocol::fleet::ArtifactSignature> {
+pub fn signed(key: &SigningKey, bytes: &[u8]) -> Option<arcella_core::protocol::fleet::ArtifactSignature> {
     Some(signing::sign(key, &digest::sha256(bytes)))
 }
 
-fn converge(op: &Operator, target: &Target, version: u64) -> BTreeMap<String, Outcome> {
+pub fn converge(op: &Operator, target: &Target, version: u64) -> BTreeMap<String, Outcome> {
     deploy::await_convergence(op, target, version, WAIT, |_, _| {}).unwrap()
 }
 
 /// The running artifact digest of `ticker` on a daemon.
-fn ticker_artifact(daemon: &Daemon) -> String {
+pub fn ticker_artifact(daemon: &Daemon) -> String {
     let status = daemon.status("ticker").expect("ticker installed");
     assert_eq!(state_name(&status), "Running", "{status}");
     status["artifact"].as_str().unwrap().to_owned()
@@ -90,7 +100,16 @@ fn twenty_devices_converge_as_a_group_and_one_that_was_offline_catches_up() {
     }
     let north = Target::Group("north".into());
     let ticker = artifact("ticker");
-    let v1 = deploy::deploy(&op, &north, &ticker, 64 * 1024, signed(&key, &ticker), ticker_spec()).unwrap();
+    let v1 = deploy::deploy(
+        &op,
+        &signer(&key),
+        &north,
+        &ticker,
+        64 * 1024,
+        signed(&key, &ticker),
+        ticker_spec(),
+    )
+    .unwrap();
     let outcomes = converge(&op, &north, v1);
     assert_eq!(outcomes.len(), 20, "{outcomes:?}");
     assert!(deploy::all_converged(&outcomes), "{outcomes:?}");
@@ -105,7 +124,16 @@ fn twenty_devices_converge_as_a_group_and_one_that_was_offline_catches_up() {
     // misses version 2, an update to a bigger artifact.
     devices[7].kill();
     let ballast = artifact("ballast_1m");
-    let v2 = deploy::deploy(&op, &north, &ballast, 64 * 1024, signed(&key, &ballast), ticker_spec()).unwrap();
+    let v2 = deploy::deploy(
+        &op,
+        &signer(&key),
+        &north,
+        &ballast,
+        64 * 1024,
+        signed(&key, &ballast),
+        ticker_spec(),
+    )
+    .unwrap();
     let outcomes = converge(&op, &north, v2);
     assert_eq!(outcomes["gw-07"], Outcome::Offline, "{outcomes:?}");
     assert_eq!(
@@ -113,7 +141,8 @@ fn twenty_devices_converge_as_a_group_and_one_that_was_offline_catches_up() {
         19,
         "{outcomes:?}"
     );
-    assert!(deploy::all_converged(&outcomes), "offline devices do not fail a deploy");
+    // An offline device has not applied it: the deploy is not a success.
+    assert!(!deploy::all_converged(&outcomes), "{outcomes:?}");
     let second = ticker_artifact(&devices[0]);
     assert_ne!(second, first, "the update replaced the artifact");
 
@@ -125,7 +154,7 @@ fn twenty_devices_converge_as_a_group_and_one_that_was_offline_catches_up() {
     loop {
         let view = op.devices(Duration::from_millis(300)).unwrap().remove("gw-07").unwrap();
         let c = view.convergence.unwrap();
-        if c.group_version == Some(v2) && c.phase == Phase::Converged {
+        if c.group_document.map(|d| d.version) == Some(v2) && c.phase == Phase::Converged {
             break;
         }
         assert!(std::time::Instant::now() < deadline, "gw-07 did not catch up: {c:?}");
@@ -133,13 +162,36 @@ fn twenty_devices_converge_as_a_group_and_one_that_was_offline_catches_up() {
     assert_eq!(ticker_artifact(&devices[7]), second);
 
     // Undeploying removes the module from every device of the group.
-    let v3 = deploy::undeploy(&op, &north, "ticker").unwrap();
+    let v3 = deploy::undeploy(&op, &signer(&key), &north, "ticker").unwrap();
     assert!(deploy::all_converged(&converge(&op, &north, v3)));
     assert!(devices[3].status("ticker").is_none());
 }
 
+/// The refusal the device reports once it has refused `version` for a
+/// reason `why` accepts.
+fn refused(op: &Operator, device: &str, version: u64, why: impl Fn(&Refusal) -> bool) -> RefusedDocument {
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut last = None;
+    loop {
+        if let Some(c) = op.devices(Duration::from_millis(300)).unwrap()[device]
+            .convergence
+            .clone()
+            && let Some(refused) = c.refused
+        {
+            if refused.version == version && why(&refused.reason) {
+                return refused;
+            }
+            last = Some(refused);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no such refusal of version {version}; last: {last:?}"
+        );
+    }
+}
+
 #[test]
-fn stale_and_repeated_desired_state_versions_change_nothing() {
+fn desired_state_documents_that_are_stale_conflicting_forged_misaddressed_or_absurd_change_nothing() {
     let broker = Mosquitto::start();
     let key = signing::generate().unwrap();
     let daemon = Daemon::start_with_config(&config(&broker, "gw-s", None, &key));
@@ -148,52 +200,86 @@ fn stale_and_repeated_desired_state_versions_change_nothing() {
     let ticker = artifact("ticker");
     let mut artifact_ref = op.publish_artifact(&ticker, 32 * 1024).unwrap();
     artifact_ref.signature = signed(&key, &ticker);
-    let document = |version, run| DesiredDocument {
+    let document = |for_whom: &str, version, run| DesiredDocument {
+        target: DocumentTarget::Device(for_whom.into()),
         version,
         modules: vec![DesiredModule {
             id: "ticker".into(),
             artifact: artifact_ref.clone(),
             component_toml: Some(TICKER_COMPONENT.into()),
-            deployment_toml: TICKER_SERVICE.into(),
+            deployment_toml: WORKER_SERVICE.into(),
             run,
         }],
     };
-    op.publish_desired(&target, &document(5, true)).unwrap();
-    assert_eq!(converge(&op, &target, 5)["gw-s"], Outcome::Converged);
-    ticker_artifact(&daemon);
-
-    // Version 3 is older than 5: ignored, and reported as stale.
-    op.publish_desired(&target, &document(3, false)).unwrap();
-    let deadline = std::time::Instant::now() + WAIT;
-    let convergence = loop {
-        let c = op.devices(Duration::from_millis(300)).unwrap()["gw-s"]
-            .convergence
-            .clone()
-            .unwrap();
-        if c.stale.is_some() {
-            break c;
-        }
-        assert!(std::time::Instant::now() < deadline, "no stale report");
+    let publish = |doc: &DesiredDocument, by: &SigningKey| {
+        op.publish_desired(&target, &signing::document::sign(by, doc)).unwrap();
     };
-    let stale = convergence.stale.unwrap();
-    assert_eq!((stale.version, stale.applied, stale.source.as_str()), (3, 5, "device"));
-    assert_eq!(convergence.device_version, Some(5));
-    // Version 5 again (even with other content) is a no-op.
-    op.publish_desired(&target, &document(5, false)).unwrap();
-    std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
-    // Garbage on the desired-state topic is ignored; what runs stays.
+    publish(&document("gw-s", 5, true), &key);
+    assert_eq!(converge(&op, &target, 5)["gw-s"], Outcome::Converged);
+    let running = ticker_artifact(&daemon);
+
+    // Older: stale. The same version with other content: a conflict.
+    publish(&document("gw-s", 3, false), &key);
+    refused(&op, "gw-s", 3, |r| *r == Refusal::Stale { applied: 5 });
+    publish(&document("gw-s", 5, false), &key);
+    let conflict = refused(&op, "gw-s", 5, |r| *r == Refusal::Conflict);
+    assert_eq!(conflict.source, "device");
+    // Versions no operator makes: 0, 2^64 - 1, a jump of 2^40.
+    for absurd in [0, u64::MAX, 5 + (1 << 40)] {
+        publish(&document("gw-s", absurd, false), &key);
+        refused(&op, "gw-s", absurd, |r| *r == Refusal::BadVersion { applied: 5 });
+    }
+    // Another device's document, republished here.
+    publish(&document("gw-other", 7, false), &key);
+    refused(
+        &op,
+        "gw-s",
+        7,
+        |r| matches!(r, Refusal::WrongTarget { target } if target.contains("gw-other")),
+    );
+    // A validly signed document whose version (and deployment) was changed
+    // afterwards: the attacker's `isolation = "main"` never runs.
+    let mut forged = signing::document::sign(&key, &document("gw-s", 8, false));
+    let mut raised = document("gw-s", 9, true);
+    raised.modules[0].deployment_toml = "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n".into();
+    forged.body = postcard::to_stdvec(&raised).unwrap();
+    op.publish_desired(&target, &forged).unwrap();
+    refused(
+        &op,
+        "gw-s",
+        9,
+        |r| matches!(r, Refusal::Signature(m) if m.contains("does not match")),
+    );
+    // Signed by a key the device does not trust.
+    let stranger = signing::generate().unwrap();
+    publish(&document("gw-s", 10, false), &stranger);
+    refused(
+        &op,
+        "gw-s",
+        10,
+        |r| matches!(r, Refusal::Signature(m) if m.contains("does not trust")),
+    );
+    // A truncated document, then garbage.
+    let whole = arcella_mqtt::wire::encode(&signing::document::sign(&key, &document("gw-s", 11, false))).unwrap();
+    op.publish_raw("arcella/v1/gw-s/desired", true, whole[..whole.len() / 2].to_vec())
+        .unwrap();
+    refused(&op, "gw-s", 0, |r| matches!(r, Refusal::Unreadable(_)));
     op.publish_raw("arcella/v1/gw-s/desired", true, vec![0xff; 40]).unwrap();
-    op.publish_raw("arcella/v1/gw-s/cmd/ops", false, vec![1, 2, 3]).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+    // Through all of it the device kept version 5, running.
+    assert_eq!(ticker_artifact(&daemon), running);
+    let c = op.devices(Duration::from_millis(300)).unwrap()["gw-s"]
+        .convergence
+        .clone()
+        .unwrap();
+    assert_eq!(c.device_document.map(|d| d.version), Some(5));
     assert!(
-        daemon.log().contains("desired state from device is unreadable"),
+        daemon.log().contains("desired state version 10 from device refused"),
         "{}",
         daemon.log()
     );
+
     // Version 6 does what it says.
-    op.publish_desired(&target, &document(6, false)).unwrap();
+    publish(&document("gw-s", 6, false), &key);
     assert_eq!(converge(&op, &target, 6)["gw-s"], Outcome::Converged);
     assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Stopped");
 }
@@ -214,17 +300,28 @@ fn unsigned_untrusted_tampered_and_foreign_artifacts_are_refused_and_change_noth
     let op = operator(&broker, "ops");
     let target = Target::Device("gw-t".into());
     let ticker = artifact("ticker");
-    let v1 = deploy::deploy(&op, &target, &ticker, 64 * 1024, signed(&key, &ticker), ticker_spec()).unwrap();
+    let signer = signer(&key);
+    let v1 = deploy::deploy(
+        &op,
+        &signer,
+        &target,
+        &ticker,
+        64 * 1024,
+        signed(&key, &ticker),
+        ticker_spec(),
+    )
+    .unwrap();
     assert_eq!(converge(&op, &target, v1)["gw-t"], Outcome::Converged);
     let installed = ticker_artifact(&daemon);
     let ballast = artifact("ballast_1m");
 
-    let v = deploy::deploy(&op, &target, &ballast, 64 * 1024, None, ticker_spec()).unwrap();
+    let v = deploy::deploy(&op, &signer, &target, &ballast, 64 * 1024, None, ticker_spec()).unwrap();
     assert!(failure(&converge(&op, &target, v), "gw-t").contains("not signed"));
 
     let stranger = signing::generate().unwrap();
     let v = deploy::deploy(
         &op,
+        &signer,
         &target,
         &ballast,
         64 * 1024,
@@ -245,6 +342,7 @@ fn unsigned_untrusted_tampered_and_foreign_artifacts_are_refused_and_change_noth
     let sha256 = digest::sha256(&ballast);
     op.publish_chunks(sha256, &tampered, 64 * 1024).unwrap();
     let doc = DesiredDocument {
+        target: DocumentTarget::Device("gw-t".into()),
         version: v + 1,
         modules: vec![DesiredModule {
             id: "ticker".into(),
@@ -255,17 +353,27 @@ fn unsigned_untrusted_tampered_and_foreign_artifacts_are_refused_and_change_noth
                 signature: signed(&key, &ballast),
             },
             component_toml: Some(TICKER_COMPONENT.into()),
-            deployment_toml: TICKER_SERVICE.into(),
+            deployment_toml: WORKER_SERVICE.into(),
             run: true,
         }],
     };
-    op.publish_desired(&target, &doc).unwrap();
+    op.publish_desired(&target, &signing::document::sign(&key, &doc))
+        .unwrap();
     let reason = failure(&converge(&op, &target, v + 1), "gw-t");
     assert!(reason.contains("does not match its sha256"), "{reason}");
 
     // Compiled for another engine: the device names its own fingerprint.
     let foreign = std::fs::read(crate::support::artifact("hello_p1", "aarch64-unknown-linux-gnu")).unwrap();
-    let v = deploy::deploy(&op, &target, &foreign, 64 * 1024, signed(&key, &foreign), ticker_spec()).unwrap();
+    let v = deploy::deploy(
+        &op,
+        &signer,
+        &target,
+        &foreign,
+        64 * 1024,
+        signed(&key, &foreign),
+        ticker_spec(),
+    )
+    .unwrap();
     let reason = failure(&converge(&op, &target, v), "gw-t");
     let info = daemon.cli(["--json", "info"]);
     let fingerprint: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
@@ -302,7 +410,16 @@ fn a_multi_mib_artifact_crosses_a_256_kib_broker_that_restarts_mid_deploy() {
         );
         // The device is away while the deploy is published...
         daemon.kill();
-        deploy::deploy(&op, &target, &ballast, 64 * 1024, signed(&key, &ballast), ticker_spec()).unwrap()
+        deploy::deploy(
+            &op,
+            &signer(&key),
+            &target,
+            &ballast,
+            64 * 1024,
+            signed(&key, &ballast),
+            ticker_spec(),
+        )
+        .unwrap()
     };
     // ...comes back, and the broker restarts while it fetches.
     daemon.spawn();
@@ -357,8 +474,9 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
     ])
     .expect_code(0);
     let component = write(work.path(), "component.toml", TICKER_COMPONENT);
-    let deployment = write(work.path(), "deployment.toml", TICKER_SERVICE);
+    let deployment = write(work.path(), "deployment.toml", WORKER_SERVICE);
     let url = broker.url();
+    let key = work.path().join("fleet.key");
     let deploy = |signature: &str| {
         crate::support::arcella([
             "fleet",
@@ -372,6 +490,8 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
             component.to_str().unwrap(),
             "--deployment",
             deployment.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
             "--signature",
             signature,
             "--timeout",
@@ -387,20 +507,37 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
     );
     deploy(wrong.to_str().unwrap())
         .expect_code(3)
-        .stdout_has(&["gw-cli: FAILED", "does not match"]);
+        .stdout_has(&["gw-cli: FAILED", "does not match", "not healthy:"]);
     assert!(daemon.status("ticker").is_none());
     let signature = work.path().join("ticker.cwasm.sig");
     deploy(signature.to_str().unwrap())
         .expect_code(0)
-        .stdout_has(&["gw-cli: converged", "1 converged, 0 failed"]);
+        .stdout_has(&["gw-cli: healthy", "1 healthy, 0 failed"]);
     assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
 
-    // Any local verb on the remote device.
-    let remote = |args: &[&str]| {
+    // Any local verb on the remote device; all but reads signed.
+    let unsigned = |args: &[&str]| {
         let mut all = vec!["--broker", url.as_str(), "--device", "gw-cli"];
         all.extend_from_slice(args);
         crate::support::arcella(all)
     };
+    let remote = |args: &[&str]| {
+        let mut all = vec![
+            "--broker",
+            url.as_str(),
+            "--device",
+            "gw-cli",
+            "--key",
+            key.to_str().unwrap(),
+        ];
+        all.extend_from_slice(args);
+        crate::support::arcella(all)
+    };
+    unsigned(&["stop", "ticker"])
+        .expect_code(1)
+        .stderr_has(&["not signed", "--key"]);
+    unsigned(&["list"]).expect_code(0).stdout_has(&["ticker"]);
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
     remote(&["stop", "ticker"]).expect_code(0);
     assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Stopped");
     remote(&["status", "ticker"]).expect_code(0).stdout_has(&["stopped"]);
@@ -413,4 +550,29 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
     crate::support::arcella(["fleet", "--broker", &url, "devices"])
         .expect_code(0)
         .stdout_has(&["gw-cli", "online", "Converged"]);
+    // Remote install of a module that would run in the daemon's process:
+    // refused, though signed; the default deployment (a worker) is not.
+    let main = write(work.path(), "main.toml", TICKER_SERVICE);
+    let other = write(work.path(), "other.toml", "name = \"other\"\nversion = \"1.0.0\"\n");
+    remote(&[
+        "install",
+        ticker.to_str().unwrap(),
+        "--component",
+        other.to_str().unwrap(),
+        "--deployment",
+        main.to_str().unwrap(),
+    ])
+    .expect_code(1)
+    .stderr_has(&["allow_remote_trusted"]);
+    assert!(daemon.status("other").is_none());
+    remote(&[
+        "install",
+        ticker.to_str().unwrap(),
+        "--component",
+        other.to_str().unwrap(),
+        "--deployment",
+        deployment.to_str().unwrap(),
+    ])
+    .expect_code(0);
+    assert!(daemon.status("other").is_some());
 }

@@ -4,8 +4,9 @@
 
 use super::harness::*;
 use crate::support::arcella;
+use arcella_core::protocol::fleet::RemoteCommand;
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
-use arcella_core::protocol::{ClientMessage, DeviceReport, ModuleState, Request, Response, ServerMessage};
+use arcella_core::protocol::{DeviceReport, ModuleState, Request, Response, ServerMessage};
 use arcella_test_broker::{BrokerConfig, Mosquitto};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::ffi::OsStr;
@@ -42,9 +43,11 @@ fn the_daemon_answers_over_mqtt_and_its_last_will_says_when_it_dies() {
         .unwrap();
     assert_eq!(next_publish(&mut inbox, "arcella/v1/gw-9/presence"), b"online");
 
-    let command = frame::encode(&ClientMessage {
+    let command = frame::encode(&RemoteCommand {
         id: 5,
         request: Request::List,
+        auth: None,
+        artifact_signature: None,
     })
     .unwrap();
     operator

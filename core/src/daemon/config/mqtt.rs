@@ -49,6 +49,32 @@ pub struct MqttSettings {
     /// verify). Off: only signed artifacts are installed.
     #[serde(default)]
     pub allow_unsigned: bool,
+    /// Reads (info, list, status, inspect, logs) over MQTT need a signed
+    /// request too. Off: the broker's ACL decides who may read; operate
+    /// and change requests are always signed.
+    #[serde(default)]
+    pub signed_reads: bool,
+    /// A remote source (a command or a desired-state document) may install
+    /// modules with `trusted = true` or `isolation = "main"`. Off: only the
+    /// local socket can put code into the daemon's own process.
+    #[serde(default)]
+    pub allow_remote_trusted: bool,
+    /// What to do when a module the fleet manages drifts from its desired
+    /// state (removed, stopped or replaced by hand, crash-looping):
+    /// `"report"` it, or `"restore"` the desired state.
+    #[serde(default)]
+    pub drift: DriftPolicy,
+}
+
+/// `[mqtt] drift`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftPolicy {
+    /// Report drift in the convergence state; leave the module be.
+    #[default]
+    Report,
+    /// Report it and bring the module back to its desired state.
+    Restore,
 }
 
 /// Why the password file could not be used.

@@ -1,20 +1,26 @@
-//! Artifact signatures: Ed25519 (ed25519-dalek) over an artifact's sha256,
-//! made on the build host (`arcella keygen`, `arcella sign`) and checked
-//! by a device against the keys its config trusts before it installs
-//! anything that arrived over MQTT.
+//! Ed25519 signatures (ed25519-dalek) by operator keys (`arcella keygen`),
+//! checked by a device against the keys its config trusts. Three things
+//! are signed, each under a context of its own so that a signature made
+//! for one can never be taken for another: an artifact's sha256
+//! (`arcella sign`, here), a remote request (`request.rs`) and a whole
+//! desired-state document (`document.rs`).
 //!
 //! Files are text, one line each, so they survive copy-paste and email:
 //! a secret key is `arcella-ed25519-secret <64 hex>`, a public key is its
 //! 64 hex digits, a signature is `<public key hex> <signature hex>`.
 
+pub mod document;
+pub mod request;
+
 use crate::digest::{self, Sha256Digest};
-use crate::protocol::fleet::ArtifactSignature;
-use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use crate::protocol::fleet::Signature;
+use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use std::io::Read;
 
-/// What is signed: a fixed context, so a signature made for an artifact
-/// can never be taken for a signature over anything else.
-const CONTEXT: &[u8] = b"arcella-artifact-v1:";
+pub use crate::protocol::fleet::ArtifactSignature;
+
+/// What an artifact signature covers: a fixed context, then the sha256.
+const ARTIFACT_CONTEXT: &[u8] = b"arcella-artifact-v1:";
 const SECRET_TAG: &str = "arcella-ed25519-secret";
 
 /// Why a key, a signature or an artifact's trust was refused.
@@ -28,12 +34,12 @@ pub enum SigningError {
     MalformedPublic(String),
     #[error("not a signature (expected `<public key hex> <128 hex digits>`)")]
     MalformedSignature,
-    #[error("the artifact is not signed, and this device only installs signed artifacts over MQTT")]
-    Unsigned,
-    #[error("the artifact is signed by key {0}, which this device does not trust")]
-    Untrusted(String),
-    #[error("the artifact's signature by key {0} does not match its sha256 (tampered, or signed for another file)")]
-    Invalid(String),
+    #[error("{0} is not signed, and this device only accepts signed ones over MQTT")]
+    Unsigned(&'static str),
+    #[error("{what} is signed by key {key}, which this device does not trust (not in [mqtt] trusted_keys)")]
+    Untrusted { what: &'static str, key: String },
+    #[error("{what}: the signature by key {key} does not match (tampered, or signed for something else)")]
+    Invalid { what: &'static str, key: String },
 }
 
 /// A new secret key from the kernel's random source.
@@ -71,16 +77,17 @@ pub fn public_from_text(text: &str) -> Result<[u8; 32], SigningError> {
     Ok(bytes)
 }
 
-fn message(sha256: &Sha256Digest) -> Vec<u8> {
-    [CONTEXT, sha256.as_slice()].concat()
+/// Signs `message` under `context`.
+pub(crate) fn sign_statement(key: &SigningKey, context: &[u8], message: &[u8]) -> Signature {
+    Signature {
+        key: key.verifying_key().to_bytes(),
+        signature: key.sign(&[context, message].concat()).to_bytes().to_vec(),
+    }
 }
 
 /// Signs an artifact's digest.
 pub fn sign(key: &SigningKey, sha256: &Sha256Digest) -> ArtifactSignature {
-    ArtifactSignature {
-        key: key.verifying_key().to_bytes(),
-        signature: key.sign(&message(sha256)).to_bytes().to_vec(),
-    }
+    sign_statement(key, ARTIFACT_CONTEXT, sha256)
 }
 
 /// A signature file's text.
@@ -104,36 +111,50 @@ pub fn signature_from_text(text: &str) -> Result<ArtifactSignature, SigningError
     Ok(ArtifactSignature { key, signature })
 }
 
-/// Which artifacts a device accepts over MQTT.
+/// Which keys a device trusts, for artifacts, requests and documents
+/// that arrive over MQTT.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TrustPolicy {
     pub trusted_keys: Vec<[u8; 32]>,
-    /// Accept unsigned artifacts (signed ones must still verify).
+    /// Accept unsigned artifacts (signed ones must still verify). Requests
+    /// and documents are always signed.
     pub allow_unsigned: bool,
 }
 
 impl TrustPolicy {
     /// Whether an artifact with this digest and signature may be installed.
     pub fn check(&self, sha256: &Sha256Digest, signature: Option<&ArtifactSignature>) -> Result<(), SigningError> {
-        let Some(signature) = signature else {
-            return if self.allow_unsigned {
-                Ok(())
-            } else {
-                Err(SigningError::Unsigned)
-            };
-        };
+        match signature {
+            None if self.allow_unsigned => Ok(()),
+            None => Err(SigningError::Unsigned("the artifact")),
+            Some(signature) => self.verify("the artifact", ARTIFACT_CONTEXT, sha256, signature),
+        }
+    }
+
+    /// Whether `signature` is a trusted key's over `message` under `context`;
+    /// `what` names the thing signed in the error.
+    pub(crate) fn verify(
+        &self,
+        what: &'static str,
+        context: &[u8],
+        message: &[u8],
+        signature: &Signature,
+    ) -> Result<(), SigningError> {
         let key_hex = digest::hex(&signature.key);
         if !self.trusted_keys.contains(&signature.key) {
-            return Err(SigningError::Untrusted(key_hex));
+            return Err(SigningError::Untrusted { what, key: key_hex });
         }
-        let key = VerifyingKey::from_bytes(&signature.key).map_err(|_| SigningError::Invalid(key_hex.clone()))?;
-        let bytes: [u8; 64] = signature
-            .signature
-            .as_slice()
-            .try_into()
-            .map_err(|_| SigningError::Invalid(key_hex.clone()))?;
-        key.verify(&message(sha256), &ed25519_dalek::Signature::from_bytes(&bytes))
-            .map_err(|_| SigningError::Invalid(key_hex))
+        let invalid = || SigningError::Invalid {
+            what,
+            key: key_hex.clone(),
+        };
+        let key = VerifyingKey::from_bytes(&signature.key).map_err(|_| invalid())?;
+        let bytes: [u8; 64] = signature.signature.as_slice().try_into().map_err(|_| invalid())?;
+        key.verify_strict(
+            &[context, message].concat(),
+            &ed25519_dalek::Signature::from_bytes(&bytes),
+        )
+        .map_err(|_| invalid())
     }
 }
 
@@ -168,14 +189,14 @@ mod tests {
         let other = digest::sha256(b"tampered");
         assert!(matches!(
             policy.check(&other, Some(&signature)),
-            Err(SigningError::Invalid(_))
+            Err(SigningError::Invalid { .. })
         ));
         let stranger = generate().unwrap();
         assert!(matches!(
             policy.check(&sha, Some(&sign(&stranger, &sha))),
-            Err(SigningError::Untrusted(k)) if k == digest::hex(stranger.verifying_key().as_bytes())
+            Err(SigningError::Untrusted { key, .. }) if key == digest::hex(stranger.verifying_key().as_bytes())
         ));
-        assert!(matches!(policy.check(&sha, None), Err(SigningError::Unsigned)));
+        assert!(matches!(policy.check(&sha, None), Err(SigningError::Unsigned(_))));
         let lenient = TrustPolicy {
             allow_unsigned: true,
             ..policy.clone()
