@@ -185,6 +185,12 @@ impl Operator {
         self.key = Some(key);
     }
 
+    /// The signature of an artifact with this sha256 by the key set with
+    /// [`Operator::sign_with`], if any.
+    pub fn sign_artifact(&self, sha256: &[u8; 32]) -> Option<ArtifactSignature> {
+        self.key.as_ref().map(|key| signing::sign(key, sha256))
+    }
+
     fn publish(&self, topic: String, retain: bool, payload: Vec<u8>) -> Result<(), OperatorError> {
         self.client
             .publish(topic, QoS::AtLeastOnce, retain, payload)

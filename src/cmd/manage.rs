@@ -70,11 +70,7 @@ impl Via {
 /// A connection to one daemon, local or remote.
 enum Link {
     Socket(Client),
-    Broker {
-        operator: Operator,
-        device: String,
-        key: Option<ed25519_dalek::SigningKey>,
-    },
+    Broker { operator: Operator, device: String },
 }
 
 /// How long a remote device gets to answer one request.
@@ -98,8 +94,8 @@ impl Link {
                     .map_err(|e| ManageError::Broker(e.to_string()))?;
                 let mut operator =
                     crate::cmd::fleet::connect(url, "cli").map_err(|e| ManageError::Broker(e.to_string()))?;
-                if let Some(key) = &key {
-                    operator.sign_with(key.clone());
+                if let Some(key) = key {
+                    operator.sign_with(key);
                 }
                 // Say at once that nobody will answer, rather than time out.
                 let presence = arcella_mqtt::topics::DeviceTopics::new(device)
@@ -120,7 +116,6 @@ impl Link {
                 Ok(Link::Broker {
                     operator,
                     device: device.clone(),
-                    key,
                 })
             }
         }
@@ -129,12 +124,10 @@ impl Link {
     fn call(&mut self, request: Request) -> Result<Response, ManageError> {
         match self {
             Link::Socket(client) => Ok(client.call(request)?),
-            Link::Broker { operator, device, key } => {
+            Link::Broker { operator, device } => {
                 // An install or update carries its artifact's signature.
-                let artifact_signature = match (&request, key.as_ref()) {
-                    (Request::Install(spec) | Request::Update { spec, .. }, Some(key)) => {
-                        Some(arcella_core::signing::sign(key, &spec.upload))
-                    }
+                let artifact_signature = match &request {
+                    Request::Install(spec) | Request::Update { spec, .. } => operator.sign_artifact(&spec.upload),
                     _ => None,
                 };
                 operator

@@ -169,7 +169,52 @@ mod tests {
         assert_eq!(record.taken_from(None).map(|d| d.version), Some(7));
         assert_eq!(record.documents().1.map(|d| d.version), Some(7));
         std::fs::write(dir.path().join(FILE), b"\xff\xff\xff").unwrap();
+        // (the damaged record is set aside below)
         assert_eq!(Record::load(dir.path()), Record::default());
         assert!(dir.path().join("desired-state.bad").exists());
+    }
+
+    #[test]
+    fn an_earlier_releases_record_keeps_its_versions_and_managed_modules() {
+        #[derive(Serialize)]
+        struct Old {
+            group: Option<(String, OldDoc)>,
+            device: Option<OldDoc>,
+            managed: BTreeMap<String, Applied>,
+            finished: bool,
+        }
+        #[derive(Serialize)]
+        struct OldDoc {
+            version: u64,
+            modules: Vec<arcella_core::protocol::fleet::DesiredModule>,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mut managed = BTreeMap::new();
+        let applied = Applied {
+            artifact: [3; 32],
+            manifests: [4; 32],
+        };
+        managed.insert("sensor".to_owned(), applied);
+        let old = Old {
+            group: Some((
+                "north".into(),
+                OldDoc {
+                    version: 12,
+                    modules: vec![],
+                },
+            )),
+            device: Some(OldDoc {
+                version: 4,
+                modules: vec![],
+            }),
+            managed,
+            finished: true,
+        };
+        std::fs::write(dir.path().join(OLD_FILE), postcard::to_stdvec(&old).unwrap()).unwrap();
+        let record = Record::load(dir.path());
+        assert_eq!(record.taken_from(Some("north")).map(|d| d.version), Some(12));
+        assert_eq!(record.taken_from(None).map(|d| d.version), Some(4));
+        assert_eq!(record.managed.get("sensor"), Some(&applied));
+        assert!(record.device.is_none(), "unsigned documents are not carried over");
     }
 }
