@@ -5,6 +5,7 @@ mod durability;
 mod fairness;
 mod fleet;
 mod harness;
+mod housekeeping;
 mod lifecycle;
 mod mqtt;
 mod notify;
