@@ -129,11 +129,12 @@ pub fn await_convergence(
     timeout: Duration,
     mut on_change: impl FnMut(&str, &Outcome),
 ) -> Result<BTreeMap<String, Outcome>, OperatorError> {
+    // The timeout covers the whole wait, gathering the fleet's view too.
+    let deadline = Instant::now() + timeout;
     operator.watch_fleet()?;
     let mut fleet = operator.devices(Duration::from_millis(300))?;
     let ids = targets(&fleet, target);
     let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
-    let deadline = Instant::now() + timeout;
     loop {
         for id in &ids {
             let now = outcome(fleet.get(id).unwrap_or(&DeviceView::default()), target, version);
