@@ -78,6 +78,12 @@ impl DeviceTopics {
     pub fn convergence(&self) -> String {
         format!("{}/convergence", self.base)
     }
+
+    /// Retained random id of the agent's current run: another one arriving
+    /// means another device uses this device id.
+    pub fn instance(&self) -> String {
+        format!("{}/instance", self.base)
+    }
 }
 
 /// Chunk `index` of the artifact with this sha256 (hex), retained.
@@ -108,6 +114,7 @@ mod tests {
         assert_eq!(t.events(), "arcella/v1/gw-17/events");
         assert_eq!(t.desired(), "arcella/v1/gw-17/desired");
         assert_eq!(t.convergence(), "arcella/v1/gw-17/convergence");
+        assert_eq!(t.instance(), "arcella/v1/gw-17/instance");
         assert_eq!(artifact_chunk("ab", 3), "arcella/v1/artifacts/ab/3");
         assert_eq!(group_desired("north").unwrap(), "arcella/v1/group/north/desired");
     }
