@@ -4,6 +4,7 @@ mod boards;
 mod durability;
 mod fairness;
 mod fleet;
+mod fleet_housekeeping;
 mod harness;
 mod housekeeping;
 mod lifecycle;
