@@ -178,7 +178,7 @@ impl Uploads {
                 _ => {}
             }
         }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
+        found.sort_by_key(|(modified, _)| std::cmp::Reverse(*modified));
         for (i, (_, sha256)) in found.iter().enumerate() {
             let hex = digest::hex(sha256);
             if i >= MAX_PENDING {
