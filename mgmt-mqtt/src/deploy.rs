@@ -215,6 +215,7 @@ pub fn await_convergence(
     timeout: Duration,
     mut on_change: impl FnMut(&str, &Outcome),
 ) -> Result<BTreeMap<String, Outcome>, OperatorError> {
+    // The timeout covers the whole wait, gathering the fleet's view too.
     let deadline = Instant::now() + timeout;
     operator.watch_fleet()?;
     let mut fleet = operator.devices(Duration::from_millis(300))?;

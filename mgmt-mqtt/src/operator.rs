@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 /// Default chunk size for artifacts.
 pub const DEFAULT_CHUNK_LEN: u32 = 64 * 1024;
 
+/// The longest [`Operator::retained`] (and so `devices`, `desired`)
+/// gathers, however chatty the topics it listens to.
+pub const GATHER_CAP: Duration = Duration::from_secs(3);
+
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -297,15 +301,23 @@ impl Operator {
         })
     }
 
-    /// The messages under `filter`, retained and live, gathered until none
-    /// came for `quiet` (the broker sends retained ones right after
-    /// SUBACK), in the order they came.
+    /// The messages under `filter`, retained and live, gathered until no
+    /// retained one came for `quiet` (the broker sends retained ones right
+    /// after SUBACK, with the retain flag set), and for [`GATHER_CAP`] at
+    /// most, in the order they came.
     pub fn retained(&self, filter: &str, quiet: Duration) -> Result<Vec<(String, Vec<u8>)>, OperatorError> {
         self.subscribe(filter.to_owned())?;
+        let cap = Instant::now() + GATHER_CAP;
+        let mut quiet_until = Instant::now() + quiet;
         let mut found = Vec::new();
-        while let Some(p) = self.next_publish(Instant::now() + quiet)? {
-            // Live messages that arrive meanwhile are newer still: keep them.
+        while let Some(p) = self.next_publish(quiet_until.min(cap))? {
             if matches(filter, &p.topic) {
+                // Only retained ones say more may follow: live ones (a
+                // chatty `events` topic) would keep this waiting forever.
+                if p.retain {
+                    quiet_until = Instant::now() + quiet;
+                }
+                // Live messages that arrive meanwhile are newer still: keep them.
                 found.push((p.topic.clone(), p.payload.to_vec()));
             }
         }

@@ -86,6 +86,12 @@ impl DeviceTopics {
         format!("{}/convergence", self.base)
     }
 
+    /// Retained random id of the agent's current run: another one arriving
+    /// means another device uses this device id.
+    pub fn instance(&self) -> String {
+        format!("{}/instance", self.base)
+    }
+
     /// Retained documents the device applied, as signed (`AppliedDocuments`).
     pub fn applied(&self) -> String {
         format!("{}/applied", self.base)
@@ -128,6 +134,7 @@ mod tests {
         assert_eq!(t.convergence(), "arcella/v1/gw-17/convergence");
         assert_eq!(t.applied(), "arcella/v1/gw-17/applied");
         assert_eq!(artifact_meta("ab"), "arcella/v1/artifacts/ab/meta");
+        assert_eq!(t.instance(), "arcella/v1/gw-17/instance");
         assert_eq!(artifact_chunk("ab", 3), "arcella/v1/artifacts/ab/3");
         assert_eq!(group_desired("north").unwrap(), "arcella/v1/group/north/desired");
     }

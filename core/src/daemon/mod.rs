@@ -36,6 +36,14 @@ pub enum DaemonError {
     },
     #[error("another arcella daemon is already serving {0}; stop it first or pick another --socket")]
     AlreadyRunning(String),
+    #[error(
+        "another arcella daemon ({}) is using the data directory {dir}; stop it first, or give this one \
+         its own --data-dir (data_dir in arcella.toml)",
+        .pid.map_or_else(|| "pid unknown".to_owned(), |pid| format!("pid {pid}"))
+    )]
+    DataDirInUse { dir: String, pid: Option<u32> },
+    #[error("cannot lock the data directory: {0}")]
+    Lock(crate::sys::lock::LockError),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
     #[error(transparent)]
@@ -84,6 +92,15 @@ async fn serve(
 ) -> Result<(), DaemonError> {
     crate::sys::fs::create_private_dir(&config.data_dir)
         .map_err(io_err("cannot create the data directory", &config.data_dir))?;
+    // Before anything in the data directory is read or cleaned up: one
+    // daemon per data directory. Held until the process ends.
+    let _data_lock = crate::sys::lock::DirLock::acquire(&config.data_dir).map_err(|e| match e {
+        crate::sys::lock::LockError::Held { pid, .. } => DaemonError::DataDirInUse {
+            dir: config.data_dir.display().to_string(),
+            pid,
+        },
+        other => DaemonError::Lock(other),
+    })?;
     let engine = new_engine(&config.engine)?;
     let store = ArtifactStore::open(&config.data_dir)?;
     let registry = Registry::open(&config.data_dir)?;
@@ -93,7 +110,7 @@ async fn serve(
     let access = config.access.clone();
     let supervisor = Supervisor::new(engine, config.clone(), store, registry, uploads, executor.clone());
     supervisor.load_registry()?;
-    let listener = bind(&socket, access.socket_gid)?;
+    let (listener, bound) = bind(&socket, access.socket_gid)?;
     let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
         .map_err(io_err("cannot watch signals for", &socket))?;
     log::info!(
@@ -131,14 +148,24 @@ async fn serve(
         log::debug!("cannot notify the service manager of the shutdown: {e}");
     }
     supervisor.shutdown(grace).await;
-    let _ = std::fs::remove_file(&socket);
+    // Only the socket this daemon bound: once the listener closed, another
+    // daemon may have taken the path over (it saw a stale socket).
+    if crate::sys::fs::file_id(&socket).is_ok_and(|id| id == bound) {
+        let _ = std::fs::remove_file(&socket);
+    } else {
+        log::info!(
+            "{} is no longer the socket this daemon bound; left in place",
+            socket.display()
+        );
+    }
     log::info!("stopped");
     Ok(())
 }
 
 /// Binds the socket with owner-only (or group) permissions, replacing a
-/// stale socket file but never a live daemon's.
-fn bind(path: &Path, group: Option<u32>) -> Result<smol::net::unix::UnixListener, DaemonError> {
+/// stale socket file but never a live daemon's; returns the listener and
+/// the socket file's identity.
+fn bind(path: &Path, group: Option<u32>) -> Result<(smol::net::unix::UnixListener, (u64, u64)), DaemonError> {
     if let Some(dir) = path.parent()
         && !dir.exists()
     {
@@ -164,5 +191,6 @@ fn bind(path: &Path, group: Option<u32>) -> Result<smol::net::unix::UnixListener
         }
         None => crate::sys::fs::set_mode(path, 0o600).map_err(io_err("cannot set the mode of", path))?,
     }
-    Ok(listener)
+    let id = crate::sys::fs::file_id(path).map_err(io_err("cannot inspect", path))?;
+    Ok((listener, id))
 }

@@ -96,6 +96,14 @@ pub fn is_socket(fd: std::os::fd::RawFd) -> bool {
     ok && (unsafe { stat.assume_init() }.st_mode & nix::libc::S_IFMT) == nix::libc::S_IFSOCK
 }
 
+/// A file's identity (device, inode), to tell whether a path still names
+/// the file it did.
+pub fn file_id(path: &Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::symlink_metadata(path)?;
+    Ok((meta.dev(), meta.ino()))
+}
+
 /// Bytes the files under `dir` take (their lengths; a sparse upload
 /// counts at its full announced size, which is what it will need).
 pub fn tree_size(dir: &Path) -> io::Result<u64> {

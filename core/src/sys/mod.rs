@@ -5,6 +5,7 @@
 
 pub mod cgroup;
 pub mod fs;
+pub mod lock;
 pub mod memory;
 pub mod notify;
 pub mod process;
