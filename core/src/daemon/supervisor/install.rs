@@ -152,7 +152,7 @@ impl Supervisor {
             return Err(RemoteError::new(
                 ErrorKind::InvalidManifest,
                 "deployment.toml: async = false (a dedicated thread) is not available yet; remove the key: trusted \
-                 modules run as async tasks on the daemon's executor and yield to each other every 10 ms",
+                 modules run as async tasks on the daemon's guest thread and yield to each other every 10 ms",
             ));
         }
         if interface.kind == artifact::ArtifactKind::Component && !validated.entrypoint.starts_with("wasi:cli/run") {

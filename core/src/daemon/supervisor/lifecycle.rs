@@ -181,7 +181,8 @@ impl Supervisor {
         let engine = self.inner.engine.clone();
         let profile = self.inner.config.engine.clone();
         let id_owned = id.to_owned();
-        let task = self.inner.executor.spawn(async move {
+        // On the guest thread: never where the control plane runs.
+        let task = self.inner.guests.spawn(async move {
             let deployment = &loaded.manifests.deployment;
             let grants = grants_for(&id_owned, deployment);
             let limits = limits_for(deployment, &supervisor.inner.config.module_defaults);
