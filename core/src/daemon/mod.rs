@@ -47,6 +47,8 @@ pub enum DaemonError {
     Remote(#[from] crate::protocol::RemoteError),
     #[error("cannot start the thread that runs in-process modules: {0}")]
     GuestThread(#[source] std::io::Error),
+    #[error("cannot make the daemon non-dumpable (prctl PR_SET_DUMPABLE): {0}")]
+    Undumpable(#[source] std::io::Error),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> DaemonError + 'a {
@@ -70,6 +72,9 @@ pub type OnReady = Box<dyn FnOnce(Supervisor) + Send>;
 pub fn run_with(config: DaemonConfig, on_ready: OnReady) -> Result<(), DaemonError> {
     // Before any thread starts: one malloc arena, not 64 MiB per thread.
     crate::sys::memory::limit_malloc_arenas();
+    // Before any guest runs: no other process of our uid (a worker that
+    // escaped wasmtime) may read or write this one's memory.
+    crate::sys::process::make_undumpable().map_err(DaemonError::Undumpable)?;
     // Two executors on two threads (guests.rs): this thread is the control
     // plane's and never polls guest code; in-process guests run on theirs.
     let guests = guests::GuestThread::start().map_err(DaemonError::GuestThread)?;

@@ -10,5 +10,6 @@ mod mqtt;
 mod notify;
 mod protocol;
 mod shutdown;
+mod undumpable;
 mod updates;
 mod workers;
