@@ -5,6 +5,7 @@ mod durability;
 mod fairness;
 mod fleet;
 mod harness;
+mod install_limits;
 mod lifecycle;
 mod mqtt;
 mod notify;

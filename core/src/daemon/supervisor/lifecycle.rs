@@ -561,4 +561,47 @@ mod tests {
         let delays: Vec<u128> = (1..=5).map(|n| backoff(&d, n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 500, 500]);
     }
+
+    /// What broke: 17 KB of args were accepted at install, then the worker
+    /// could not be sent the start message (16 KiB at most) and was killed
+    /// every 5 s with its group's healthy modules. Whatever the manifest
+    /// rules let through must encode, as the real start message, within
+    /// the worker message limit.
+    #[test]
+    fn the_largest_deployment_the_rules_allow_fits_one_worker_start_message() {
+        use crate::manifest::{MAX_CAPABILITIES_BYTES, MAX_NAME_LEN, MAX_SYMBOL_LEN};
+        use crate::protocol::worker::{MAX_WORKER_MESSAGE, ToWorker, encode};
+        let mut d = crate::manifest::parse_deployment("", "d.toml").unwrap();
+        // One long argument, grown to the last byte the rule allows.
+        d.capabilities.args = vec!["a".repeat(MAX_CAPABILITIES_BYTES - 16)];
+        while d.check().is_ok() {
+            d.capabilities.args[0].push('a');
+        }
+        d.capabilities.args[0].pop();
+        let encoded = postcard::experimental::serialized_size(&d.capabilities).unwrap();
+        assert!(encoded <= MAX_CAPABILITIES_BYTES && encoded + 8 > MAX_CAPABILITIES_BYTES);
+        d.limits.fuel = Some(u64::MAX);
+        d.limits.memory = Some(u64::MAX);
+        d.limits.timeout = Some(Duration::MAX);
+        let id = "x".repeat(MAX_NAME_LEN);
+        let start = ToWorker::Start {
+            instance: u64::MAX,
+            spec: InstanceSpec {
+                name: id.clone(),
+                kind: crate::artifact::ArtifactKind::Component,
+                grants: grants_for(&id, &d),
+                limits: limits_for(&d, &Default::default()),
+                entrypoint: Some("e".repeat(MAX_SYMBOL_LEN)),
+            },
+        };
+        let bytes = encode(&start).expect("the start message fits");
+        assert!(bytes.len() <= MAX_WORKER_MESSAGE, "{} bytes", bytes.len());
+        // And one byte more is refused, naming the limit.
+        d.capabilities.args[0].push('a');
+        let refused = d.check().unwrap_err().to_string();
+        assert!(
+            refused.contains("12288 bytes") && refused.contains("16 KiB"),
+            "{refused}"
+        );
+    }
 }
