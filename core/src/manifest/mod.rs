@@ -25,7 +25,7 @@ pub use capabilities::MAX_CAPABILITIES_BYTES;
 pub use capabilities::{Capabilities, DirCapability};
 pub use component::ComponentManifest;
 pub use deployment::{
-    DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup,
+    DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_BACKOFF, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup,
     Update, UpdateStrategy,
 };
 pub use enums::{isolation_name, kind_name};
