@@ -384,14 +384,18 @@ impl Supervisor {
         }
     }
 
-    /// Daemon shutdown: asks every running instance to finish, waits up
-    /// to `grace` for them, then cancels the rest. Desired states on disk
-    /// are untouched, so the same modules run after the next start.
+    /// Daemon shutdown: asks every running instance that can hear it to
+    /// finish, waits up to `grace` for them, then cancels the rest; one
+    /// that cannot hear it (no shutdown import) is cancelled at once, as
+    /// `stop` does. Desired states on disk are untouched, so the same
+    /// modules run after the next start.
     pub async fn shutdown(&self, grace: Duration) {
-        let tasks: Vec<(String, smol::Task<()>)> = {
+        self.inner.workers.begin_shutdown();
+        let (tasks, deaf): (Vec<(String, smol::Task<()>)>, Vec<smol::Task<()>>) = {
             let mut state = self.lock();
             state.shutting_down = true;
             let mut tasks = Vec::new();
+            let mut deaf = Vec::new();
             for (id, slot) in state.modules.iter_mut() {
                 if let Some(flag) = &slot.stop_flag {
                     flag.store(true, Ordering::Relaxed);
@@ -399,16 +403,32 @@ impl Supervisor {
                 if let Some(notice) = &slot.stop_notice {
                     let _ = notice.try_send(());
                 }
+                let hears = slot.instance.as_ref().is_some_and(|i| i.hears_shutdown);
                 if let Some(task) = slot.task.take() {
-                    slot.logs.note("daemon shutting down");
-                    tasks.push((id.clone(), task));
+                    if hears {
+                        slot.logs.note("daemon shutting down");
+                        tasks.push((id.clone(), task));
+                    } else {
+                        slot.logs
+                            .note("daemon shutting down: cancelled (it does not import the shutdown call)");
+                        deaf.push(task);
+                    }
                 }
                 if let Some(outgoing) = slot.outgoing.take() {
-                    tasks.push((id.clone(), outgoing.stop_now()));
+                    if outgoing.hears_shutdown() {
+                        tasks.push((id.clone(), outgoing.stop_now()));
+                    } else {
+                        deaf.push(outgoing.stop_now());
+                    }
                 }
             }
-            tasks
+            (tasks, deaf)
         };
+        // Cancelled now, and waited for (a worker instance's cancel is one
+        // message), so nothing outlives the guest thread.
+        for task in deaf {
+            task.cancel().await;
+        }
         let deadline = Instant::now() + grace;
         for (id, task) in tasks {
             let left = deadline.saturating_duration_since(Instant::now());
