@@ -1,6 +1,7 @@
 //! The daemon as users run it: a real process, the real CLI, a real socket.
 
 mod boards;
+mod bombs;
 mod connections;
 mod durability;
 mod fairness;

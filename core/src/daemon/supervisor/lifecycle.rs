@@ -523,11 +523,12 @@ fn backoff(deployment: &DeploymentManifest, failures: u32) -> Duration {
         .min(deployment.restart.backoff_max)
 }
 
-/// The deployment's limits; unset memory falls back to `[module_defaults]`.
+/// The deployment's limits; unset memory falls back to `[module_defaults]`,
+/// then (in-process) to a built-in default (admission.rs).
 fn limits_for(deployment: &DeploymentManifest, defaults: &crate::board::ModuleDefaults) -> Limits {
     Limits {
         fuel: deployment.limits.fuel,
-        max_memory: deployment.limits.memory.or(defaults.memory),
+        max_memory: super::admission::memory_limit(deployment, defaults),
         timeout: deployment.limits.timeout,
     }
 }
