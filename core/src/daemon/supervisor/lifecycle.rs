@@ -391,11 +391,11 @@ impl Supervisor {
     /// modules run after the next start.
     pub async fn shutdown(&self, grace: Duration) {
         self.inner.workers.begin_shutdown();
-        let (tasks, deaf): (Vec<(String, smol::Task<()>)>, Vec<smol::Task<()>>) = {
+        let mut tasks: Vec<(String, smol::Task<()>)> = Vec::new();
+        let mut deaf: Vec<smol::Task<()>> = Vec::new();
+        {
             let mut state = self.lock();
             state.shutting_down = true;
-            let mut tasks = Vec::new();
-            let mut deaf = Vec::new();
             for (id, slot) in state.modules.iter_mut() {
                 if let Some(flag) = &slot.stop_flag {
                     flag.store(true, Ordering::Relaxed);
@@ -422,8 +422,7 @@ impl Supervisor {
                     }
                 }
             }
-            (tasks, deaf)
-        };
+        }
         // Cancelled now, and waited for (a worker instance's cancel is one
         // message), so nothing outlives the guest thread.
         for task in deaf {
