@@ -30,7 +30,7 @@ pub const TIMEOUT: u8 = 204;
 pub fn for_run_error(err: &RunError) -> ExitCode {
     ExitCode::from(match err {
         RunError::Fuel { .. } => FUEL,
-        RunError::Memory { .. } | RunError::HostMemory { .. } => MEMORY,
+        RunError::Memory { .. } | RunError::HostMemory { .. } | RunError::Tables { .. } => MEMORY,
         RunError::Stack { .. } => STACK,
         RunError::Timeout { .. } => TIMEOUT,
         RunError::Trap { .. } => TRAP,

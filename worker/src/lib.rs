@@ -23,6 +23,8 @@ pub enum WorkerError {
     NoHello(String),
     #[error("{0}")]
     Refused(String),
+    #[error("cannot make the worker non-dumpable (prctl PR_SET_DUMPABLE): {0}")]
+    Undumpable(#[source] std::io::Error),
 }
 
 /// The worker's entry point.
@@ -45,6 +47,9 @@ pub fn main() -> ExitCode {
 fn run() -> Result<(), WorkerError> {
     // Before any thread starts: one malloc arena, not 64 MiB per thread.
     arcella_core::sys::memory::limit_malloc_arenas();
+    // exec made this process dumpable again: before anything else, so no
+    // other process of this uid (another group's worker) can attach to it.
+    arcella_core::sys::process::make_undumpable().map_err(WorkerError::Undumpable)?;
     // The environment is empty (the daemon cleared it): a fixed level, and
     // stderr is a pipe the daemon reads into its own log.
     env_logger::Builder::new()

@@ -77,13 +77,31 @@ impl Default for Policy {
 }
 
 /// Socket access control, checked with SO_PEERCRED on every connection.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Access {
     pub allowed_uids: Vec<u32>,
     pub allowed_gids: Vec<u32>,
     /// If set, the socket is made group-accessible (0660) for this gid.
     pub socket_gid: Option<u32>,
+    /// A connection that sends no request for this long after its
+    /// handshake is closed (one following events is not idle), e.g. "60s".
+    #[serde(with = "duration_text")]
+    pub idle_timeout: Duration,
+}
+
+/// The default `[access] idle_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Default for Access {
+    fn default() -> Self {
+        Self {
+            allowed_uids: Vec::new(),
+            allowed_gids: Vec::new(),
+            socket_gid: None,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+        }
+    }
 }
 
 impl Default for DaemonConfig {
@@ -216,6 +234,12 @@ impl DaemonConfig {
         }
         if self.shutdown_grace > Duration::from_secs(300) {
             return Err(invalid("shutdown_grace", "must be at most 5m".into()));
+        }
+        if self.access.idle_timeout < Duration::from_millis(100) {
+            return Err(invalid(
+                "access.idle_timeout",
+                "must be at least 100ms: a client needs time to send its first request after the handshake".into(),
+            ));
         }
         self.engine.validate().map_err(|e| invalid("engine", e.to_string()))?;
         self.workers
@@ -363,5 +387,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("shutdown_grace") || err.contains("soon"), "{err}");
+        let err = DaemonConfig::parse("[access]\nidle_timeout = \"1ms\"", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("access.idle_timeout") && err.contains("100ms"), "{err}");
+        let config = DaemonConfig::parse("[access]\nidle_timeout = \"5m\"", "a.toml").unwrap();
+        assert_eq!(config.access.idle_timeout, Duration::from_secs(300));
     }
 }

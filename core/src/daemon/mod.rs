@@ -4,6 +4,7 @@
 //! SIGINT, then stop modules within the grace period.
 
 pub mod config;
+pub mod guests;
 pub mod interface;
 pub mod paths;
 pub mod registry;
@@ -52,6 +53,10 @@ pub enum DaemonError {
     Registry(#[from] registry::RegistryError),
     #[error("{0}")]
     Remote(#[from] crate::protocol::RemoteError),
+    #[error("cannot start the thread that runs in-process modules: {0}")]
+    GuestThread(#[source] std::io::Error),
+    #[error("cannot make the daemon non-dumpable (prctl PR_SET_DUMPABLE): {0}")]
+    Undumpable(#[source] std::io::Error),
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> DaemonError + 'a {
@@ -75,19 +80,23 @@ pub type OnReady = Box<dyn FnOnce(Supervisor) + Send>;
 pub fn run_with(config: DaemonConfig, on_ready: OnReady) -> Result<(), DaemonError> {
     // Before any thread starts: one malloc arena, not 64 MiB per thread.
     crate::sys::memory::limit_malloc_arenas();
-    let executor = Arc::new(smol::Executor::new());
-    // wasmtime-wasi's host calls need a tokio context: Compat provides one
-    // (a single tokio thread) around everything the executor polls.
-    smol::block_on(async_compat::Compat::new(executor.run(serve(
-        config,
-        executor.clone(),
-        on_ready,
-    ))))
+    // Before any guest runs: no other process of our uid (a worker that
+    // escaped wasmtime) may read or write this one's memory.
+    crate::sys::process::make_undumpable().map_err(DaemonError::Undumpable)?;
+    // Two executors on two threads (guests.rs): this thread is the control
+    // plane's and never polls guest code; in-process guests run on theirs.
+    let guests = guests::GuestThread::start().map_err(DaemonError::GuestThread)?;
+    let control = Arc::new(smol::Executor::new());
+    let served = smol::block_on(control.run(serve(config, control.clone(), guests.executor(), on_ready)));
+    // After shutdown: whatever is left on the guest thread is dropped.
+    drop(guests);
+    served
 }
 
 async fn serve(
     config: DaemonConfig,
-    executor: Arc<smol::Executor<'static>>,
+    control: Arc<smol::Executor<'static>>,
+    guests: Arc<smol::Executor<'static>>,
     on_ready: OnReady,
 ) -> Result<(), DaemonError> {
     crate::sys::fs::create_private_dir(&config.data_dir)
@@ -108,7 +117,11 @@ async fn serve(
     let grace = config.shutdown_grace;
     let socket = config.socket.clone();
     let access = config.access.clone();
-    let supervisor = Supervisor::new(engine, config.clone(), store, registry, uploads, executor.clone());
+    let executors = supervisor::Executors {
+        control: control.clone(),
+        guests,
+    };
+    let supervisor = Supervisor::new(engine, config.clone(), store, registry, uploads, executors);
     supervisor.load_registry()?;
     let (listener, bound) = bind(&socket, access.socket_gid)?;
     let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
@@ -123,7 +136,7 @@ async fn serve(
     );
     supervisor.start_desired();
     on_ready(supervisor.clone());
-    let server = server::Server::new(supervisor.clone(), access, executor);
+    let server = server::Server::new(supervisor.clone(), access, control);
     // The socket listens (connections queue until accepted): tell systemd
     // (Type=notify) that clients may come.
     match crate::sys::notify::ready() {

@@ -18,8 +18,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Connections served at once; more are refused with a reason.
+/// Connections served at once (after their handshake); more are refused
+/// with a reason.
 pub const MAX_CONNECTIONS: usize = 64;
+/// Of those, kept for root and the daemon's own user: peers allowed by
+/// `[access]` alone cannot take them, so they cannot lock the operator out.
+pub const KEPT_FOR_OPERATOR: usize = 4;
 /// How long a new connection has to complete the handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Outgoing messages queued per connection.
@@ -32,7 +36,8 @@ pub struct Server {
     pub access: Access,
     pub daemon_uid: u32,
     pub executor: Arc<smol::Executor<'static>>,
-    connections: AtomicUsize,
+    /// Connections past their handshake.
+    served: AtomicUsize,
 }
 
 impl Server {
@@ -42,15 +47,40 @@ impl Server {
             access,
             daemon_uid: crate::sys::user::effective_uid(),
             executor,
-            connections: AtomicUsize::new(0),
+            served: AtomicUsize::new(0),
         })
     }
 
+    /// Root and the daemon's own user: the operator.
+    fn is_operator(&self, peer: &PeerCredentials) -> bool {
+        peer.uid == 0 || peer.uid == self.daemon_uid
+    }
+
     fn allows(&self, peer: &PeerCredentials) -> bool {
-        peer.uid == 0
-            || peer.uid == self.daemon_uid
+        self.is_operator(peer)
             || self.access.allowed_uids.contains(&peer.uid)
             || self.access.allowed_gids.contains(&peer.gid)
+    }
+
+    /// A served slot for `peer`, or why there is none: past
+    /// `MAX_CONNECTIONS − KEPT_FOR_OPERATOR` only the operator gets one.
+    fn take_slot(&self, peer: &PeerCredentials) -> Result<Slot<'_>, String> {
+        let slot = Slot(&self.served);
+        let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        let limit = if self.is_operator(peer) {
+            MAX_CONNECTIONS
+        } else {
+            MAX_CONNECTIONS - KEPT_FOR_OPERATOR
+        };
+        if served > limit {
+            return Err(format!(
+                "the daemon already serves {} connections (at most {MAX_CONNECTIONS}, of which \
+                 {KEPT_FOR_OPERATOR} are kept for root and uid {}); retry later",
+                served - 1,
+                self.daemon_uid
+            ));
+        }
+        Ok(slot)
     }
 }
 
@@ -83,8 +113,6 @@ impl Drop for Slot<'_> {
 }
 
 async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
-    let _slot = Slot(&server.connections);
-    let open = server.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let peer = match peer_credentials(&stream) {
         Ok(peer) => peer,
         Err(e) => {
@@ -102,6 +130,7 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
         daemon_version: crate::protocol::PROTOCOL_VERSION,
         reason,
     };
+    let mut slot = None;
     let reply = match hello {
         None => {
             log::info!(
@@ -124,10 +153,20 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
                     peer.uid, server.daemon_uid
                 ))
             }
-            Ok(_) if open > MAX_CONNECTIONS => refuse(format!(
-                "the daemon already serves {MAX_CONNECTIONS} connections; retry later"
-            )),
-            Ok(hello) => handshake::answer(&hello, &format!("arcella {}", env!("CARGO_PKG_VERSION"))),
+            Ok(hello) => match server.take_slot(&peer) {
+                Ok(taken) => {
+                    slot = Some(taken);
+                    handshake::answer(&hello, &format!("arcella {}", env!("CARGO_PKG_VERSION")))
+                }
+                Err(reason) => {
+                    log::warn!(
+                        "refused management connection from uid {} (pid {}): {reason}",
+                        peer.uid,
+                        peer.pid
+                    );
+                    refuse(reason)
+                }
+            },
             Err(_) => refuse("not an Arcella management peer: the first frame is not a handshake".into()),
         },
         Some(Err(ReadError::Frame(e))) => refuse(format!("not an Arcella management peer: {e}")),
@@ -137,11 +176,32 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
     if write_message(&mut stream, &reply).await.is_err() || !welcomed {
         return;
     }
+    let _slot = slot;
+    let idle_timeout = server.access.idle_timeout;
     let (tx, rx) = async_channel::bounded::<ServerMessage>(OUTGOING_QUEUE);
     let writer = server.executor.spawn(write_loop(stream.clone(), rx));
     let mut follower: Option<smol::Task<()>> = None;
     loop {
-        let frame = match read_frame(&mut stream, &mut reader).await {
+        // Idle: no request within the timeout, unless following events.
+        let following = follower.is_some();
+        let next = smol::future::or(async { Some(read_frame(&mut stream, &mut reader).await) }, async {
+            if following {
+                smol::future::pending::<()>().await;
+            }
+            smol::Timer::after(idle_timeout).await;
+            None
+        })
+        .await;
+        let Some(next) = next else {
+            log::info!(
+                "pid {} (uid {}) sent no request for {}; closing its connection",
+                peer.pid,
+                peer.uid,
+                crate::run::humanize(idle_timeout)
+            );
+            break;
+        };
+        let frame = match next {
             Ok(Some(frame)) => frame,
             Ok(None) => {
                 if reader.buffered() > 0 {

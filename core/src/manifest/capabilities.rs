@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// The most bytes `[capabilities]` (args, env and dirs together, as
+/// postcard encodes them) may take: they travel in the one message that
+/// starts a module in its worker, which is at most
+/// [`crate::protocol::worker::MAX_WORKER_MESSAGE`] (16 KiB); the rest of
+/// that message (id, entrypoint, limits) fits in what is left.
+pub const MAX_CAPABILITIES_BYTES: usize = 12 * 1024;
+
 /// What the guest is granted.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -125,6 +132,17 @@ impl Capabilities {
         }
         for (i, arg) in self.args.iter().enumerate() {
             check_no_nul(arg).map_err(|m| (KeyPath::new("args").index(i), format!("= {arg:?} {m}")))?;
+        }
+        let size = postcard::experimental::serialized_size(self).unwrap_or(usize::MAX);
+        if size > MAX_CAPABILITIES_BYTES {
+            return Err((
+                KeyPath::default(),
+                format!(
+                    "(args, env and dirs together) take {size} bytes, more than the {MAX_CAPABILITIES_BYTES} bytes \
+                     (12 KiB) that fit the message starting a module in its worker (16 KiB); shorten them, or pass \
+                     the data in a file under a granted directory"
+                ),
+            ));
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use super::error::{COMPONENT_FILE, ManifestError, Place};
 use super::locate::KeyPath;
-use super::names::{check_name, check_no_nul, check_symbol};
+use super::names::{check_name, check_no_nul, check_symbol, check_version};
 use serde::{Deserialize, Serialize};
 
 /// The contents of `component.toml`.
@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 pub struct ComponentManifest {
     /// The module id: 1..=63 characters of `[a-z0-9_-]`, starting with `[a-z0-9]`.
     pub name: String,
-    /// Free-form (e.g. `1.2.0`): non-empty, without whitespace.
+    /// Free-form (e.g. `1.2.0`): non-empty, without whitespace, at most
+    /// [`super::MAX_VERSION_LEN`] bytes.
     pub version: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -52,15 +53,4 @@ impl ComponentManifest {
         }
         Ok(())
     }
-}
-
-/// A version: non-empty, without whitespace.
-fn check_version(version: &str) -> Result<(), String> {
-    if version.is_empty() {
-        return Err("is empty; give a version such as \"1.2.0\"".to_owned());
-    }
-    if version.chars().any(char::is_whitespace) {
-        return Err("contains whitespace; a version is one word, such as \"1.2.0\"".to_owned());
-    }
-    check_no_nul(version)
 }

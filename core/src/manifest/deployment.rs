@@ -172,6 +172,10 @@ impl Default for Update {
 /// The longest `update.health_window`.
 pub const MAX_HEALTH_WINDOW: Duration = Duration::from_secs(600);
 
+/// The shortest `restart.backoff_initial`: a module restarting faster
+/// than this spends the device on restarts (and its log on saying so).
+pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
 /// The smallest `limits.memory`: one WebAssembly page.
 pub const MIN_MEMORY: u64 = 65536;
 /// The smallest `limits.stack`.
@@ -259,10 +263,14 @@ impl Limits {
 impl Restart {
     fn check(&self) -> Result<(), (&'static str, String)> {
         let show = |d: Duration| format_duration(d).unwrap_or_else(|| format!("{d:?}"));
-        if self.backoff_initial.is_zero() {
+        if self.backoff_initial < MIN_BACKOFF {
             return Err((
                 "backoff_initial",
-                "is 0; give a duration greater than 0, such as \"1s\"".to_owned(),
+                format!(
+                    "= {} is too short: at least {} (faster restarts spend the device on restarting), such as \"1s\"",
+                    show(self.backoff_initial),
+                    show(MIN_BACKOFF)
+                ),
             ));
         }
         if self.backoff_initial > self.backoff_max {

@@ -21,16 +21,17 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+pub use capabilities::MAX_CAPABILITIES_BYTES;
 pub use capabilities::{Capabilities, DirCapability};
 pub use component::ComponentManifest;
 pub use deployment::{
-    DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup, Update,
-    UpdateStrategy,
+    DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_BACKOFF, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup,
+    Update, UpdateStrategy,
 };
 pub use enums::{isolation_name, kind_name};
 pub use error::{COMPONENT_FILE, DEPLOYMENT_FILE, ManifestError, MissingExport, Place};
 pub use locate::{KeyPath, KeySegment, Location};
-pub use names::{MAX_NAME_LEN, check_name, derive_id};
+pub use names::{MAX_NAME_LEN, MAX_SYMBOL_LEN, MAX_VERSION_LEN, check_name, derive_id};
 pub use validate::{
     DEFAULT_COMPONENT_ENTRYPOINT, DEFAULT_MODULE_ENTRYPOINT, DEFAULT_VERSION, ModuleInterface, Validated,
     default_entrypoint, validate,

@@ -3,6 +3,12 @@
 
 /// The longest module id or group name.
 pub const MAX_NAME_LEN: usize = 63;
+/// The longest `version`, in bytes: every `list` answer carries one per
+/// module, and 1,000 of them must fit one frame (protocol/frame.rs).
+pub const MAX_VERSION_LEN: usize = 64;
+/// The longest export, import, entrypoint or shutdown name, in bytes: the
+/// entrypoint travels in the message that starts a module in its worker.
+pub const MAX_SYMBOL_LEN: usize = 256;
 
 /// Checks a module id or group name: 1 to 63 characters of `a-z`, `0-9`,
 /// `_` and `-`, starting with a letter or digit. The error completes the
@@ -53,7 +59,31 @@ pub(super) fn check_symbol(text: &str) -> Result<(), String> {
     if text.is_empty() {
         return Err("is empty; give a name, or remove the key".to_owned());
     }
+    if text.len() > MAX_SYMBOL_LEN {
+        return Err(format!(
+            "is {} bytes long; an export or import name is at most {MAX_SYMBOL_LEN} bytes",
+            text.len()
+        ));
+    }
     check_no_nul(text)
+}
+
+/// A version: non-empty, one word, at most [`MAX_VERSION_LEN`] bytes.
+pub(super) fn check_version(version: &str) -> Result<(), String> {
+    if version.is_empty() {
+        return Err("is empty; give a version such as \"1.2.0\"".to_owned());
+    }
+    if version.len() > MAX_VERSION_LEN {
+        return Err(format!(
+            "is {} bytes long; a version is at most {MAX_VERSION_LEN} bytes (every `list` answer carries it), \
+             such as \"1.2.0\"",
+            version.len()
+        ));
+    }
+    if version.chars().any(char::is_whitespace) {
+        return Err("contains whitespace; a version is one word, such as \"1.2.0\"".to_owned());
+    }
+    check_no_nul(version)
 }
 
 /// Refuses NUL characters, which no host API can pass on.
@@ -90,6 +120,23 @@ mod tests {
             assert!(e.starts_with(why), "{name:?}: {e}");
             assert!(e.contains("1 to 63 characters"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_version_longer_than_the_limit_is_refused_with_the_limit_named() {
+        assert_eq!(check_version(&"1".repeat(MAX_VERSION_LEN)), Ok(()));
+        let e = check_version(&"1".repeat(100 * 1024)).unwrap_err();
+        assert!(
+            e.contains("is 102400 bytes long") && e.contains("at most 64 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_symbol_longer_than_the_limit_is_refused_with_the_limit_named() {
+        assert_eq!(check_symbol(&"f".repeat(MAX_SYMBOL_LEN)), Ok(()));
+        let e = check_symbol(&"f".repeat(MAX_SYMBOL_LEN + 1)).unwrap_err();
+        assert!(e.contains("at most 256 bytes"), "{e}");
     }
 
     #[test]

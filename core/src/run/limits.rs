@@ -1,5 +1,6 @@
-//! Resource limits on one guest: memory by a `ResourceLimiter`, fuel and
-//! time by the store, each failure recognisable afterwards.
+//! Resource limits on one guest: memory, tables, instances by a
+//! `ResourceLimiter`, fuel and time by the store, each failure
+//! recognisable afterwards.
 
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
@@ -24,6 +25,18 @@ pub struct MemoryLimitExceeded {
     pub requested: u64,
 }
 
+/// Raised from inside `table.grow` (or instantiation) when a guest's
+/// tables together would hold more than [`MAX_TABLE_ELEMENTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "table limit of {limit} elements exceeded: the guest's tables would hold {requested} elements in all \
+     (each costs host memory outside limits.memory; the limit is the same for every module)"
+)]
+pub struct TableLimitExceeded {
+    pub limit: u64,
+    pub requested: u64,
+}
+
 /// The host could not provide memory the guest was entitled to: the
 /// process (for a worker: its group's memory budget) is exhausted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,22 +49,35 @@ pub struct HostOutOfMemory {
     pub cause: String,
 }
 
-/// Tracks the linear memory a guest holds and refuses growth past a limit.
+/// Tracks the linear memory and table elements a guest holds and refuses
+/// growth past their limits.
 #[derive(Debug, Default)]
 pub struct GuestLimiter {
     max_memory: Option<u64>,
     in_use: u64,
+    table_elements: u64,
 }
 
 impl GuestLimiter {
     pub fn new(max_memory: Option<u64>) -> Self {
-        Self { max_memory, in_use: 0 }
+        Self {
+            max_memory,
+            in_use: 0,
+            table_elements: 0,
+        }
     }
 }
 
-/// Growth that would take a table past this many elements is refused;
-/// a table element costs a pointer of host memory.
-const MAX_TABLE_ELEMENTS: usize = 1 << 20;
+/// Table elements one guest may hold across all its tables. An element
+/// costs a pointer or two of host memory, so this bounds a guest's tables
+/// to 16 MiB whatever its `limits.memory` (what broke: 100 tables of 1M
+/// elements each took the daemon to 842 MB under `limits.memory = "1M"`).
+pub const MAX_TABLE_ELEMENTS: u64 = 1 << 20;
+/// Instances one guest may create (a component makes several).
+pub const MAX_INSTANCES: usize = 256;
+/// Tables, and memories, one guest may create.
+pub const MAX_TABLES: usize = 256;
+pub const MAX_MEMORIES: usize = 256;
 
 impl ResourceLimiter for GuestLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -77,8 +103,30 @@ impl ResourceLimiter for GuestLimiter {
         }))
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        let growth = desired.saturating_sub(current) as u64;
+        let requested = self.table_elements.saturating_add(growth);
+        if requested > MAX_TABLE_ELEMENTS {
+            // A named failure, as for memory, rather than -1 from table.grow.
+            return Err(wasmtime::Error::new(TableLimitExceeded {
+                limit: MAX_TABLE_ELEMENTS,
+                requested,
+            }));
+        }
+        self.table_elements = requested;
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
     }
 }
 
@@ -94,6 +142,17 @@ mod tests {
         let err = limiter.memory_growing(2 * 65536, 3 * 65536, None).unwrap_err();
         let cause = err.downcast_ref::<MemoryLimitExceeded>().unwrap();
         assert_eq!(cause.requested, 4 * 65536);
+    }
+
+    #[test]
+    fn table_elements_are_counted_across_tables() {
+        let mut limiter = GuestLimiter::new(Some(65536));
+        let half = (MAX_TABLE_ELEMENTS / 2) as usize;
+        assert!(limiter.table_growing(0, half, None).unwrap());
+        assert!(limiter.table_growing(0, half, None).unwrap());
+        let err = limiter.table_growing(0, 1, None).unwrap_err();
+        let cause = err.downcast_ref::<TableLimitExceeded>().unwrap();
+        assert_eq!(cause.requested, MAX_TABLE_ELEMENTS + 1);
     }
 
     #[test]

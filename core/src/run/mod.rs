@@ -15,7 +15,7 @@ pub mod ticker;
 
 pub use capture::{LogBook, LogSink};
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
-pub use limits::{HostOutOfMemory, Limits, MemoryLimitExceeded};
+pub use limits::{HostOutOfMemory, Limits, MemoryLimitExceeded, TableLimitExceeded};
 
 use crate::artifact::Program;
 use crate::engine::EngineProfile;
@@ -38,6 +38,8 @@ pub enum RunError {
     Memory { module: String, cause: MemoryLimitExceeded },
     #[error("{module}: {cause}")]
     HostMemory { module: String, cause: HostOutOfMemory },
+    #[error("{module}: {cause}")]
+    Tables { module: String, cause: TableLimitExceeded },
     #[error("{module}: stack overflow: the guest exceeded the {max_stack}-byte wasm stack limit")]
     Stack { module: String, max_stack: usize },
     #[error("{module}: timeout: the guest ran longer than {}", humanize(*.timeout))]
@@ -270,6 +272,9 @@ impl GuestFailure {
         };
         if let Some(cause) = err.downcast_ref::<MemoryLimitExceeded>() {
             return RunError::Memory { module, cause: *cause };
+        }
+        if let Some(cause) = err.downcast_ref::<TableLimitExceeded>() {
+            return RunError::Tables { module, cause: *cause };
         }
         if let Some(cause) = err.downcast_ref::<HostOutOfMemory>() {
             return RunError::HostMemory {

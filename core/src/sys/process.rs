@@ -129,6 +129,16 @@ fn clear_cloexec(fd: RawFd) -> io::Result<()> {
     Ok(())
 }
 
+/// Makes this process non-dumpable (`PR_SET_DUMPABLE 0`): no core dumps,
+/// its `/proc/PID` files owned by root, and no `ptrace` attach or
+/// `/proc/PID/mem` access by other processes of the same uid, only by
+/// privileged ones. The daemon calls it first thing, and a worker first
+/// thing after exec (exec resets the attribute), so a worker that escaped
+/// wasmtime cannot read or write the daemon's or another worker's memory.
+pub fn make_undumpable() -> io::Result<()> {
+    nix::sys::prctl::set_dumpable(false).map_err(io::Error::from)
+}
+
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ended {

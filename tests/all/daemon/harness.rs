@@ -16,6 +16,8 @@ pub struct Daemon {
     data: Option<PathBuf>,
     /// `ulimit -v` (KiB) the daemon runs under, if any.
     address_space_kib: Option<u64>,
+    /// The uid (and gid) the daemon runs as, if not the test's.
+    user: Option<u32>,
 }
 
 impl Daemon {
@@ -45,6 +47,25 @@ impl Daemon {
             child: None,
             data,
             address_space_kib,
+            user: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Like [`Daemon::start`], as `uid` (gid the same, no supplementary
+    /// groups), as the packaged unit runs it: its directory is given to
+    /// that user first. The tests run as root to do this.
+    pub fn start_as_user(uid: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "arcella.toml", "");
+        std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
+        let mut daemon = Self {
+            dir,
+            child: None,
+            data: None,
+            address_space_kib: None,
+            user: Some(uid),
         };
         daemon.spawn();
         daemon
@@ -91,6 +112,10 @@ impl Daemon {
                 sh
             }
         };
+        if let Some(uid) = self.user {
+            std::os::unix::process::CommandExt::uid(&mut command, uid);
+            std::os::unix::process::CommandExt::gid(&mut command, uid);
+        }
         let child = command
             .arg("daemon")
             .arg("--config")

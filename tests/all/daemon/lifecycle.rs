@@ -78,7 +78,7 @@ fn a_command_runs_to_completion_with_its_grants() {
 fn a_crash_loop_backs_off_then_fails_with_the_reason() {
     let daemon = Daemon::start();
     let deployment = "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n\
-                      [restart]\npolicy = \"on-failure\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\nmax_restarts = 2\n";
+                      [restart]\npolicy = \"on-failure\"\nbackoff_initial = \"100ms\"\nbackoff_max = \"200ms\"\nmax_restarts = 2\n";
     daemon
         .install("unreachable", Some("name = \"crasher\"\nversion = \"1\"\n"), deployment)
         .expect_code(0);

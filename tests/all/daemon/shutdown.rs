@@ -129,3 +129,36 @@ fn sigint_shuts_down_as_gracefully_as_sigterm() {
     assert_eq!(std::fs::read_to_string(data.join("clean-exit")).unwrap(), "bye\n");
     assert!(daemon.log().contains("Int received"), "{}", daemon.log());
 }
+
+/// What broke: SIGTERM waited the whole grace for modules that do not
+/// import the shutdown call (the docs say they are cancelled at once), and
+/// every clean shutdown logged a WARN "worker … exited with code 0; 1
+/// module(s) on it lost".
+#[test]
+fn sigterm_cancels_modules_without_the_shutdown_import_at_once_and_loses_none() {
+    let mut daemon = Daemon::start_with_config("shutdown_grace = \"10s\"\n");
+    daemon
+        .install(
+            "infinite_loop",
+            Some("name = \"spinner\"\nversion = \"1\"\n"),
+            &service(""),
+        )
+        .expect_code(0);
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), "kind = \"service\"\ngroup = \"g\"\n")
+        .expect_code(0);
+    daemon.wait_for("ticker", Duration::from_secs(10), "hosted by a worker", |s| {
+        state_name(s) == "Running" && s["worker"]["pid"].is_u64()
+    });
+    wait_logged(&daemon, "ticker", "out | tick");
+    let began = Instant::now();
+    assert_eq!(daemon.terminate(), Some(0), "{}", daemon.log());
+    let took = began.elapsed();
+    let log = daemon.log();
+    assert!(
+        took < Duration::from_secs(4),
+        "shutdown took {took:?} with a 10 s grace, though neither module can hear the call:\n{log}"
+    );
+    assert!(!log.contains("module(s) on it lost"), "{log}");
+    assert!(log.contains("as the daemon stops"), "{log}");
+}

@@ -89,6 +89,12 @@ fn a_worker_module_runs_jailed_and_its_worker_exits_with_its_last_module() {
     let uid = proc_status(pid, "Uid");
     assert!(!uid.starts_with("0\t"), "the worker runs as root: {uid}");
     assert_eq!(proc_status(pid, "NoNewPrivs"), "1");
+    // Non-dumpable: its /proc files (not the directory) belong to root.
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(format!("/proc/{pid}/status")).unwrap());
+    assert_eq!(
+        owner, 0,
+        "the worker is dumpable: /proc/{pid}/status belongs to uid {owner}"
+    );
     if cfg!(any(target_arch = "x86_64", target_arch = "aarch64")) {
         assert_eq!(proc_status(pid, "Seccomp"), "2", "no seccomp filter on the worker");
     }

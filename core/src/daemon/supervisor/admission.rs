@@ -9,6 +9,24 @@ use crate::manifest::DeploymentManifest;
 use crate::protocol::{ErrorKind, Isolation, RemoteError};
 use crate::units::format_bytes;
 
+/// `limits.memory` of an in-process module whose deployment and
+/// `[module_defaults]` set none: a trusted module always has a limit, since
+/// its memory is the daemon's (what broke: one without grew the daemon to
+/// 830 MB and hung it, again at every restart).
+pub const DEFAULT_IN_PROCESS_MEMORY: u64 = 64 << 20;
+
+/// The memory limit a module runs under: its own, else `[module_defaults]`,
+/// else, in-process, [`DEFAULT_IN_PROCESS_MEMORY`]; a worker module without
+/// one is bounded by its group's budget.
+pub(super) fn memory_limit(deployment: &DeploymentManifest, defaults: &crate::board::ModuleDefaults) -> Option<u64> {
+    let in_process = deployment.isolation == Isolation::Main;
+    deployment
+        .limits
+        .memory
+        .or(defaults.memory)
+        .or(in_process.then_some(DEFAULT_IN_PROCESS_MEMORY))
+}
+
 fn refused(message: String) -> RemoteError {
     RemoteError::new(ErrorKind::ResourceExhausted, message)
 }
@@ -76,7 +94,7 @@ impl Supervisor {
                 }
             }
         }
-        let declared = deployment.limits.memory.or(config.module_defaults.memory);
+        let declared = memory_limit(deployment, &config.module_defaults);
         if deployment.isolation == Isolation::Worker
             && let Some(memory) = declared
         {
@@ -99,8 +117,7 @@ impl Supervisor {
                 .iter()
                 .filter(|(other, _)| other.as_str() != id)
                 .filter_map(|(_, slot)| {
-                    let limits = &slot.loaded.as_ref()?.manifests.deployment.limits;
-                    limits.memory.or(config.module_defaults.memory)
+                    memory_limit(&slot.loaded.as_ref()?.manifests.deployment, &config.module_defaults)
                 })
                 .sum();
             if others + memory > budget {

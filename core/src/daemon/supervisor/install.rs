@@ -152,7 +152,7 @@ impl Supervisor {
             return Err(RemoteError::new(
                 ErrorKind::InvalidManifest,
                 "deployment.toml: async = false (a dedicated thread) is not available yet; remove the key: trusted \
-                 modules run as async tasks on the daemon's executor and yield to each other every 10 ms",
+                 modules run as async tasks on the daemon's guest thread and yield to each other every 10 ms",
             ));
         }
         if interface.kind == artifact::ArtifactKind::Component && !validated.entrypoint.starts_with("wasi:cli/run") {
@@ -274,6 +274,17 @@ impl Supervisor {
     /// Installs a new module; starts it if its deployment says autostart.
     pub fn install(&self, spec: &InstallSpec) -> Result<crate::protocol::ModuleSummary, RemoteError> {
         let _changes = self.lock_changes();
+        let installed = self.lock().modules.len();
+        if installed >= super::queries::MAX_MODULES {
+            self.inner.uploads.discard(&spec.upload);
+            return Err(RemoteError::new(
+                ErrorKind::ResourceExhausted,
+                format!(
+                    "the daemon already holds {installed} modules, its limit (`list` answers with all of them \
+                     in one frame); remove one first"
+                ),
+            ));
+        }
         let (version, loaded) = self
             .stage(spec, None)
             .inspect_err(|_| self.inner.uploads.discard(&spec.upload))?;

@@ -181,7 +181,8 @@ impl Supervisor {
         let engine = self.inner.engine.clone();
         let profile = self.inner.config.engine.clone();
         let id_owned = id.to_owned();
-        let task = self.inner.executor.spawn(async move {
+        // On the guest thread: never where the control plane runs.
+        let task = self.inner.guests.spawn(async move {
             let deployment = &loaded.manifests.deployment;
             let grants = grants_for(&id_owned, deployment);
             let limits = limits_for(deployment, &supervisor.inner.config.module_defaults);
@@ -383,14 +384,18 @@ impl Supervisor {
         }
     }
 
-    /// Daemon shutdown: asks every running instance to finish, waits up
-    /// to `grace` for them, then cancels the rest. Desired states on disk
-    /// are untouched, so the same modules run after the next start.
+    /// Daemon shutdown: asks every running instance that can hear it to
+    /// finish, waits up to `grace` for them, then cancels the rest; one
+    /// that cannot hear it (no shutdown import) is cancelled at once, as
+    /// `stop` does. Desired states on disk are untouched, so the same
+    /// modules run after the next start.
     pub async fn shutdown(&self, grace: Duration) {
-        let tasks: Vec<(String, smol::Task<()>)> = {
+        self.inner.workers.begin_shutdown();
+        let mut tasks: Vec<(String, smol::Task<()>)> = Vec::new();
+        let mut deaf: Vec<smol::Task<()>> = Vec::new();
+        {
             let mut state = self.lock();
             state.shutting_down = true;
-            let mut tasks = Vec::new();
             for (id, slot) in state.modules.iter_mut() {
                 if let Some(flag) = &slot.stop_flag {
                     flag.store(true, Ordering::Relaxed);
@@ -398,16 +403,31 @@ impl Supervisor {
                 if let Some(notice) = &slot.stop_notice {
                     let _ = notice.try_send(());
                 }
+                let hears = slot.instance.as_ref().is_some_and(|i| i.hears_shutdown);
                 if let Some(task) = slot.task.take() {
-                    slot.logs.note("daemon shutting down");
-                    tasks.push((id.clone(), task));
+                    if hears {
+                        slot.logs.note("daemon shutting down");
+                        tasks.push((id.clone(), task));
+                    } else {
+                        slot.logs
+                            .note("daemon shutting down: cancelled (it does not import the shutdown call)");
+                        deaf.push(task);
+                    }
                 }
                 if let Some(outgoing) = slot.outgoing.take() {
-                    tasks.push((id.clone(), outgoing.stop_now()));
+                    if outgoing.hears_shutdown() {
+                        tasks.push((id.clone(), outgoing.stop_now()));
+                    } else {
+                        deaf.push(outgoing.stop_now());
+                    }
                 }
             }
-            tasks
-        };
+        }
+        // Cancelled now, and waited for (a worker instance's cancel is one
+        // message), so nothing outlives the guest thread.
+        for task in deaf {
+            task.cancel().await;
+        }
         let deadline = Instant::now() + grace;
         for (id, task) in tasks {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -502,11 +522,12 @@ fn backoff(deployment: &DeploymentManifest, failures: u32) -> Duration {
         .min(deployment.restart.backoff_max)
 }
 
-/// The deployment's limits; unset memory falls back to `[module_defaults]`.
+/// The deployment's limits; unset memory falls back to `[module_defaults]`,
+/// then (in-process) to a built-in default (admission.rs).
 fn limits_for(deployment: &DeploymentManifest, defaults: &crate::board::ModuleDefaults) -> Limits {
     Limits {
         fuel: deployment.limits.fuel,
-        max_memory: deployment.limits.memory.or(defaults.memory),
+        max_memory: super::admission::memory_limit(deployment, defaults),
         timeout: deployment.limits.timeout,
     }
 }
@@ -559,5 +580,48 @@ mod tests {
         d.restart.backoff_max = Duration::from_millis(500);
         let delays: Vec<u128> = (1..=5).map(|n| backoff(&d, n).as_millis()).collect();
         assert_eq!(delays, [100, 200, 400, 500, 500]);
+    }
+
+    /// What broke: 17 KB of args were accepted at install, then the worker
+    /// could not be sent the start message (16 KiB at most) and was killed
+    /// every 5 s with its group's healthy modules. Whatever the manifest
+    /// rules let through must encode, as the real start message, within
+    /// the worker message limit.
+    #[test]
+    fn the_largest_deployment_the_rules_allow_fits_one_worker_start_message() {
+        use crate::manifest::{MAX_CAPABILITIES_BYTES, MAX_NAME_LEN, MAX_SYMBOL_LEN};
+        use crate::protocol::worker::{MAX_WORKER_MESSAGE, ToWorker, encode};
+        let mut d = crate::manifest::parse_deployment("", "d.toml").unwrap();
+        // One long argument, grown to the last byte the rule allows.
+        d.capabilities.args = vec!["a".repeat(MAX_CAPABILITIES_BYTES - 16)];
+        while d.check().is_ok() {
+            d.capabilities.args[0].push('a');
+        }
+        d.capabilities.args[0].pop();
+        let encoded = postcard::experimental::serialized_size(&d.capabilities).unwrap();
+        assert!(encoded <= MAX_CAPABILITIES_BYTES && encoded + 8 > MAX_CAPABILITIES_BYTES);
+        d.limits.fuel = Some(u64::MAX);
+        d.limits.memory = Some(u64::MAX);
+        d.limits.timeout = Some(Duration::MAX);
+        let id = "x".repeat(MAX_NAME_LEN);
+        let start = ToWorker::Start {
+            instance: u64::MAX,
+            spec: InstanceSpec {
+                name: id.clone(),
+                kind: crate::artifact::ArtifactKind::Component,
+                grants: grants_for(&id, &d),
+                limits: limits_for(&d, &Default::default()),
+                entrypoint: Some("e".repeat(MAX_SYMBOL_LEN)),
+            },
+        };
+        let bytes = encode(&start).expect("the start message fits");
+        assert!(bytes.len() <= MAX_WORKER_MESSAGE, "{} bytes", bytes.len());
+        // And one byte more is refused, naming the limit.
+        d.capabilities.args[0].push('a');
+        let refused = d.check().unwrap_err().to_string();
+        assert!(
+            refused.contains("12288 bytes") && refused.contains("16 KiB"),
+            "{refused}"
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! instance, its logs; and the followers who want to hear about them.
 //!
 //! One `Mutex<State>` guards all of it; it is never held across an await.
-//! Instances run as tasks on the daemon's smol executor and report back
+//! In-process instances run as tasks on the guest thread's executor, the
+//! supervisor's own tasks (timers, worker instances' bookkeeping) on the
+//! control executor (daemon/guests.rs); instances report back
 //! through [`Supervisor::on_exit`]; a generation number per module makes
 //! reports from a superseded instance harmless.
 
@@ -41,7 +43,10 @@ struct Inner {
     store: ArtifactStore,
     registry: Registry,
     uploads: Uploads,
+    /// The control plane's executor: timers and workers' links; never guest code.
     executor: Arc<smol::Executor<'static>>,
+    /// The guest thread's executor: in-process instances and nothing else.
+    guests: Arc<smol::Executor<'static>>,
     workers: WorkerPool,
     started: Instant,
     state: Mutex<State>,
@@ -155,6 +160,15 @@ impl Loaded {
     }
 }
 
+/// Where the supervisor's tasks run (daemon/guests.rs).
+#[derive(Clone, Debug)]
+pub struct Executors {
+    /// The control plane's: never polls guest code.
+    pub control: Arc<smol::Executor<'static>>,
+    /// The guest thread's: in-process instances only.
+    pub guests: Arc<smol::Executor<'static>>,
+}
+
 impl Supervisor {
     /// A supervisor over the given parts, with no modules loaded yet.
     pub fn new(
@@ -163,9 +177,9 @@ impl Supervisor {
         store: ArtifactStore,
         registry: Registry,
         uploads: Uploads,
-        executor: Arc<smol::Executor<'static>>,
+        executors: Executors,
     ) -> Self {
-        let workers = WorkerPool::new(&config.workers, &config.engine, executor.clone());
+        let workers = WorkerPool::new(&config.workers, &config.engine, executors.control.clone());
         let inner = Inner {
             engine,
             workers,
@@ -173,7 +187,8 @@ impl Supervisor {
             store,
             registry,
             uploads,
-            executor,
+            executor: executors.control,
+            guests: executors.guests,
             started: Instant::now(),
             state: Mutex::new(State::default()),
             followers: Mutex::new(Vec::new()),

@@ -12,9 +12,21 @@ use crate::protocol::{
 /// Bytes of log text one `logs` answer carries at most (a frame is 256 KiB).
 const LOG_REPLY_BUDGET: usize = 192 * 1024;
 
+/// The most modules a daemon holds: `list` (and a fleet report) carries a
+/// summary of each in one frame, and each summary is bounded below.
+pub const MAX_MODULES: usize = 1000;
+/// Bytes of a failure's reason a summary carries; `status` has it whole.
+pub const SUMMARY_REASON_LEN: usize = 96;
+
 impl Supervisor {
+    /// Every module, each summary bounded so that [`MAX_MODULES`] of them
+    /// fit one frame (`status` has the whole of each).
     pub fn list(&self) -> Vec<ModuleSummary> {
-        self.lock().modules.values().map(summarize).collect()
+        self.lock()
+            .modules
+            .values()
+            .map(|slot| bounded(summarize(slot)))
+            .collect()
     }
 
     pub fn summary(&self, id: &str) -> Result<ModuleSummary, RemoteError> {
@@ -153,5 +165,76 @@ fn summarize(slot: &Slot) -> ModuleSummary {
         kind,
         isolation,
         state: slot.state.clone(),
+    }
+}
+
+/// A summary cut to size for a list, whatever the record holds (one
+/// written before versions had a limit, a long failure).
+fn bounded(summary: ModuleSummary) -> ModuleSummary {
+    let state = match summary.state {
+        crate::protocol::ModuleState::Failed { reason } => crate::protocol::ModuleState::Failed {
+            reason: shortened(&reason, SUMMARY_REASON_LEN),
+        },
+        other => other,
+    };
+    ModuleSummary {
+        id: shortened(&summary.id, crate::manifest::MAX_NAME_LEN),
+        version: shortened(&summary.version, crate::manifest::MAX_VERSION_LEN),
+        state,
+        ..summary
+    }
+}
+
+/// `text` cut to at most `max` bytes (on a character boundary), ending in
+/// "…" when cut.
+fn shortened(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    const MORE: &str = "…";
+    let mut end = max - MORE.len();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MORE}", &text[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::frame::{MAX_FRAME_LEN, encode};
+    use crate::protocol::{ModuleState, Response, ServerMessage};
+
+    /// What broke: three modules with 100 KB versions made `arcella list`
+    /// fail for good ("frame too large"). The largest summaries the bounds
+    /// allow, for the most modules a daemon holds, are one frame.
+    #[test]
+    fn a_list_of_the_most_modules_with_the_longest_fields_fits_one_frame() {
+        let worst = |i: usize| {
+            bounded(ModuleSummary {
+                id: format!("{i:0>100}"),
+                version: "9".repeat(100 * 1024),
+                kind: ModuleKind::Service,
+                isolation: Isolation::Worker,
+                state: ModuleState::Failed {
+                    reason: "é".repeat(10_000),
+                },
+            })
+        };
+        let modules: Vec<ModuleSummary> = (0..MAX_MODULES).map(worst).collect();
+        assert_eq!(modules[0].version.len(), crate::manifest::MAX_VERSION_LEN);
+        let reply = ServerMessage::Response {
+            id: u32::MAX,
+            result: Ok(Response::Modules(modules)),
+        };
+        let frame = encode(&reply).expect("a list of the most modules fits one frame");
+        assert!(frame.len() <= MAX_FRAME_LEN, "{} bytes", frame.len());
+    }
+
+    #[test]
+    fn shortening_keeps_characters_whole_and_says_it_cut() {
+        assert_eq!(shortened("short", 10), "short");
+        let cut = shortened(&"é".repeat(100), 10);
+        assert!(cut.len() <= 10 && cut.ends_with('…'), "{cut}");
     }
 }

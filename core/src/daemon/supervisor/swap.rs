@@ -29,6 +29,11 @@ impl Outgoing {
         self.instance.in_process
     }
 
+    /// Whether it imports the shutdown call.
+    pub(super) fn hears_shutdown(&self) -> bool {
+        self.instance.hears_shutdown
+    }
+
     /// Asks it to stop (daemon shutdown) and hands over its task to wait on.
     pub(super) fn stop_now(self) -> smol::Task<()> {
         if let Some(flag) = &self.stop_flag {

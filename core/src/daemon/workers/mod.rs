@@ -7,6 +7,7 @@
 //! misses one is deemed hung and terminated (SIGTERM, then SIGKILL after
 //! `workers.kill_grace`), and its instances fail like crashed ones.
 
+mod churn;
 mod config;
 mod process;
 
@@ -101,6 +102,10 @@ pub(crate) struct PoolInner {
     next_instance: AtomicU64,
     next_ping: AtomicU32,
     said_seccomp: AtomicBool,
+    /// Set once the daemon stops: workers ending then are not failures.
+    stopping: AtomicBool,
+    /// How often workers' starts and ends are logged, per group.
+    churn: churn::Churn,
 }
 
 impl std::fmt::Debug for PoolInner {
@@ -128,6 +133,8 @@ impl WorkerPool {
             next_instance: AtomicU64::new(1),
             next_ping: AtomicU32::new(1),
             said_seccomp: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            churn: churn::Churn::default(),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -251,7 +258,10 @@ impl WorkerPool {
         let worker = process::spawn(&self.inner, group).await?;
         worker.table().instances.insert(instance, pending);
         self.inner.workers().insert(group.to_owned(), worker.clone());
-        log::info!("worker `{group}` started (pid {})", worker.pid);
+        let pid = worker.pid;
+        self.inner.churn.log(group, log::Level::Info, || {
+            format!("worker `{group}` started (pid {pid})")
+        });
         Ok(worker)
     }
 
@@ -297,7 +307,14 @@ impl WorkerPool {
 
     /// Daemon shutdown: every worker is told to exit (its instances have
     /// been cancelled by now) and killed if it has not within the grace.
+    /// The daemon is stopping: workers that end from now on went with it,
+    /// whatever was still registered on them.
+    pub fn begin_shutdown(&self) {
+        self.inner.stopping.store(true, Ordering::Relaxed);
+    }
+
     pub async fn shutdown(&self) {
+        self.begin_shutdown();
         let workers: Vec<Arc<Worker>> = std::mem::take(&mut *self.inner.workers()).into_values().collect();
         for worker in &workers {
             worker.table().retiring = true;
@@ -378,16 +395,20 @@ impl PoolInner {
             table.pings.clear();
             (std::mem::take(&mut table.instances), table.retiring)
         };
-        if retiring && orphans.is_empty() && ended == Ended::Exited(0) {
-            log::info!("worker `{}` (pid {}) exited: no modules left", worker.group, worker.pid);
+        let (group, pid) = (&worker.group, worker.pid);
+        if self.stopping.load(Ordering::Relaxed) {
+            log::info!("worker `{group}` (pid {pid}) {ended} as the daemon stops");
+        } else if retiring && orphans.is_empty() && ended == Ended::Exited(0) {
+            self.churn.log(group, log::Level::Info, || {
+                format!("worker `{group}` (pid {pid}) exited: no modules left")
+            });
             return;
+        } else {
+            let lost = orphans.len();
+            self.churn.log(group, log::Level::Warn, || {
+                format!("worker `{group}` (pid {pid}) {ended}; {lost} module(s) on it lost")
+            });
         }
-        log::warn!(
-            "worker `{}` (pid {}) {ended}; {} module(s) on it lost",
-            worker.group,
-            worker.pid,
-            orphans.len()
-        );
         for (_, pending) in orphans {
             let reason = format!(
                 "{}: its worker (group `{}`, pid {}) {ended}",

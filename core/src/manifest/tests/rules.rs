@@ -103,13 +103,27 @@ fn limits_are_checked() {
     deployment("[limits]\nmemory = 65536\nstack = 4096\nfuel = 1\ntimeout = \"1ms\"").unwrap();
 }
 
+/// What broke: `backoff_initial = "1ms"` with `policy = "always"` gave 64
+/// worker spawns a second and 20 KB/s of daemon log.
+#[test]
+fn a_backoff_under_100ms_is_refused_with_the_minimum_named() {
+    let message = deployment_err("[restart]\npolicy = \"always\"\nbackoff_initial = \"1ms\"\n");
+    assert!(
+        message.starts_with("deployment.toml:3:19: `restart.backoff_initial` = 1ms is too short: at least 100ms"),
+        "{message}"
+    );
+    let message = deployment_err("[restart]\nbackoff_initial = \"99ms\"\n");
+    assert_mentions(&message, &["= 99ms is too short", "100ms"]);
+}
+
 #[test]
 fn restart_backoff_is_checked() {
     let message = deployment_err("[restart]\nbackoff_initial = \"0s\"\n");
     assert!(
-        message.starts_with("deployment.toml:2:19: `restart.backoff_initial` is 0"),
+        message.starts_with("deployment.toml:2:19: `restart.backoff_initial` = 0ms is too short: at least 100ms"),
         "{message}"
     );
+    deployment("[restart]\nbackoff_initial = \"100ms\"\n").unwrap();
     let message = deployment_err("[restart]\nbackoff_initial = \"2m\"\n");
     assert!(
         message.starts_with("deployment.toml:2:19: `restart.backoff_initial` = 2m is longer than"),
