@@ -82,6 +82,10 @@ impl Default for Policy {
 pub struct Access {
     pub allowed_uids: Vec<u32>,
     pub allowed_gids: Vec<u32>,
+    /// Users who may only read (info, list, status, inspect, logs).
+    pub read_only_uids: Vec<u32>,
+    /// Groups whose members may only read.
+    pub read_only_gids: Vec<u32>,
     /// If set, the socket is made group-accessible (0660) for this gid.
     pub socket_gid: Option<u32>,
     /// A connection that sends no request for this long after its
@@ -98,6 +102,8 @@ impl Default for Access {
         Self {
             allowed_uids: Vec::new(),
             allowed_gids: Vec::new(),
+            read_only_uids: Vec::new(),
+            read_only_gids: Vec::new(),
             socket_gid: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }

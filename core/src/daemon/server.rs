@@ -57,6 +57,13 @@ impl Server {
     }
 
     fn allows(&self, peer: &PeerCredentials) -> bool {
+        self.may_change(peer)
+            || self.access.read_only_uids.contains(&peer.uid)
+            || self.access.read_only_gids.contains(&peer.gid)
+    }
+
+    /// Whether `peer` may operate and change, not only read.
+    fn may_change(&self, peer: &PeerCredentials) -> bool {
         self.is_operator(peer)
             || self.access.allowed_uids.contains(&peer.uid)
             || self.access.allowed_gids.contains(&peer.gid)
@@ -120,6 +127,8 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
             return;
         }
     };
+    // Read-only peers ([access] read_only_*) get reads alone.
+    let may_change = server.may_change(&peer);
     let mut reader = FrameReader::new(MAX_FRAME_LEN);
     let hello = smol::future::or(async { Some(read_frame(&mut stream, &mut reader).await) }, async {
         smol::Timer::after(HANDSHAKE_TIMEOUT).await;
@@ -243,7 +252,20 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
                 continue;
             }
         };
-        let result = handle(&server, message.request, &tx, &mut follower).await;
+        let result = if message.request.access() != crate::protocol::Access::Read && !may_change {
+            Err(RemoteError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "uid {} may only read on this daemon ([access] read_only_uids/read_only_gids); a {} request needs \
+                     root, uid {}, or [access] allowed_uids/allowed_gids",
+                    peer.uid,
+                    message.request.access(),
+                    server.daemon_uid
+                ),
+            ))
+        } else {
+            handle(&server, message.request, &tx, &mut follower).await
+        };
         if tx
             .send(ServerMessage::Response { id: message.id, result })
             .await

@@ -111,3 +111,38 @@ fn a_module_restarting_all_the_time_does_not_flood_the_daemon_log() {
     assert!(started <= 10, "{started} start lines for 15 restarts:\n{log}");
     assert!(log.contains("worker `flappy` starts and ends often"), "{log}");
 }
+
+/// `[access] read_only_gids`: a group that may look, not touch.
+#[test]
+fn a_read_only_group_may_read_but_not_operate_or_change() {
+    let daemon = Daemon::start_with_config(&format!(
+        "[access]\nread_only_gids = [{NOBODY}]\nsocket_gid = {NOBODY}\n"
+    ));
+    std::fs::set_permissions(daemon.dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    let as_nobody = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_arcella"))
+            .arg("--socket")
+            .arg(daemon.socket())
+            .args(args)
+            .env_clear()
+            .uid(NOBODY)
+            .gid(NOBODY)
+            .output()
+            .unwrap()
+    };
+    let list = as_nobody(&["list"]);
+    assert!(list.status.success(), "{}", String::from_utf8_lossy(&list.stderr));
+    assert!(String::from_utf8_lossy(&list.stdout).contains("ticker"));
+    for verb in [&["stop", "ticker"][..], &["remove", "ticker"][..], &["gc"][..]] {
+        let refused = as_nobody(verb);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(
+            !refused.status.success() && stderr.contains("may only read"),
+            "{verb:?}: {stderr}"
+        );
+    }
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+}
