@@ -214,9 +214,12 @@ fn deploy_to_group(broker: &Mosquitto, count: usize) {
     let start = Instant::now();
     let signature = signing::sign(&key, &arcella_core::digest::sha256(&artifact));
     let version = deploy::deploy(&op, &signer, &group, &artifact, 64 * 1024, Some(signature), spec).unwrap();
-    let outcomes = deploy::await_convergence(&op, &group, version, Duration::from_secs(600), |_, _| {}).unwrap();
+    let outcomes = deploy::await_convergence(&op, &group, version, Duration::from_secs(180), |_, _| {}).unwrap();
     let elapsed = start.elapsed();
     let converged = outcomes.values().filter(|o| **o == Outcome::Converged).count();
+    for (id, outcome) in outcomes.iter().filter(|(_, o)| **o != Outcome::Converged).take(5) {
+        println!("  not healthy: {id}: {outcome:?}");
+    }
     // Let mosquitto publish its counters once more after the last byte.
     std::thread::sleep(Duration::from_millis(2500));
     let sent = bytes_sent(&op) - before;

@@ -88,19 +88,42 @@ pub fn current(
     trust: &TrustPolicy,
     target: &Target,
 ) -> Result<Option<DesiredDocument>, OperatorError> {
+    Ok(survey(operator, trust, target)?.newest)
+}
+
+/// What the broker holds for a target.
+struct Survey {
+    /// The newest document signed by a trusted key.
+    newest: Option<DesiredDocument>,
+    /// The newest version a device applied, whoever signed it, and the
+    /// key that did.
+    applied: Option<(u64, [u8; 32])>,
+}
+
+fn survey(operator: &Operator, trust: &TrustPolicy, target: &Target) -> Result<Survey, OperatorError> {
     let wanted = target.document_target();
-    let mut candidates: Vec<SignedDocument> = operator.desired(target)?.into_iter().collect();
-    candidates.extend(operator.applied()?);
-    let mut newest: Option<DesiredDocument> = None;
-    for signed in candidates {
+    let mut candidates: Vec<(SignedDocument, bool)> =
+        operator.desired(target)?.into_iter().map(|d| (d, false)).collect();
+    candidates.extend(operator.applied()?.into_iter().map(|d| (d, true)));
+    let mut survey = Survey {
+        newest: None,
+        applied: None,
+    };
+    for (signed, by_device) in candidates {
         let Some(unverified) = document::read_unverified(&signed) else {
             continue;
         };
         if unverified.target != wanted {
             continue;
         }
+        // Devices only apply what a key they trust signed: the version
+        // to stay above, whoever signed it. (The retained document is
+        // not counted: anyone the ACL lets publish could have put it there.)
+        if by_device && survey.applied.is_none_or(|(v, _)| unverified.version > v) {
+            survey.applied = Some((unverified.version, signed.signature.key));
+        }
         match document::open(trust, &signed) {
-            Ok(doc) if newest.as_ref().is_none_or(|n| doc.version > n.version) => newest = Some(doc),
+            Ok(doc) if survey.newest.as_ref().is_none_or(|n| doc.version > n.version) => survey.newest = Some(doc),
             Ok(_) => {}
             Err(reason) => log::warn!(
                 "a desired-state document for {wanted} (version {}) is ignored: {reason}",
@@ -108,7 +131,7 @@ pub fn current(
             ),
         }
     }
-    Ok(newest)
+    Ok(survey)
 }
 
 /// Publishes the target's next desired-state version, changed by `edit`.
@@ -118,12 +141,23 @@ fn change(
     target: &Target,
     edit: impl FnOnce(&mut Vec<DesiredModule>),
 ) -> Result<u64, OperatorError> {
-    let base = current(operator, &signer.trust, target)?;
-    let (version, mut modules) = base.map_or((0, Vec::new()), |d| (d.version, d.modules));
+    let survey = survey(operator, &signer.trust, target)?;
+    let (version, mut modules) = survey.newest.map_or((0, Vec::new()), |d| (d.version, d.modules));
     let wanted = target.document_target();
     let version = version
         .checked_add(1)
         .ok_or_else(|| OperatorError::VersionExhausted(wanted.to_string(), version))?;
+    // Devices would refuse it as stale, and keep modules this document
+    // would not know of: say so instead.
+    if let Some((applied, key)) = survey.applied
+        && applied >= version
+    {
+        return Err(OperatorError::BehindDevices {
+            target: wanted.to_string(),
+            applied,
+            key: arcella_core::digest::hex(&key),
+        });
+    }
     edit(&mut modules);
     let document = DesiredDocument {
         target: wanted,
@@ -173,10 +207,13 @@ fn outcome(view: &DeviceView, target: &Target, version: u64) -> Outcome {
         Target::Group(g) => format!("group {g}"),
     };
     let taken = c.version_for(&target.document_target());
+    // Refused: unless a document of that version was taken after all
+    // (a forgery of the same version refused before), or the refusal
+    // says the device holds another document of that version.
     if let Some(refused) = &c.refused
         && refused.source == source
         && refused.version == version
-        && taken.is_none_or(|v| v < version)
+        && (taken != Some(version) || refused.reason == arcella_core::protocol::fleet::Refusal::Conflict)
     {
         return Outcome::Failed(vec![format!("refused version {version}: {}", refused.reason)]);
     }

@@ -52,6 +52,10 @@ pub enum OperatorError {
         "the desired state of {0} is at version {1}, and no version follows it; devices refuse such versions anyway, so this document is not one of your operators'"
     )]
     VersionExhausted(String, u64),
+    #[error(
+        "devices of {target} already applied version {applied}, signed by key {key}, which this deploy does not build on; give that key's .pub with --trust (key rotation, another operator) so the next document keeps what they run"
+    )]
+    BehindDevices { target: String, applied: u64, key: String },
 }
 
 /// What a desired state is for.
@@ -310,7 +314,16 @@ impl Operator {
         let cap = Instant::now() + GATHER_CAP;
         let mut quiet_until = Instant::now() + quiet;
         let mut found = Vec::new();
-        while let Some(p) = self.next_publish(quiet_until.min(cap))? {
+        loop {
+            // At the quiet deadline, what is already queued (a backlog of
+            // live messages ahead of the retained ones) is still read.
+            let p = match self.next_publish(quiet_until.min(cap))? {
+                Some(p) => p,
+                None => match self.incoming.try_recv() {
+                    Ok(p) if Instant::now() < cap => p,
+                    _ => break,
+                },
+            };
             if matches(filter, &p.topic) {
                 // Only retained ones say more may follow: live ones (a
                 // chatty `events` topic) would keep this waiting forever.

@@ -9,7 +9,7 @@ use super::harness::*;
 use arcella_core::protocol::fleet::{RemoteCommand, Step};
 use arcella_core::protocol::{ErrorKind, RemoteError, Request, Response, ServerMessage};
 use arcella_core::signing;
-use arcella_mqtt::deploy::{self, ModuleSpec, Outcome};
+use arcella_mqtt::deploy::{self, ModuleSpec, Outcome, Signer};
 use arcella_mqtt::operator::{Operator, Target};
 use arcella_test_broker::{BrokerConfig, Mosquitto};
 use ed25519_dalek::SigningKey;
@@ -408,7 +408,7 @@ fn desired_state_survives_a_broker_that_lost_its_retained_messages_and_purge_kee
         ..BrokerConfig::default()
     });
     let key = signing::generate().unwrap();
-    let daemon = Daemon::start_with_config(&config(&broker, "gw-p", None, &key));
+    let mut daemon = Daemon::start_with_config(&config(&broker, "gw-p", None, &key));
     let target = Target::Device("gw-p".into());
     let signer = signer(&key);
     let ticker = artifact("ticker");
@@ -492,4 +492,31 @@ fn desired_state_survives_a_broker_that_lost_its_retained_messages_and_purge_kee
     };
     assert_eq!(chunks(&other), 0, "the replaced artifact's chunks are gone");
     assert!(chunks(&ballast) > 10, "the artifact in use keeps its chunks");
+
+    // Key rotation: the device trusts the old and the new key.
+    let new_key = signing::generate().unwrap();
+    let both = format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"gw-p\"\ntrusted_keys = [\"{}\", \"{}\"]\n",
+        broker.url(),
+        signing::public_to_text(&key.verifying_key()),
+        signing::public_to_text(&new_key.verifying_key())
+    );
+    restart_with(&mut daemon, &both);
+    wait_online(&op, "gw-p");
+    // The new key alone does not build on the old key's documents: the
+    // deploy says so rather than publish a version the device refuses.
+    let blind = deploy::undeploy(&op, &Signer::new(new_key.clone()), &target, "other")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        blind.contains("--trust") && blind.contains(&format!("version {v3}")),
+        "{blind}"
+    );
+    // Trusting the old key, it builds on version v3 and the device takes it.
+    let rotated = Signer::new(new_key).trusting([key.verifying_key().to_bytes()]);
+    let v4 = deploy::undeploy(&op, &rotated, &target, "other").unwrap();
+    assert_eq!(v4, v3 + 1);
+    assert_eq!(converge(&op, &target, v4)["gw-p"], Outcome::Converged);
+    assert!(daemon.status("other").is_none());
+    assert_eq!(ticker_artifact(&daemon), ticker_code);
 }
