@@ -168,6 +168,9 @@ fn change(
     Ok(version)
 }
 
+/// How often a follow asks for the fleet's retained state afresh.
+const REFRESH_EVERY: Duration = Duration::from_secs(5);
+
 /// Where one targeted device ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -186,9 +189,14 @@ pub enum Outcome {
 pub fn targets(fleet: &BTreeMap<String, DeviceView>, target: &Target) -> Vec<String> {
     match target {
         Target::Device(id) => vec![id.clone()],
+        // A device names its group in its state and in its convergence:
+        // either will do (a busy broker may have delivered only one).
         Target::Group(group) => fleet
             .iter()
-            .filter(|(_, v)| v.report.as_ref().and_then(|r| r.group.as_ref()) == Some(group))
+            .filter(|(_, v)| {
+                v.report.as_ref().and_then(|r| r.group.as_ref()) == Some(group)
+                    || v.convergence.as_ref().and_then(|c| c.group.as_ref()) == Some(group)
+            })
             .map(|(id, _)| id.clone())
             .collect(),
     }
@@ -256,8 +264,9 @@ pub fn await_convergence(
     let deadline = Instant::now() + timeout;
     operator.watch_fleet()?;
     let mut fleet = operator.devices(Duration::from_millis(300))?;
-    let ids = targets(&fleet, target);
+    let mut ids = targets(&fleet, target);
     let mut outcomes: BTreeMap<String, Outcome> = BTreeMap::new();
+    let mut refresh_at = Instant::now() + REFRESH_EVERY;
     loop {
         for id in &ids {
             let now = outcome(fleet.get(id).unwrap_or(&DeviceView::default()), target, version);
@@ -269,10 +278,28 @@ pub fn await_convergence(
         if outcomes.values().all(|o| !matches!(o, Outcome::Pending(_))) {
             return Ok(outcomes);
         }
-        let Some(publish) = operator.next_publish(deadline)? else {
-            return Ok(outcomes);
+        // A broker under load drops messages to a slow subscriber (its
+        // queue per client is bounded): every few seconds the retained
+        // state is asked for again, so a lost verdict is never waited for.
+        if Instant::now() >= refresh_at {
+            operator.refresh_fleet()?;
+            refresh_at = Instant::now() + REFRESH_EVERY;
+        }
+        let Some(publish) = operator.next_publish(deadline.min(refresh_at))? else {
+            if Instant::now() >= deadline {
+                return Ok(outcomes);
+            }
+            continue;
         };
         crate::operator::note(&mut fleet, &publish.topic, &publish.payload);
+        // Devices of the group seen only now are followed too.
+        if matches!(target, Target::Group(_)) && publish.topic.ends_with("/convergence") {
+            for id in targets(&fleet, target) {
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
     }
 }
 

@@ -442,6 +442,19 @@ impl Operator {
         self.subscribe(format!("{ROOT}/+/presence"))?;
         self.subscribe(format!("{ROOT}/+/convergence"))
     }
+
+    /// Subscribes to [`Operator::watch_fleet`]'s topics afresh, so the
+    /// broker sends their retained messages again: what a busy broker
+    /// dropped on the way (its per-client queue is bounded) comes back.
+    pub fn refresh_fleet(&self) -> Result<(), OperatorError> {
+        for filter in [format!("{ROOT}/+/presence"), format!("{ROOT}/+/convergence")] {
+            let _ = self.client.unsubscribe(filter.clone());
+            self.client
+                .subscribe(filter, QoS::AtLeastOnce)
+                .map_err(|_| OperatorError::Disconnected)?;
+        }
+        Ok(())
+    }
 }
 
 /// Takes what a device published on `arcella/v1/<device>/<kind>` into

@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the connection thread hands the device thread. The connection
 /// thread never blocks on it (a full inbox drops a chunk, which is asked
@@ -180,31 +180,39 @@ impl Reconciler {
     /// Serves inputs until the connection thread goes; between inputs,
     /// watches the modules it applied (health windows, drift).
     pub fn run(mut self, inbox: &Inbox) {
+        let mut next_watch: Option<Instant> = None;
         loop {
             if self.dirty {
                 self.dirty = false;
                 self.apply(inbox);
+                next_watch = None;
                 continue;
             }
+            // Watched modules are looked at on schedule, however busy the
+            // inbox is (a stream of inputs must not starve a verdict).
             let input = match self.watch_interval() {
-                Some(every) => match inbox.recv_timeout(every) {
-                    Ok(input) => Some(input),
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
-                },
+                Some(every) => {
+                    let due = *next_watch.get_or_insert_with(|| Instant::now() + every);
+                    match inbox.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                        Ok(input) => Some(input),
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                    }
+                }
                 None => match inbox.recv() {
                     Ok(input) => Some(input),
                     Err(_) => return,
                 },
             };
-            match input {
-                Some(input) => {
-                    if self.serve(input) {
-                        self.publish_status();
-                        self.publish_applied();
-                    }
-                }
-                None => self.watch(),
+            if let Some(input) = input
+                && self.serve(input)
+            {
+                self.publish_status();
+                self.publish_applied();
+            }
+            if next_watch.is_some_and(|due| Instant::now() >= due) {
+                next_watch = None;
+                self.watch();
             }
         }
     }
