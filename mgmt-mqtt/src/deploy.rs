@@ -80,18 +80,9 @@ pub fn undeploy(operator: &Operator, signer: &Signer, target: &Target, module: &
     change(operator, signer, target, |modules| modules.retain(|m| m.id != module))
 }
 
-/// The target's newest desired state: the retained document or one a
-/// device applied, whichever has the higher version; only documents
-/// signed by a key `trust` names count (others are reported and skipped).
-pub fn current(
-    operator: &Operator,
-    trust: &TrustPolicy,
-    target: &Target,
-) -> Result<Option<DesiredDocument>, OperatorError> {
-    Ok(survey(operator, trust, target)?.newest)
-}
-
-/// What the broker holds for a target.
+/// What the broker holds for a target: the newest of the retained
+/// document and the documents devices applied, counting only those
+/// signed by a key `trust` names (others are reported and skipped).
 struct Survey {
     /// The newest document signed by a trusted key.
     newest: Option<DesiredDocument>,
@@ -210,10 +201,10 @@ fn outcome(view: &DeviceView, target: &Target, version: u64) -> Outcome {
             Outcome::Offline
         };
     };
-    let source = match target {
-        Target::Device(_) => "device".to_owned(),
-        Target::Group(g) => format!("group {g}"),
-    };
+    let source = crate::reconcile::source_name(match target {
+        Target::Device(_) => None,
+        Target::Group(g) => Some(g.as_str()),
+    });
     let taken = c.version_for(&target.document_target());
     // Refused: unless a document of that version was taken after all
     // (a forgery of the same version refused before), or the refusal

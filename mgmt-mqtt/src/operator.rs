@@ -439,15 +439,16 @@ impl Operator {
     /// Subscribes to every device's presence and convergence, for
     /// [`Operator::next_publish`].
     pub fn watch_fleet(&self) -> Result<(), OperatorError> {
-        self.subscribe(format!("{ROOT}/+/presence"))?;
-        self.subscribe(format!("{ROOT}/+/convergence"))
+        fleet_filters()
+            .into_iter()
+            .try_for_each(|filter| self.subscribe(filter))
     }
 
     /// Subscribes to [`Operator::watch_fleet`]'s topics afresh, so the
     /// broker sends their retained messages again: what a busy broker
     /// dropped on the way (its per-client queue is bounded) comes back.
     pub fn refresh_fleet(&self) -> Result<(), OperatorError> {
-        for filter in [format!("{ROOT}/+/presence"), format!("{ROOT}/+/convergence")] {
+        for filter in fleet_filters() {
             let _ = self.client.unsubscribe(filter.clone());
             self.client
                 .subscribe(filter, QoS::AtLeastOnce)
@@ -455,6 +456,12 @@ impl Operator {
         }
         Ok(())
     }
+}
+
+/// What a follow of the fleet subscribes to: every device's presence and
+/// convergence.
+fn fleet_filters() -> [String; 2] {
+    [format!("{ROOT}/+/presence"), format!("{ROOT}/+/convergence")]
 }
 
 /// Takes what a device published on `arcella/v1/<device>/<kind>` into

@@ -163,14 +163,10 @@ impl Reconciler {
             }
         }
         let observed = self.observe(&module.id);
-        let watch = self.watched.entry(module.id.clone()).or_insert_with(|| Watch {
-            run: module.run,
-            until: None,
-            update: false,
-            restarts: observed.as_ref().map_or(0, |o| o.restarts),
-            code: observed.as_ref().map(|o| o.code.clone()),
-            restarted: false,
-        });
+        let watch = self
+            .watched
+            .entry(module.id.clone())
+            .or_insert_with(|| Watch::new(module.run, None, false, observed.as_ref()));
         super::verdict::settled(observed.as_ref(), watch)
     }
 
@@ -181,14 +177,7 @@ impl Reconciler {
             .map_or(DEFAULT_WINDOW, |d| d.update.health_window)
             .max(Duration::from_secs(1));
         let until = unix_now() + window.as_secs().max(1);
-        let watch = Watch {
-            run: module.run,
-            until: module.run.then_some(until),
-            update,
-            restarts: observed.as_ref().map_or(0, |o| o.restarts),
-            code: observed.as_ref().map(|o| o.code.clone()),
-            restarted: false,
-        };
+        let watch = Watch::new(module.run, module.run.then_some(until), update, observed.as_ref());
         let step = if module.run {
             Step::HealthWindow { until }
         } else {

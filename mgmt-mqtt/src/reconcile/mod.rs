@@ -15,7 +15,7 @@ mod take;
 mod verdict;
 mod watch;
 
-pub use record::{Applied, Record};
+pub use record::{Applied, Record, source_name};
 
 use crate::device::Device;
 use crate::gate::{Gate, GatePolicy};

@@ -23,6 +23,21 @@ pub(super) struct Watch {
     pub restarted: bool,
 }
 
+impl Watch {
+    /// Watching a module from now, as `status` sees it (`until`: in its
+    /// health window until then).
+    pub fn new(run: bool, until: Option<u64>, update: bool, observed: Option<&Observed>) -> Self {
+        Self {
+            run,
+            until,
+            update,
+            restarts: observed.map_or(0, |o| o.restarts),
+            code: observed.map(|o| o.code.clone()),
+            restarted: false,
+        }
+    }
+}
+
 /// What `status` said of a module.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Observed {

@@ -4,12 +4,13 @@
 //! log instead of flapping, and the shipped broker ACL deploying to
 //! devices that cannot touch each other's topics.
 
+use super::fleet::{WAIT, artifact, config, signed, ticker_spec};
 use super::harness::*;
 use arcella_core::digest;
 use arcella_core::protocol::Request;
 use arcella_core::protocol::fleet::{ArtifactChunk, ArtifactRef, DesiredDocument, DesiredModule, DocumentTarget, Step};
 use arcella_core::signing;
-use arcella_mqtt::deploy::{self, ModuleSpec, Outcome, Signer};
+use arcella_mqtt::deploy::{self, Outcome, Signer};
 use arcella_mqtt::operator::{DeviceView, GATHER_CAP, Operator, Target};
 use arcella_mqtt::rumqttc::{self, MqttOptions, QoS};
 use arcella_test_broker::{BrokerConfig, Mosquitto};
@@ -18,17 +19,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(60);
-
-fn config(broker: &Mosquitto, device: &str, group: Option<&str>, key: &SigningKey) -> String {
-    let group = group.map(|g| format!("group = \"{g}\"\n")).unwrap_or_default();
-    format!(
-        "[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\ndevice = \"{device}\"\n{group}trusted_keys = [\"{}\"]\n",
-        broker.port(),
-        signing::public_to_text(&key.verifying_key())
-    )
-}
 
 fn options(broker: &Mosquitto, name: &str, login: Option<(&str, &str)>) -> MqttOptions {
     static COUNT: AtomicU32 = AtomicU32::new(0);
@@ -43,23 +33,6 @@ fn options(broker: &Mosquitto, name: &str, login: Option<(&str, &str)>) -> MqttO
 
 fn operator(broker: &Mosquitto, login: Option<(&str, &str)>) -> Operator {
     Operator::connect(options(broker, "ops", login), "ops").unwrap()
-}
-
-fn ticker_spec() -> ModuleSpec {
-    ModuleSpec {
-        id: "ticker".into(),
-        component_toml: Some(TICKER_COMPONENT.into()),
-        deployment_toml: super::fleet::WORKER_SERVICE.into(),
-        run: true,
-    }
-}
-
-fn artifact(guest: &str) -> Vec<u8> {
-    std::fs::read(crate::support::artifact(guest, "native")).unwrap()
-}
-
-fn signed(key: &SigningKey, bytes: &[u8]) -> Option<arcella_core::protocol::fleet::ArtifactSignature> {
-    Some(signing::sign(key, &digest::sha256(bytes)))
 }
 
 /// Waits until the broker's retained view satisfies `check`.
