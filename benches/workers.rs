@@ -72,7 +72,7 @@ fn main() {
         ..WorkerConfig::default()
     };
     let bench = Bench {
-        pool: WorkerPool::new(&config, &profile, executor.clone()),
+        pool: WorkerPool::new(&config, &profile, executor.clone(), None),
         store: ArtifactStore::open(data.path()).expect("store"),
         _data: data,
     };

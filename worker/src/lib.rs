@@ -1,11 +1,12 @@
 //! `arcella-worker`: the process that hosts the untrusted modules of one
 //! worker group. The daemon starts it by spawn + exec, already jailed
 //! (see docs/security.md); it finishes its own sandbox (stray descriptors,
-//! seccomp) before it loads any guest, then serves the daemon over the IPC
+//! Landlock walls, seccomp) before it loads any guest, then serves the daemon over the IPC
 //! socket on fd 3 until the daemon closes it.
 
 pub mod seccomp;
 mod serve;
+pub mod walls;
 
 use arcella_core::sys::process::{IPC_FD, close_descriptors_above};
 use arcella_core::sys::seqpacket::SeqPacket;
@@ -63,9 +64,11 @@ fn run() -> Result<(), WorkerError> {
     // SAFETY: fd 3 is the socket the daemon passed (checked above), and
     // nothing else in this process owns it.
     let link = unsafe { SeqPacket::from_raw_fd(IPC_FD) };
+    // The handshake raises the walls while this is the only thread.
+    let greeted = serve::greet(&link)?;
     let executor = Arc::new(smol::Executor::new());
     // wasmtime-wasi's host calls need a tokio context, as in the daemon.
     smol::block_on(async_compat::Compat::new(
-        executor.run(serve::serve(link, executor.clone())),
+        executor.run(serve::serve(link, greeted, executor.clone())),
     ))
 }

@@ -5,9 +5,11 @@ use arcella_core::artifact::{ArtifactKind, Program};
 use arcella_core::engine::new_engine;
 use arcella_core::fingerprint::EngineFingerprint;
 use arcella_core::protocol::worker::{
-    self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage, receive, send,
+    self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive,
+    send,
 };
 use arcella_core::run::{self, HealthCheck, Invocation, LogBook, Output, StopFlag, ticker::EpochTicker};
+use arcella_core::sys::process::OwnResidentMemory;
 use arcella_core::sys::seqpacket::SeqPacket;
 use arcella_core::wasmtime::{self, Engine};
 use std::collections::HashMap;
@@ -34,40 +36,80 @@ struct Instances {
     ticker: Option<EpochTicker>,
 }
 
-pub async fn serve(link: SeqPacket, executor: Arc<smol::Executor<'static>>) -> Result<(), WorkerError> {
-    let link: Link = Arc::new(smol::Async::new(link)?);
+/// What the handshake settled, for serving.
+pub struct Greeted {
+    engine: Engine,
+    resident: OwnResidentMemory,
+    profile: arcella_core::engine::EngineProfile,
+    group: String,
+}
+
+/// The handshake, on the blocking socket and before any thread of the
+/// runtime starts: the walls (Landlock) bind only the calling thread and
+/// the threads it starts later, so they go up while there is one thread.
+pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
+    // Opened before the walls go up: they forbid /proc.
+    let resident = OwnResidentMemory::open()?;
     let mut buf = worker::receive_buffer();
-    let (message, _) = receive(&link, &mut buf).await?.ok_or(WorkerError::NoLink)?;
+    let (len, _) = link.recv(&mut buf)?;
+    if len == 0 {
+        return Err(WorkerError::NoLink);
+    }
+    let message: ToWorker =
+        worker::decode(&buf[..len]).map_err(|e| WorkerError::NoHello(format!("a message that does not decode: {e}")))?;
     let ToWorker::Hello {
         version,
         group,
         profile,
         fingerprint,
         seccomp,
+        walls,
     } = message
     else {
         return Err(WorkerError::NoHello(format!("{message:?}")));
     };
-    let engine = match handshake(version, &profile, &fingerprint, seccomp) {
-        Ok((engine, report)) => {
-            let ready = FromWorker::Ready {
+    let reply = |message: &FromWorker| -> Result<(), WorkerError> {
+        let bytes = worker::encode(message).map_err(std::io::Error::other)?;
+        link.send(&bytes, None)?;
+        Ok(())
+    };
+    match handshake(version, &profile, &fingerprint, seccomp, &walls) {
+        Ok((engine, seccomp, walls)) => {
+            reply(&FromWorker::Ready {
                 version: WORKER_PROTOCOL_VERSION,
                 pid: std::process::id(),
-                seccomp: report,
-            };
-            send(&link, &ready, None).await?;
-            engine
+                seccomp,
+                walls,
+            })?;
+            Ok(Greeted {
+                engine,
+                resident,
+                profile,
+                group,
+            })
         }
         Err(reason) => {
-            send(&link, &FromWorker::Refused { reason: reason.clone() }, None).await?;
-            return Err(WorkerError::Refused(reason));
+            reply(&FromWorker::Refused { reason: reason.clone() })?;
+            Err(WorkerError::Refused(reason))
         }
-    };
+    }
+}
+
+pub async fn serve(link: SeqPacket, greeted: Greeted, executor: Arc<smol::Executor<'static>>) -> Result<(), WorkerError> {
+    let link: Link = Arc::new(smol::Async::new(link)?);
+    let mut buf = worker::receive_buffer();
+    let Greeted {
+        engine,
+        resident,
+        profile,
+        group,
+    } = greeted;
     let (outbox, queued) = async_channel::bounded::<FromWorker>(OUTBOX);
     let writer = executor.spawn(write_loop(link.clone(), queued));
     let instances = Arc::new(Mutex::new(Instances::default()));
     let context = Context {
         engine,
+        resident,
         profile,
         outbox,
         instances,
@@ -88,7 +130,8 @@ fn handshake(
     profile: &arcella_core::engine::EngineProfile,
     fingerprint: &str,
     seccomp: bool,
-) -> Result<(Engine, String), String> {
+    walls: &Walls,
+) -> Result<(Engine, String, String), String> {
     if version != WORKER_PROTOCOL_VERSION {
         return Err(format!(
             "the daemon speaks worker protocol {version}, this arcella-worker speaks {WORKER_PROTOCOL_VERSION}; \
@@ -103,6 +146,8 @@ fn handshake(
         ));
     }
     let engine = new_engine(profile).map_err(|e| e.to_string())?;
+    // Before seccomp, which forbids the Landlock system calls.
+    let walls = crate::walls::install(walls).map_err(|e| e.to_string())?;
     let report = if !seccomp {
         "seccomp is off (workers.seccomp = false)".to_owned()
     } else {
@@ -116,11 +161,12 @@ fn handshake(
             Err(e) => return Err(format!("cannot install the seccomp allowlist: {e}")),
         }
     };
-    Ok((engine, report))
+    Ok((engine, report, walls))
 }
 
 struct Context {
     engine: Engine,
+    resident: OwnResidentMemory,
     profile: arcella_core::engine::EngineProfile,
     outbox: async_channel::Sender<FromWorker>,
     instances: Arc<Mutex<Instances>>,
@@ -159,7 +205,7 @@ impl Context {
             }
             ToWorker::Ping { id } => {
                 let usage = WorkerUsage {
-                    resident_bytes: arcella_core::sys::process::resident_bytes(std::process::id()).unwrap_or(0),
+                    resident_bytes: self.resident.bytes().unwrap_or(0),
                     instances: lock(&self.instances).running.len() as u32,
                 };
                 let _ = self.outbox.send(FromWorker::Pong { id, usage }).await;

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
-pub const WORKER_PROTOCOL_VERSION: u16 = 1;
+pub const WORKER_PROTOCOL_VERSION: u16 = 2;
 
 /// The largest message either side sends or accepts.
 pub const MAX_WORKER_MESSAGE: usize = 16 * 1024;
@@ -38,6 +38,8 @@ pub enum ToWorker {
         fingerprint: String,
         /// Install the seccomp allowlist before serving.
         seccomp: bool,
+        /// The only host directories the worker may ever open (Landlock).
+        walls: Walls,
     },
     /// Start an instance; the code file (already verified by the daemon)
     /// comes attached to this message as a descriptor.
@@ -71,6 +73,8 @@ pub enum FromWorker {
         pid: u32,
         /// What the seccomp step did, in words (for the daemon's log).
         seccomp: String,
+        /// What the filesystem walls step did, in words (for the daemon's log).
+        walls: String,
     },
     /// The worker cannot serve (version or fingerprint mismatch, engine).
     Refused { reason: String },
@@ -95,6 +99,74 @@ pub enum FromWorker {
         instance: InstanceId,
         verdict: Result<(), String>,
     },
+}
+
+/// The host directories a worker may reach, fixed when it starts: the
+/// grants of the instances it was started for. The worker walls itself in
+/// with Landlock before loading any guest, so even code that escaped
+/// wasmtime opens nothing else (not `/proc`, not the data directory, not
+/// another group's grants). An instance whose grants a worker's walls do
+/// not cover gets a new worker (see [`Walls::covers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Walls {
+    pub dirs: Vec<WallDir>,
+}
+
+/// One directory inside a worker's walls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WallDir {
+    pub path: std::path::PathBuf,
+    pub writable: bool,
+}
+
+impl Walls {
+    /// At most this many bytes of paths: a Hello must fit a message.
+    pub const MAX_PATH_BYTES: usize = 8 * 1024;
+
+    /// The walls an instance with `grants` needs.
+    pub fn of(grants: &Grants) -> Self {
+        let mut walls = Self::default();
+        walls.add(grants);
+        walls
+    }
+
+    /// Whether an instance with `grants` can run inside these walls.
+    pub fn covers(&self, grants: &Grants) -> bool {
+        grants.dirs.iter().all(|grant| {
+            self.dirs
+                .iter()
+                .any(|d| d.path == grant.host && (d.writable || grant.read_only))
+        })
+    }
+
+    /// These walls widened to let `grants` in too, if that stays within
+    /// [`Self::MAX_PATH_BYTES`]; else just the walls `grants` needs (the
+    /// old worker keeps its instances, a new one serves the rest).
+    pub fn widened(&self, grants: &Grants) -> Self {
+        let mut wider = self.clone();
+        wider.add(grants);
+        if wider.path_bytes() <= Self::MAX_PATH_BYTES {
+            wider
+        } else {
+            Self::of(grants)
+        }
+    }
+
+    fn add(&mut self, grants: &Grants) {
+        for grant in &grants.dirs {
+            match self.dirs.iter_mut().find(|d| d.path == grant.host) {
+                Some(dir) => dir.writable |= !grant.read_only,
+                None => self.dirs.push(WallDir {
+                    path: grant.host.clone(),
+                    writable: !grant.read_only,
+                }),
+            }
+        }
+    }
+
+    fn path_bytes(&self) -> usize {
+        self.dirs.iter().map(|d| d.path.as_os_str().len()).sum()
+    }
 }
 
 /// A worker's resource use.
@@ -167,6 +239,12 @@ mod tests {
                 profile: EngineProfile::default(),
                 fingerprint: "f".into(),
                 seccomp: true,
+                walls: Walls {
+                    dirs: vec![WallDir {
+                        path: "/srv/x".into(),
+                        writable: true,
+                    }],
+                },
             },
             ToWorker::Start {
                 instance: 7,
@@ -192,6 +270,7 @@ mod tests {
                 version: 1,
                 pid: 9,
                 seccomp: "on".into(),
+                walls: "on".into(),
             },
             FromWorker::Refused { reason: "r".into() },
             FromWorker::Started { instance: 1 },
@@ -230,5 +309,49 @@ mod tests {
             text: "é".repeat(crate::run::capture::LINE_MAX),
         };
         assert!(encode(&line).is_ok());
+    }
+
+    fn grants(dirs: &[(&str, bool)]) -> Grants {
+        Grants {
+            dirs: dirs
+                .iter()
+                .map(|&(host, read_only)| crate::run::DirGrant {
+                    host: host.into(),
+                    guest: "/g".into(),
+                    read_only,
+                })
+                .collect(),
+            ..Grants::default()
+        }
+    }
+
+    #[test]
+    fn walls_cover_only_what_they_were_widened_for() {
+        let walls = Walls::of(&grants(&[("/srv/a", true)]));
+        assert!(walls.covers(&grants(&[])));
+        assert!(walls.covers(&grants(&[("/srv/a", true)])));
+        assert!(!walls.covers(&grants(&[("/srv/a", false)])), "read-only walls do not admit a writer");
+        assert!(!walls.covers(&grants(&[("/srv/b", true)])));
+        assert!(!walls.covers(&grants(&[("/srv", true)])), "a parent is not inside a child's walls");
+        let wider = walls.widened(&grants(&[("/srv/a", false), ("/srv/b", true)]));
+        assert!(wider.covers(&grants(&[("/srv/a", false), ("/srv/b", true)])));
+        assert_eq!(wider.dirs.len(), 2);
+    }
+
+    #[test]
+    fn walls_that_would_not_fit_a_hello_start_over() {
+        let long = format!("/{}", "x".repeat(Walls::MAX_PATH_BYTES - 10));
+        let walls = Walls::of(&grants(&[(&long, true)]));
+        let other = walls.widened(&grants(&[("/srv/other-group-data", true)]));
+        assert_eq!(other, Walls::of(&grants(&[("/srv/other-group-data", true)])));
+        let hello = ToWorker::Hello {
+            version: WORKER_PROTOCOL_VERSION,
+            group: "g".repeat(64),
+            profile: EngineProfile::default(),
+            fingerprint: "f".repeat(64),
+            seccomp: true,
+            walls,
+        };
+        assert!(encode(&hello).is_ok(), "the largest walls still fit a Hello");
     }
 }

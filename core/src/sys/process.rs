@@ -184,6 +184,27 @@ pub fn resident_bytes(pid: u32) -> Option<u64> {
     Some(pages * page_size())
 }
 
+/// This process's resident memory through `/proc/self/statm` opened once,
+/// so it can still be read inside walls that forbid opening `/proc`.
+#[derive(Debug)]
+pub struct OwnResidentMemory(std::fs::File);
+
+impl OwnResidentMemory {
+    pub fn open() -> io::Result<Self> {
+        std::fs::File::open("/proc/self/statm").map(Self)
+    }
+
+    /// Resident bytes now (procfs regenerates the text at offset 0).
+    pub fn bytes(&self) -> Option<u64> {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 128];
+        let n = self.0.read_at(&mut buf, 0).ok()?;
+        let text = std::str::from_utf8(&buf[..n]).ok()?;
+        let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * page_size())
+    }
+}
+
 /// MemAvailable from `/proc/meminfo`, in bytes.
 pub fn available_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;

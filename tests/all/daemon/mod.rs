@@ -4,12 +4,16 @@ mod boards;
 mod bombs;
 mod connections;
 mod durability;
+#[cfg(target_arch = "x86_64")]
+mod escape;
 mod fairness;
 mod fleet;
 mod fleet_housekeeping;
 mod fleet_trust;
 mod harness;
 mod housekeeping;
+#[cfg(target_arch = "x86_64")]
+mod inject;
 mod install_limits;
 mod lifecycle;
 mod mqtt;

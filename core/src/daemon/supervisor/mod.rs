@@ -179,7 +179,12 @@ impl Supervisor {
         uploads: Uploads,
         executors: Executors,
     ) -> Self {
-        let workers = WorkerPool::new(&config.workers, &config.engine, executors.control.clone());
+        let workers = WorkerPool::new(
+            &config.workers,
+            &config.engine,
+            executors.control.clone(),
+            Some(&config.data_dir),
+        );
         let inner = Inner {
             engine,
             workers,

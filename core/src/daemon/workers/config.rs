@@ -13,8 +13,13 @@ pub struct WorkerConfig {
     /// The `arcella-worker` binary; default: beside the daemon's executable.
     pub binary: Option<PathBuf>,
     /// Who workers run as when the daemon runs as root (a user name or a
-    /// uid). Ignored otherwise: workers run as the daemon's user.
+    /// uid) and `uids` is off. Ignored otherwise: workers run as the
+    /// daemon's user.
     pub user: String,
+    /// When the daemon runs as root: each group's workers run as a uid of
+    /// their own from this range, `"FIRST-LAST"` (see `uids.rs`); `""`
+    /// runs every worker as `user`.
+    pub uids: String,
     /// Each worker's memory budget: RLIMIT_DATA, and `memory.max` where a
     /// cgroup v2 can be made.
     #[serde(deserialize_with = "size")]
@@ -36,6 +41,10 @@ pub struct WorkerConfig {
     pub groups: BTreeMap<String, GroupConfig>,
 }
 
+/// A range no distribution or systemd hands out (systemd's
+/// docs/UIDS-GIDS.md: above the container range, below 2^31).
+pub const DEFAULT_UIDS: &str = "1879048192-1879049191";
+
 /// `[workers.groups.NAME]`: anything unset comes from `[workers]`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -51,6 +60,7 @@ impl Default for WorkerConfig {
         Self {
             binary: None,
             user: "nobody".into(),
+            uids: DEFAULT_UIDS.into(),
             memory: 128 << 20,
             open_files: 64,
             pids: 64,
@@ -97,6 +107,9 @@ impl WorkerConfig {
                     format!("{memory} bytes is below the 16MiB a worker needs for its own runtime"),
                 ));
             }
+        }
+        if !self.uids.is_empty() {
+            super::uids::parse_range(&self.uids).map_err(|m| ("workers.uids", m))?;
         }
         if self.open_files < 16 {
             return Err(("workers.open_files", "must be at least 16".into()));

@@ -10,12 +10,14 @@
 mod churn;
 mod config;
 mod process;
+mod uids;
 
 pub use config::{GroupConfig, GroupLimits, WorkerConfig};
 
 use crate::engine::EngineProfile;
 use crate::fingerprint::EngineFingerprint;
-use crate::protocol::worker::{InstanceId, InstanceSpec, ToWorker, WorkerUsage};
+use crate::protocol::worker::{InstanceId, InstanceSpec, ToWorker, Walls, WorkerUsage};
+use crate::run::Grants;
 use crate::run::{LogBook, RunError};
 use crate::sys::cgroup::CgroupParent;
 use crate::sys::process::Ended;
@@ -32,6 +34,8 @@ pub enum WorkerError {
     Binary(String),
     #[error("{0}")]
     User(String),
+    #[error(transparent)]
+    Uid(#[from] uids::UidError),
     #[error("cannot start a worker for group `{group}`: {source}")]
     Spawn {
         group: String,
@@ -91,6 +95,8 @@ pub(crate) struct PoolInner {
     config: WorkerConfig,
     binary: Result<PathBuf, String>,
     user: Result<Option<(u32, u32)>, String>,
+    /// A uid per group (root only, `workers.uids`).
+    uids: Option<uids::UidBook>,
     profile: EngineProfile,
     fingerprint: String,
     executor: Arc<smol::Executor<'static>>,
@@ -102,6 +108,7 @@ pub(crate) struct PoolInner {
     next_instance: AtomicU64,
     next_ping: AtomicU32,
     said_seccomp: AtomicBool,
+    said_walls: AtomicBool,
     /// Set once the daemon stops: workers ending then are not failures.
     stopping: AtomicBool,
     /// How often workers' starts and ends are logged, per group.
@@ -119,11 +126,25 @@ impl std::fmt::Debug for PoolInner {
 impl WorkerPool {
     /// A pool with no workers yet. Problems that only matter once a worker
     /// is needed (no binary, no such user) are kept and reported then.
-    pub fn new(config: &WorkerConfig, profile: &EngineProfile, executor: Arc<smol::Executor<'static>>) -> Self {
+    /// `data_dir` keeps the uids given to groups (`workers.uids`); without
+    /// it every worker runs as `workers.user`.
+    pub fn new(
+        config: &WorkerConfig,
+        profile: &EngineProfile,
+        executor: Arc<smol::Executor<'static>>,
+        data_dir: Option<&std::path::Path>,
+    ) -> Self {
+        let uids = match (uids::parse_range(&config.uids), data_dir) {
+            (Ok(range), Some(dir)) if crate::sys::user::effective_uid() == 0 => {
+                Some(uids::UidBook::open(range, dir.to_owned()))
+            }
+            _ => None,
+        };
         let inner = PoolInner {
             config: config.clone(),
             binary: find_binary(config),
             user: worker_user(&config.user),
+            uids,
             profile: profile.clone(),
             fingerprint: EngineFingerprint::of(profile).to_string(),
             executor,
@@ -133,6 +154,7 @@ impl WorkerPool {
             next_instance: AtomicU64::new(1),
             next_ping: AtomicU32::new(1),
             said_seccomp: AtomicBool::new(false),
+            said_walls: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             churn: churn::Churn::default(),
         };
@@ -156,7 +178,7 @@ impl WorkerPool {
             done: done_tx,
         };
         let worker = self
-            .attach(&request.group, instance, pending)
+            .attach(&request.group, instance, pending, &request.spec.grants)
             .await
             .map_err(|e| failed(format!("{name}: {e}")))?;
         let mut guard = CancelOnDrop {
@@ -247,20 +269,26 @@ impl WorkerPool {
         }
     }
 
-    /// The worker of `group` (started if there is none) with `instance`
-    /// registered on it.
-    async fn attach(&self, group: &str, instance: InstanceId, pending: Pending) -> Result<Arc<Worker>, WorkerError> {
+    /// The worker of `group` (started if there is none, or if its walls do
+    /// not let `grants` in) with `instance` registered on it.
+    async fn attach(
+        &self,
+        group: &str,
+        instance: InstanceId,
+        pending: Pending,
+        grants: &Grants,
+    ) -> Result<Arc<Worker>, WorkerError> {
         let _one_spawn = self.inner.spawning.lock().await;
-        let pending = match self.inner.attach_existing(group, instance, pending) {
+        let (pending, walls) = match self.inner.attach_existing(group, instance, pending, grants) {
             Ok(worker) => return Ok(worker),
-            Err(pending) => pending,
+            Err(unattached) => unattached,
         };
-        let worker = process::spawn(&self.inner, group).await?;
+        let worker = process::spawn(&self.inner, group, walls).await?;
         worker.table().instances.insert(instance, pending);
         self.inner.workers().insert(group.to_owned(), worker.clone());
-        let pid = worker.pid;
+        let (pid, uid) = (worker.pid, worker.uid);
         self.inner.churn.log(group, log::Level::Info, || {
-            format!("worker `{group}` started (pid {pid})")
+            format!("worker `{group}` started (pid {pid}, uid {uid})")
         });
         Ok(worker)
     }
@@ -337,18 +365,37 @@ impl WorkerPool {
 
 impl PoolInner {
     /// Registers `instance` on the live worker of `group`; gives `pending`
-    /// back if there is none (or it is on its way out).
-    fn attach_existing(&self, group: &str, instance: InstanceId, pending: Pending) -> Result<Arc<Worker>, Pending> {
+    /// back, with the walls a new worker needs, if there is none (or it is
+    /// on its way out, or its walls keep `grants` out). A worker whose
+    /// walls are too narrow keeps its instances and ends with the last of
+    /// them; the new one, walled for both, serves the group from now on.
+    fn attach_existing(
+        &self,
+        group: &str,
+        instance: InstanceId,
+        pending: Pending,
+        grants: &Grants,
+    ) -> Result<Arc<Worker>, (Pending, Walls)> {
         let mut workers = self.workers();
+        let mut walls = Walls::of(grants);
         if let Some(worker) = workers.get(group) {
             let mut table = worker.table();
             if !table.retiring && table.ended.is_none() {
-                table.instances.insert(instance, pending);
-                return Ok(worker.clone());
+                if worker.walls.covers(grants) {
+                    table.instances.insert(instance, pending);
+                    return Ok(worker.clone());
+                }
+                walls = worker.walls.widened(grants);
+                log::info!(
+                    "worker `{group}` (pid {}) is walled off from a directory `{}` needs; \
+                     a new worker takes the group's next starts, this one ends with its last module",
+                    worker.pid,
+                    pending.name
+                );
             }
         }
         workers.remove(group);
-        Err(pending)
+        Err((pending, walls))
     }
 
     fn cgroups(&self) -> Option<&CgroupParent> {
@@ -423,6 +470,14 @@ impl PoolInner {
         if sandboxed {
             log::debug!("worker `{group}` (pid {pid}): {report}");
         } else if !self.said_seccomp.swap(true, Ordering::Relaxed) {
+            log::warn!("worker `{group}` (pid {pid}): {report}");
+        }
+    }
+
+    fn note_walls(&self, group: &str, pid: u32, report: &str) {
+        if report.starts_with("Landlock walls up") {
+            log::debug!("worker `{group}` (pid {pid}): {report}");
+        } else if !self.said_walls.swap(true, Ordering::Relaxed) {
             log::warn!("worker `{group}` (pid {pid}): {report}");
         }
     }

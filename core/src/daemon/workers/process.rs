@@ -4,7 +4,7 @@
 use super::{PoolInner, WorkerError};
 use crate::protocol::LogStream;
 use crate::protocol::worker::{
-    FromWorker, InstanceId, Link, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage, receive, receive_buffer, send,
+    FromWorker, InstanceId, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive, receive_buffer, send,
 };
 use crate::run::LogBook;
 use crate::sys::process::{self as proc, Ended, Jail};
@@ -45,6 +45,10 @@ pub(super) struct Table {
 pub(super) struct Worker {
     pub group: String,
     pub pid: u32,
+    /// Who it runs as.
+    pub uid: u32,
+    /// The only host directories it can open.
+    pub walls: Walls,
     pub outbox: async_channel::Sender<Outgoing>,
     pub table: Mutex<Table>,
 }
@@ -94,13 +98,19 @@ impl Worker {
 }
 
 /// Starts a worker for `group` and completes the handshake.
-pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Worker>, WorkerError> {
+pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, walls: Walls) -> Result<Arc<Worker>, WorkerError> {
     let spawn_err = |source| WorkerError::Spawn {
         group: group.to_owned(),
         source,
     };
     let binary = pool.binary.clone().map_err(WorkerError::Binary)?;
-    let user = pool.user.clone().map_err(WorkerError::User)?;
+    let user = match &pool.uids {
+        Some(book) => {
+            let uid = book.uid_of(group)?;
+            Some((uid, uid))
+        }
+        None => pool.user.clone().map_err(WorkerError::User)?,
+    };
     let limits = pool.config.limits_for(group);
     let cgroup_procs = pool.cgroups().and_then(|parent| {
         parent
@@ -126,6 +136,7 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Work
         profile: pool.profile.clone(),
         fingerprint: pool.fingerprint.clone(),
         seccomp: pool.config.seccomp,
+        walls: walls.clone(),
     };
     let handshake = async {
         send(&link, &hello, None).await?;
@@ -141,8 +152,13 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Work
             reason,
         }
     };
-    let seccomp = match reply {
-        Some(Ok(Some(FromWorker::Ready { version, seccomp, .. }))) if version == WORKER_PROTOCOL_VERSION => seccomp,
+    let (seccomp, walls_report) = match reply {
+        Some(Ok(Some(FromWorker::Ready {
+            version,
+            seccomp,
+            walls,
+            ..
+        }))) if version == WORKER_PROTOCOL_VERSION => (seccomp, walls),
         Some(Ok(Some(FromWorker::Refused { reason }))) => return Err(failed(reason)),
         Some(Ok(Some(other))) => return Err(failed(format!("it opened with {other:?}"))),
         Some(Ok(None)) => {
@@ -165,10 +181,13 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str) -> Result<Arc<Work
         }
     };
     pool.note_seccomp(group, pid, &seccomp);
+    pool.note_walls(group, pid, &walls_report);
     let (outbox, queued) = async_channel::bounded(OUTBOX);
     let worker = Arc::new(Worker {
         group: group.to_owned(),
         pid,
+        uid: user.map_or_else(crate::sys::user::effective_uid, |(uid, _)| uid),
+        walls,
         outbox,
         table: Mutex::new(Table::default()),
     });

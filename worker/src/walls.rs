@@ -1,0 +1,75 @@
+//! The worker's filesystem walls: a Landlock ruleset that lets the process
+//! open files only beneath the directories its instances were granted.
+//!
+//! [`install`] runs once, in the handshake, before seccomp (Landlock needs
+//! system calls the allowlist forbids) and before any guest is loaded. From
+//! then on, even code that escaped wasmtime cannot open `/proc/<pid>/mem`
+//! of another process, the daemon's data directory, another group's grants
+//! or anything else outside [`Walls`]; the code files it runs arrive as
+//! descriptors, which Landlock does not recheck. Landlock also keeps the
+//! worker from signalling processes outside its walls and from connecting
+//! to abstract Unix sockets (kernels with Landlock ABI 6, Linux 6.12+).
+//!
+//! Landlock needs Linux 5.13 and `landlock` among the kernel's LSMs; where
+//! it is missing, [`install`] says so and the worker relies on its other
+//! walls (its uid, non-dumpable, seccomp): docs/security.md.
+
+use arcella_core::protocol::worker::Walls;
+use landlock::{
+    ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, RestrictionStatus, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetStatus, Scope,
+};
+
+/// The newest Landlock ABI this worker asks for; older kernels get what
+/// they support of it (best effort), reported by [`install`].
+const ABI_WANTED: ABI = ABI::V6;
+
+/// Why the walls could not be raised. The worker then refuses to serve.
+#[derive(Debug, thiserror::Error)]
+pub enum WallsError {
+    #[error("cannot build the Landlock ruleset: {0}")]
+    Ruleset(#[from] landlock::RulesetError),
+}
+
+/// Walls the process in (all of its threads: it is still single-threaded
+/// but for the runtime's helpers, which Landlock covers through
+/// `LANDLOCK_RESTRICT_SELF_TSYNC` where the kernel has it, else they hold
+/// no path access of their own). Returns what was done, in words.
+pub fn install(walls: &Walls) -> Result<String, WallsError> {
+    let read = AccessFs::from_read(ABI_WANTED);
+    let all = AccessFs::from_all(ABI_WANTED);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(all)?
+        .scope(Scope::from_all(ABI_WANTED))?
+        .create()?;
+    let mut missing = Vec::new();
+    for dir in &walls.dirs {
+        match PathFd::new(&dir.path) {
+            Ok(fd) => {
+                let access = if dir.writable { all } else { read };
+                ruleset = ruleset.add_rule(PathBeneath::new(fd, access))?;
+            }
+            // The instance that needs it will fail to open it, and say so.
+            Err(_) => missing.push(dir.path.display().to_string()),
+        }
+    }
+    let status: RestrictionStatus = ruleset.restrict_self()?;
+    let opened = walls.dirs.len() - missing.len();
+    let missing = if missing.is_empty() {
+        String::new()
+    } else {
+        format!(" ({} missing: {})", missing.len(), missing.join(", "))
+    };
+    Ok(match status.ruleset {
+        RulesetStatus::FullyEnforced => format!("Landlock walls up: {opened} granted director(ies){missing}"),
+        RulesetStatus::PartiallyEnforced => format!(
+            "Landlock walls up (this kernel's ABI lacks some rights): {opened} granted director(ies){missing}"
+        ),
+        RulesetStatus::NotEnforced => {
+            "Landlock is not available in this kernel: no filesystem walls; the worker relies on its uid, \
+             being non-dumpable and seccomp"
+                .to_owned()
+        }
+    })
+}
