@@ -19,7 +19,8 @@ pub const CANNOT_RUN: u8 = 126;
 pub const TRAP: u8 = 200;
 /// The guest used up its fuel budget (`--fuel`).
 pub const FUEL: u8 = 201;
-/// The guest asked for more memory than `--max-memory`.
+/// The guest went past a resource limit: memory (`--max-memory`), table
+/// elements or host handles.
 pub const MEMORY: u8 = 202;
 /// The guest overflowed its wasm stack.
 pub const STACK: u8 = 203;
@@ -30,7 +31,9 @@ pub const TIMEOUT: u8 = 204;
 pub fn for_run_error(err: &RunError) -> ExitCode {
     ExitCode::from(match err {
         RunError::Fuel { .. } => FUEL,
-        RunError::Memory { .. } | RunError::HostMemory { .. } | RunError::Tables { .. } => MEMORY,
+        RunError::Memory { .. } | RunError::HostMemory { .. } | RunError::Tables { .. } | RunError::Handles { .. } => {
+            MEMORY
+        }
         RunError::Stack { .. } => STACK,
         RunError::Timeout { .. } => TIMEOUT,
         RunError::Trap { .. } => TRAP,

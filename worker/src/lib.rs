@@ -68,7 +68,9 @@ fn run() -> Result<(), WorkerError> {
     let greeted = serve::greet(&link)?;
     let executor = Arc::new(smol::Executor::new());
     // wasmtime-wasi's host calls need a tokio context, as in the daemon.
-    smol::block_on(async_compat::Compat::new(
-        executor.run(serve::serve(link, greeted, executor.clone())),
-    ))
+    smol::block_on(async_compat::Compat::new(executor.run(serve::serve(
+        link,
+        greeted,
+        executor.clone(),
+    ))))
 }

@@ -55,8 +55,8 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
     if len == 0 {
         return Err(WorkerError::NoLink);
     }
-    let message: ToWorker =
-        worker::decode(&buf[..len]).map_err(|e| WorkerError::NoHello(format!("a message that does not decode: {e}")))?;
+    let message: ToWorker = worker::decode(&buf[..len])
+        .map_err(|e| WorkerError::NoHello(format!("a message that does not decode: {e}")))?;
     let ToWorker::Hello {
         version,
         group,
@@ -95,7 +95,11 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
     }
 }
 
-pub async fn serve(link: SeqPacket, greeted: Greeted, executor: Arc<smol::Executor<'static>>) -> Result<(), WorkerError> {
+pub async fn serve(
+    link: SeqPacket,
+    greeted: Greeted,
+    executor: Arc<smol::Executor<'static>>,
+) -> Result<(), WorkerError> {
     let link: Link = Arc::new(smol::Async::new(link)?);
     let mut buf = worker::receive_buffer();
     let Greeted {

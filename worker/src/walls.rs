@@ -63,9 +63,9 @@ pub fn install(walls: &Walls) -> Result<String, WallsError> {
     };
     Ok(match status.ruleset {
         RulesetStatus::FullyEnforced => format!("Landlock walls up: {opened} granted director(ies){missing}"),
-        RulesetStatus::PartiallyEnforced => format!(
-            "Landlock walls up (this kernel's ABI lacks some rights): {opened} granted director(ies){missing}"
-        ),
+        RulesetStatus::PartiallyEnforced => {
+            format!("Landlock walls up (this kernel's ABI lacks some rights): {opened} granted director(ies){missing}")
+        }
         RulesetStatus::NotEnforced => {
             "Landlock is not available in this kernel: no filesystem walls; the worker relies on its uid, \
              being non-dumpable and seccomp"

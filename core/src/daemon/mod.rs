@@ -83,6 +83,13 @@ pub fn run_with(config: DaemonConfig, on_ready: OnReady) -> Result<(), DaemonErr
     // Before any guest runs: no other process of our uid (a worker that
     // escaped wasmtime) may read or write this one's memory.
     crate::sys::process::make_undumpable().map_err(DaemonError::Undumpable)?;
+    match crate::sys::files::raise_open_files_limit() {
+        Ok(limit) => log::debug!("open-file limit: {limit}"),
+        Err(e) => log::warn!(
+            "cannot raise the open-file limit: {e}; keeping {}",
+            crate::sys::files::open_files_limit()
+        ),
+    }
     // Two executors on two threads (guests.rs): this thread is the control
     // plane's and never polls guest code; in-process guests run on theirs.
     let guests = guests::GuestThread::start().map_err(DaemonError::GuestThread)?;

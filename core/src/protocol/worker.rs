@@ -330,9 +330,15 @@ mod tests {
         let walls = Walls::of(&grants(&[("/srv/a", true)]));
         assert!(walls.covers(&grants(&[])));
         assert!(walls.covers(&grants(&[("/srv/a", true)])));
-        assert!(!walls.covers(&grants(&[("/srv/a", false)])), "read-only walls do not admit a writer");
+        assert!(
+            !walls.covers(&grants(&[("/srv/a", false)])),
+            "read-only walls do not admit a writer"
+        );
         assert!(!walls.covers(&grants(&[("/srv/b", true)])));
-        assert!(!walls.covers(&grants(&[("/srv", true)])), "a parent is not inside a child's walls");
+        assert!(
+            !walls.covers(&grants(&[("/srv", true)])),
+            "a parent is not inside a child's walls"
+        );
         let wider = walls.widened(&grants(&[("/srv/a", false), ("/srv/b", true)]));
         assert!(wider.covers(&grants(&[("/srv/a", false), ("/srv/b", true)])));
         assert_eq!(wider.dirs.len(), 2);

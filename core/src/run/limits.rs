@@ -37,6 +37,22 @@ pub struct TableLimitExceeded {
     pub requested: u64,
 }
 
+/// Host handles (open files, directories, streams, pollables, sockets…)
+/// one guest may hold at once: each may be a descriptor of the process
+/// that hosts it, which in-process is the daemon (what broke: a trusted
+/// module that opened files took the daemon to its descriptor limit).
+pub const MAX_HOST_HANDLES: usize = 256;
+
+/// A guest tried to hold more than [`MAX_HOST_HANDLES`] host handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "host handle limit of {limit} exceeded: the guest held that many open files, streams and other host \
+     resources at once (the limit is the same for every module; close what you no longer use)"
+)]
+pub struct HandleLimitExceeded {
+    pub limit: usize,
+}
+
 /// The host could not provide memory the guest was entitled to: the
 /// process (for a worker: its group's memory budget) is exhausted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

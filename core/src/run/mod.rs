@@ -15,7 +15,9 @@ pub mod ticker;
 
 pub use capture::{LogBook, LogSink};
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
-pub use limits::{HostOutOfMemory, Limits, MemoryLimitExceeded, TableLimitExceeded};
+pub use limits::{
+    HandleLimitExceeded, HostOutOfMemory, Limits, MAX_HOST_HANDLES, MemoryLimitExceeded, TableLimitExceeded,
+};
 
 use crate::artifact::Program;
 use crate::engine::EngineProfile;
@@ -40,6 +42,8 @@ pub enum RunError {
     HostMemory { module: String, cause: HostOutOfMemory },
     #[error("{module}: {cause}")]
     Tables { module: String, cause: TableLimitExceeded },
+    #[error("{module}: {cause}")]
+    Handles { module: String, cause: HandleLimitExceeded },
     #[error("{module}: stack overflow: the guest exceeded the {max_stack}-byte wasm stack limit")]
     Stack { module: String, max_stack: usize },
     #[error("{module}: timeout: the guest ran longer than {}", humanize(*.timeout))]
@@ -276,6 +280,14 @@ impl GuestFailure {
         if let Some(cause) = err.downcast_ref::<TableLimitExceeded>() {
             return RunError::Tables { module, cause: *cause };
         }
+        if let Some(wasmtime::component::ResourceTableError::Full) = err.downcast_ref() {
+            return RunError::Handles {
+                module,
+                cause: HandleLimitExceeded {
+                    limit: MAX_HOST_HANDLES,
+                },
+            };
+        }
         if let Some(cause) = err.downcast_ref::<HostOutOfMemory>() {
             return RunError::HostMemory {
                 module,
@@ -360,7 +372,8 @@ async fn run_module(
             "the module exports no `{entrypoint}` function (is it a reactor or a library?)"
         )));
     }
-    let wasi = command.grants.wasi_builder(sinks)?.build_p1();
+    let mut wasi = command.grants.wasi_builder(sinks)?.build_p1();
+    wasi.ctx().table.set_max_capacity(MAX_HOST_HANDLES);
     let mut store = Store::new(
         engine,
         P1State {
@@ -424,9 +437,11 @@ async fn run_component(
     deadline: Option<Instant>,
 ) -> Result<i32, GuestFailure> {
     let ctx = command.grants.wasi_builder(sinks)?.build();
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HOST_HANDLES);
     let state = P2State {
         ctx,
-        table: ResourceTable::new(),
+        table,
         limiter: GuestLimiter::new(command.limits.max_memory),
         stop: command.stop.clone(),
     };

@@ -66,15 +66,39 @@ fn walls_hold(daemon: &Daemon, ga: &mut Tracee, gb_pid: u32, ga_dir: &Path, gb_d
     let data = daemon.data_dir();
     let records = data.join("modules");
     let attempts: [(&str, String, libc::c_int); 6] = [
-        ("another group's worker's memory", format!("/proc/{gb_pid}/mem"), libc::O_RDWR),
+        (
+            "another group's worker's memory",
+            format!("/proc/{gb_pid}/mem"),
+            libc::O_RDWR,
+        ),
         ("the daemon's memory", format!("/proc/{daemon_pid}/mem"), libc::O_RDWR),
-        ("another group's grant", path(&gb_dir.join("secret.txt")).to_owned(), libc::O_RDONLY),
-        ("the data directory", path(&data).to_owned(), libc::O_RDONLY | libc::O_DIRECTORY),
-        ("the module records", path(&records).to_owned(), libc::O_RDONLY | libc::O_DIRECTORY),
-        ("a file beside its grant", path(daemon.dir.path()).to_owned(), libc::O_RDONLY | libc::O_DIRECTORY),
+        (
+            "another group's grant",
+            path(&gb_dir.join("secret.txt")).to_owned(),
+            libc::O_RDONLY,
+        ),
+        (
+            "the data directory",
+            path(&data).to_owned(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        ),
+        (
+            "the module records",
+            path(&records).to_owned(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        ),
+        (
+            "a file beside its grant",
+            path(daemon.dir.path()).to_owned(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        ),
     ];
     for (what, target, flags) in attempts {
-        assert_eq!(ga.open(&target, flags), EACCES, "{what} ({target}) must be out of reach");
+        assert_eq!(
+            ga.open(&target, flags),
+            EACCES,
+            "{what} ({target}) must be out of reach"
+        );
     }
     assert_eq!(
         ga.open(path(&ga_dir.join("planted.txt")), libc::O_WRONLY | libc::O_CREAT),
@@ -87,7 +111,10 @@ fn walls_hold(daemon: &Daemon, ga: &mut Tracee, gb_pid: u32, ga_dir: &Path, gb_d
 /// A forbidden call (a socket) kills the worker at once; its module is
 /// restarted in a new worker.
 fn forbidden_call_kills(daemon: &Daemon, mut ga: Tracee, ga_pid: u32) {
-    let outcome = ga.syscall(libc::SYS_socket, [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0]);
+    let outcome = ga.syscall(
+        libc::SYS_socket,
+        [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0],
+    );
     let Outcome::Killed(signal, after) = outcome else {
         panic!("socket() in a worker returned {outcome:?} instead of killing it");
     };
@@ -102,7 +129,10 @@ fn uid_of(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("Uid:").map(|u| u.split_whitespace().next().unwrap().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("Uid:")
+                .map(|u| u.split_whitespace().next().unwrap().to_owned())
+        })
         .unwrap()
 }
 
@@ -112,7 +142,10 @@ fn an_escaped_worker_of_a_root_daemon_reaches_nothing_outside_its_grants() {
     let [(ga_pid, ga_dir), (gb_pid, gb_dir)] = two_groups(&daemon);
     let (ga_uid, gb_uid) = (uid_of(ga_pid), uid_of(gb_pid));
     assert_ne!(ga_uid, gb_uid, "two groups share a uid");
-    assert!(ga_uid.parse::<u32>().unwrap() >= 1879048192, "uid {ga_uid} is outside workers.uids");
+    assert!(
+        ga_uid.parse::<u32>().unwrap() >= 1879048192,
+        "uid {ga_uid} is outside workers.uids"
+    );
     let mut ga = Tracee::seize(ga_pid);
     let uid = ga.syscall(libc::SYS_getuid, [0; 6]);
     assert_eq!(uid, Outcome::Returned(ga_uid.parse().unwrap()));
@@ -128,7 +161,10 @@ fn an_escaped_worker_of_the_packaged_non_root_daemon_reaches_nothing_outside_its
     let daemon = Daemon::start_as_user(NOBODY);
     let [(ga_pid, ga_dir), (gb_pid, gb_dir)] = two_groups(&daemon);
     // No uid of its own here: the walls alone keep the groups apart.
-    assert_eq!((uid_of(ga_pid), uid_of(gb_pid)), (NOBODY.to_string(), NOBODY.to_string()));
+    assert_eq!(
+        (uid_of(ga_pid), uid_of(gb_pid)),
+        (NOBODY.to_string(), NOBODY.to_string())
+    );
     let mut ga = Tracee::seize(ga_pid);
     walls_hold(&daemon, &mut ga, gb_pid, &ga_dir, &gb_dir);
     forbidden_call_kills(&daemon, ga, ga_pid);

@@ -16,6 +16,8 @@ pub struct Daemon {
     data: Option<PathBuf>,
     /// `ulimit -v` (KiB) the daemon runs under, if any.
     address_space_kib: Option<u64>,
+    /// `ulimit -n` the daemon runs under, if any.
+    open_files: Option<u64>,
     /// The uid (and gid) the daemon runs as, if not the test's.
     user: Option<u32>,
 }
@@ -38,6 +40,22 @@ impl Daemon {
         Self::launch(config, None, Some(kib))
     }
 
+    /// Like [`Daemon::start`], under `ulimit -n open_files` (soft and hard).
+    pub fn start_with_open_files(open_files: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "arcella.toml", "");
+        let mut daemon = Self {
+            dir,
+            child: None,
+            data: None,
+            address_space_kib: None,
+            open_files: Some(open_files),
+            user: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
     /// Writes `config`, starts the daemon and waits until it serves.
     fn launch(config: &str, data: Option<PathBuf>, address_space_kib: Option<u64>) -> Self {
         let dir = tempfile::tempdir().unwrap();
@@ -47,6 +65,7 @@ impl Daemon {
             child: None,
             data,
             address_space_kib,
+            open_files: None,
             user: None,
         };
         daemon.spawn();
@@ -65,6 +84,7 @@ impl Daemon {
             child: None,
             data: None,
             address_space_kib: None,
+            open_files: None,
             user: Some(uid),
         };
         daemon.spawn();
@@ -102,15 +122,18 @@ impl Daemon {
             .open(self.log_path())
             .unwrap();
         let binary = env!("CARGO_BIN_EXE_arcella");
-        let mut command = match self.address_space_kib {
-            None => Command::new(binary),
-            Some(kib) => {
-                let mut sh = Command::new("/bin/sh");
-                sh.arg("-c")
-                    .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
-                    .arg(binary);
-                sh
-            }
+        let ulimits: Vec<String> = [("-v", self.address_space_kib), ("-n", self.open_files)]
+            .into_iter()
+            .filter_map(|(flag, value)| Some(format!("ulimit {flag} {} && ", value?)))
+            .collect();
+        let mut command = if ulimits.is_empty() {
+            Command::new(binary)
+        } else {
+            let mut sh = Command::new("/bin/sh");
+            sh.arg("-c")
+                .arg(format!("{}exec \"$0\" \"$@\"", ulimits.concat()))
+                .arg(binary);
+            sh
         };
         if let Some(uid) = self.user {
             std::os::unix::process::CommandExt::uid(&mut command, uid);

@@ -111,10 +111,7 @@ impl Tracee {
     /// `openat(AT_FDCWD, path, flags)`; a descriptor it got is closed again.
     pub fn open(&mut self, path: &str, flags: libc::c_int) -> Outcome {
         let at = self.put_str(path);
-        let outcome = self.syscall(
-            libc::SYS_openat,
-            [libc::AT_FDCWD as u64, at, flags as u64, 0, 0, 0],
-        );
+        let outcome = self.syscall(libc::SYS_openat, [libc::AT_FDCWD as u64, at, flags as u64, 0, 0, 0]);
         if let Outcome::Returned(fd) = outcome
             && fd >= 0
         {

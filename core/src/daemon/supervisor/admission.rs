@@ -27,6 +27,12 @@ pub(super) fn memory_limit(deployment: &DeploymentManifest, defaults: &crate::bo
         .or(in_process.then_some(DEFAULT_IN_PROCESS_MEMORY))
 }
 
+/// Descriptors the daemon keeps for itself (management connections, the
+/// store, MQTT, a link and a pipe per worker): in-process guests may have
+/// only what is left of its open-file limit (what broke: a trusted module
+/// that opened files took them all and locked the operator out).
+pub const DAEMON_DESCRIPTORS: u64 = 256;
+
 fn refused(message: String) -> RemoteError {
     RemoteError::new(ErrorKind::ResourceExhausted, message)
 }
@@ -57,6 +63,35 @@ impl Supervisor {
                 format_bytes(bytes),
                 dir.display(),
                 format_bytes(free)
+            )));
+        }
+        Ok(())
+    }
+
+    /// One more module in the daemon's process fits its open-file limit:
+    /// each may hold `MAX_HOST_HANDLES`, and `DAEMON_DESCRIPTORS` stay the
+    /// daemon's.
+    fn admit_descriptors(&self, id: &str) -> Result<(), RemoteError> {
+        let per_module = crate::run::MAX_HOST_HANDLES as u64;
+        let limit = crate::sys::files::open_files_limit();
+        let room = limit.saturating_sub(DAEMON_DESCRIPTORS) / per_module;
+        let others = self
+            .lock()
+            .modules
+            .iter()
+            .filter(|(other, _)| other.as_str() != id)
+            .filter(|(_, slot)| {
+                slot.loaded
+                    .as_ref()
+                    .is_some_and(|l| l.manifests.deployment.isolation == Isolation::Main)
+            })
+            .count() as u64;
+        if others + 1 > room {
+            return Err(refused(format!(
+                "deployment.toml: isolation = \"main\": the daemon's open-file limit of {limit} leaves room for \
+                 {room} module(s) in its process ({per_module} host handles each, {DAEMON_DESCRIPTORS} kept for \
+                 the daemon) and {others} are installed; raise the limit (LimitNOFILE= in the unit) or deploy it \
+                 with isolation = \"worker\""
             )));
         }
         Ok(())
@@ -93,6 +128,9 @@ impl Supervisor {
                     ));
                 }
             }
+        }
+        if deployment.isolation == Isolation::Main {
+            self.admit_descriptors(id)?;
         }
         let declared = memory_limit(deployment, &config.module_defaults);
         if deployment.isolation == Isolation::Worker

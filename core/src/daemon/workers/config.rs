@@ -162,6 +162,8 @@ mod tests {
             ("[workers]\nopen_files = 3\n", "workers.open_files"),
             ("[workers.groups.\"Bad Name\"]\n", "workers.groups"),
             ("[workers]\nipc_timeout = \"0s\"\n", "workers.ipc_timeout"),
+            ("[workers]\nuids = \"0-100\"\n", "workers.uids"),
+            ("[workers]\nuids = \"2000\"\n", "workers.uids"),
         ] {
             let err = DaemonConfig::parse(text, "a.toml").unwrap_err().to_string();
             assert!(err.contains(key), "{text}: {err}");
