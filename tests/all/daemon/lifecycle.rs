@@ -198,7 +198,7 @@ fn installing_twice_asks_for_update_and_update_keeps_the_previous_version() {
     daemon
         .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
         .expect_code(1)
-        .stderr_has(&["already installed", "arcella update"]);
+        .stderr_has(&["already installed", "--replace"]);
     let dir = daemon.dir.path();
     let component = write(dir, "c2.toml", "name = \"ticker\"\nversion = \"1.1.0\"\n");
     let deployment = write(dir, "d2.toml", TICKER_SERVICE);
