@@ -48,6 +48,7 @@ struct Checked {
 /// `--check`: the configuration is valid and wasmtime accepts its engine.
 fn check(config: &DaemonConfig, json: bool) -> Result<(), DaemonCmdError> {
     arcella_core::engine::new_engine(&config.engine)?;
+    daemon::socket_group(&config.access)?;
     if let Some(mqtt) = &config.mqtt {
         agent_config(mqtt)?;
     }

@@ -2,13 +2,14 @@
 
 mod boards;
 mod bombs;
+mod cli;
 mod connections;
 mod durability;
 mod fairness;
 mod fleet;
 mod fleet_housekeeping;
 mod fleet_trust;
-mod harness;
+pub(crate) mod harness;
 mod housekeeping;
 mod install_limits;
 mod lifecycle;
