@@ -88,9 +88,10 @@ impl From<&RunError> for Failure {
             RunError::Stack { .. } => (STACK, "stack"),
             RunError::Timeout { .. } => (TIMEOUT, "timeout"),
             RunError::Trap { .. } => (TRAP, "trap"),
-            RunError::NotACommand { .. } | RunError::Grant { .. } | RunError::Setup { .. } | RunError::Remote { .. } => {
-                (CANNOT_RUN, "cannot_run")
-            }
+            RunError::NotACommand { .. }
+            | RunError::Grant { .. }
+            | RunError::Setup { .. }
+            | RunError::Remote { .. } => (CANNOT_RUN, "cannot_run"),
         };
         Failure::with_code(code, kind, err)
     }

@@ -203,7 +203,10 @@ pub enum EngineError {
     BadTarget(String),
     #[error("invalid engine profile: {0}")]
     Invalid(String),
-    #[error("wasmtime rejected the engine settings for target {target}: {source}{}", no_backend_hint(target))]
+    #[error(
+        "wasmtime rejected the engine settings for target {target}: {source}{}",
+        no_backend_hint(target)
+    )]
     Wasmtime {
         target: String,
         #[source]

@@ -1,14 +1,14 @@
 //! `arcella daemon [--config FILE] [--data-dir DIR] [--socket PATH]`
 
 use crate::cli::DaemonArgs;
+use crate::exit::Failure;
+use crate::output::outln;
 use arcella_core::daemon::config::mqtt::PasswordFileError;
 use arcella_core::daemon::config::{ConfigError, DaemonConfig, MqttSettings};
 use arcella_core::daemon::paths::Defaults;
 use arcella_core::daemon::{self, DaemonError};
 use arcella_mqtt::agent::AgentConfig;
 use arcella_mqtt::broker::{BrokerError, BrokerSettings};
-use crate::exit::Failure;
-use crate::output::outln;
 use std::path::PathBuf;
 
 /// Why the daemon did not run.

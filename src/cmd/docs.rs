@@ -82,7 +82,10 @@ fn man_pages(command: &clap::Command, dir: &Path) -> Result<(), DocsError> {
     let man = clap_mangen::Man::new(command.clone());
     // Writing to a Vec cannot fail.
     let _ = man.render(&mut page);
-    write(dir.join(format!("{}.1", man.get_filename().trim_end_matches(".1"))), &page)?;
+    write(
+        dir.join(format!("{}.1", man.get_filename().trim_end_matches(".1"))),
+        &page,
+    )?;
     for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
         man_pages(sub, dir)?;
     }

@@ -1,14 +1,14 @@
 //! `arcella fleet`: the devices behind a broker, deploy and undeploy.
 
 use crate::cli::{DeployArgs, FleetArgs, FleetVerb, PurgeArgs, SignerArgs, TargetArgs, UndeployArgs};
+use crate::cmd::render::json_value;
+use crate::exit::{self, Failure};
+use crate::output::outln;
 use arcella_core::digest;
 use arcella_core::signing;
 use arcella_mqtt::broker::{BrokerError, BrokerSettings};
 use arcella_mqtt::deploy::{self, ModuleSpec, Outcome, Signer};
 use arcella_mqtt::operator::{Operator, OperatorError, Target};
-use crate::cmd::render::json_value;
-use crate::exit::{self, Failure};
-use crate::output::outln;
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -183,7 +183,12 @@ fn devices(operator: &Operator, json: bool) -> Result<(), FleetError> {
     }
     outln!(
         "{:<20} {:<8} {:<8} {:<12} {:<8} {:>7}  desired",
-        "DEVICE", "PRESENCE", "VERSION", "BOARD", "GROUP", "MODULES"
+        "DEVICE",
+        "PRESENCE",
+        "VERSION",
+        "BOARD",
+        "GROUP",
+        "MODULES"
     );
     for (id, view) in &fleet {
         let (version, board, group, modules) = view.report.as_ref().map_or_else(

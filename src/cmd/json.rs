@@ -4,8 +4,8 @@
 //! own types (postcard on the wire) are free to change shape, these are not.
 
 use arcella_core::protocol::{
-    self, DaemonInfo, ErrorKind, Isolation, LogLine, LogStream, ModuleKind, ModuleState, ModuleStatus,
-    ModuleSummary, UpdateOutcome,
+    self, DaemonInfo, ErrorKind, Isolation, LogLine, LogStream, ModuleKind, ModuleState, ModuleStatus, ModuleSummary,
+    UpdateOutcome,
 };
 use serde::Serialize;
 

@@ -223,7 +223,12 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
 /// name when it is installed already.
 fn install(client: &mut Link, args: &InstallArgs, json: bool) -> Result<(), ManageError> {
     let manifests = Manifests::named(args.component.as_deref(), Some(&args.deployment));
-    let spec = upload_spec(client, &args.artifact, args.component.as_deref(), Some(&args.deployment))?;
+    let spec = upload_spec(
+        client,
+        &args.artifact,
+        args.component.as_deref(),
+        Some(&args.deployment),
+    )?;
     let existing = match args.replace {
         true => installed_id(client, args)?,
         false => None,

@@ -32,8 +32,13 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
     } else {
         Duration::ZERO
     };
-    watch_signals(&name, stop.clone(), grace)
-        .map_err(|e| Failure::with_code(exit::CANNOT_RUN, "cannot_run", format!("{name}: cannot watch signals: {e}")))?;
+    watch_signals(&name, stop.clone(), grace).map_err(|e| {
+        Failure::with_code(
+            exit::CANNOT_RUN,
+            "cannot_run",
+            format!("{name}: cannot watch signals: {e}"),
+        )
+    })?;
     let mut argv = vec![name.clone()];
     argv.extend(args.args.iter().cloned());
     let grants = Grants {

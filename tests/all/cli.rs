@@ -32,12 +32,24 @@ fn json_errors_name_a_kind_for_every_exit_code_of_run_and_usage() {
     let cases: [(Ran, i32, &str); 8] = [
         (arcella(["--json", "list", "--bogus"]), 2, "usage"),
         (run_json("hello_p1", &["--fuel", "nope"]), 2, "usage"),
-        (arcella(["--json", "run", "/nonexistent.cwasm"]), code::CANNOT_RUN, "cannot_run"),
+        (
+            arcella(["--json", "run", "/nonexistent.cwasm"]),
+            code::CANNOT_RUN,
+            "cannot_run",
+        ),
         (run_json("unreachable", &[]), code::TRAP, "trap"),
         (run_json("cpu_loop_p1", &["--fuel", "100000"]), code::FUEL, "fuel"),
-        (run_json("memory_bomb_p1", &["--max-memory", "16M"]), code::MEMORY, "memory"),
+        (
+            run_json("memory_bomb_p1", &["--max-memory", "16M"]),
+            code::MEMORY,
+            "memory",
+        ),
         (run_json("deep_recursion_p1", &[]), code::STACK, "stack"),
-        (run_json("infinite_loop", &["--timeout", "300ms"]), code::TIMEOUT, "timeout"),
+        (
+            run_json("infinite_loop", &["--timeout", "300ms"]),
+            code::TIMEOUT,
+            "timeout",
+        ),
     ];
     for (ran, exit, kind) in &cases {
         assert_eq!(json_error(ran, *exit), *kind, "{}", ran.stderr);
@@ -48,7 +60,13 @@ fn json_errors_name_a_kind_for_every_exit_code_of_run_and_usage() {
 fn json_errors_of_the_management_verbs_exit_1_with_their_kind() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("nobody-serves.sock");
-    let ran = arcella(["--json".as_ref(), "status".as_ref(), "x".as_ref(), "--socket".as_ref(), socket.as_os_str()]);
+    let ran = arcella([
+        "--json".as_ref(),
+        "status".as_ref(),
+        "x".as_ref(),
+        "--socket".as_ref(),
+        socket.as_os_str(),
+    ]);
     assert_eq!(json_error(&ran, code::FAILURE), "unreachable");
     // Read before any daemon is asked.
     let missing = dir.path().join("missing.toml");
@@ -60,7 +78,11 @@ fn json_errors_of_the_management_verbs_exit_1_with_their_kind() {
         missing.as_os_str(),
     ]);
     assert_eq!(json_error(&ran, code::FAILURE), "io");
-    assert!(ran.stdout.is_empty(), "an error put something on stdout: {}", ran.stdout);
+    assert!(
+        ran.stdout.is_empty(),
+        "an error put something on stdout: {}",
+        ran.stdout
+    );
 }
 
 #[test]
@@ -112,7 +134,8 @@ fn connection_flags_show_and_work_only_on_verbs_that_talk_to_a_daemon() {
         .expect_code(0)
         .stdout_has(&["--socket", "--broker", "--device", "--key"]);
     let ran = arcella(["--socket", "/tmp/x.sock", "keygen", "--out", "/nonexistent/k"]);
-    ran.expect_code(2).stderr_has(&["--socket is for the verbs that manage a daemon"]);
+    ran.expect_code(2)
+        .stderr_has(&["--socket is for the verbs that manage a daemon"]);
     arcella(["keygen", "--socket", "/tmp/x.sock"])
         .expect_code(2)
         .stderr_has(&["--socket"]);
@@ -129,7 +152,12 @@ fn logs_tail_help_shows_no_default_of_zero() {
 fn generated_docs_hold_a_man_page_per_verb_and_three_completion_scripts() {
     let dir = tempfile::tempdir().unwrap();
     arcella(["__generate-docs".as_ref(), dir.path().as_os_str()]).expect_code(0);
-    for page in ["arcella.1", "arcella-install.1", "arcella-fleet.1", "arcella-fleet-deploy.1"] {
+    for page in [
+        "arcella.1",
+        "arcella-install.1",
+        "arcella-fleet.1",
+        "arcella-fleet-deploy.1",
+    ] {
         let text = std::fs::read_to_string(dir.path().join("man").join(page)).unwrap();
         assert!(text.starts_with(".ie") || text.contains(".TH"), "{page}: {text}");
     }
@@ -143,7 +171,12 @@ fn generated_docs_hold_a_man_page_per_verb_and_three_completion_scripts() {
 fn keygen_speaks_json() {
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("ops");
-    let ran = arcella(["--json".as_ref(), "keygen".as_ref(), "--out".as_ref(), prefix.as_os_str()]);
+    let ran = arcella([
+        "--json".as_ref(),
+        "keygen".as_ref(),
+        "--out".as_ref(),
+        prefix.as_os_str(),
+    ]);
     let value: serde_json::Value = serde_json::from_str(ran.expect_code(0).stdout.trim()).unwrap();
     assert_eq!(value["public_key"].as_str().unwrap().len(), 64, "{value}");
     assert!(Path::new(value["secret_key_file"].as_str().unwrap()).is_file());
@@ -166,8 +199,7 @@ fn a_run_guest_hears_sigterm_through_its_shutdown_call_and_exits_by_itself() {
             .unwrap();
         // It prints "working" once it runs.
         let mut first = String::new();
-        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut first)
-            .unwrap();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.as_mut().unwrap()), &mut first).unwrap();
         assert_eq!(first.trim(), "working");
         crate::daemon::harness::send_signal(child.id(), "TERM");
         child

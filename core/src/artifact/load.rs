@@ -47,7 +47,9 @@ pub enum LoadError {
         #[source]
         source: FormatError,
     },
-    #[error("{path}: compiled for engine {artifact}, but this engine is {engine}.\n  Recompile it for this engine: {fix}")]
+    #[error(
+        "{path}: compiled for engine {artifact}, but this engine is {engine}.\n  Recompile it for this engine: {fix}"
+    )]
     FingerprintMismatch {
         path: String,
         artifact: Box<EngineFingerprint>,
@@ -113,7 +115,9 @@ fn recompile_command(source_name: &str, path: &Path, profile: &EngineProfile, bo
     );
     match board {
         Some(_) => command,
-        None => format!("{command}\n  (for a device whose arcella.toml names a board, give --board and its name instead of --target)"),
+        None => format!(
+            "{command}\n  (for a device whose arcella.toml names a board, give --board and its name instead of --target)"
+        ),
     }
 }
 

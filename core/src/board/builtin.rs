@@ -10,7 +10,10 @@ pub const BOARDS: &[(&str, &str)] = &[
     ("armv7-hf", include_str!("../../../board-configs/armv7-hf.toml")),
     ("rpi4-aarch64", include_str!("../../../board-configs/rpi4-aarch64.toml")),
     ("small-128m", include_str!("../../../board-configs/small-128m.toml")),
-    ("x86_64-generic", include_str!("../../../board-configs/x86_64-generic.toml")),
+    (
+        "x86_64-generic",
+        include_str!("../../../board-configs/x86_64-generic.toml"),
+    ),
 ];
 
 /// The text of the built-in board `name`.

@@ -182,7 +182,11 @@ fn merging_keeps_what_the_file_sets() {
 #[test]
 fn every_board_file_is_built_in_as_it_is_on_disk() {
     let files = board_files();
-    assert_eq!(files.len(), builtin::BOARDS.len(), "board-configs/ and builtin.rs differ");
+    assert_eq!(
+        files.len(),
+        builtin::BOARDS.len(),
+        "board-configs/ and builtin.rs differ"
+    );
     for file in files {
         let name = file.file_stem().unwrap().to_string_lossy().into_owned();
         let text = builtin::text(&name).unwrap_or_else(|| panic!("{name} is not built in"));

@@ -22,7 +22,10 @@ fn json_objects_are_flat_and_state_has_one_shape() {
     let status = daemon.wait_for("hello", Duration::from_secs(10), "finished", |s| s["state"] == "exited");
     assert_eq!(status["exit_code"], 0, "{status}");
     for key in ["failure", "restart_attempt", "worker_pid", "update_outcome"] {
-        assert!(status.get(key).is_some_and(serde_json::Value::is_null), "{key}: {status}");
+        assert!(
+            status.get(key).is_some_and(serde_json::Value::is_null),
+            "{key}: {status}"
+        );
     }
     let list = json(&daemon.cli(["--json", "list"]));
     assert_eq!(list[0]["id"], "hello");
@@ -63,13 +66,18 @@ fn logs_into_a_pipe_closed_by_its_reader_end_quietly() {
         .spawn()
         .unwrap();
     let mut first = String::new();
-    BufReader::new(logs.stdout.take().unwrap()).read_line(&mut first).unwrap();
+    BufReader::new(logs.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
     assert!(!first.is_empty());
     // The reader is gone (like `| head -1`); the next tick hits the pipe.
     let out = logs.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(!stderr.contains("panicked") && !stderr.contains("Broken pipe"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+        "{stderr}"
+    );
 }
 
 #[test]

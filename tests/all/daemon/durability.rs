@@ -105,9 +105,7 @@ fn sigkill_during_install_and_update_never_leaves_a_half_module() {
             }
             Some(subject) => {
                 let shown = subject["version"].as_str().unwrap().to_owned();
-                let before = installed
-                    .as_ref()
-                    .map(|s| s["version"].as_str().unwrap().to_owned());
+                let before = installed.as_ref().map(|s| s["version"].as_str().unwrap().to_owned());
                 assert!(
                     shown == version || Some(&shown) == before.as_ref(),
                     "{context}: version {shown}"
@@ -242,7 +240,11 @@ fn sigkill_during_updates_and_rollbacks_leaves_the_old_or_the_new_version_runnin
             state_name(s) == "running" && allowed.iter().any(|v| s["version"] == v.as_str())
         });
         let shown = subject["version"].as_str().unwrap();
-        outcomes[usize::from(shown != current || subject["update_at"] != before["update_at"] || subject["update_to"] != before["update_to"])] += 1;
+        outcomes[usize::from(
+            shown != current
+                || subject["update_at"] != before["update_at"]
+                || subject["update_to"] != before["update_to"],
+        )] += 1;
         let keeper = daemon.status("ticker").unwrap();
         assert_eq!(keeper["version"], "1.0.0", "{context}");
         assert_eq!(state_name(&keeper), "running", "{context}");

@@ -83,10 +83,7 @@ fn a_crash_loop_backs_off_then_fails_with_the_reason() {
         .install("unreachable", Some("name = \"crasher\"\nversion = \"1\"\n"), deployment)
         .expect_code(0);
     let status = daemon.wait_for("crasher", WAIT, "failed", |s| state_name(s) == "failed");
-    let reason = status["failure"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reason = status["failure"].as_str().unwrap().to_owned();
     assert!(
         reason.contains("crash loop") && reason.contains("3 failures"),
         "{reason}"

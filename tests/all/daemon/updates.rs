@@ -71,9 +71,7 @@ fn a_version_that_traps_in_its_health_window_is_rolled_back_in_process_and_in_wo
         running_version(&daemon, "1.0.0");
         update_svc(&daemon, "unreachable", "2.0.0", None).expect_code(0);
         let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "rolled_back");
-        let reason = status["update_reason"]
-            .as_str()
-            .unwrap();
+        let reason = status["update_reason"].as_str().unwrap();
         assert!(reason.contains("unreachable"), "{reason}");
         let status = running_version(&daemon, "1.0.0");
         assert_eq!(status["previous_version"], "2.0.0");
@@ -379,9 +377,7 @@ fn a_version_whose_health_export_says_unhealthy_is_rolled_back() {
         // It runs and traps nothing, but says it is unhealthy.
         update_svc(&daemon, "health_sick", "2.0.0", None).expect_code(0);
         let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "rolled_back");
-        let reason = status["update_reason"]
-            .as_str()
-            .unwrap();
+        let reason = status["update_reason"].as_str().unwrap();
         assert!(
             reason.contains("arcella_health") && reason.contains("returned 1"),
             "{placement}: {reason}"

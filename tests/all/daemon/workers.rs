@@ -312,10 +312,7 @@ fn a_memory_bomb_beyond_the_group_budget_is_stopped_inside_its_own_worker() {
         )
         .expect_code(0);
     let status = daemon.wait_for("memory_bomb_p1", WAIT, "failed", |s| state_name(s) == "failed");
-    let reason = status["failure"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let reason = status["failure"].as_str().unwrap().to_owned();
     assert!(
         reason.contains("out of host memory") && reason.contains("workers.memory"),
         "{reason}"
