@@ -10,26 +10,80 @@ use std::time::Duration;
 #[derive(Debug, Parser)]
 #[command(name = "arcella", version, about, propagate_version = true)]
 pub struct Cli {
-    /// The daemon's management socket [default: per-user or system path].
-    #[arg(long, global = true, env = "ARCELLA_SOCKET", value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-    /// Print machine-readable JSON instead of text.
+    /// Print machine-readable JSON instead of text (docs/cli.md lists
+    /// every object); errors too, on stderr, with the same exit codes.
     #[arg(long, global = true)]
     pub json: bool,
+    /// `--socket`, `--broker`, `--device`, `--key` given before the verb,
+    /// as older releases took them. Hidden: each verb that talks to a
+    /// daemon shows them itself, and the others refuse them.
+    #[command(flatten)]
+    pub before_verb: EarlyConnectArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How a management verb reaches its daemon.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Reaching the daemon")]
+pub struct ConnectArgs {
+    /// The daemon's management socket [default: /run/arcella/arcella.sock
+    /// as root, $XDG_RUNTIME_DIR/arcella/arcella.sock otherwise].
+    #[arg(long, env = "ARCELLA_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
     /// Manage a device through this MQTT broker instead of the local
     /// socket (mqtt://HOST[:PORT]); with --device.
-    #[arg(long, global = true, env = "ARCELLA_BROKER", value_name = "URL")]
+    #[arg(long, env = "ARCELLA_BROKER", value_name = "URL")]
     pub broker: Option<String>,
     /// The device to manage through --broker.
-    #[arg(long, global = true, env = "ARCELLA_DEVICE", value_name = "ID")]
+    #[arg(long, env = "ARCELLA_DEVICE", value_name = "ID")]
     pub device: Option<String>,
     /// With --broker: sign requests (and artifacts to install) with this
     /// secret key from `arcella keygen`; the device must trust its public
-    /// key. Required for every verb but reads. Give it before the verb.
+    /// key. Required for every verb but reads.
     #[arg(long = "key", env = "ARCELLA_KEY", value_name = "FILE")]
     pub operator_key: Option<PathBuf>,
-    #[command(subcommand)]
-    pub command: Command,
+}
+
+impl ConnectArgs {
+    /// These settings, with the ones given before the verb winning.
+    pub fn merged(&self, early: &EarlyConnectArgs) -> Self {
+        Self {
+            socket: early.socket.clone().or_else(|| self.socket.clone()),
+            broker: early.broker.clone().or_else(|| self.broker.clone()),
+            device: early.device.clone().or_else(|| self.device.clone()),
+            operator_key: early.operator_key.clone().or_else(|| self.operator_key.clone()),
+        }
+    }
+}
+
+/// [`ConnectArgs`] before the verb: hidden, and without their environment
+/// variables (those belong to the verbs), so a verb that does not use
+/// them can refuse them when they are given.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct EarlyConnectArgs {
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    #[arg(long, hide = true, value_name = "URL")]
+    pub broker: Option<String>,
+    #[arg(long, hide = true, value_name = "ID")]
+    pub device: Option<String>,
+    #[arg(long = "key", hide = true, value_name = "FILE")]
+    pub operator_key: Option<PathBuf>,
+}
+
+impl EarlyConnectArgs {
+    /// The first flag given, as typed: `--socket`, ….
+    pub fn first_given(&self) -> Option<&'static str> {
+        [
+            ("--socket", self.socket.is_some()),
+            ("--broker", self.broker.is_some()),
+            ("--device", self.device.is_some()),
+            ("--key", self.operator_key.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(flag, given)| given.then_some(flag))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,7 +107,7 @@ pub enum Command {
     Rollback(ModuleArg),
     /// Delete artifacts and stale uploads nothing refers to; print what
     /// was freed.
-    Gc,
+    Gc(ConnectOnly),
     /// Start an installed module.
     Start(ModuleArg),
     /// Stop a running module.
@@ -63,19 +117,72 @@ pub enum Command {
     /// Stop and uninstall a module.
     Remove(ModuleArg),
     /// List installed modules.
-    List,
+    List(ConnectOnly),
     /// Show one module's state, version, restarts and last error.
     Status(ModuleArg),
     /// Show a module's captured output.
     Logs(LogsArgs),
     /// Show the daemon's version, engine fingerprint, board, data dir.
-    Info,
+    Info(ConnectOnly),
     /// Make an Ed25519 key pair for signing artifacts.
     Keygen(KeygenArgs),
     /// Sign an artifact (writes ARTIFACT.sig).
     Sign(SignArgs),
     /// The fleet behind an MQTT broker: devices, deploy, undeploy.
     Fleet(FleetArgs),
+    /// Print a completion script for a shell: `arcella completions bash
+    /// > /etc/bash_completion.d/arcella`.
+    Completions(CompletionsArgs),
+    /// Write the man pages and completion scripts into DIR (the package
+    /// build calls this).
+    #[command(name = "__generate-docs", hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+impl Command {
+    /// How the verb reaches a daemon, if it talks to one.
+    pub fn connect(&self) -> Option<&ConnectArgs> {
+        match self {
+            Command::Install(a) => Some(&a.connect),
+            Command::Update(a) => Some(&a.connect),
+            Command::Logs(a) => Some(&a.connect),
+            Command::Inspect(a) => Some(&a.connect),
+            Command::Gc(a) | Command::List(a) | Command::Info(a) => Some(&a.connect),
+            Command::Rollback(a)
+            | Command::Start(a)
+            | Command::Stop(a)
+            | Command::Restart(a)
+            | Command::Remove(a)
+            | Command::Status(a) => Some(&a.connect),
+            _ => None,
+        }
+    }
+}
+
+/// A verb with no arguments but how to reach the daemon.
+#[derive(Debug, clap::Args)]
+pub struct ConnectOnly {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CompletionsArgs {
+    pub shell: Shell,
+}
+
+/// The shells `arcella completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateDocsArgs {
+    /// Gets man/*.1 and completions/{arcella.bash,_arcella,arcella.fish}.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -206,6 +313,9 @@ pub struct DaemonArgs {
     /// daemon would run with, then exit.
     #[arg(long)]
     pub check: bool,
+    /// Overrides `socket` from the configuration.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -218,6 +328,12 @@ pub struct InstallArgs {
     /// How this device runs it.
     #[arg(long, value_name = "FILE")]
     pub deployment: PathBuf,
+    /// If a module with this id is installed, update it to this version
+    /// instead of failing (`install || update` in one verb).
+    #[arg(long)]
+    pub replace: bool,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -233,12 +349,16 @@ pub struct UpdateArgs {
     /// The new version's deployment.toml [default: the current one's].
     #[arg(long, value_name = "FILE")]
     pub deployment: Option<PathBuf>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ModuleArg {
     /// The module's id (its name in component.toml).
     pub module: String,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -247,9 +367,11 @@ pub struct LogsArgs {
     /// Keep printing new lines (and state changes) as they come.
     #[arg(short, long)]
     pub follow: bool,
-    /// Only the last N lines.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub tail: u32,
+    /// Only the last N lines [default: every line kept].
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u32>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -269,7 +391,8 @@ pub struct CompileArgs {
     #[arg(long, value_name = "NAME|FILE")]
     pub board: Option<String>,
     /// Where board names are looked up [default: ./board-configs, then
-    /// boards/ beside the user's arcella.toml, then /usr/share/arcella/boards].
+    /// boards/ beside the user's arcella.toml, then /usr/share/arcella/boards,
+    /// then the boards built into arcella].
     #[arg(long, env = "ARCELLA_BOARDS_DIR", value_name = "DIR")]
     pub boards_dir: Option<PathBuf>,
 }
@@ -293,6 +416,11 @@ pub struct RunArgs {
     /// Grant an environment variable as KEY=VALUE (repeatable).
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// On SIGINT/SIGTERM, how long a guest that imports the shutdown call
+    /// has to finish after it is raised (one that does not is ended at
+    /// once).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = arcella_core::units::parse_timeout)]
+    pub grace: Duration,
     /// Arguments passed to the guest.
     #[arg(last = true)]
     pub args: Vec<String>,
@@ -302,6 +430,8 @@ pub struct RunArgs {
 pub struct InspectArgs {
     /// An artifact file, or the id of an installed module.
     pub target: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

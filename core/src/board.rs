@@ -14,6 +14,7 @@
 //!
 //! [`EngineFingerprint`]: crate::fingerprint::EngineFingerprint
 
+pub mod builtin;
 mod search;
 #[cfg(test)]
 mod tests;
@@ -107,7 +108,8 @@ pub enum BoardError {
         message: String,
     },
     #[error(
-        "no board `{name}`: looked for {name}.toml in {searched}; name a board file by path or pick another directory"
+        "no board `{name}`: looked for {name}.toml in {searched}, and among the built-in boards ({}); name a board file by path or pick another directory",
+        builtin::names()
     )]
     NotFound { name: String, searched: String },
 }

@@ -203,12 +203,29 @@ pub enum EngineError {
     BadTarget(String),
     #[error("invalid engine profile: {0}")]
     Invalid(String),
-    #[error("wasmtime rejected the engine settings for target {target}: {source}")]
+    #[error(
+        "wasmtime rejected the engine settings for target {target}: {source}{}",
+        no_backend_hint(target)
+    )]
     Wasmtime {
         target: String,
         #[source]
         source: wasmtime::Error,
     },
+}
+
+/// What to do instead when `target` is a triple Cranelift has no backend
+/// for (32-bit ARM above all): its interpreter bytecode.
+fn no_backend_hint(target: &str) -> &'static str {
+    let arch = target.split('-').next().unwrap_or_default();
+    if arch.starts_with("arm") || arch.starts_with("thumb") {
+        " (Cranelift has no 32-bit ARM backend: compile with --target pulley32, or --board armv7-hf, \
+         whose artifacts are pulley32)"
+    } else if ["i386", "i586", "i686", "riscv32", "mips", "mipsel", "powerpc"].contains(&arch) {
+        " (Cranelift has no backend for this 32-bit architecture: compile with --target pulley32)"
+    } else {
+        ""
+    }
 }
 
 /// The one function that turns a profile into a wasmtime [`Config`].

@@ -25,7 +25,17 @@ fn profile(args: &CompileArgs) -> Result<EngineProfile, CmdError> {
     Ok(board.compile_profile())
 }
 
-pub fn execute(args: &CompileArgs) -> Result<(), CmdError> {
+/// What `compile --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct Compiled {
+    input: String,
+    output: String,
+    /// module or component.
+    kind: &'static str,
+    fingerprint: String,
+}
+
+pub fn execute(args: &CompileArgs, json: bool) -> Result<(), CmdError> {
     let source = read_input(&args.input)?;
     let name = args.input.file_name().map_or_else(
         || args.input.display().to_string(),
@@ -51,6 +61,15 @@ pub fn execute(args: &CompileArgs) -> Result<(), CmdError> {
         .to_string_lossy()
         .into_owned();
     write_atomic(dir, &file_name, &compiled.encode()).map_err(write_err)?;
+    if json {
+        super::render::json_value(&Compiled {
+            input: args.input.display().to_string(),
+            output: output.display().to_string(),
+            kind: super::json::artifact_kind(compiled.header.kind),
+            fingerprint: compiled.header.fingerprint.to_string(),
+        });
+        return Ok(());
+    }
     eprintln!(
         "compiled {} ({}) for {} -> {}",
         args.input.display(),

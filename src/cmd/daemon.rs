@@ -1,6 +1,8 @@
 //! `arcella daemon [--config FILE] [--data-dir DIR] [--socket PATH]`
 
 use crate::cli::DaemonArgs;
+use crate::exit::Failure;
+use crate::output::outln;
 use arcella_core::daemon::config::mqtt::PasswordFileError;
 use arcella_core::daemon::config::{ConfigError, DaemonConfig, MqttSettings};
 use arcella_core::daemon::paths::Defaults;
@@ -24,21 +26,51 @@ pub enum DaemonCmdError {
     Engine(#[from] arcella_core::engine::EngineError),
 }
 
+impl From<DaemonCmdError> for Failure {
+    fn from(err: DaemonCmdError) -> Self {
+        let kind = match &err {
+            DaemonCmdError::Daemon(_) => "daemon",
+            _ => "config",
+        };
+        Failure::new(kind, err)
+    }
+}
+
+/// What `daemon --check --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct Checked {
+    board: String,
+    engine: String,
+    data_dir: String,
+    socket: String,
+}
+
 /// `--check`: the configuration is valid and wasmtime accepts its engine.
-fn check(config: &DaemonConfig) -> Result<(), DaemonCmdError> {
+fn check(config: &DaemonConfig, json: bool) -> Result<(), DaemonCmdError> {
     arcella_core::engine::new_engine(&config.engine)?;
+    daemon::socket_group(&config.access)?;
     if let Some(mqtt) = &config.mqtt {
         agent_config(mqtt)?;
     }
-    println!("configuration ok");
-    println!("board:       {}", config.board);
-    println!("engine:      {}", arcella_core::EngineFingerprint::of(&config.engine));
-    println!("data dir:    {}", config.data_dir.display());
-    println!("socket:      {}", config.socket.display());
+    if json {
+        crate::cmd::render::json_value(&Checked {
+            board: config.board.clone(),
+            engine: arcella_core::EngineFingerprint::of(&config.engine).to_string(),
+            data_dir: config.data_dir.display().to_string(),
+            socket: config.socket.display().to_string(),
+        });
+        return Ok(());
+    }
+    outln!("configuration ok");
+    outln!("board:       {}", config.board);
+    outln!("engine:      {}", arcella_core::EngineFingerprint::of(&config.engine));
+    outln!("data dir:    {}", config.data_dir.display());
+    outln!("socket:      {}", config.socket.display());
     Ok(())
 }
 
-pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonCmdError> {
+/// `socket`: `--socket` given before the verb, as older releases took it.
+pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>, json: bool) -> Result<(), DaemonCmdError> {
     let mut config = match &args.config {
         Some(file) => DaemonConfig::load(file, true)?,
         None => DaemonConfig::load(&Defaults::for_this_user().config, false)?,
@@ -46,12 +78,12 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>) -> Result<(), DaemonC
     if let Some(dir) = &args.data_dir {
         config.data_dir = dir.clone();
     }
-    if let Some(socket) = socket {
+    if let Some(socket) = args.socket.clone().or(socket) {
         config.socket = socket;
     }
     config.validate("the command line")?;
     if args.check {
-        return check(&config);
+        return check(&config, json);
     }
     crate::logging::init(&config.log_level);
     let Some(mqtt) = config.mqtt.clone() else {

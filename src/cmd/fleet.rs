@@ -1,11 +1,15 @@
 //! `arcella fleet`: the devices behind a broker, deploy and undeploy.
 
 use crate::cli::{DeployArgs, FleetArgs, FleetVerb, PurgeArgs, SignerArgs, TargetArgs, UndeployArgs};
+use crate::cmd::render::json_value;
+use crate::exit::{self, Failure};
+use crate::output::outln;
 use arcella_core::digest;
 use arcella_core::signing;
 use arcella_mqtt::broker::{BrokerError, BrokerSettings};
 use arcella_mqtt::deploy::{self, ModuleSpec, Outcome, Signer};
 use arcella_mqtt::operator::{Operator, OperatorError, Target};
+use serde::Serialize;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
@@ -21,6 +25,75 @@ pub enum FleetError {
     File { path: String, message: String },
     #[error("not every targeted device is healthy with the new desired state")]
     NotConverged,
+}
+
+impl From<FleetError> for Failure {
+    fn from(err: FleetError) -> Self {
+        match &err {
+            FleetError::NotConverged => Failure::with_code(exit::NOT_CONVERGED, "not_converged", err),
+            FleetError::Operator(_) | FleetError::Broker(_) => Failure::new("unreachable", err),
+            FleetError::File { .. } => Failure::new("io", err),
+        }
+    }
+}
+
+/// One device of `fleet devices --json` (an array of these).
+#[derive(Debug, Serialize)]
+struct Device {
+    device: String,
+    online: bool,
+    /// null until the device has reported.
+    version: Option<String>,
+    board: Option<String>,
+    group: Option<String>,
+    modules: Option<usize>,
+    /// idle, applying, converged, failed; null before any desired state.
+    phase: Option<&'static str>,
+    group_document_version: Option<u64>,
+    device_document_version: Option<u64>,
+}
+
+/// The lines of `fleet deploy`, `undeploy` and `purge` with `--json`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Progress {
+    /// A desired-state version is on the broker (with its artifact).
+    Published {
+        version: u64,
+        artifact_sha256: Option<String>,
+    },
+    /// One device's verdict: healthy, failed, offline, pending.
+    Device {
+        device: String,
+        outcome: &'static str,
+        detail: Option<String>,
+    },
+    /// The last line of a deploy or undeploy.
+    Summary {
+        healthy: usize,
+        failed: usize,
+        offline: usize,
+        pending: usize,
+    },
+    /// An artifact nobody refers to: `cleared` unless `--dry-run`.
+    Artifact {
+        sha256: String,
+        bytes: u64,
+        chunks: u64,
+        cleared: bool,
+    },
+    /// The last line of a purge.
+    Purged { unreferenced: usize, referenced: usize },
+}
+
+/// An outcome as a word and its detail.
+fn verdict(outcome: &Outcome) -> (&'static str, Option<String>) {
+    match outcome {
+        Outcome::Converged => ("healthy", None),
+        Outcome::Failed(reasons) => ("failed", Some(reasons.join("; "))),
+        Outcome::Offline => ("offline", None),
+        Outcome::Pending(what) => ("pending", Some(what.clone())),
+    }
 }
 
 /// The secret key in `path`.
@@ -69,21 +142,53 @@ fn read_text(path: &Path) -> Result<String, FleetError> {
     })
 }
 
-pub fn execute(args: &FleetArgs) -> Result<(), FleetError> {
+pub fn execute(args: &FleetArgs, json: bool) -> Result<(), FleetError> {
     let operator = connect(&args.broker, &args.client)?;
     match &args.verb {
-        FleetVerb::Devices => devices(&operator),
-        FleetVerb::Deploy(deploy) => deploy_module(&operator, deploy),
-        FleetVerb::Undeploy(undeploy) => undeploy_module(&operator, undeploy),
-        FleetVerb::Purge(purge) => purge_artifacts(&operator, purge),
+        FleetVerb::Devices => devices(&operator, json),
+        FleetVerb::Deploy(deploy) => deploy_module(&operator, deploy, json),
+        FleetVerb::Undeploy(undeploy) => undeploy_module(&operator, undeploy, json),
+        FleetVerb::Purge(purge) => purge_artifacts(&operator, purge, json),
     }
 }
 
-fn devices(operator: &Operator) -> Result<(), FleetError> {
+fn devices(operator: &Operator, json: bool) -> Result<(), FleetError> {
     let fleet = operator.devices(Duration::from_millis(500))?;
-    println!(
+    if json {
+        let devices: Vec<Device> = fleet
+            .iter()
+            .map(|(id, view)| {
+                let report = view.report.as_ref();
+                let convergence = view.convergence.as_ref();
+                Device {
+                    device: id.clone(),
+                    online: view.online,
+                    version: report.map(|r| r.info.version.clone()),
+                    board: report.map(|r| r.info.board.clone()),
+                    group: report.and_then(|r| r.group.clone()),
+                    modules: report.map(|r| r.modules.len()),
+                    phase: convergence.map(|c| match c.phase {
+                        arcella_core::protocol::fleet::Phase::Idle => "idle",
+                        arcella_core::protocol::fleet::Phase::Applying => "applying",
+                        arcella_core::protocol::fleet::Phase::Converged => "converged",
+                        arcella_core::protocol::fleet::Phase::Failed => "failed",
+                    }),
+                    group_document_version: convergence.and_then(|c| c.group_document.map(|d| d.version)),
+                    device_document_version: convergence.and_then(|c| c.device_document.map(|d| d.version)),
+                }
+            })
+            .collect();
+        json_value(&devices);
+        return Ok(());
+    }
+    outln!(
         "{:<20} {:<8} {:<8} {:<12} {:<8} {:>7}  desired",
-        "DEVICE", "PRESENCE", "VERSION", "BOARD", "GROUP", "MODULES"
+        "DEVICE",
+        "PRESENCE",
+        "VERSION",
+        "BOARD",
+        "GROUP",
+        "MODULES"
     );
     for (id, view) in &fleet {
         let (version, board, group, modules) = view.report.as_ref().map_or_else(
@@ -109,7 +214,7 @@ fn devices(operator: &Operator) -> Result<(), FleetError> {
             },
         );
         let presence = if view.online { "online" } else { "offline" };
-        println!("{id:<20} {presence:<8} {version:<8} {board:<12} {group:<8} {modules:>7}  {desired}");
+        outln!("{id:<20} {presence:<8} {version:<8} {board:<12} {group:<8} {modules:>7}  {desired}");
     }
     Ok(())
 }
@@ -123,7 +228,7 @@ fn target(args: &TargetArgs) -> Target {
     }
 }
 
-fn deploy_module(operator: &Operator, args: &DeployArgs) -> Result<(), FleetError> {
+fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(), FleetError> {
     let artifact = std::fs::read(&args.artifact).map_err(|e| FleetError::File {
         path: args.artifact.display().to_string(),
         message: e.to_string(),
@@ -157,11 +262,18 @@ fn deploy_module(operator: &Operator, args: &DeployArgs) -> Result<(), FleetErro
         run: !args.stopped,
     };
     let version = deploy::deploy(operator, &signer, &target, &artifact, chunk_len, Some(signature), spec)?;
-    println!(
-        "published artifact {} and desired state version {version}",
-        digest::hex(&sha256)
-    );
-    follow(operator, &target, version, args.target.timeout)
+    if json {
+        json_value(&Progress::Published {
+            version,
+            artifact_sha256: Some(digest::hex(&sha256)),
+        });
+    } else {
+        outln!(
+            "published artifact {} and desired state version {version}",
+            digest::hex(&sha256)
+        );
+    }
+    follow(operator, &target, version, args.target.timeout, json)
 }
 
 /// The module's id: component.toml's name.
@@ -171,19 +283,29 @@ fn module_id(component_toml: Option<&str>) -> Option<String> {
         .map(|m| m.name)
 }
 
-fn undeploy_module(operator: &Operator, args: &UndeployArgs) -> Result<(), FleetError> {
+fn undeploy_module(operator: &Operator, args: &UndeployArgs, json: bool) -> Result<(), FleetError> {
     let target = target(&args.target);
     let version = deploy::undeploy(operator, &signer(&args.signer)?, &target, &args.module)?;
-    println!("published desired state version {version} without {}", args.module);
-    follow(operator, &target, version, args.target.timeout)
+    if json {
+        json_value(&Progress::Published {
+            version,
+            artifact_sha256: None,
+        });
+    } else {
+        outln!("published desired state version {version} without {}", args.module);
+    }
+    follow(operator, &target, version, args.target.timeout, json)
 }
 
-fn follow(operator: &Operator, target: &Target, version: u64, timeout: Duration) -> Result<(), FleetError> {
+fn follow(operator: &Operator, target: &Target, version: u64, timeout: Duration, json: bool) -> Result<(), FleetError> {
+    if json {
+        return follow_json(operator, target, version, timeout);
+    }
     let outcomes = deploy::await_convergence(operator, target, version, timeout, |id, outcome| match outcome {
-        Outcome::Converged => println!("{id}: healthy (version {version})"),
-        Outcome::Failed(reasons) => println!("{id}: FAILED: {}", reasons.join("; ")),
-        Outcome::Offline => println!("{id}: offline; converges when it is back"),
-        Outcome::Pending(what) => println!("{id}: {what}"),
+        Outcome::Converged => outln!("{id}: healthy (version {version})"),
+        Outcome::Failed(reasons) => outln!("{id}: FAILED: {}", reasons.join("; ")),
+        Outcome::Offline => outln!("{id}: offline; converges when it is back"),
+        Outcome::Pending(what) => outln!("{id}: {what}"),
     })?;
     let not_done: Vec<String> = outcomes
         .iter()
@@ -196,13 +318,13 @@ fn follow(operator: &Operator, target: &Target, version: u64, timeout: Duration)
         })
         .collect();
     if outcomes.is_empty() {
-        println!("no device is in the target (none has reported its group yet?)");
+        outln!("no device is in the target (none has reported its group yet?)");
     }
     if !not_done.is_empty() {
-        println!("not healthy:\n{}", not_done.join("\n"));
+        outln!("not healthy:\n{}", not_done.join("\n"));
     }
     let count = |f: fn(&Outcome) -> bool| outcomes.values().filter(|o| f(o)).count();
-    println!(
+    outln!(
         "{} healthy, {} failed, {} offline, {} not done",
         count(|o| *o == Outcome::Converged),
         count(|o| matches!(o, Outcome::Failed(_))),
@@ -216,9 +338,36 @@ fn follow(operator: &Operator, target: &Target, version: u64, timeout: Duration)
     }
 }
 
+/// [`follow`] as JSON lines: each verdict as it comes, then the summary.
+fn follow_json(operator: &Operator, target: &Target, version: u64, timeout: Duration) -> Result<(), FleetError> {
+    let device = |id: &str, outcome: &Outcome| {
+        let (outcome, detail) = verdict(outcome);
+        Progress::Device {
+            device: id.to_owned(),
+            outcome,
+            detail,
+        }
+    };
+    let outcomes = deploy::await_convergence(operator, target, version, timeout, |id, outcome| {
+        json_value(&device(id, outcome));
+    })?;
+    let count = |f: fn(&Outcome) -> bool| outcomes.values().filter(|o| f(o)).count();
+    json_value(&Progress::Summary {
+        healthy: count(|o| *o == Outcome::Converged),
+        failed: count(|o| matches!(o, Outcome::Failed(_))),
+        offline: count(|o| *o == Outcome::Offline),
+        pending: count(|o| matches!(o, Outcome::Pending(_))),
+    });
+    if deploy::all_converged(&outcomes) {
+        Ok(())
+    } else {
+        Err(FleetError::NotConverged)
+    }
+}
+
 /// Clears the chunks of artifacts no document refers to: every document
 /// retained on the broker and every one a device reports it applied.
-fn purge_artifacts(operator: &Operator, args: &PurgeArgs) -> Result<(), FleetError> {
+fn purge_artifacts(operator: &Operator, args: &PurgeArgs, json: bool) -> Result<(), FleetError> {
     let mut documents = operator.all_desired()?;
     documents.extend(operator.applied()?);
     let referenced: BTreeSet<[u8; 32]> = documents
@@ -232,19 +381,37 @@ fn purge_artifacts(operator: &Operator, args: &PurgeArgs) -> Result<(), FleetErr
             continue;
         }
         let hex = digest::hex(&artifact.sha256);
+        if !args.dry_run {
+            operator.purge_artifact(&artifact)?;
+        }
+        cleared += 1;
+        if json {
+            json_value(&Progress::Artifact {
+                sha256: hex,
+                bytes: artifact.len,
+                chunks: artifact.chunks(),
+                cleared: !args.dry_run,
+            });
+            continue;
+        }
         if args.dry_run {
-            println!(
+            outln!(
                 "would clear {hex} ({} bytes, {} chunks)",
                 artifact.len,
                 artifact.chunks()
             );
         } else {
-            operator.purge_artifact(&artifact)?;
-            println!("cleared {hex} ({} bytes, {} chunks)", artifact.len, artifact.chunks());
+            outln!("cleared {hex} ({} bytes, {} chunks)", artifact.len, artifact.chunks());
         }
-        cleared += 1;
     }
-    println!(
+    if json {
+        json_value(&Progress::Purged {
+            unreferenced: cleared,
+            referenced: referenced.len(),
+        });
+        return Ok(());
+    }
+    outln!(
         "{cleared} artifact(s) {}; {} referenced kept",
         if args.dry_run { "unreferenced" } else { "cleared" },
         referenced.len()

@@ -2,9 +2,24 @@
 
 use super::{CmdError, read_input};
 use crate::cli::InspectArgs;
+use crate::output::outln;
 use arcella_core::artifact::format;
 use arcella_core::digest::hex;
 use arcella_core::{ArtifactTarget, EngineFingerprint, EngineProfile};
+
+/// What `inspect FILE --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct ArtifactFile {
+    file: String,
+    /// module or component.
+    kind: &'static str,
+    fingerprint: String,
+    loads_here: bool,
+    code_sha256: String,
+    code_len: u64,
+    source_name: String,
+    source_sha256: String,
+}
 
 pub fn execute(args: &InspectArgs, json: bool) -> Result<(), CmdError> {
     let bytes = read_input(&args.target)?;
@@ -19,24 +34,23 @@ pub fn execute(args: &InspectArgs, json: bool) -> Result<(), CmdError> {
     let loads_here =
         target.runs_here() && EngineFingerprint::of(&EngineProfile::default().with_target(target)) == h.fingerprint;
     if json {
-        let value = serde_json::json!({
-            "file": args.target.display().to_string(),
-            "kind": h.kind.to_string(),
-            "fingerprint": h.fingerprint.to_string(),
-            "loads_here": loads_here,
-            "code_sha256": hex(&h.code_sha256),
-            "code_len": h.code_len,
-            "source_name": h.source_name,
-            "source_sha256": hex(&h.source_sha256),
+        crate::cmd::render::json_value(&ArtifactFile {
+            file: args.target.display().to_string(),
+            kind: crate::cmd::json::artifact_kind(h.kind),
+            fingerprint: h.fingerprint.to_string(),
+            loads_here,
+            code_sha256: hex(&h.code_sha256),
+            code_len: h.code_len,
+            source_name: h.source_name.clone(),
+            source_sha256: hex(&h.source_sha256),
         });
-        crate::cmd::render::json_value(&value);
         return Ok(());
     }
-    println!("file:        {}", args.target.display());
-    println!("kind:        {}", h.kind);
-    println!("fingerprint: {}", h.fingerprint);
-    println!("loads here:  {}", if loads_here { "yes" } else { "no" });
-    println!("code:        sha256:{} ({} bytes)", hex(&h.code_sha256), h.code_len);
-    println!("source:      {} sha256:{}", h.source_name, hex(&h.source_sha256));
+    outln!("file:        {}", args.target.display());
+    outln!("kind:        {}", h.kind);
+    outln!("fingerprint: {}", h.fingerprint);
+    outln!("loads here:  {}", if loads_here { "yes" } else { "no" });
+    outln!("code:        sha256:{} ({} bytes)", hex(&h.code_sha256), h.code_len);
+    outln!("source:      {} sha256:{}", h.source_name, hex(&h.source_sha256));
     Ok(())
 }

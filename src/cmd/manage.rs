@@ -1,11 +1,14 @@
 //! The verbs that talk to the daemon over its socket.
 
-use crate::cli::{Command, LogsArgs};
-use crate::cmd::render;
+use crate::cli::{Command, ConnectArgs, InstallArgs, LogsArgs};
+use crate::cmd::{json, render};
+use crate::exit::Failure;
+use crate::output::outln;
 use arcella_core::client::{Client, ClientError};
 use arcella_core::daemon::paths::Defaults;
 use arcella_core::digest::Sha256Digest;
-use arcella_core::protocol::{Event, InstallSpec, Request, Response};
+use arcella_core::manifest::{COMPONENT_FILE, DEPLOYMENT_FILE};
+use arcella_core::protocol::{ErrorKind, Event, InstallSpec, RemoteError, Request, Response};
 use arcella_mqtt::operator::Operator;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,6 +28,23 @@ pub enum ManageError {
         #[source]
         source: std::io::Error,
     },
+    /// A manifest refused here, before anything is uploaded.
+    #[error(transparent)]
+    Manifest(#[from] arcella_core::manifest::ManifestError),
+}
+
+impl From<ManageError> for Failure {
+    fn from(err: ManageError) -> Self {
+        let kind = match &err {
+            ManageError::Client(ClientError::Remote(remote)) => json::error_kind(remote.kind),
+            ManageError::Client(ClientError::Connect { .. }) | ManageError::Broker(_) => "unreachable",
+            ManageError::Client(_) => "connection",
+            ManageError::FollowRemote => "unsupported",
+            ManageError::Read { .. } => "io",
+            ManageError::Manifest(_) => "invalid_manifest",
+        };
+        Failure::new(kind, err)
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, ManageError> {
@@ -55,14 +75,14 @@ pub enum Via {
 }
 
 impl Via {
-    pub fn from_cli(cli: &crate::cli::Cli) -> Self {
-        match (&cli.broker, &cli.device) {
+    pub fn from_args(args: &ConnectArgs) -> Self {
+        match (&args.broker, &args.device) {
             (Some(url), Some(device)) => Via::Broker {
                 url: url.clone(),
                 device: device.clone(),
-                key: cli.operator_key.clone(),
+                key: args.operator_key.clone(),
             },
-            _ => Via::Socket(cli.socket.clone()),
+            _ => Via::Socket(args.socket.clone()),
         }
     }
 }
@@ -144,14 +164,15 @@ impl Link {
 
 /// Runs one management verb against a daemon.
 pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageError> {
+    if let Command::Install(args) = command {
+        check_manifests(args.component.as_deref(), Some(&args.deployment))?;
+    }
+    if let Command::Update(args) = command {
+        check_manifests(args.component.as_deref(), args.deployment.as_deref())?;
+    }
     let mut client = Link::open(via)?;
     let request = match command {
-        Command::Install(args) => Request::Install(upload_spec(
-            &mut client,
-            &args.artifact,
-            args.component.as_deref(),
-            Some(&args.deployment),
-        )?),
+        Command::Install(args) => return install(&mut client, args, json),
         Command::Update(args) => Request::Update {
             module: args.module.clone(),
             spec: upload_spec(
@@ -164,7 +185,7 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
         Command::Rollback(m) => Request::Rollback {
             module: m.module.clone(),
         },
-        Command::Gc => Request::Gc,
+        Command::Gc(_) => Request::Gc,
         Command::Start(m) => Request::Start {
             module: m.module.clone(),
         },
@@ -177,21 +198,116 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
         Command::Remove(m) => Request::Remove {
             module: m.module.clone(),
         },
-        Command::List => Request::List,
+        Command::List(_) => Request::List,
         Command::Status(m) => Request::Status {
             module: m.module.clone(),
         },
-        Command::Info => Request::Info,
+        Command::Info(_) => Request::Info,
         Command::Logs(args) => return logs(&mut client, args, json),
         Command::Inspect(args) => Request::Inspect {
             module: args.target.display().to_string(),
         },
-        // The offline verbs (compile, run, daemon) are dispatched in main.rs.
+        // The offline verbs (compile, run, daemon, …) are dispatched in main.rs.
         _ => return Ok(()),
     };
-    let response = client.call(request)?;
+    let manifests = match command {
+        Command::Update(args) => Manifests::named(args.component.as_deref(), args.deployment.as_deref()),
+        _ => Manifests::default(),
+    };
+    let response = client.call(request).map_err(|e| manifests.rename(e))?;
     render::response(&response, json);
     Ok(())
+}
+
+/// `install`, or with `--replace` an update of the module the manifests
+/// name when it is installed already.
+fn install(client: &mut Link, args: &InstallArgs, json: bool) -> Result<(), ManageError> {
+    let manifests = Manifests::named(args.component.as_deref(), Some(&args.deployment));
+    let spec = upload_spec(
+        client,
+        &args.artifact,
+        args.component.as_deref(),
+        Some(&args.deployment),
+    )?;
+    let existing = match args.replace {
+        true => installed_id(client, args)?,
+        false => None,
+    };
+    let request = match existing {
+        Some(module) => Request::Update { module, spec },
+        None => Request::Install(spec),
+    };
+    let response = client.call(request).map_err(|e| manifests.rename(e))?;
+    render::response(&response, json);
+    Ok(())
+}
+
+/// The id the daemon will give this install, if a module with that id is
+/// installed: component.toml's name, else the id derived from the
+/// artifact's source name (docs/manifests.md, "Identity").
+fn installed_id(client: &mut Link, args: &InstallArgs) -> Result<Option<String>, ManageError> {
+    let id = match &args.component {
+        Some(path) => arcella_core::manifest::parse_component(&read_text(path)?, &path.display().to_string())?.name,
+        None => arcella_core::manifest::derive_id(&source_name(&read(&args.artifact)?)),
+    };
+    match client.call(Request::Status { module: id.clone() }) {
+        Ok(_) => Ok(Some(id)),
+        Err(ManageError::Client(ClientError::Remote(e))) if e.kind == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The name a daemon compiles from: an artifact's recorded source name;
+/// a `.wasm` it compiles itself is `module.wasm`.
+fn source_name(bytes: &[u8]) -> String {
+    arcella_core::artifact::format::decode(bytes).map_or_else(|_| "module.wasm".into(), |a| a.header.source_name)
+}
+
+/// Parses the manifests given here, so that a mistake names the file as
+/// the user named it, before anything is uploaded. (The daemon checks them
+/// again, with the artifact.)
+fn check_manifests(component: Option<&Path>, deployment: Option<&Path>) -> Result<(), ManageError> {
+    if let Some(path) = component {
+        arcella_core::manifest::parse_component(&read_text(path)?, &path.display().to_string())?;
+    }
+    if let Some(path) = deployment {
+        arcella_core::manifest::parse_deployment(&read_text(path)?, &path.display().to_string())?;
+    }
+    Ok(())
+}
+
+/// The manifest files given, to name them in the daemon's errors (which
+/// only knows them as `component.toml` and `deployment.toml`).
+#[derive(Debug, Default)]
+struct Manifests {
+    component: Option<String>,
+    deployment: Option<String>,
+}
+
+impl Manifests {
+    fn named(component: Option<&Path>, deployment: Option<&Path>) -> Self {
+        Self {
+            component: component.map(|p| p.display().to_string()),
+            deployment: deployment.map(|p| p.display().to_string()),
+        }
+    }
+
+    /// A refused manifest's error with the real file names.
+    fn rename(&self, err: ManageError) -> ManageError {
+        let ManageError::Client(ClientError::Remote(remote)) = err else {
+            return err;
+        };
+        if remote.kind != ErrorKind::InvalidManifest {
+            return ManageError::Client(ClientError::Remote(remote));
+        }
+        let mut message = remote.message;
+        for (usual, given) in [(COMPONENT_FILE, &self.component), (DEPLOYMENT_FILE, &self.deployment)] {
+            if let Some(given) = given {
+                message = message.replace(&format!("{usual}:"), &format!("{given}:"));
+            }
+        }
+        ManageError::Client(ClientError::Remote(RemoteError::new(remote.kind, message)))
+    }
 }
 
 fn upload_spec(
@@ -212,15 +328,15 @@ fn upload_spec(
 }
 
 fn logs(link: &mut Link, args: &LogsArgs, json: bool) -> Result<(), ManageError> {
+    let request = Request::Logs {
+        module: args.module.clone(),
+        tail: args.tail.unwrap_or(0),
+    };
     let client = match link {
         Link::Socket(client) => client,
         Link::Broker { .. } if args.follow => return Err(ManageError::FollowRemote),
         Link::Broker { .. } => {
-            let response = link.call(Request::Logs {
-                module: args.module.clone(),
-                tail: args.tail,
-            })?;
-            render::response(&response, json);
+            render::response(&link.call(request)?, json);
             return Ok(());
         }
     };
@@ -229,20 +345,15 @@ fn logs(link: &mut Link, args: &LogsArgs, json: bool) -> Result<(), ManageError>
             module: Some(args.module.clone()),
         })?;
     }
-    let response = client.call(Request::Logs {
-        module: args.module.clone(),
-        tail: args.tail,
-    })?;
-    render::response(&response, json);
+    render::response(&client.call(request)?, json);
     if !args.follow {
         return Ok(());
     }
     loop {
         match client.next_event()? {
-            Event::Log(line) if render::json_line(json, &line) => {}
+            event if json => render::json_value(&json::Event::from(&event)),
             Event::Log(line) => render::log_line(&line),
-            Event::State { module, state } if !json => println!("[{module} is now {}]", render::state(&state)),
-            event => render::json_value(&event),
+            Event::State { module, state } => outln!("[{module} is now {}]", render::state(&state)),
         }
     }
 }

@@ -3,13 +3,16 @@
 #[cfg(feature = "compiler")]
 pub mod compile;
 pub mod daemon;
+pub mod docs;
 pub mod fleet;
 pub mod inspect;
+pub mod json;
 pub mod keys;
 pub mod manage;
 pub mod render;
 pub mod run;
 
+use crate::exit::Failure;
 use std::path::Path;
 
 /// Errors of the offline verbs; each names the file it is about.
@@ -44,6 +47,21 @@ pub enum CmdError {
         #[source]
         source: arcella_core::artifact::FormatError,
     },
+}
+
+impl From<CmdError> for Failure {
+    fn from(err: CmdError) -> Self {
+        let kind = match &err {
+            CmdError::Read { .. } => "io",
+            #[cfg(feature = "compiler")]
+            CmdError::Write { .. } => "io",
+            #[cfg(feature = "compiler")]
+            CmdError::Board(_) | CmdError::Compile(_) => "invalid_input",
+            CmdError::Engine(_) => "invalid_input",
+            CmdError::Load(_) | CmdError::Format { .. } => "invalid_artifact",
+        };
+        Failure::new(kind, err)
+    }
 }
 
 /// Reads a whole input file, with an error that says what to do.

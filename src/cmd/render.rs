@@ -1,96 +1,134 @@
 //! How responses look: short human text by default, JSON with `--json`.
 
-use arcella_core::protocol::{LogLine, LogStream, ModuleState, ModuleSummary, Response};
+use super::json;
+use crate::output::outln;
+use arcella_core::protocol::{LogLine, LogStream, ModuleKind, ModuleState, ModuleSummary, Response};
 use serde::Serialize;
+
+/// Prints a response as its JSON object (docs/cli.md).
+fn response_json(response: &Response) {
+    match response {
+        Response::Info(info) => json_value(&json::Info::from(info)),
+        Response::Modules(modules) => json_value(&modules.iter().map(json::Module::from).collect::<Vec<_>>()),
+        Response::Status(status) => json_value(&json::Status::from(status.as_ref())),
+        Response::Inspect(i) => json_value(&json::Installed::from(i)),
+        Response::Logs(lines) => lines.iter().for_each(|l| json_value(&json::Event::from(l))),
+        Response::Module(m) => json_value(&json::Module::from(m)),
+        Response::Removed { module } => json_value(&json::Removed {
+            id: module.clone(),
+            removed: true,
+        }),
+        Response::Collected(c) => json_value(&json::Collected {
+            artifacts: c.artifacts.clone(),
+            uploads: c.uploads,
+            bytes: c.bytes,
+        }),
+        // Steps inside a verb, never its answer.
+        Response::Uploaded { .. } | Response::Following | Response::Unfollowed => {}
+    }
+}
 
 /// Prints a response.
 pub fn response(response: &Response, json: bool) {
     if json {
-        json_value(response);
+        response_json(response);
         return;
     }
     match response {
         Response::Info(info) => {
-            println!("arcella {} (protocol {})", info.version, info.protocol);
-            println!("board:       {}", info.board);
-            println!("engine:      {}", info.fingerprint);
-            println!("data dir:    {}", info.data_dir);
-            println!("uptime:      {}s", info.uptime_secs);
-            println!("modules:     {}", info.modules);
+            outln!("arcella {} (protocol {})", info.version, info.protocol);
+            outln!("board:       {}", info.board);
+            outln!("engine:      {}", info.fingerprint);
+            outln!("data dir:    {}", info.data_dir);
+            outln!("uptime:      {}s", info.uptime_secs);
+            outln!("modules:     {}", info.modules);
         }
-        Response::Modules(modules) if modules.is_empty() => println!("no modules installed"),
+        Response::Modules(modules) if modules.is_empty() => outln!("no modules installed"),
         Response::Modules(modules) => {
-            println!("{:<24} {:<12} {:<8} {:<7} STATE", "MODULE", "VERSION", "KIND", "WHERE");
+            outln!("{:<24} {:<12} {:<8} {:<7} STATE", "MODULE", "VERSION", "KIND", "WHERE");
             for m in modules {
                 summary_row(m);
             }
         }
         Response::Status(status) => {
             let s = &status.summary;
-            println!("module:      {} {}", s.id, s.version);
-            println!("state:       {} (desired: {})", state(&s.state), lower(&status.desired));
-            println!("kind:        {}, isolation {}", lower(&s.kind), lower(&s.isolation));
+            outln!("module:      {} {}", s.id, s.version);
+            match (&s.state, s.kind) {
+                // A command that ran to its end is done, whatever it was
+                // desired to be.
+                (ModuleState::Exited { .. }, ModuleKind::Command) => outln!("state:       {}", shown_state(s)),
+                _ => outln!("state:       {} (desired: {})", shown_state(s), lower(&status.desired)),
+            }
+            outln!("kind:        {}, isolation {}", lower(&s.kind), lower(&s.isolation));
             if let Some(worker) = &status.worker {
-                println!(
+                outln!(
                     "worker:      group {}, pid {}, {} KiB resident",
                     worker.group,
                     worker.pid,
                     worker.resident_bytes / 1024
                 );
             }
-            println!("artifact:    sha256:{}", status.artifact);
+            outln!("artifact:    sha256:{}", status.artifact);
             if let Some(previous) = &status.previous_version {
-                println!("previous:    {previous}");
+                outln!("previous:    {previous}");
             }
             if let Some(update) = &status.last_update {
-                println!("last update: {}", update_line(update));
+                outln!("last update: {}", update_line(update));
             }
-            println!("restarts:    {}", status.restarts);
+            outln!("restarts:    {}", status.restarts);
             if let Some(code) = status.last_exit {
-                println!("last exit:   {code}");
+                outln!("last exit:   {code}");
             }
             if let Some(error) = &status.last_error {
-                println!("last error:  {error}");
+                outln!("last error:  {error}");
             }
         }
         Response::Inspect(i) => {
-            println!("module:      {}", i.id);
-            println!("kind:        {}", i.artifact_kind);
-            println!("fingerprint: {}", i.fingerprint);
-            println!("code:        sha256:{}", i.code_sha256);
-            println!("source:      sha256:{}", i.source_sha256);
-            println!("exports:     {}", i.exports.join(", "));
-            println!("imports:     {}", i.imports.join(", "));
+            outln!("module:      {}", i.id);
+            outln!("kind:        {}", i.artifact_kind);
+            outln!("fingerprint: {}", i.fingerprint);
+            outln!("code:        sha256:{}", i.code_sha256);
+            outln!("source:      sha256:{}", i.source_sha256);
+            outln!("exports:     {}", i.exports.join(", "));
+            outln!("imports:     {}", i.imports.join(", "));
         }
         Response::Logs(lines) => lines.iter().for_each(log_line),
         Response::Uploaded { received, complete } => {
-            println!("uploaded {received} bytes{}", if *complete { ", verified" } else { "" })
+            outln!("uploaded {received} bytes{}", if *complete { ", verified" } else { "" })
         }
-        Response::Module(m) => println!("{} {} is {}", m.id, m.version, state(&m.state)),
-        Response::Removed { module } => println!("{module} removed"),
+        Response::Module(m) => outln!("{} {} is {}", m.id, m.version, shown_state(m)),
+        Response::Removed { module } => outln!("{module} removed"),
         Response::Following | Response::Unfollowed => {}
-        Response::Collected(c) if c.artifacts.is_empty() && c.uploads == 0 => println!("nothing to collect"),
+        Response::Collected(c) if c.artifacts.is_empty() && c.uploads == 0 => outln!("nothing to collect"),
         Response::Collected(c) => {
             for artifact in &c.artifacts {
-                println!("removed artifact sha256:{artifact}");
+                outln!("removed artifact sha256:{artifact}");
             }
             if c.uploads > 0 {
-                println!("removed {} stale upload(s)", c.uploads);
+                outln!("removed {} stale upload(s)", c.uploads);
             }
-            println!("freed {}", arcella_core::units::format_bytes(c.bytes));
+            outln!("freed {}", arcella_core::units::format_bytes(c.bytes));
         }
     }
 }
 
 fn summary_row(m: &ModuleSummary) {
-    println!(
+    outln!(
         "{:<24} {:<12} {:<8} {:<7} {}",
         m.id,
         m.version,
         lower(&m.kind),
         lower(&m.isolation),
-        state(&m.state)
+        shown_state(m)
     );
+}
+
+/// A module's state in words; a command that exited has finished.
+fn shown_state(m: &ModuleSummary) -> String {
+    match (&m.state, m.kind) {
+        (ModuleState::Exited { code }, ModuleKind::Command) => format!("finished (exit code {code})"),
+        (other, _) => state(other),
+    }
 }
 
 /// A unit-variant enum's name in lower case (`Running` → `running`).
@@ -118,21 +156,13 @@ pub fn log_line(line: &LogLine) {
         LogStream::Stderr => "err",
         LogStream::Daemon => "arcella",
     };
-    println!("{stream:>7} | {}", line.text);
-}
-
-/// Prints `line` as JSON if `json`; says whether it did.
-pub fn json_line(json: bool, line: &LogLine) -> bool {
-    if json {
-        json_value(line);
-    }
-    json
+    outln!("{stream:>7} | {}", line.text);
 }
 
 /// One JSON document per line.
 pub fn json_value<T: Serialize>(value: &T) {
     match serde_json::to_string(value) {
-        Ok(text) => println!("{text}"),
+        Ok(text) => outln!("{text}"),
         Err(e) => eprintln!("error: cannot render JSON: {e}"),
     }
 }

@@ -9,6 +9,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod bad_input;
+mod cli;
 #[cfg(feature = "compiler")]
 mod compile;
 mod conformance;
@@ -16,5 +17,6 @@ mod daemon;
 mod files;
 mod guests;
 mod limits;
+mod packaging;
 mod store;
 mod support;

@@ -48,16 +48,14 @@ pub enum LoadError {
         source: FormatError,
     },
     #[error(
-        "{path}: compiled for engine {artifact}, but this engine is {engine}.\n  \
-         Recompile it for this engine: arcella compile {source_name} -o {path} --target {target}\n  \
-         (or, for a device whose arcella.toml names a board: arcella compile {source_name} -o {path} --board BOARD)"
+        "{path}: compiled for engine {artifact}, but this engine is {engine}.\n  Recompile it for this engine: {fix}"
     )]
     FingerprintMismatch {
         path: String,
         artifact: Box<EngineFingerprint>,
         engine: Box<EngineFingerprint>,
-        source_name: String,
-        target: String,
+        /// The command that makes a fitting artifact, runnable as printed.
+        fix: String,
     },
     #[error("{path}: the code is a {found}, but its header says {claimed}")]
     KindMismatch {
@@ -76,8 +74,15 @@ pub enum LoadError {
 }
 
 /// Refuses an artifact compiled for another engine, naming both
-/// fingerprints and the command that fixes it.
-pub fn check_fingerprint(header: &ArtifactHeader, profile: &EngineProfile, path: &Path) -> Result<(), LoadError> {
+/// fingerprints and the command that fixes it: `--board NAME` when the
+/// engine is a board's (its settings are the board's, not the default
+/// ones a bare `--target` gives), else `--target`.
+pub fn check_fingerprint(
+    header: &ArtifactHeader,
+    profile: &EngineProfile,
+    path: &Path,
+    board: Option<&str>,
+) -> Result<(), LoadError> {
     let engine = EngineFingerprint::of(profile);
     if header.fingerprint == engine {
         return Ok(());
@@ -86,9 +91,48 @@ pub fn check_fingerprint(header: &ArtifactHeader, profile: &EngineProfile, path:
         path: path.display().to_string(),
         artifact: Box::new(header.fingerprint.clone()),
         engine: Box::new(engine),
-        source_name: header.source_name.clone(),
-        target: profile.target.resolved().to_owned(),
+        fix: recompile_command(&header.source_name, path, profile, board),
     })
+}
+
+/// `arcella compile SOURCE -o OUT --target T` (or `--board B`), quoted for
+/// a shell. OUT is `path` when it is an artifact file, else SOURCE's stem
+/// with `.cwasm` (the daemon only knows "the upload").
+fn recompile_command(source_name: &str, path: &Path, profile: &EngineProfile, board: Option<&str>) -> String {
+    let output = if path.extension().is_some_and(|e| e == "cwasm") {
+        path.display().to_string()
+    } else {
+        Path::new(source_name).with_extension("cwasm").display().to_string()
+    };
+    let engine = match board {
+        Some(board) => format!("--board {}", shell_word(board)),
+        None => format!("--target {}", shell_word(profile.target.resolved())),
+    };
+    let command = format!(
+        "arcella compile {} -o {} {engine}",
+        shell_word(source_name),
+        shell_word(&output)
+    );
+    match board {
+        Some(_) => command,
+        None => format!(
+            "{command}\n  (for a device whose arcella.toml names a board, give --board and its name instead of --target)"
+        ),
+    }
+}
+
+/// `word` as one shell word: as it is when that is safe, else in single
+/// quotes.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@,+%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 /// Refuses code whose kind (as wasmtime's own metadata says) is not the one
@@ -122,7 +166,7 @@ pub fn load_bytes(engine: &Engine, profile: &EngineProfile, bytes: &[u8], path: 
         path: path.display().to_string(),
         source,
     })?;
-    check_fingerprint(&artifact.header, profile, path)?;
+    check_fingerprint(&artifact.header, profile, path, None)?;
     check_kind(
         artifact.header.kind,
         wasmtime::Engine::detect_precompiled(artifact.code),

@@ -149,7 +149,7 @@ impl ArtifactStore {
     pub fn load(&self, engine: &Engine, profile: &EngineProfile, id: &str) -> Result<Program, StoreError> {
         let header = self.header(id)?;
         let code_path = self.path(&header.code_sha256, CODE_EXT);
-        check_fingerprint(&header, profile, &code_path)?;
+        check_fingerprint(&header, profile, &code_path, None)?;
         let file = File::open(&code_path).map_err(|e| StoreError::Damaged {
             id: id.to_owned(),
             reason: format!("its code file cannot be read ({e})"),

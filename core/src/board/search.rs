@@ -3,7 +3,8 @@
 //! A board is named either by a path (anything containing `/` or ending in
 //! `.toml`, relative to a base directory) or by a name, looked up as
 //! `NAME.toml` in an ordered list of directories; the first hit wins and a
-//! miss names every directory searched.
+//! miss names every directory searched. The boards of `board-configs/`
+//! are built in as a last resort (`builtin.rs`).
 
 use super::{Board, BoardError};
 use std::path::{Path, PathBuf};
@@ -67,8 +68,11 @@ impl BoardSearch {
             message: format!("`{board}` {message}"),
         })?;
         let file_name = format!("{board}.toml");
-        match self.dirs.iter().map(|d| d.join(&file_name)).find(|f| f.is_file()) {
-            Some(file) => Board::load(&file),
+        if let Some(file) = self.dirs.iter().map(|d| d.join(&file_name)).find(|f| f.is_file()) {
+            return Board::load(&file);
+        }
+        match super::builtin::text(board) {
+            Some(text) => Board::parse(text, &format!("the built-in {file_name}")),
             None => Err(BoardError::NotFound {
                 name: board.to_owned(),
                 searched: self

@@ -178,3 +178,27 @@ fn merging_keeps_what_the_file_sets() {
     merge_tables(&mut base, over);
     assert_eq!(toml::to_string(&base).unwrap(), "a = 1\nb = 2\n\n[t]\nx = 1\ny = 3\n");
 }
+
+#[test]
+fn every_board_file_is_built_in_as_it_is_on_disk() {
+    let files = board_files();
+    assert_eq!(
+        files.len(),
+        builtin::BOARDS.len(),
+        "board-configs/ and builtin.rs differ"
+    );
+    for file in files {
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let text = builtin::text(&name).unwrap_or_else(|| panic!("{name} is not built in"));
+        assert_eq!(text, std::fs::read_to_string(&file).unwrap(), "{name}");
+    }
+}
+
+#[test]
+fn a_board_found_in_no_directory_is_taken_from_the_built_in_ones() {
+    let search = BoardSearch::new(vec!["/nonexistent".into()]);
+    let board = search.load("rpi4-aarch64", Path::new("/")).unwrap();
+    assert_eq!(board.triple, "aarch64-unknown-linux-gnu");
+    let err = search.load("rpi9", Path::new("/")).unwrap_err().to_string();
+    assert!(err.contains("built-in boards (armv7-hf, rpi4-aarch64"), "{err}");
+}

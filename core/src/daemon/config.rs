@@ -88,6 +88,9 @@ pub struct Access {
     pub read_only_gids: Vec<u32>,
     /// If set, the socket is made group-accessible (0660) for this gid.
     pub socket_gid: Option<u32>,
+    /// The same by name (looked up at start): portable across machines,
+    /// where a group's gid is not.
+    pub socket_group: Option<String>,
     /// A connection that sends no request for this long after its
     /// handshake is closed (one following events is not idle), e.g. "60s".
     #[serde(with = "duration_text")]
@@ -105,6 +108,7 @@ impl Default for Access {
             read_only_uids: Vec::new(),
             read_only_gids: Vec::new(),
             socket_gid: None,
+            socket_group: None,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
         }
     }
@@ -240,6 +244,12 @@ impl DaemonConfig {
         }
         if self.shutdown_grace > Duration::from_secs(300) {
             return Err(invalid("shutdown_grace", "must be at most 5m".into()));
+        }
+        if self.access.socket_gid.is_some() && self.access.socket_group.is_some() {
+            return Err(invalid(
+                "access.socket_group",
+                "give socket_gid or socket_group, not both".into(),
+            ));
         }
         if self.access.idle_timeout < Duration::from_millis(100) {
             return Err(invalid(

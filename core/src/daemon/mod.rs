@@ -57,6 +57,35 @@ pub enum DaemonError {
     GuestThread(#[source] std::io::Error),
     #[error("cannot make the daemon non-dumpable (prctl PR_SET_DUMPABLE): {0}")]
     Undumpable(#[source] std::io::Error),
+    #[error("[access] {0}")]
+    SocketGroup(String),
+}
+
+/// The group the socket is given to (`[access] socket_gid` or
+/// `socket_group`), checked to be one this process can give it to: a
+/// daemon that is not root (the packaged unit's) only can give its own
+/// groups. `arcella daemon --check` asks this too.
+pub fn socket_group(access: &config::Access) -> Result<Option<u32>, DaemonError> {
+    let gid = match (&access.socket_gid, &access.socket_group) {
+        (Some(gid), _) => *gid,
+        (None, Some(name)) => crate::sys::user::group_id(name)
+            .map_err(|e| DaemonError::SocketGroup(format!("socket_group = \"{name}\": cannot look it up: {e}")))?
+            .ok_or_else(|| DaemonError::SocketGroup(format!("socket_group = \"{name}\": no such group")))?,
+        (None, None) => return Ok(None),
+    };
+    if crate::sys::user::may_give_to_group(gid) {
+        return Ok(Some(gid));
+    }
+    let shown = match &access.socket_group {
+        Some(name) => format!("socket_group = \"{name}\" (gid {gid})"),
+        None => format!("socket_gid = {gid}"),
+    };
+    Err(DaemonError::SocketGroup(format!(
+        "{shown}: this daemon runs as uid {} and is not in that group, so it cannot give the socket to it; \
+         name a group the daemon's user is in (under the packaged unit: socket_group = \"arcella\"), or run \
+         the daemon as root",
+        crate::sys::user::effective_uid()
+    )))
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> DaemonError + 'a {
@@ -130,7 +159,7 @@ async fn serve(
     };
     let supervisor = Supervisor::new(engine, config.clone(), store, registry, uploads, executors);
     supervisor.load_registry()?;
-    let (listener, bound) = bind(&socket, access.socket_gid)?;
+    let (listener, bound) = bind(&socket, socket_group(&access)?)?;
     let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])
         .map_err(io_err("cannot watch signals for", &socket))?;
     log::info!(

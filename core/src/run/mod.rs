@@ -181,6 +181,19 @@ pub const SHUTDOWN_IMPORT: (&str, &str) = ("arcella", "shutdown_requested");
 /// this interface (wit/lifecycle.wit).
 pub const SHUTDOWN_INTERFACE: &str = "arcella:service/lifecycle@0.1.0";
 
+/// Whether `program` imports the shutdown call ([`SHUTDOWN_IMPORT`] or
+/// [`SHUTDOWN_INTERFACE`]): only then is a stop worth a grace period.
+pub fn hears_shutdown(engine: &Engine, program: &Program) -> bool {
+    let (module, function) = SHUTDOWN_IMPORT;
+    match program {
+        Program::Module(m) => m.imports().any(|i| i.module() == module && i.name() == function),
+        Program::Component(c) => c
+            .component_type()
+            .imports(engine)
+            .any(|(name, _)| name == SHUTDOWN_INTERFACE),
+    }
+}
+
 /// Where a guest's output goes.
 #[derive(Debug, Clone)]
 pub enum Output {

@@ -36,3 +36,18 @@ pub fn lookup(user: &str) -> std::io::Result<Option<(u32, u32)>> {
     .map_err(std::io::Error::from)?;
     Ok(found.map(|u| (u.uid.as_raw(), u.gid.as_raw())))
 }
+
+/// The gid of the group `name`, if it exists.
+pub fn group_id(name: &str) -> std::io::Result<Option<u32>> {
+    let found = nix::unistd::Group::from_name(name).map_err(std::io::Error::from)?;
+    Ok(found.map(|g| g.gid.as_raw()))
+}
+
+/// Whether this process may give a file it owns to group `gid`: root may
+/// give any group; anyone else only one they are in (chown(2)).
+pub fn may_give_to_group(gid: u32) -> bool {
+    let gid = nix::unistd::Gid::from_raw(gid);
+    nix::unistd::geteuid().is_root()
+        || nix::unistd::getegid() == gid
+        || nix::unistd::getgroups().is_ok_and(|groups| groups.contains(&gid))
+}

@@ -177,11 +177,11 @@ mod compile {
         // worker's pid comes with the worker's `Started`.
         for id in ["trusted", "untrusted"] {
             daemon.wait_for(id, std::time::Duration::from_secs(15), "running", |s| {
-                state_name(s) == "Running" && (id == "trusted" || s["worker"]["pid"].is_u64())
+                state_name(s) == "running" && (id == "trusted" || s["worker_pid"].is_u64())
             });
         }
         let status = daemon.status("untrusted").unwrap();
-        assert!(status["worker"]["pid"].is_u64(), "{status}");
+        assert!(status["worker_pid"].is_u64(), "{status}");
 
         // An artifact for the default engine does not load on this board.
         let plain = dir.join("plain.cwasm");
@@ -257,7 +257,7 @@ mod address_space {
                 let deployment = write(dir, &format!("{name}-d.toml"), deployment);
                 daemon.install_file(&artifact, &component, &deployment).expect_code(0);
                 daemon.wait_for(name, std::time::Duration::from_secs(15), "running", |s| {
-                    state_name(s) == "Running"
+                    state_name(s) == "running"
                 });
             }
             // Still running a moment later: nothing failed to map memory.
@@ -266,7 +266,7 @@ mod address_space {
                 let status = daemon.status(name).unwrap();
                 assert_eq!(
                     state_name(&status),
-                    "Running",
+                    "running",
                     "{board}: {name}: {status}\n{}",
                     daemon.log()
                 );

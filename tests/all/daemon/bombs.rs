@@ -12,11 +12,8 @@ fn trusted(extra: &str) -> String {
 
 /// The module's failure reason, once it has failed.
 fn failure(daemon: &Daemon, id: &str) -> String {
-    let status = daemon.wait_for(id, WAIT, "failed", |s| state_name(s) == "Failed");
-    status["summary"]["state"]["Failed"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    let status = daemon.wait_for(id, WAIT, "failed", |s| state_name(s) == "failed");
+    status["failure"].as_str().unwrap().to_owned()
 }
 
 /// What broke: 100 tables of 1M funcrefs took the daemon to 842 MB under

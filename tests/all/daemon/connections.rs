@@ -144,5 +144,5 @@ fn a_read_only_group_may_read_but_not_operate_or_change() {
             "{verb:?}: {stderr}"
         );
     }
-    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "running");
 }

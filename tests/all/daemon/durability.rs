@@ -95,19 +95,17 @@ fn sigkill_during_install_and_update_never_leaves_a_half_module() {
         daemon.spawn();
         let context = format!("kill point {point} ({} after {delay:?}, seed {SEED:#x})", verb[0]);
         let keeper = daemon.wait_for("ticker", Duration::from_secs(10), "running", |s| {
-            state_name(s) == "Running"
+            state_name(s) == "running"
         });
-        assert_eq!(keeper["summary"]["version"], "1.0.0", "{context}");
+        assert_eq!(keeper["version"], "1.0.0", "{context}");
         match daemon.status("subject") {
             None => {
                 assert!(installed.is_none(), "{context}: an installed module vanished");
                 outcomes[0] += 1;
             }
             Some(subject) => {
-                let shown = subject["summary"]["version"].as_str().unwrap().to_owned();
-                let before = installed
-                    .as_ref()
-                    .map(|s| s["summary"]["version"].as_str().unwrap().to_owned());
+                let shown = subject["version"].as_str().unwrap().to_owned();
+                let before = installed.as_ref().map(|s| s["version"].as_str().unwrap().to_owned());
                 assert!(
                     shown == version || Some(&shown) == before.as_ref(),
                     "{context}: version {shown}"
@@ -196,7 +194,7 @@ fn sigkill_during_updates_and_rollbacks_leaves_the_old_or_the_new_version_runnin
     let mut outcomes = [0usize; 2];
     for point in 0..UPDATE_POINTS {
         let before = daemon.status("subject").unwrap();
-        let current = before["summary"]["version"].as_str().unwrap().to_owned();
+        let current = before["version"].as_str().unwrap().to_owned();
         let previous = before["previous_version"].as_str().map(str::to_owned);
         let good_previous = previous.as_deref().filter(|p| !p.starts_with("bad"));
         let roll = rng.next() % 3;
@@ -239,13 +237,17 @@ fn sigkill_during_updates_and_rollbacks_leaves_the_old_or_the_new_version_runnin
             args.join(" ")
         );
         let subject = daemon.wait_for("subject", Duration::from_secs(15), "running an allowed version", |s| {
-            state_name(s) == "Running" && allowed.iter().any(|v| s["summary"]["version"] == v.as_str())
+            state_name(s) == "running" && allowed.iter().any(|v| s["version"] == v.as_str())
         });
-        let shown = subject["summary"]["version"].as_str().unwrap();
-        outcomes[usize::from(shown != current || subject["last_update"] != before["last_update"])] += 1;
+        let shown = subject["version"].as_str().unwrap();
+        outcomes[usize::from(
+            shown != current
+                || subject["update_at"] != before["update_at"]
+                || subject["update_to"] != before["update_to"],
+        )] += 1;
         let keeper = daemon.status("ticker").unwrap();
-        assert_eq!(keeper["summary"]["version"], "1.0.0", "{context}");
-        assert_eq!(state_name(&keeper), "Running", "{context}");
+        assert_eq!(keeper["version"], "1.0.0", "{context}");
+        assert_eq!(state_name(&keeper), "running", "{context}");
         referenced_artifacts_exist(&daemon.data_dir(), &context);
         no_torn_files(&daemon.data_dir());
         daemon.cli(["inspect", "subject"]).expect_code(0);

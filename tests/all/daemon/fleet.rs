@@ -67,8 +67,8 @@ pub fn converge(op: &Operator, target: &Target, version: u64) -> BTreeMap<String
 /// The running artifact digest of `ticker` on a daemon.
 pub fn ticker_artifact(daemon: &Daemon) -> String {
     let status = daemon.status("ticker").expect("ticker installed");
-    assert_eq!(state_name(&status), "Running", "{status}");
-    status["artifact"].as_str().unwrap().to_owned()
+    assert_eq!(state_name(&status), "running", "{status}");
+    status["artifact_sha256"].as_str().unwrap().to_owned()
 }
 
 #[test]
@@ -281,7 +281,7 @@ fn desired_state_documents_that_are_stale_conflicting_forged_misaddressed_or_abs
     // Version 6 does what it says.
     publish(&document("gw-s", 6, false), &key);
     assert_eq!(converge(&op, &target, 6)["gw-s"], Outcome::Converged);
-    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Stopped");
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "stopped");
 }
 
 /// The reasons a device gives for a failed convergence.
@@ -377,7 +377,7 @@ fn unsigned_untrusted_tampered_and_foreign_artifacts_are_refused_and_change_noth
     let reason = failure(&converge(&op, &target, v), "gw-t");
     let info = daemon.cli(["--json", "info"]);
     let fingerprint: serde_json::Value = serde_json::from_str(&info.stdout).unwrap();
-    let fingerprint = fingerprint["Info"]["fingerprint"].as_str().unwrap().to_owned();
+    let fingerprint = fingerprint["fingerprint"].as_str().unwrap().to_owned();
     assert!(reason.contains(&fingerprint), "{reason} should name {fingerprint}");
 
     // Through all of it, the installed version kept running.
@@ -513,7 +513,7 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
     deploy(signature.to_str().unwrap())
         .expect_code(0)
         .stdout_has(&["gw-cli: healthy", "1 healthy, 0 failed"]);
-    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "running");
 
     // Any local verb on the remote device; all but reads signed.
     let unsigned = |args: &[&str]| {
@@ -537,9 +537,9 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
         .expect_code(1)
         .stderr_has(&["not signed", "--key"]);
     unsigned(&["list"]).expect_code(0).stdout_has(&["ticker"]);
-    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "running");
     remote(&["stop", "ticker"]).expect_code(0);
-    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Stopped");
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "stopped");
     remote(&["status", "ticker"]).expect_code(0).stdout_has(&["stopped"]);
     remote(&["logs", "ticker", "--follow"])
         .expect_code(1)

@@ -219,7 +219,7 @@ fn a_chunked_fetch_used_to_start_over_after_a_daemon_restart_now_it_resumes() {
     let outcomes = deploy::await_convergence(&op, &target, 1, WAIT, |_, _| {}).unwrap();
     assert_eq!(outcomes["gw-r"], Outcome::Converged, "{outcomes:?}\n{}", device.log());
     let status = device.status("ticker").expect("ticker installed");
-    assert_eq!(state_name(&status), "Running", "{status}");
+    assert_eq!(state_name(&status), "running", "{status}");
     assert!(
         device
             .log()
@@ -321,7 +321,7 @@ fn the_shipped_acl_lets_a_deploy_through_and_keeps_each_device_to_its_own_topics
         gw2.log()
     );
     for device in [&gw1, &gw2] {
-        assert_eq!(state_name(&device.status("ticker").unwrap()), "Running");
+        assert_eq!(state_name(&device.status("ticker").unwrap()), "running");
     }
     // Commands and replies pass too.
     assert!(op.call("gw-2", Request::Info, Duration::from_secs(10)).is_ok());
@@ -406,7 +406,7 @@ fn the_shipped_acl_lets_a_deploy_through_and_keeps_each_device_to_its_own_topics
         }
     }
     // What gw-2 runs and reports is untouched.
-    assert_eq!(state_name(&gw2.status("ticker").unwrap()), "Running");
+    assert_eq!(state_name(&gw2.status("ticker").unwrap()), "running");
     let fleet = op.devices(Duration::from_millis(300)).unwrap();
     assert!(fleet["gw-2"].online, "{fleet:?}");
     drop((spy, forger, watch));

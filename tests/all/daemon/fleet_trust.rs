@@ -62,7 +62,7 @@ fn denied(result: Result<Response, RemoteError>, why: &str) {
 }
 
 fn running(daemon: &Daemon, id: &str) -> bool {
-    daemon.status(id).is_some_and(|s| state_name(&s) == "Running")
+    daemon.status(id).is_some_and(|s| state_name(&s) == "running")
 }
 
 #[test]
@@ -122,7 +122,7 @@ fn remote_requests_are_signed_bound_to_their_device_and_never_replayed() {
     // on another device a forgery.
     let captured = encode(&command(Some(&key), "gw-a", 1000, 5, stop("ticker")));
     assert!(send(&op, "gw-a", captured.clone(), 5).is_ok());
-    assert_eq!(state_name(&gw_a.status("ticker").unwrap()), "Stopped");
+    assert_eq!(state_name(&gw_a.status("ticker").unwrap()), "stopped");
     gw_a.cli(["start", "ticker"]).expect_code(0);
     denied(send(&op, "gw-a", captured.clone(), 5), "replayed");
     denied(send(&op, "gw-b", captured, 5), "does not match");

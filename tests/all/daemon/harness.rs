@@ -275,8 +275,7 @@ impl Daemon {
             assert!(ran.stderr.contains("no module"), "status failed oddly: {}", ran.stderr);
             return None;
         }
-        let value: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
-        Some(value["Status"].clone())
+        Some(serde_json::from_str(&ran.stdout).unwrap())
     }
 
     /// Polls `status` until `check` holds (or panics after `within`).
@@ -327,13 +326,9 @@ pub fn send_signal(pid: u32, signal: &str) {
     assert!(status.success());
 }
 
-/// The module's state name in `status` JSON: "Running", "Stopped", …
+/// The module's state word in `status` JSON: "running", "stopped", …
 pub fn state_name(status: &serde_json::Value) -> String {
-    match &status["summary"]["state"] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
-        other => other.to_string(),
-    }
+    status["state"].as_str().unwrap_or_default().to_owned()
 }
 
 pub const TICKER_COMPONENT: &str = "name = \"ticker\"\nversion = \"1.0.0\"\n";

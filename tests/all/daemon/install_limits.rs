@@ -35,9 +35,9 @@ fn args_just_under_the_limit_reach_the_guest_in_its_worker() {
         .install("hello_p1", Some(HELLO), &args_deployment(11))
         .expect_code(0);
     let status = daemon.wait_for("hello", Duration::from_secs(15), "exited", |s| {
-        state_name(s) == "Exited"
+        state_name(s) == "exited"
     });
-    assert_eq!(status["summary"]["state"]["Exited"]["code"], 0, "{status}");
+    assert_eq!(status["exit_code"], 0, "{status}");
     let logs = daemon.cli(["logs", "hello"]).stdout;
     assert_eq!(logs.matches("arg: aaaa").count(), 11, "{logs}");
 }

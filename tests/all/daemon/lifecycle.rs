@@ -31,7 +31,7 @@ fn a_service_installs_runs_logs_stops_and_is_removed() {
         .expect_code(0)
         .stdout_has(&["ticker 1.0.0 is stopped"]);
     let status = daemon.status("ticker").unwrap();
-    assert_eq!(status["desired"], "Stopped");
+    assert_eq!(status["desired"], "stopped");
     daemon
         .cli(["start", "ticker"])
         .expect_code(0)
@@ -61,8 +61,8 @@ fn a_command_runs_to_completion_with_its_grants() {
     daemon
         .install("hello_p1", Some("name = \"hello\"\nversion = \"2.0\"\n"), deployment)
         .expect_code(0);
-    let status = daemon.wait_for("hello", WAIT, "exited", |s| state_name(s) == "Exited");
-    assert_eq!(status["summary"]["state"]["Exited"]["code"], 7);
+    let status = daemon.wait_for("hello", WAIT, "exited", |s| state_name(s) == "exited");
+    assert_eq!(status["exit_code"], 7);
     assert_eq!(status["last_exit"], 7);
     daemon.cli(["logs", "hello"]).expect_code(0).stdout_has(&[
         "out | hello from arcella",
@@ -82,11 +82,8 @@ fn a_crash_loop_backs_off_then_fails_with_the_reason() {
     daemon
         .install("unreachable", Some("name = \"crasher\"\nversion = \"1\"\n"), deployment)
         .expect_code(0);
-    let status = daemon.wait_for("crasher", WAIT, "failed", |s| state_name(s) == "Failed");
-    let reason = status["summary"]["state"]["Failed"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let status = daemon.wait_for("crasher", WAIT, "failed", |s| state_name(s) == "failed");
+    let reason = status["failure"].as_str().unwrap().to_owned();
     assert!(
         reason.contains("crash loop") && reason.contains("3 failures"),
         "{reason}"
@@ -114,15 +111,15 @@ fn installed_modules_come_back_after_a_crash_of_the_daemon() {
         .expect_code(0);
     daemon.kill();
     daemon.spawn();
-    daemon.wait_for("ticker", WAIT, "running", |s| state_name(s) == "Running");
+    daemon.wait_for("ticker", WAIT, "running", |s| state_name(s) == "running");
     let idle = daemon.status("idle").unwrap();
-    assert_eq!(state_name(&idle), "Stopped", "a stopped module stays stopped");
+    assert_eq!(state_name(&idle), "stopped", "a stopped module stays stopped");
     daemon.cli(["stop", "ticker"]).expect_code(0);
     assert_eq!(daemon.terminate(), Some(0));
     assert!(!daemon.socket().exists(), "the socket is removed at shutdown");
     daemon.spawn();
     let ticker = daemon.status("ticker").unwrap();
-    assert_eq!(state_name(&ticker), "Stopped", "the desired state survives a restart");
+    assert_eq!(state_name(&ticker), "stopped", "the desired state survives a restart");
 }
 
 #[test]
@@ -186,7 +183,7 @@ fn a_damaged_artifact_is_refused_and_nothing_changes() {
         .expect_code(1)
         .stderr_has(&["digest does not match"]);
     assert!(daemon.status("bad").is_none());
-    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "Running");
+    assert_eq!(state_name(&daemon.status("ticker").unwrap()), "running");
 }
 
 #[test]
@@ -198,7 +195,7 @@ fn installing_twice_asks_for_update_and_update_keeps_the_previous_version() {
     daemon
         .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
         .expect_code(1)
-        .stderr_has(&["already installed", "arcella update"]);
+        .stderr_has(&["already installed", "--replace"]);
     let dir = daemon.dir.path();
     let component = write(dir, "c2.toml", "name = \"ticker\"\nversion = \"1.1.0\"\n");
     let deployment = write(dir, "d2.toml", TICKER_SERVICE);
@@ -207,7 +204,7 @@ fn installing_twice_asks_for_update_and_update_keeps_the_previous_version() {
     // The daemon's engine is native: a pulley64 artifact is refused, and
     // the running version is untouched.
     ran.expect_code(1).stderr_has(&["pulley64", "arcella compile"]);
-    assert_eq!(daemon.status("ticker").unwrap()["summary"]["version"], "1.0.0");
+    assert_eq!(daemon.status("ticker").unwrap()["version"], "1.0.0");
     let artifact = crate::support::artifact("ticker", "native");
     daemon
         .update("ticker", &artifact, &component, &deployment)

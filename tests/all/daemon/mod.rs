@@ -2,6 +2,7 @@
 
 mod boards;
 mod bombs;
+mod cli;
 mod connections;
 mod durability;
 #[cfg(target_arch = "x86_64")]
@@ -10,7 +11,7 @@ mod fairness;
 mod fleet;
 mod fleet_housekeeping;
 mod fleet_trust;
-mod harness;
+pub(crate) mod harness;
 mod housekeeping;
 #[cfg(target_arch = "x86_64")]
 mod inject;

@@ -61,7 +61,7 @@ fn stop_gives_a_service_its_shutdown_call() {
     wait_logged(&daemon, "graceful", "out | working");
     daemon.cli(["stop", "graceful"]).expect_code(0);
     daemon.wait_for("graceful", Duration::from_secs(10), "stopped", |s| {
-        state_name(s) == "Stopped"
+        state_name(s) == "stopped"
     });
     wait_logged(&daemon, "graceful", "out | shutdown requested: cleaning up");
     wait_logged(&daemon, "graceful", "stopped cleanly (exit code 0)");
@@ -76,7 +76,7 @@ fn a_service_that_ignores_the_call_is_cancelled_after_the_grace() {
         .expect_code(0)
         .stdout_has(&["is stopping"]);
     daemon.wait_for("graceful", Duration::from_secs(10), "stopped", |s| {
-        state_name(s) == "Stopped"
+        state_name(s) == "stopped"
     });
     wait_logged(&daemon, "graceful", "did not stop within 300ms; cancelled");
 }
@@ -99,7 +99,7 @@ fn sigterm_asks_modules_to_finish_before_the_daemon_exits() {
     // It comes back at the next start: shutdown keeps desired states.
     daemon.spawn();
     daemon.wait_for("graceful", Duration::from_secs(10), "running", |s| {
-        state_name(s) == "Running"
+        state_name(s) == "running"
     });
 }
 
@@ -148,7 +148,7 @@ fn sigterm_cancels_modules_without_the_shutdown_import_at_once_and_loses_none() 
         .install("ticker", Some(TICKER_COMPONENT), "kind = \"service\"\ngroup = \"g\"\n")
         .expect_code(0);
     daemon.wait_for("ticker", Duration::from_secs(10), "hosted by a worker", |s| {
-        state_name(s) == "Running" && s["worker"]["pid"].is_u64()
+        state_name(s) == "running" && s["worker_pid"].is_u64()
     });
     wait_logged(&daemon, "ticker", "out | tick");
     let began = Instant::now();

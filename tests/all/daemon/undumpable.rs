@@ -25,9 +25,9 @@ fn a_process_of_the_daemons_uid_cannot_open_the_daemons_or_a_workers_memory() {
         )
         .expect_code(0);
     let status = daemon.wait_for("ticker", Duration::from_secs(15), "hosted by a worker", |s| {
-        state_name(s) == "Running" && s["worker"]["pid"].is_u64()
+        state_name(s) == "running" && s["worker_pid"].is_u64()
     });
-    let worker = status["worker"]["pid"].as_u64().unwrap() as u32;
+    let worker = status["worker_pid"].as_u64().unwrap() as u32;
     for (who, pid) in [("the daemon", daemon.pid()), ("its worker", worker)] {
         let proc_dir = format!("/proc/{pid}");
         let uid_line = std::fs::read_to_string(format!("{proc_dir}/status"))

@@ -34,16 +34,12 @@ fn update_svc(daemon: &Daemon, guest: &str, version: &str, deployment: Option<&s
 }
 
 fn outcome(status: &serde_json::Value) -> String {
-    match &status["last_update"]["outcome"] {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Object(map) => map.keys().next().cloned().unwrap_or_default(),
-        other => other.to_string(),
-    }
+    status["update_outcome"].as_str().unwrap_or_default().to_owned()
 }
 
 fn running_version(daemon: &Daemon, version: &str) -> serde_json::Value {
     daemon.wait_for("svc", WAIT, &format!("running {version}"), |s| {
-        state_name(s) == "Running" && s["summary"]["version"] == version
+        state_name(s) == "running" && s["version"] == version
     })
 }
 
@@ -74,15 +70,13 @@ fn a_version_that_traps_in_its_health_window_is_rolled_back_in_process_and_in_wo
         install_svc(&daemon, "ticker", &format!("kind = \"service\"\n{isolation}{group}"));
         running_version(&daemon, "1.0.0");
         update_svc(&daemon, "unreachable", "2.0.0", None).expect_code(0);
-        let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "RolledBack");
-        let reason = status["last_update"]["outcome"]["RolledBack"]["reason"]
-            .as_str()
-            .unwrap();
+        let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "rolled_back");
+        let reason = status["update_reason"].as_str().unwrap();
         assert!(reason.contains("unreachable"), "{reason}");
         let status = running_version(&daemon, "1.0.0");
         assert_eq!(status["previous_version"], "2.0.0");
-        assert_eq!(status["last_update"]["from"], "1.0.0");
-        assert_eq!(status["last_update"]["to"], "2.0.0");
+        assert_eq!(status["update_from"], "1.0.0");
+        assert_eq!(status["update_to"], "2.0.0");
         daemon
             .cli(["status", "svc"])
             .expect_code(0)
@@ -92,7 +86,7 @@ fn a_version_that_traps_in_its_health_window_is_rolled_back_in_process_and_in_wo
         daemon.terminate();
         daemon.spawn();
         let status = running_version(&daemon, "1.0.0");
-        assert_eq!(outcome(&status), "RolledBack");
+        assert_eq!(outcome(&status), "rolled_back");
     }
 }
 
@@ -142,9 +136,9 @@ fn a_healthy_update_succeeds_when_its_window_ends() {
     install_svc(&daemon, "ticker", deployment);
     update_svc(&daemon, "ticker", "1.1.0", None).expect_code(0);
     let status = daemon.status("svc").unwrap();
-    assert_eq!(outcome(&status), "Probation", "{status}");
-    let status = daemon.wait_for("svc", WAIT, "past its window", |s| outcome(s) == "Succeeded");
-    assert_eq!(status["summary"]["version"], "1.1.0");
+    assert_eq!(outcome(&status), "probation", "{status}");
+    let status = daemon.wait_for("svc", WAIT, "past its window", |s| outcome(s) == "succeeded");
+    assert_eq!(status["version"], "1.1.0");
     daemon
         .cli(["status", "svc"])
         .stdout_has(&["last update: 1.0.0 -> 1.1.0: succeeded"]);
@@ -160,15 +154,15 @@ fn a_command_that_exits_non_zero_in_its_window_is_rolled_back() {
         )
     };
     install_svc(&daemon, "hello_p1", &command(0));
-    daemon.wait_for("svc", WAIT, "exited", |s| state_name(s) == "Exited");
+    daemon.wait_for("svc", WAIT, "exited", |s| state_name(s) == "exited");
     daemon.cli(["start", "svc"]).expect_code(0);
     update_svc(&daemon, "hello_p1", "2.0.0", Some(&command(3))).expect_code(0);
-    let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "RolledBack");
+    let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "rolled_back");
     assert!(status.to_string().contains("exited with code 3"), "{status}");
     let status = daemon.wait_for("svc", WAIT, "the old version's clean exit", |s| {
-        s["summary"]["version"] == "1.0.0" && state_name(s) == "Exited"
+        s["version"] == "1.0.0" && state_name(s) == "exited"
     });
-    assert_eq!(status["summary"]["state"]["Exited"]["code"], 0);
+    assert_eq!(status["exit_code"], 0);
 }
 
 #[test]
@@ -186,7 +180,7 @@ fn rollback_by_hand_swaps_the_current_and_previous_versions() {
         .stdout_has(&["svc 1.0.0 is running"]);
     let status = running_version(&daemon, "1.0.0");
     assert_eq!(status["previous_version"], "1.1.0");
-    assert_eq!(outcome(&status), "Reverted");
+    assert_eq!(outcome(&status), "reverted");
     daemon
         .cli(["rollback", "svc"])
         .expect_code(0)
@@ -378,14 +372,12 @@ fn a_version_whose_health_export_says_unhealthy_is_rolled_back() {
         running_version(&daemon, "1.0.0");
         // A healthy answer: the update succeeds at the end of its window.
         update_svc(&daemon, "health_ok", "1.1.0", None).expect_code(0);
-        let status = daemon.wait_for("svc", WAIT, "past its window", |s| outcome(s) == "Succeeded");
-        assert_eq!(status["summary"]["version"], "1.1.0");
+        let status = daemon.wait_for("svc", WAIT, "past its window", |s| outcome(s) == "succeeded");
+        assert_eq!(status["version"], "1.1.0");
         // It runs and traps nothing, but says it is unhealthy.
         update_svc(&daemon, "health_sick", "2.0.0", None).expect_code(0);
-        let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "RolledBack");
-        let reason = status["last_update"]["outcome"]["RolledBack"]["reason"]
-            .as_str()
-            .unwrap();
+        let status = daemon.wait_for("svc", WAIT, "rolled back", |s| outcome(s) == "rolled_back");
+        let reason = status["update_reason"].as_str().unwrap();
         assert!(
             reason.contains("arcella_health") && reason.contains("returned 1"),
             "{placement}: {reason}"

@@ -19,9 +19,9 @@ fn service_in(group: &str) -> String {
 /// The pid of the worker hosting `id`, once it runs there.
 fn worker_pid(daemon: &Daemon, id: &str) -> u32 {
     let status = daemon.wait_for(id, WAIT, "hosted by a worker", |s| {
-        state_name(s) == "Running" && s["worker"]["pid"].is_u64()
+        state_name(s) == "running" && s["worker_pid"].is_u64()
     });
-    status["worker"]["pid"].as_u64().unwrap() as u32
+    status["worker_pid"].as_u64().unwrap() as u32
 }
 
 fn proc_file(pid: u32, file: &str) -> String {
@@ -156,7 +156,7 @@ fn a_crashed_worker_takes_only_its_own_group_down_and_comes_back() {
 
     send_signal(left, "KILL");
     let status = daemon.wait_for("left", WAIT, "restarted in a new worker", |s| {
-        state_name(s) == "Running" && s["worker"]["pid"].as_u64().is_some_and(|p| p as u32 != left)
+        state_name(s) == "running" && s["worker_pid"].as_u64().is_some_and(|p| p as u32 != left)
     });
     assert!(status["restarts"].as_u64().unwrap() >= 1);
     let error = status["last_error"].as_str().unwrap_or_default();
@@ -169,18 +169,18 @@ fn a_crashed_worker_takes_only_its_own_group_down_and_comes_back() {
         right,
         "the other group's worker was disturbed"
     );
-    assert_eq!(state_name(&daemon.status("inside").unwrap()), "Running");
+    assert_eq!(state_name(&daemon.status("inside").unwrap()), "running");
     assert_eq!(daemon.status("right").unwrap()["restarts"], 0);
 
     // A worker that aborts (a fault in its runtime: wasmtime handles SIGSEGV
     // itself, for guest traps) is noticed the same way.
     send_signal(right, "ABRT");
     let status = daemon.wait_for("right", WAIT, "restarted in a new worker", |s| {
-        state_name(s) == "Running" && s["worker"]["pid"].as_u64().is_some_and(|p| p as u32 != right)
+        state_name(s) == "running" && s["worker_pid"].as_u64().is_some_and(|p| p as u32 != right)
     });
     let error = status["last_error"].as_str().unwrap_or_default();
     assert!(error.contains("SIGABRT"), "{error}");
-    assert_eq!(state_name(&daemon.status("inside").unwrap()), "Running");
+    assert_eq!(state_name(&daemon.status("inside").unwrap()), "running");
 }
 
 #[test]
@@ -195,7 +195,7 @@ fn restart_update_and_remove_work_on_a_worker_module() {
         .expect_code(0)
         .stdout_has(&["is running"]);
     let status = daemon.wait_for("ticker", WAIT, "running again", |s| {
-        state_name(s) == "Running" && s["worker"]["pid"].is_u64()
+        state_name(s) == "running" && s["worker_pid"].is_u64()
     });
     assert!(status["started_at"].is_u64());
 
@@ -208,10 +208,10 @@ fn restart_update_and_remove_work_on_a_worker_module() {
         .expect_code(0)
         .stdout_has(&["ticker 1.1.0 is running"]);
     let status = daemon.wait_for("ticker", WAIT, "running 1.1.0 in a worker", |s| {
-        s["summary"]["version"] == "1.1.0" && state_name(s) == "Running" && s["worker"]["pid"].is_u64()
+        s["version"] == "1.1.0" && state_name(s) == "running" && s["worker_pid"].is_u64()
     });
     assert_eq!(status["previous_version"], "1.0.0");
-    let host = status["worker"]["pid"].as_u64().unwrap() as u32;
+    let host = status["worker_pid"].as_u64().unwrap() as u32;
 
     daemon.cli(["remove", "ticker"]).expect_code(0);
     wait_gone(host, &daemon);
@@ -228,8 +228,8 @@ fn a_forbidden_system_call_is_reported_as_such() {
     let pid = worker_pid(&daemon, "ticker");
     // What the kernel does to a worker whose seccomp filter trips.
     send_signal(pid, "SYS");
-    let status = daemon.wait_for("ticker", WAIT, "failed", |s| state_name(s) == "Failed");
-    let reason = status["summary"]["state"]["Failed"]["reason"].as_str().unwrap();
+    let status = daemon.wait_for("ticker", WAIT, "failed", |s| state_name(s) == "failed");
+    let reason = status["failure"].as_str().unwrap();
     assert!(
         reason.contains("seccomp") && reason.contains("forbidden system call"),
         "{reason}"
@@ -258,7 +258,7 @@ fn a_hung_worker_is_killed_and_never_hangs_the_daemon() {
     let log = daemon.log();
     assert!(log.contains("did not cancel an instance"), "{log}");
     assert!(log.contains("killing it"), "{log}");
-    assert_eq!(state_name(&daemon.status("svc").unwrap()), "Stopped");
+    assert_eq!(state_name(&daemon.status("svc").unwrap()), "stopped");
 }
 
 #[test]
@@ -272,15 +272,15 @@ fn limits_hold_inside_workers() {
             &command("timeout = \"300ms\""),
         )
         .expect_code(0);
-    let status = daemon.wait_for("infinite_loop", WAIT, "failed", |s| state_name(s) == "Failed");
-    let reason = status["summary"]["state"]["Failed"]["reason"].as_str().unwrap();
+    let status = daemon.wait_for("infinite_loop", WAIT, "failed", |s| state_name(s) == "failed");
+    let reason = status["failure"].as_str().unwrap();
     assert!(reason.contains("timeout") && reason.contains("300ms"), "{reason}");
 
     daemon
         .install("cpu_loop_p1", Some(&ticker("cpu_loop_p1")), &command("fuel = 100000"))
         .expect_code(0);
-    let status = daemon.wait_for("cpu_loop_p1", WAIT, "failed", |s| state_name(s) == "Failed");
-    let reason = status["summary"]["state"]["Failed"]["reason"].as_str().unwrap();
+    let status = daemon.wait_for("cpu_loop_p1", WAIT, "failed", |s| state_name(s) == "failed");
+    let reason = status["failure"].as_str().unwrap();
     assert!(reason.contains("fuel exhausted"), "{reason}");
 
     daemon
@@ -291,7 +291,7 @@ fn limits_hold_inside_workers() {
         )
         .expect_code(0);
     let status = daemon.wait_for("memory_bomb_p1", WAIT, "done", |s| {
-        matches!(state_name(s).as_str(), "Failed" | "Exited")
+        matches!(state_name(s).as_str(), "failed" | "exited")
     });
     let text = status.to_string();
     assert!(text.contains("memory") && text.contains("4194304"), "{text}");
@@ -313,11 +313,8 @@ fn a_memory_bomb_beyond_the_group_budget_is_stopped_inside_its_own_worker() {
             "group = \"bombs\"\n[restart]\npolicy = \"never\"\n[capabilities]\nargs = [\"400\"]\n",
         )
         .expect_code(0);
-    let status = daemon.wait_for("memory_bomb_p1", WAIT, "failed", |s| state_name(s) == "Failed");
-    let reason = status["summary"]["state"]["Failed"]["reason"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let status = daemon.wait_for("memory_bomb_p1", WAIT, "failed", |s| state_name(s) == "failed");
+    let reason = status["failure"].as_str().unwrap().to_owned();
     assert!(
         reason.contains("out of host memory") && reason.contains("workers.memory"),
         "{reason}"
@@ -368,9 +365,9 @@ fn guest_escapes_fail_in_a_worker_and_the_daemon_data_stays_out_of_reach() {
     daemon
         .install("files_p1", Some(&ticker("files_p1")), &grant(&data, "escape"))
         .expect_code(0);
-    let status = daemon.wait_for("files_p1", WAIT, "exited", |s| state_name(s) == "Exited");
+    let status = daemon.wait_for("files_p1", WAIT, "exited", |s| state_name(s) == "exited");
     let logs = daemon.cli(["logs", "files_p1"]).stdout;
-    assert_eq!(status["summary"]["state"]["Exited"]["code"], 0, "{logs}");
+    assert_eq!(status["exit_code"], 0, "{logs}");
     assert!(!logs.contains("ESCAPED"), "{logs}");
     assert_eq!(logs.matches("blocked: ").count(), 8, "{logs}");
     assert!(!root.join("planted.txt").exists());
@@ -382,7 +379,7 @@ fn guest_escapes_fail_in_a_worker_and_the_daemon_data_stays_out_of_reach() {
     daemon
         .install("files_p2", None, &grant(&daemon.data_dir(), "write-read"))
         .expect_code(0);
-    daemon.wait_for("files_p2", WAIT, "exited", |s| state_name(s) == "Exited");
+    daemon.wait_for("files_p2", WAIT, "exited", |s| state_name(s) == "exited");
     let logs = daemon.cli(["logs", "files_p2"]).stdout;
     assert!(
         logs.contains("read failed") && logs.contains("Permission denied"),
@@ -401,9 +398,9 @@ fn guest_escapes_fail_in_a_worker_and_the_daemon_data_stays_out_of_reach() {
     let addr = listener.local_addr().unwrap().to_string();
     let net = format!("group = \"files\"\n[restart]\npolicy = \"never\"\n[capabilities]\nargs = [\"{addr}\"]\n");
     daemon.install("net_p2", None, &net).expect_code(0);
-    let status = daemon.wait_for("net_p2", WAIT, "exited", |s| state_name(s) == "Exited");
+    let status = daemon.wait_for("net_p2", WAIT, "exited", |s| state_name(s) == "exited");
     let logs = daemon.cli(["logs", "net_p2"]).stdout;
-    assert_eq!(status["summary"]["state"]["Exited"]["code"], 0, "{logs}");
+    assert_eq!(status["exit_code"], 0, "{logs}");
     assert!(logs.contains("blocked: connect"), "{logs}");
     assert!(listener.accept().is_err(), "the guest reached the listener");
 }
@@ -414,8 +411,8 @@ fn components_run_in_workers_and_workers_go_with_the_daemon() {
     daemon
         .install("hello_p2", None, "group = \"p2\"\n[restart]\npolicy = \"never\"\n")
         .expect_code(0);
-    let status = daemon.wait_for("hello_p2", WAIT, "exited", |s| state_name(s) == "Exited");
-    assert_eq!(status["summary"]["state"]["Exited"]["code"], 0);
+    let status = daemon.wait_for("hello_p2", WAIT, "exited", |s| state_name(s) == "exited");
+    assert_eq!(status["exit_code"], 0);
     daemon.cli(["logs", "hello_p2"]).stdout_has(&["out | hello"]);
 
     daemon
@@ -449,8 +446,8 @@ fn a_missing_worker_binary_fails_the_module_and_says_where_it_looked() {
     daemon
         .install("ticker", Some(&ticker("ticker")), deployment)
         .expect_code(0);
-    let status = daemon.wait_for("ticker", WAIT, "failed", |s| state_name(s) == "Failed");
-    let reason = status["summary"]["state"]["Failed"]["reason"].as_str().unwrap();
+    let status = daemon.wait_for("ticker", WAIT, "failed", |s| state_name(s) == "failed");
+    let reason = status["failure"].as_str().unwrap();
     assert!(
         reason.contains("/nonexistent/arcella-worker") && reason.contains("workers.binary"),
         "{reason}"
@@ -469,8 +466,8 @@ fn a_pulley_engine_runs_its_modules_in_workers_too() {
     let deployment = write(dir, "d.toml", "group = \"interp\"\n[restart]\npolicy = \"never\"\n");
     let artifact = arcella_test_programs::artifact("hello_p1", "pulley64");
     daemon.install_file(&artifact, &component, &deployment).expect_code(0);
-    let status = daemon.wait_for("hello", WAIT, "exited", |s| state_name(s) == "Exited");
-    assert_eq!(status["summary"]["state"]["Exited"]["code"], 0);
+    let status = daemon.wait_for("hello", WAIT, "exited", |s| state_name(s) == "exited");
+    assert_eq!(status["exit_code"], 0);
     daemon
         .cli(["logs", "hello"])
         .stdout_has(&["out | hello from arcella", "running in worker `interp`"]);

@@ -199,6 +199,7 @@ impl Supervisor {
                     &artifact.header,
                     &self.inner.config.engine,
                     std::path::Path::new("the artifact"),
+                    self.board_name(),
                 )
                 .map_err(|e| invalid_artifact(e.to_string()))?;
                 self.put_artifact(&artifact)?
@@ -250,6 +251,12 @@ impl Supervisor {
         })
     }
 
+    /// The board this daemon's engine is, if it names one.
+    fn board_name(&self) -> Option<&str> {
+        let board = &self.inner.config.board;
+        (board != crate::board::GENERIC).then_some(board.as_str())
+    }
+
     #[cfg(feature = "compiler")]
     fn compile_upload(&self, bytes: &[u8]) -> Result<String, RemoteError> {
         let compiled = artifact::compile::compile(&self.inner.config.engine, bytes, "module.wasm")
@@ -265,9 +272,12 @@ impl Supervisor {
     fn compile_upload(&self, _bytes: &[u8]) -> Result<String, RemoteError> {
         Err(invalid_artifact(format!(
             "this daemon has no compiler (a device build): upload an artifact compiled for engine {} \
-             (on a build host: arcella compile module.wasm --target {})",
+             (on a build host: arcella compile module.wasm -o module.cwasm {}, then install module.cwasm)",
             crate::EngineFingerprint::of(&self.inner.config.engine),
-            self.inner.config.engine.target.resolved()
+            match self.board_name() {
+                Some(board) => format!("--board {board}"),
+                None => format!("--target {}", self.inner.config.engine.target.resolved()),
+            }
         )))
     }
 
@@ -293,7 +303,7 @@ impl Supervisor {
             return Err(RemoteError::new(
                 ErrorKind::AlreadyExists,
                 format!(
-                    "module `{id}` is already installed (version {}); use `arcella update {id} …` to replace it",
+                    "module `{id}` is already installed (version {}); to replace it, run the same install with --replace",
                     existing.record.current.version
                 ),
             ));

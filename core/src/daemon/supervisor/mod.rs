@@ -139,14 +139,7 @@ struct Loaded {
 
 impl Loaded {
     fn new(engine: &Engine, program: Program, manifests: Validated) -> Self {
-        let (module, function) = crate::run::SHUTDOWN_IMPORT;
-        let hears_shutdown = match &program {
-            Program::Module(m) => m.imports().any(|i| i.module() == module && i.name() == function),
-            Program::Component(c) => c
-                .component_type()
-                .imports(engine)
-                .any(|(name, _)| name == crate::run::SHUTDOWN_INTERFACE),
-        };
+        let hears_shutdown = crate::run::hears_shutdown(engine, &program);
         let has_health = match &program {
             Program::Module(m) => m.get_export(crate::run::HEALTH_EXPORT).is_some(),
             Program::Component(_) => false,
