@@ -171,6 +171,7 @@ async fn serve(
         supervisor.list().len()
     );
     supervisor.start_desired();
+    supervisor.watch_disk_quotas();
     on_ready(supervisor.clone());
     let server = server::Server::new(supervisor.clone(), access, control);
     // The socket listens (connections queue until accepted): tell systemd

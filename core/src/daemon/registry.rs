@@ -6,6 +6,7 @@
 
 use crate::protocol::{DesiredState, UpdateReport};
 use crate::sys::fs as sysfs;
+use crate::sys::reserve::DiskReserve;
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
@@ -63,6 +64,8 @@ pub enum RegistryError {
 #[derive(Debug, Clone)]
 pub struct Registry {
     dir: PathBuf,
+    /// Space kept for these records on a full disk.
+    reserve: DiskReserve,
 }
 
 const EXT: &str = "toml";
@@ -76,7 +79,9 @@ impl Registry {
         };
         fs::create_dir_all(&dir).map_err(io_err)?;
         sysfs::remove_stale_temps(&dir).map_err(io_err)?;
-        Ok(Self { dir })
+        let reserve = DiskReserve::at(data_dir);
+        reserve.keep();
+        Ok(Self { dir, reserve })
     }
 
     fn io_err(&self) -> impl Fn(io::Error) -> RegistryError + '_ {
@@ -122,13 +127,21 @@ impl Registry {
     /// Writes a record atomically and durably.
     pub fn save(&self, record: &ModuleRecord) -> Result<(), RegistryError> {
         let text = toml::to_string(record).map_err(|e| self.io_err()(io::Error::other(e)))?;
-        sysfs::write_atomic(&self.dir, &format!("{}.{EXT}", record.id), text.as_bytes()).map_err(self.io_err())?;
+        let name = format!("{}.{EXT}", record.id);
+        self.reserve
+            .write_with("saving a module record", || {
+                sysfs::write_atomic(&self.dir, &name, text.as_bytes())
+            })
+            .map_err(self.io_err())?;
         Ok(())
     }
 
     /// Removes a record durably.
     pub fn remove(&self, id: &str) -> Result<(), RegistryError> {
-        sysfs::remove_durably(&self.dir.join(format!("{id}.{EXT}"))).map_err(self.io_err())
+        let path = self.dir.join(format!("{id}.{EXT}"));
+        self.reserve
+            .write_with("removing a module record", || sysfs::remove_durably(&path))
+            .map_err(self.io_err())
     }
 }
 

@@ -27,7 +27,8 @@ pub struct Capabilities {
 }
 
 /// A host directory preopened in the guest.
-/// TOML: `host = "/var/lib/x"`, `guest = "/data"`, `mode = "ro" | "rw"` (default `"ro"`).
+/// TOML: `host = "/var/lib/x"`, `guest = "/data"`, `mode = "ro" | "rw"` (default `"ro"`),
+/// `quota = "10M"` (read-write directories only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(from = "DirToml", into = "DirToml")]
 pub struct DirCapability {
@@ -37,7 +38,14 @@ pub struct DirCapability {
     pub guest: String,
     /// `mode = "ro"` (true, the default) or `"rw"` (false).
     pub read_only: bool,
+    /// `quota`: the most bytes the directory may hold while the module
+    /// runs (checked every [`QUOTA_PERIOD`]; over it, the module fails).
+    pub quota: Option<u64>,
 }
+
+/// How often the daemon measures quota'd directories: a guest can write
+/// past its quota by what it writes in this long before it is stopped.
+pub const QUOTA_PERIOD: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// `mode`: how a directory is granted.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +64,8 @@ struct DirToml {
     guest: String,
     #[serde(default)]
     mode: DirMode,
+    #[serde(default, with = "super::units::opt_size")]
+    quota: Option<u64>,
 }
 
 impl From<DirToml> for DirCapability {
@@ -64,6 +74,7 @@ impl From<DirToml> for DirCapability {
             host: dir.host,
             guest: dir.guest,
             read_only: dir.mode == DirMode::Ro,
+            quota: dir.quota,
         }
     }
 }
@@ -75,6 +86,7 @@ impl From<DirCapability> for DirToml {
             host: dir.host,
             guest: dir.guest,
             mode,
+            quota: dir.quota,
         }
     }
 }
@@ -108,6 +120,21 @@ impl Capabilities {
                 ));
             }
             check_no_nul(&dir.guest).map_err(|m| (at("guest"), format!("= {:?} {m}", dir.guest)))?;
+            match dir.quota {
+                Some(_) if dir.read_only => {
+                    return Err((
+                        at("quota"),
+                        "applies to read-write directories only; add mode = \"rw\" or remove the quota".to_owned(),
+                    ));
+                }
+                Some(quota) if quota < 4096 => {
+                    return Err((
+                        at("quota"),
+                        format!("= {quota} is below 4K, one block of most file systems"),
+                    ));
+                }
+                _ => {}
+            }
             let guest = normalise_guest(&dir.guest);
             if let Some(j) = self.dirs[..i].iter().position(|d| normalise_guest(&d.guest) == guest) {
                 return Err((

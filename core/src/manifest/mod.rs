@@ -21,8 +21,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
-pub use capabilities::MAX_CAPABILITIES_BYTES;
 pub use capabilities::{Capabilities, DirCapability};
+pub use capabilities::{MAX_CAPABILITIES_BYTES, QUOTA_PERIOD};
 pub use component::ComponentManifest;
 pub use deployment::{
     DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_BACKOFF, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup,

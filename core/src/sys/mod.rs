@@ -10,5 +10,6 @@ pub mod lock;
 pub mod memory;
 pub mod notify;
 pub mod process;
+pub mod reserve;
 pub mod seqpacket;
 pub mod user;

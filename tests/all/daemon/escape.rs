@@ -47,9 +47,9 @@ fn two_groups(daemon: &Daemon) -> [(u32, PathBuf); 2] {
             )
             .expect_code(0);
         let status = daemon.wait_for(&id, WAIT, "hosted by a worker", |s| {
-            state_name(s) == "Running" && s["worker"]["pid"].is_u64()
+            state_name(s) == "running" && s["worker_pid"].is_u64()
         });
-        (status["worker"]["pid"].as_u64().unwrap() as u32, dir)
+        (status["worker_pid"].as_u64().unwrap() as u32, dir)
     })
 }
 
@@ -121,7 +121,7 @@ fn forbidden_call_kills(daemon: &Daemon, mut ga: Tracee, ga_pid: u32) {
     assert!(signal == libc::SIGSYS || signal == 0, "killed by signal {signal}");
     eprintln!("escape attempt to worker death: {after:?}");
     daemon.wait_for("ga_ticker", WAIT, "running in a new worker", |s| {
-        state_name(s) == "Running" && s["worker"]["pid"].as_u64().is_some_and(|p| p as u32 != ga_pid)
+        state_name(s) == "running" && s["worker_pid"].as_u64().is_some_and(|p| p as u32 != ga_pid)
     });
 }
 
@@ -152,8 +152,8 @@ fn an_escaped_worker_of_a_root_daemon_reaches_nothing_outside_its_grants() {
     walls_hold(&daemon, &mut ga, gb_pid, &ga_dir, &gb_dir);
     forbidden_call_kills(&daemon, ga, ga_pid);
     // The uid a group got is kept for the next start.
-    let again = daemon.wait_for("ga_ticker", WAIT, "hosted", |s| s["worker"]["pid"].is_u64());
-    assert_eq!(uid_of(again["worker"]["pid"].as_u64().unwrap() as u32), ga_uid);
+    let again = daemon.wait_for("ga_ticker", WAIT, "hosted", |s| s["worker_pid"].is_u64());
+    assert_eq!(uid_of(again["worker_pid"].as_u64().unwrap() as u32), ga_uid);
 }
 
 #[test]

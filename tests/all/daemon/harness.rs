@@ -18,6 +18,9 @@ pub struct Daemon {
     address_space_kib: Option<u64>,
     /// `ulimit -n` the daemon runs under, if any.
     open_files: Option<u64>,
+    /// MiB of a tmpfs the daemon gets at `disk()`, in a mount namespace of
+    /// its own, holding its data directory and a directory to grant.
+    small_disk_mib: Option<u64>,
     /// The uid (and gid) the daemon runs as, if not the test's.
     user: Option<u32>,
 }
@@ -50,10 +53,38 @@ impl Daemon {
             data: None,
             address_space_kib: None,
             open_files: Some(open_files),
+            small_disk_mib: None,
             user: None,
         };
         daemon.spawn();
         daemon
+    }
+
+    /// Like [`Daemon::start`], with its data directory on a file system of
+    /// `mib` MiB (a tmpfs in a mount namespace of the daemon's, so that a
+    /// guest can fill it). `disk()/grant` is there to grant, writable by
+    /// anyone. The test itself does not see inside.
+    pub fn start_on_small_disk(mib: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "arcella.toml", "");
+        let disk = dir.path().join("disk");
+        std::fs::create_dir(&disk).unwrap();
+        let mut daemon = Self {
+            dir,
+            child: None,
+            data: Some(disk.join("data")),
+            address_space_kib: None,
+            open_files: None,
+            small_disk_mib: Some(mib),
+            user: None,
+        };
+        daemon.spawn();
+        daemon
+    }
+
+    /// Where [`Daemon::start_on_small_disk`] mounts its file system.
+    pub fn disk(&self) -> PathBuf {
+        self.dir.path().join("disk")
     }
 
     /// Writes `config`, starts the daemon and waits until it serves.
@@ -66,6 +97,7 @@ impl Daemon {
             data,
             address_space_kib,
             open_files: None,
+            small_disk_mib: None,
             user: None,
         };
         daemon.spawn();
@@ -85,6 +117,7 @@ impl Daemon {
             data: None,
             address_space_kib: None,
             open_files: None,
+            small_disk_mib: None,
             user: Some(uid),
         };
         daemon.spawn();
@@ -126,7 +159,20 @@ impl Daemon {
             .into_iter()
             .filter_map(|(flag, value)| Some(format!("ulimit {flag} {} && ", value?)))
             .collect();
-        let mut command = if ulimits.is_empty() {
+        let mut command = if let Some(mib) = self.small_disk_mib {
+            let disk = self.disk();
+            let mut unshare = Command::new("unshare");
+            unshare
+                .args(["-m", "--propagation", "private", "/bin/sh", "-c"])
+                .arg(format!(
+                    "mount -t tmpfs -o size={mib}m arcella-test \"$1\" && mkdir \"$1/data\" \"$1/grant\" && \
+                     chmod 777 \"$1/grant\" && shift && exec \"$@\""
+                ))
+                .arg("sh")
+                .arg(disk)
+                .arg(binary);
+            unshare
+        } else if ulimits.is_empty() {
             Command::new(binary)
         } else {
             let mut sh = Command::new("/bin/sh");

@@ -11,6 +11,7 @@ mod fairness;
 mod fleet;
 mod fleet_housekeeping;
 mod fleet_trust;
+mod full_disk;
 pub(crate) mod harness;
 mod housekeeping;
 #[cfg(target_arch = "x86_64")]

@@ -12,6 +12,7 @@ mod admission;
 mod install;
 mod lifecycle;
 mod queries;
+mod quota;
 mod swap;
 
 use super::config::DaemonConfig;

@@ -69,12 +69,14 @@ fn full_deployment() {
             DirCapability {
                 host: PathBuf::from("/var/lib/sensor-hub"),
                 guest: "/data".into(),
-                read_only: false
+                read_only: false,
+                quota: None,
             },
             DirCapability {
                 host: PathBuf::from("/etc/sensor-hub"),
                 guest: "/config".into(),
-                read_only: true
+                read_only: true,
+                quota: None,
             },
         ]
     );
