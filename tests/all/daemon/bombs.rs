@@ -144,3 +144,21 @@ fn a_module_that_would_not_fit_the_daemons_descriptors_is_refused_at_install() {
         )
         .expect_code(0);
 }
+
+/// The same table bomb in a worker: its limiter counts table elements
+/// there too, and the daemon and the group's other modules are untouched.
+#[test]
+fn a_table_bomb_in_a_worker_ends_naming_the_table_limit() {
+    let daemon = Daemon::start();
+    let worker = "kind = \"service\"\ngroup = \"bombs\"\n[restart]\npolicy = \"never\"\n";
+    daemon
+        .install("ticker", Some("name = \"neighbour\"\nversion = \"1\"\n"), worker)
+        .expect_code(0);
+    daemon
+        .install("table_bomb", Some("name = \"tables\"\nversion = \"1\"\n"), worker)
+        .expect_code(0);
+    let reason = failure(&daemon, "tables");
+    assert!(reason.contains("table limit of 1048576 elements exceeded"), "{reason}");
+    assert_eq!(state_name(&daemon.status("neighbour").unwrap()), "running");
+    daemon.cli(["info"]).expect_code(0);
+}
