@@ -49,6 +49,11 @@ impl DiskReserve {
         taken.is_ok()
     }
 
+    /// Bytes the reserve holds now (0 once given back).
+    pub fn held(&self) -> u64 {
+        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+    }
+
     /// Gives the space back; whether there was any to give.
     pub fn release(&self) -> bool {
         std::fs::remove_file(&self.path).is_ok()

@@ -42,8 +42,10 @@ impl Supervisor {
     pub(super) fn admit_disk(&self, bytes: u64, what: &str) -> Result<(), RemoteError> {
         let dir = &self.inner.config.data_dir;
         if let Some(quota) = self.inner.config.disk_quota {
-            let used =
-                crate::sys::fs::tree_size(dir).map_err(|e| super::internal("measuring the data directory", e))?;
+            // The daemon's own reserve is not the modules' use.
+            let used = crate::sys::fs::tree_size(dir)
+                .map_err(|e| super::internal("measuring the data directory", e))?
+                .saturating_sub(crate::sys::reserve::DiskReserve::at(dir).held());
             let left = quota.saturating_sub(used);
             if bytes > left {
                 return Err(refused(format!(
