@@ -34,9 +34,11 @@ pub fn for_run_error(err: &RunError) -> ExitCode {
         RunError::Stack { .. } => STACK,
         RunError::Timeout { .. } => TIMEOUT,
         RunError::Trap { .. } => TRAP,
-        RunError::NotACommand { .. } | RunError::Grant { .. } | RunError::Setup { .. } | RunError::Remote { .. } => {
-            CANNOT_RUN
-        }
+        RunError::NotACommand { .. }
+        | RunError::Grant { .. }
+        | RunError::Setup { .. }
+        | RunError::NotMetered { .. }
+        | RunError::Remote { .. } => CANNOT_RUN,
     })
 }
 

@@ -26,13 +26,18 @@ pub enum DaemonCmdError {
 
 /// `--check`: the configuration is valid and wasmtime accepts its engine.
 fn check(config: &DaemonConfig) -> Result<(), DaemonCmdError> {
-    arcella_core::engine::new_engine(&config.engine)?;
+    let engines = arcella_core::engine::EngineSet::new(&config.engine)?;
+    config
+        .engine
+        .check_address_space(arcella_core::sys::memory::address_space_limit())?;
     if let Some(mqtt) = &config.mqtt {
         agent_config(mqtt)?;
     }
     println!("configuration ok");
     println!("board:       {}", config.board);
-    println!("engine:      {}", arcella_core::EngineFingerprint::of(&config.engine));
+    let [plain, metered] = engines.fingerprints();
+    println!("engine:      {plain}, with fuel metering {metered}");
+    println!("             ({})", engines.profile(false).instrumentation());
     println!("data dir:    {}", config.data_dir.display());
     println!("socket:      {}", config.socket.display());
     Ok(())

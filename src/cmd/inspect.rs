@@ -4,7 +4,6 @@ use super::{CmdError, read_input};
 use crate::cli::InspectArgs;
 use arcella_core::artifact::format;
 use arcella_core::digest::hex;
-use arcella_core::{ArtifactTarget, EngineFingerprint, EngineProfile};
 
 pub fn execute(args: &InspectArgs, json: bool) -> Result<(), CmdError> {
     let bytes = read_input(&args.target)?;
@@ -14,16 +13,18 @@ pub fn execute(args: &InspectArgs, json: bool) -> Result<(), CmdError> {
     })?;
     let h = &artifact.header;
     // Loads here when this machine executes its target and an engine for
-    // that target, with this build's settings, has its fingerprint.
-    let target = ArtifactTarget::from_resolved(&h.fingerprint.target);
-    let loads_here =
-        target.runs_here() && EngineFingerprint::of(&EngineProfile::default().with_target(target)) == h.fingerprint;
+    // that target, with this build's settings (any fuel or epoch variant),
+    // has its fingerprint.
+    let profile = h.fingerprint.standalone_profile();
+    let loads_here = profile.is_some();
+    let instrumentation = profile.map(|p| p.instrumentation());
     if json {
         let value = serde_json::json!({
             "file": args.target.display().to_string(),
             "kind": h.kind.to_string(),
             "fingerprint": h.fingerprint.to_string(),
             "loads_here": loads_here,
+            "instrumentation": instrumentation,
             "code_sha256": hex(&h.code_sha256),
             "code_len": h.code_len,
             "source_name": h.source_name,
@@ -35,7 +36,10 @@ pub fn execute(args: &InspectArgs, json: bool) -> Result<(), CmdError> {
     println!("file:        {}", args.target.display());
     println!("kind:        {}", h.kind);
     println!("fingerprint: {}", h.fingerprint);
-    println!("loads here:  {}", if loads_here { "yes" } else { "no" });
+    match &instrumentation {
+        Some(what) => println!("loads here:  yes ({what})"),
+        None => println!("loads here:  no"),
+    }
     println!("code:        sha256:{} ({} bytes)", hex(&h.code_sha256), h.code_len);
     println!("source:      {} sha256:{}", h.source_name, hex(&h.source_sha256));
     Ok(())

@@ -38,6 +38,9 @@ pub enum CmdError {
     Compile(#[from] arcella_core::artifact::compile::CompileError),
     #[error(transparent)]
     Load(#[from] arcella_core::artifact::LoadError),
+    /// The artifact lacks instrumentation the run asks for (fuel, epoch).
+    #[error("{0}")]
+    Instrumentation(String),
     #[error("{path}: {source}")]
     Format {
         path: String,

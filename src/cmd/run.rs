@@ -3,18 +3,17 @@
 use super::{CmdError, read_input};
 use crate::cli::RunArgs;
 use crate::exit;
+use arcella_core::EngineProfile;
 #[cfg(not(feature = "compiler"))]
 use arcella_core::artifact::LoadError;
 use arcella_core::artifact::{InputKind, Program, format, load};
 use arcella_core::engine::new_engine;
 use arcella_core::run::{Grants, Invocation, Limits, Output, run_blocking};
-use arcella_core::wasmtime::Engine;
-use arcella_core::{ArtifactTarget, EngineProfile};
 use std::path::Path;
 use std::process::ExitCode;
 
 pub fn execute(args: &RunArgs) -> ExitCode {
-    let (engine, profile, program) = match prepare(&args.file) {
+    let (profile, program) = match prepare(args) {
         Ok(loaded) => loaded,
         Err(err) => {
             eprintln!("error: {err}");
@@ -45,7 +44,7 @@ pub fn execute(args: &RunArgs) -> ExitCode {
         stop: None,
         health: None,
     };
-    match run_blocking(&engine, &invocation) {
+    match run_blocking(&invocation) {
         Ok(code) => exit::for_guest(code),
         Err(err) => {
             eprintln!("error: {err}");
@@ -59,8 +58,11 @@ fn module_name(path: &Path) -> String {
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Loads `path` into an engine that can run it.
-fn prepare(path: &Path) -> Result<(Engine, EngineProfile, Program), CmdError> {
+/// Loads the file into an engine that can run it: the artifact's own
+/// variant of the built-in profile (fuel metering and epoch checks as it
+/// was compiled), decoded and hashed once.
+fn prepare(args: &RunArgs) -> Result<(EngineProfile, Program), CmdError> {
+    let path = args.file.as_path();
     let bytes = read_input(path)?;
     let format_err = |source| CmdError::Format {
         path: path.display().to_string(),
@@ -68,35 +70,57 @@ fn prepare(path: &Path) -> Result<(Engine, EngineProfile, Program), CmdError> {
     };
     match InputKind::of(&bytes) {
         InputKind::Artifact => {
-            // The artifact's target picks the engine (a pulley64 artifact
-            // runs in the interpreter); every other setting must match ours.
-            let header = format::decode(&bytes).map_err(format_err)?.header;
-            let target = ArtifactTarget::from_resolved(&header.fingerprint.target);
-            let profile = if target.runs_here() {
-                EngineProfile::default().with_target(target)
-            } else {
-                EngineProfile::default()
-            };
+            let artifact = format::decode(&bytes).map_err(format_err)?;
+            // Unknown settings or a foreign target: the default profile's
+            // fingerprint goes into the mismatch error.
+            let profile = artifact.header.fingerprint.standalone_profile().unwrap_or_default();
+            check_instrumentation(args, &profile, &artifact.header.source_name)?;
+            profile.check_address_space(arcella_core::sys::memory::address_space_limit())?;
             let engine = new_engine(&profile)?;
-            let program = load::load_bytes(&engine, &profile, &bytes, path)?;
-            Ok((engine, profile, program))
+            let program = load::load_decoded(&engine, &profile, &artifact, path)?;
+            Ok((profile, program))
         }
-        InputKind::Wasm(_) | InputKind::Wat => compile_here(path, &bytes),
+        InputKind::Wasm(_) | InputKind::Wat => compile_here(args, &bytes),
         _ if bytes.is_empty() => Err(format_err(arcella_core::artifact::FormatError::Empty)),
         other => Err(format_err(arcella_core::artifact::FormatError::NotAnArtifact(other))),
     }
 }
 
+/// A fuel limit needs fuel metering, a timeout epoch checks: refuses an
+/// artifact compiled without what the run asks for, naming the fix.
+fn check_instrumentation(args: &RunArgs, profile: &EngineProfile, source: &str) -> Result<(), CmdError> {
+    let path = args.file.display();
+    if args.fuel.is_some() && !profile.consume_fuel {
+        return Err(CmdError::Instrumentation(format!(
+            "{path}: --fuel needs fuel metering, which this artifact was compiled without; \
+             recompile it with: arcella compile {source} -o {path} --fuel (or run it without --fuel)"
+        )));
+    }
+    if args.timeout.is_some() && !profile.epoch_interruption {
+        return Err(CmdError::Instrumentation(format!(
+            "{path}: --timeout needs epoch checks, which this artifact was compiled without (--no-epoch); \
+             recompile it with: arcella compile {source} -o {path} (or run it without --timeout)"
+        )));
+    }
+    Ok(())
+}
+
+/// Compiles a .wasm/.wat with only the instrumentation the run needs: fuel
+/// metering for `--fuel`, epoch checks for `--timeout`.
 #[cfg(feature = "compiler")]
-fn compile_here(path: &Path, bytes: &[u8]) -> Result<(Engine, EngineProfile, Program), CmdError> {
-    let profile = EngineProfile::default();
+fn compile_here(args: &RunArgs, bytes: &[u8]) -> Result<(EngineProfile, Program), CmdError> {
+    let profile = EngineProfile::default()
+        .with_fuel(args.fuel.is_some())
+        .with_epoch(args.timeout.is_some());
+    profile.check_address_space(arcella_core::sys::memory::address_space_limit())?;
     let engine = new_engine(&profile)?;
-    let program = load::compile_in_memory(&engine, bytes, &module_name(path))?;
-    Ok((engine, profile, program))
+    let program = load::compile_in_memory(&engine, bytes, &module_name(&args.file))?;
+    Ok((profile, program))
 }
 
 #[cfg(not(feature = "compiler"))]
-fn compile_here(path: &Path, _bytes: &[u8]) -> Result<(Engine, EngineProfile, Program), CmdError> {
+fn compile_here(args: &RunArgs, _bytes: &[u8]) -> Result<(EngineProfile, Program), CmdError> {
+    let path = &args.file;
     Err(CmdError::Load(LoadError::Wasmtime {
         path: path.display().to_string(),
         message: format!(

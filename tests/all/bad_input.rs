@@ -160,7 +160,7 @@ fn an_artifact_for_another_target_names_both_fingerprints_and_the_fix() {
 
 #[test]
 fn an_artifact_for_other_engine_settings_names_the_fix() {
-    let path = arcella_test_programs::artifact("hello_p1", "nofuel");
+    let path = arcella_test_programs::artifact("hello_p1", "smallres");
     let ran = run_file(&path);
     ran.expect_code(code::CANNOT_RUN)
         .stderr_has(&[

@@ -110,7 +110,21 @@ fn inspect_describes_an_artifact_and_whether_it_loads_here() {
             "aarch64-unknown-linux-gnu",
             "no",
         ),
-        ("hello_p1", "nofuel", "core module", host, "no"),
+        ("hello_p1", "smallres", "core module", host, "no"),
+        (
+            "hello_p1",
+            "native-fuel",
+            "core module",
+            host,
+            "yes (fuel metering, epoch checks",
+        ),
+        (
+            "hello_p1",
+            "noepoch",
+            "core module",
+            host,
+            "yes (no fuel metering, no epoch checks",
+        ),
     ] {
         let path = artifact(guest, target);
         arcella([std::path::Path::new("inspect"), &path])

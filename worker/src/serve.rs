@@ -2,7 +2,7 @@
 
 use crate::WorkerError;
 use arcella_core::artifact::{ArtifactKind, Program};
-use arcella_core::engine::new_engine;
+use arcella_core::engine::EngineSet;
 use arcella_core::fingerprint::EngineFingerprint;
 use arcella_core::protocol::worker::{
     self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, WorkerUsage, receive, send,
@@ -10,6 +10,7 @@ use arcella_core::protocol::worker::{
 use arcella_core::run::{self, HealthCheck, Invocation, LogBook, Output, StopFlag, ticker::EpochTicker};
 use arcella_core::sys::seqpacket::SeqPacket;
 use arcella_core::wasmtime::{self, Engine};
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
@@ -48,15 +49,15 @@ pub async fn serve(link: SeqPacket, executor: Arc<smol::Executor<'static>>) -> R
     else {
         return Err(WorkerError::NoHello(format!("{message:?}")));
     };
-    let engine = match handshake(version, &profile, &fingerprint, seccomp) {
-        Ok((engine, report)) => {
+    let engines = match handshake(version, &profile, &fingerprint, seccomp) {
+        Ok((engines, report)) => {
             let ready = FromWorker::Ready {
                 version: WORKER_PROTOCOL_VERSION,
                 pid: std::process::id(),
                 seccomp: report,
             };
             send(&link, &ready, None).await?;
-            engine
+            engines
         }
         Err(reason) => {
             send(&link, &FromWorker::Refused { reason: reason.clone() }, None).await?;
@@ -67,7 +68,7 @@ pub async fn serve(link: SeqPacket, executor: Arc<smol::Executor<'static>>) -> R
     let writer = executor.spawn(write_loop(link.clone(), queued));
     let instances = Arc::new(Mutex::new(Instances::default()));
     let context = Context {
-        engine,
+        engines,
         profile,
         outbox,
         instances,
@@ -88,7 +89,7 @@ fn handshake(
     profile: &arcella_core::engine::EngineProfile,
     fingerprint: &str,
     seccomp: bool,
-) -> Result<(Engine, String), String> {
+) -> Result<(EngineSet, String), String> {
     if version != WORKER_PROTOCOL_VERSION {
         return Err(format!(
             "the daemon speaks worker protocol {version}, this arcella-worker speaks {WORKER_PROTOCOL_VERSION}; \
@@ -102,7 +103,8 @@ fn handshake(
              install the arcella-worker built with the daemon"
         ));
     }
-    let engine = new_engine(profile).map_err(|e| e.to_string())?;
+    // Both fuel variants; the metered engine is made when first needed.
+    let engines = EngineSet::new(profile).map_err(|e| e.to_string())?;
     let report = if !seccomp {
         "seccomp is off (workers.seccomp = false)".to_owned()
     } else {
@@ -116,11 +118,11 @@ fn handshake(
             Err(e) => return Err(format!("cannot install the seccomp allowlist: {e}")),
         }
     };
-    Ok((engine, report))
+    Ok((engines, report))
 }
 
 struct Context {
-    engine: Engine,
+    engines: EngineSet,
     profile: arcella_core::engine::EngineProfile,
     outbox: async_channel::Sender<FromWorker>,
     instances: Arc<Mutex<Instances>>,
@@ -169,9 +171,18 @@ impl Context {
     }
 
     async fn start(&self, instance: InstanceId, spec: InstanceSpec, fd: Option<OwnedFd>) {
-        let program = match fd {
-            Some(fd) => load(&self.engine, spec.kind, File::from(fd)).map_err(|e| format!("{}: {e}", spec.name)),
-            None => Err(format!("{}: the start request came without its code file", spec.name)),
+        // The daemon gives a fuel-metered artifact a fuel limit (unbounded
+        // if its deployment sets none), and refuses a limit without metering.
+        let engine = self
+            .engines
+            .engine(spec.limits.fuel.is_some())
+            .map_err(|e| format!("{}: {e}", spec.name));
+        let program = match (fd, engine) {
+            (_, Err(reason)) => Err(reason),
+            (Some(fd), Ok(engine)) => {
+                load(engine, spec.kind, File::from(fd)).map_err(|e| format!("{}: {e}", spec.name))
+            }
+            (None, Ok(_)) => Err(format!("{}: the start request came without its code file", spec.name)),
         };
         let program = match program {
             Ok(program) => program,
@@ -209,8 +220,7 @@ impl Context {
                 }
             })
             .detach();
-        let engine = self.engine.clone();
-        let profile = self.profile.clone();
+        let profile = self.profile.clone().with_fuel(spec.limits.fuel.is_some());
         let instances = self.instances.clone();
         let flag = stop.clone();
         let check = health.clone();
@@ -228,7 +238,7 @@ impl Context {
                 stop: Some(flag),
                 health: Some(check),
             };
-            let outcome = run::run(&engine, &invocation).await.map_err(|e| e.to_string());
+            let outcome = run::run(&invocation).await.map_err(|e| e.to_string());
             {
                 let mut instances = lock(&instances);
                 instances.running.remove(&instance);
@@ -241,7 +251,7 @@ impl Context {
         {
             let mut instances = lock(&self.instances);
             if instances.ticker.is_none() {
-                match EpochTicker::start(&self.engine) {
+                match self.engines.ticker() {
                     Ok(ticker) => instances.ticker = Some(ticker),
                     Err(e) => log::error!("cannot start the epoch thread: {e}; timeouts will not fire"),
                 }
@@ -263,9 +273,10 @@ impl Context {
 /// Maps the code file the daemon verified and passed.
 fn load(engine: &Engine, kind: ArtifactKind, mut file: File) -> Result<Program, String> {
     match kind {
-        // SAFETY: the daemon hashed this file against its sealed header and
-        // checked the engine fingerprint before passing the descriptor; the
-        // store never rewrites a code file in place.
+        // SAFETY: the file was hashed against its sealed header when it
+        // entered the daemon's store; the daemon checked the engine
+        // fingerprint and the file's size and wasmtime header before passing
+        // the descriptor, and the store never rewrites a code file in place.
         ArtifactKind::Module => unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
             .map(Program::Module)
             .map_err(|e| format!("cannot load its code: {e:#}")),

@@ -19,6 +19,7 @@ use super::registry::{ModuleRecord, Registry};
 use super::uploads::Uploads;
 use super::workers::{Host, WorkerPool};
 use crate::artifact::{ArtifactStore, Program};
+use crate::engine::EngineSet;
 use crate::manifest::Validated;
 use crate::protocol::{ErrorKind, Event, ModuleState, RemoteError};
 use crate::run::LogBook;
@@ -26,7 +27,6 @@ use crate::run::ticker::EpochTicker;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
-use wasmtime::Engine;
 
 /// Events queued per follower before new ones are dropped for it.
 const FOLLOWER_QUEUE: usize = 256;
@@ -38,7 +38,8 @@ pub struct Supervisor {
 }
 
 struct Inner {
-    engine: Engine,
+    /// One engine per fuel variant (engine/set.rs).
+    engines: EngineSet,
     config: DaemonConfig,
     store: ArtifactStore,
     registry: Registry,
@@ -135,16 +136,18 @@ struct Loaded {
     hears_shutdown: bool,
     /// Whether it exports the health call (core modules).
     has_health: bool,
+    /// Whether its artifact meters fuel (compiled with `--fuel`).
+    metered: bool,
 }
 
 impl Loaded {
-    fn new(engine: &Engine, program: Program, manifests: Validated) -> Self {
+    fn new(program: Program, manifests: Validated, metered: bool) -> Self {
         let (module, function) = crate::run::SHUTDOWN_IMPORT;
         let hears_shutdown = match &program {
             Program::Module(m) => m.imports().any(|i| i.module() == module && i.name() == function),
             Program::Component(c) => c
                 .component_type()
-                .imports(engine)
+                .imports(c.engine())
                 .any(|(name, _)| name == crate::run::SHUTDOWN_INTERFACE),
         };
         let has_health = match &program {
@@ -156,6 +159,7 @@ impl Loaded {
             manifests,
             hears_shutdown,
             has_health,
+            metered,
         }
     }
 }
@@ -172,7 +176,7 @@ pub struct Executors {
 impl Supervisor {
     /// A supervisor over the given parts, with no modules loaded yet.
     pub fn new(
-        engine: Engine,
+        engines: EngineSet,
         config: DaemonConfig,
         store: ArtifactStore,
         registry: Registry,
@@ -181,7 +185,7 @@ impl Supervisor {
     ) -> Self {
         let workers = WorkerPool::new(&config.workers, &config.engine, executors.control.clone());
         let inner = Inner {
-            engine,
+            engines,
             workers,
             config,
             store,

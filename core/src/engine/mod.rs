@@ -6,6 +6,10 @@
 //! so an artifact's wasm features and tunables always match the engine that
 //! loads it (shared/dependency-facts.md, gotcha 1).
 
+mod set;
+
+pub use set::EngineSet;
+
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
@@ -54,6 +58,17 @@ impl ArtifactTarget {
     pub fn runs_here(&self) -> bool {
         let resolved = self.resolved();
         resolved == HOST_TRIPLE || *self == Self::host_pulley() || resolved == Self::host_pulley().resolved()
+    }
+
+    /// Whether code for this target runs in a 32-bit address space (where
+    /// a 4 GiB reservation per linear memory is impossible).
+    pub fn is_32_bit(&self) -> bool {
+        match self {
+            Self::Native => cfg!(target_pointer_width = "32"),
+            Self::Pulley32 => true,
+            Self::Pulley64 => false,
+            Self::Triple(triple) => ARCHES_32.contains(&triple.split('-').next().unwrap_or_default()),
+        }
     }
 
     /// Parses a resolved target name (as recorded in a fingerprint) back.
@@ -105,8 +120,60 @@ impl<'de> Deserialize<'de> for ArtifactTarget {
     }
 }
 
+/// Architectures of 32-bit Linux targets Arcella knows.
+pub(crate) const ARCHES_32: [&str; 8] = [
+    "armv7",
+    "arm",
+    "armv6",
+    "thumbv7neon",
+    "i686",
+    "i586",
+    "riscv32gc",
+    "mipsel",
+];
+
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
+const GIB: u64 = 1024 * MIB;
+
+/// Where each linear memory lives: the default on 64-bit targets is
+/// wasmtime's own (4 GiB reserved + 32 MiB guard: bounds checks become
+/// guard-page faults), on 32-bit targets a small reservation with explicit
+/// bounds checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLayout {
+    pub reservation: u64,
+    pub guard_size: u64,
+    pub reservation_for_growth: u64,
+}
+
+impl MemoryLayout {
+    /// wasmtime 48's defaults for 64-bit hosts (`Tunables::default_u64`).
+    pub const LARGE: Self = Self {
+        reservation: 4 * GIB,
+        guard_size: 32 * MIB,
+        reservation_for_growth: 2 * GIB,
+    };
+    /// Arcella's small profile: 32-bit targets, and boards whose processes
+    /// run under an address-space limit (`ulimit -v`).
+    pub const SMALL: Self = Self {
+        reservation: 32 * MIB,
+        guard_size: 64 * KIB,
+        reservation_for_growth: MIB,
+    };
+
+    /// Virtual address space one linear memory of at most `reservation`
+    /// bytes takes: the reservation and its guard.
+    pub fn span(&self) -> u64 {
+        self.reservation.saturating_add(self.guard_size)
+    }
+
+    /// Whether the guard pages stand in for bounds checks on every 32-bit
+    /// memory access (the reservation covers the whole 4 GiB index space).
+    pub fn elides_bounds_checks(&self) -> bool {
+        self.reservation >= 4 * GIB
+    }
+}
 
 /// Engine settings that matter on a small device.
 ///
@@ -119,22 +186,28 @@ const MIB: u64 = 1024 * KIB;
 pub struct EngineProfile {
     /// *artifact*: native code or pulley bytecode, and for which machine.
     pub target: ArtifactTarget,
-    /// *artifact*: count instructions so `--fuel` can bound a guest.
+    /// *artifact*: count instructions so a fuel limit can bound a guest.
+    /// Off by default: it costs about a quarter of the guest's speed, so
+    /// only modules with a fuel limit should carry it (`arcella compile
+    /// --fuel`). An engine set ([`EngineSet`]) loads both variants.
     pub consume_fuel: bool,
     /// *artifact*: check an epoch counter at loop heads and calls, so a
     /// guest can be interrupted (timeouts) and made to yield (fair sharing).
+    /// The daemon needs it; `arcella run` without `--timeout` does not.
     pub epoch_interruption: bool,
-    /// *artifact*: virtual address space reserved per linear memory. Wasmtime
-    /// defaults to 4 GiB (+ guards) on 64-bit hosts, which lets it elide
-    /// bounds checks but makes `ulimit -v` and 32-bit devices impossible; a
-    /// few MiB keeps many modules within a 256 MiB device, at the price of
-    /// explicit bounds checks.
-    pub memory_reservation: u64,
-    /// *artifact*: guard region after each linear memory.
-    pub memory_guard_size: u64,
-    /// *artifact*: extra room reserved when a memory grows, so that growth
-    /// does not always move it.
-    pub memory_reservation_for_growth: u64,
+    /// *artifact*: virtual address space reserved per linear memory; unset,
+    /// the target's default ([`MemoryLayout::LARGE`] on 64-bit targets,
+    /// [`MemoryLayout::SMALL`] on 32-bit ones). A reservation below 4 GiB
+    /// costs an explicit bounds check on every memory access but fits
+    /// `ulimit -v` and 32-bit address spaces.
+    pub memory_reservation: Option<u64>,
+    /// *artifact*: guard region after each linear memory; unset, the
+    /// target's default.
+    pub memory_guard_size: Option<u64>,
+    /// *artifact*: extra room reserved when a memory outgrows its
+    /// reservation, so that growth does not always move it; unset, the
+    /// target's default.
+    pub memory_reservation_for_growth: Option<u64>,
     /// Largest wasm stack a guest may use before it traps with a stack
     /// overflow.
     pub max_wasm_stack: usize,
@@ -149,11 +222,11 @@ impl Default for EngineProfile {
     fn default() -> Self {
         Self {
             target: ArtifactTarget::Native,
-            consume_fuel: true,
+            consume_fuel: false,
             epoch_interruption: true,
-            memory_reservation: 32 * MIB,
-            memory_guard_size: 64 * KIB,
-            memory_reservation_for_growth: MIB,
+            memory_reservation: None,
+            memory_guard_size: None,
+            memory_reservation_for_growth: None,
             max_wasm_stack: 512 * KIB as usize,
             async_stack_size: 1024 * KIB as usize,
         }
@@ -165,6 +238,68 @@ impl EngineProfile {
     pub fn with_target(mut self, target: ArtifactTarget) -> Self {
         self.target = target;
         self
+    }
+
+    /// The same profile with or without fuel metering.
+    pub fn with_fuel(mut self, consume_fuel: bool) -> Self {
+        self.consume_fuel = consume_fuel;
+        self
+    }
+
+    /// The same profile with or without epoch checks.
+    pub fn with_epoch(mut self, epoch_interruption: bool) -> Self {
+        self.epoch_interruption = epoch_interruption;
+        self
+    }
+
+    /// What the profile compiles into guest code besides the guest, in words.
+    pub fn instrumentation(&self) -> String {
+        let fuel = if self.consume_fuel {
+            "fuel metering"
+        } else {
+            "no fuel metering"
+        };
+        let epoch = if self.epoch_interruption {
+            "epoch checks"
+        } else {
+            "no epoch checks"
+        };
+        let layout = self.memory_layout();
+        let bounds = if layout.elides_bounds_checks() {
+            "guard-page bounds checks"
+        } else {
+            "explicit bounds checks"
+        };
+        format!("{fuel}, {epoch}, {bounds}")
+    }
+
+    /// The linear-memory layout: the fields set, the target's defaults for
+    /// the rest.
+    pub fn memory_layout(&self) -> MemoryLayout {
+        let default = if self.target.is_32_bit() {
+            MemoryLayout::SMALL
+        } else {
+            MemoryLayout::LARGE
+        };
+        MemoryLayout {
+            reservation: self.memory_reservation.unwrap_or(default.reservation),
+            guard_size: self.memory_guard_size.unwrap_or(default.guard_size),
+            reservation_for_growth: self
+                .memory_reservation_for_growth
+                .unwrap_or(default.reservation_for_growth),
+        }
+    }
+
+    /// Refuses a layout that cannot work under the process's address-space
+    /// limit (`ulimit -v`, systemd's `LimitAS=`), if it has one: every
+    /// module would fail to start with an anonymous mmap error instead.
+    pub fn check_address_space(&self, limit: Option<u64>) -> Result<(), EngineError> {
+        let Some(limit) = limit else { return Ok(()) };
+        let span = self.memory_layout().span();
+        if span.saturating_mul(ADDRESS_SPACE_SHARE) <= limit {
+            return Ok(());
+        }
+        Err(EngineError::AddressSpace { limit, span })
     }
 
     /// Checks the relations between fields that wasmtime would otherwise
@@ -179,13 +314,14 @@ impl EngineProfile {
                 self.async_stack_size, self.max_wasm_stack
             )));
         }
-        if self.memory_reservation < 64 * KIB {
+        let layout = self.memory_layout();
+        if layout.reservation < 64 * KIB {
             return Err(EngineError::Invalid(format!(
                 "memory_reservation ({}) must be at least one wasm page (65536)",
-                self.memory_reservation
+                layout.reservation
             )));
         }
-        if self.target == ArtifactTarget::Pulley32 && self.memory_reservation > u64::from(u32::MAX) {
+        if self.target.is_32_bit() && layout.span() > u64::from(u32::MAX) {
             return Err(EngineError::Invalid(
                 "memory_reservation does not fit a 32-bit address space (target pulley32)".into(),
             ));
@@ -203,6 +339,14 @@ pub enum EngineError {
     BadTarget(String),
     #[error("invalid engine profile: {0}")]
     Invalid(String),
+    #[error(
+        "this process may map at most {} of address space (ulimit -v, systemd LimitAS=), but each linear memory \
+         reserves {} (memory_reservation + memory_guard_size), so modules could not start. Use a board whose \
+         [engine] keeps small reservations (one with an `address_space` key, such as small-128m), set [engine] \
+         memory_reservation (e.g. 33554432) in arcella.toml, or lift the limit",
+        crate::units::format_bytes(*.limit), crate::units::format_bytes(*.span)
+    )]
+    AddressSpace { limit: u64, span: u64 },
     #[error("wasmtime rejected the engine settings for target {target}: {source}")]
     Wasmtime {
         target: String,
@@ -210,6 +354,10 @@ pub enum EngineError {
         source: wasmtime::Error,
     },
 }
+
+/// An address-space limit must leave room for this many linear memories
+/// (and the process itself).
+pub const ADDRESS_SPACE_SHARE: u64 = 4;
 
 /// The one function that turns a profile into a wasmtime [`Config`].
 pub fn build_config(profile: &EngineProfile) -> Result<Config, EngineError> {
@@ -226,13 +374,14 @@ pub fn build_config(profile: &EngineProfile) -> Result<Config, EngineError> {
             config.target(other.resolved()).map_err(wasmtime_err)?;
         }
     }
+    let layout = profile.memory_layout();
     config
         .wasm_component_model(true)
         .consume_fuel(profile.consume_fuel)
         .epoch_interruption(profile.epoch_interruption)
-        .memory_reservation(profile.memory_reservation)
-        .memory_guard_size(profile.memory_guard_size)
-        .memory_reservation_for_growth(profile.memory_reservation_for_growth)
+        .memory_reservation(layout.reservation)
+        .memory_guard_size(layout.guard_size)
+        .memory_reservation_for_growth(layout.reservation_for_growth)
         .max_wasm_stack(profile.max_wasm_stack)
         .async_stack_size(profile.async_stack_size);
     Ok(config)
@@ -281,11 +430,47 @@ mod tests {
     }
 
     #[test]
+    fn large_reservations_are_the_default_on_64_bit_targets_only() {
+        let pulley64 = EngineProfile::default().with_target(ArtifactTarget::Pulley64);
+        assert_eq!(pulley64.memory_layout(), MemoryLayout::LARGE);
+        assert!(pulley64.memory_layout().elides_bounds_checks());
+        let armv7 =
+            EngineProfile::default().with_target(ArtifactTarget::Triple("armv7-unknown-linux-gnueabihf".into()));
+        assert_eq!(armv7.memory_layout(), MemoryLayout::SMALL);
+        let pulley32 = EngineProfile::default().with_target(ArtifactTarget::Pulley32);
+        assert_eq!(pulley32.memory_layout(), MemoryLayout::SMALL);
+        pulley32.validate().unwrap();
+        let too_big = EngineProfile {
+            memory_reservation: Some(4 << 30),
+            ..pulley32
+        };
+        assert!(too_big.validate().is_err());
+    }
+
+    #[test]
+    fn an_address_space_limit_refuses_large_reservations_and_says_what_to_do() {
+        let large = EngineProfile::default().with_target(ArtifactTarget::Pulley64);
+        large.check_address_space(None).unwrap();
+        let err = large.check_address_space(Some(256 << 20)).unwrap_err().to_string();
+        assert!(
+            err.contains("256 MiB") && err.contains("memory_reservation") && err.contains("small-128m"),
+            "{err}"
+        );
+        let small = EngineProfile {
+            memory_reservation: Some(16 << 20),
+            memory_guard_size: Some(64 << 10),
+            ..large
+        };
+        small.check_address_space(Some(256 << 20)).unwrap();
+    }
+
+    #[test]
     fn profile_parses_from_toml_and_refuses_unknown_keys() {
         let profile: EngineProfile = toml::from_str("target = \"pulley32\"\nmemory_reservation = 1048576").unwrap();
         assert_eq!(profile.target, ArtifactTarget::Pulley32);
-        assert_eq!(profile.memory_reservation, 1 << 20);
-        assert!(profile.consume_fuel, "unset keys keep their defaults");
+        assert_eq!(profile.memory_layout().reservation, 1 << 20);
+        assert!(profile.epoch_interruption, "unset keys keep their defaults");
+        assert_eq!(profile.memory_layout().guard_size, MemoryLayout::SMALL.guard_size);
 
         let err = toml::from_str::<EngineProfile>("memory_reservatoin = 1").unwrap_err();
         assert!(err.to_string().contains("memory_reservatoin"), "{err}");
