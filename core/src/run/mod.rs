@@ -209,8 +209,7 @@ impl Output {
 
 /// Runs a command and returns its exit code, blocking this thread, which
 /// also drives wasmtime-wasi's tokio context (a current-thread runtime).
-/// Only a timeout starts threads: the epoch ticker, and async-io's for the
-/// deadline timer.
+/// Only a timeout starts a thread: the epoch ticker.
 pub fn run_blocking(command: &Invocation<'_>) -> Result<i32, RunError> {
     let setup = |message: String| RunError::Setup {
         module: command.name.to_owned(),
@@ -248,9 +247,12 @@ pub async fn run(command: &Invocation<'_>) -> Result<i32, RunError> {
     };
     let result = match deadline {
         Some(deadline) => {
-            // Catches a guest blocked in a host call, where no epoch check runs.
+            // Catches a guest blocked in a host call, where no epoch check
+            // runs. A tokio timer: the tokio context wasmtime-wasi needs is
+            // there anyway, so `arcella run --timeout` needs no async-io
+            // thread for it.
             let timer = async {
-                smol::Timer::at(deadline).await;
+                tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
                 Err(GuestFailure::TimedOut)
             };
             smol::future::or(guest, timer).await
