@@ -447,6 +447,33 @@ mod tests {
         assert!(too_big.validate().is_err());
     }
 
+    /// Issue 13's requirement that growth up to a module's limit never
+    /// copies its memory: true with the 64-bit default layout (a 32-bit
+    /// memory can never outgrow its 4 GiB reservation); the small profile
+    /// moves a memory that outgrows its reservation (docs/artifacts.md).
+    #[cfg(all(feature = "compiler", target_pointer_width = "64"))]
+    #[test]
+    fn memory_grows_in_place_with_large_reservations_and_moves_past_a_small_one() {
+        let grows_in_place = |profile: &EngineProfile| {
+            let engine = new_engine(profile).unwrap();
+            let module = wasmtime::Module::new(&engine, "(module (memory (export \"m\") 1))").unwrap();
+            let mut store = wasmtime::Store::new(&engine, ());
+            let instance = wasmtime::Instance::new(&mut store, &module, &[]).unwrap();
+            let memory = instance.get_memory(&mut store, "m").unwrap();
+            let before = memory.data_ptr(&store);
+            memory.grow(&mut store, 1024).unwrap(); // to 64 MiB + 1 page
+            before == memory.data_ptr(&store)
+        };
+        assert!(grows_in_place(&EngineProfile::default()));
+        let small = EngineProfile {
+            memory_reservation: Some(16 << 20),
+            memory_guard_size: Some(64 << 10),
+            memory_reservation_for_growth: Some(1 << 20),
+            ..EngineProfile::default()
+        };
+        assert!(!grows_in_place(&small));
+    }
+
     #[test]
     fn an_address_space_limit_refuses_large_reservations_and_says_what_to_do() {
         let large = EngineProfile::default().with_target(ArtifactTarget::Pulley64);
