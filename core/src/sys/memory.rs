@@ -28,9 +28,11 @@ pub fn limit_malloc_arenas() {
 /// `LimitAS=`), or `None` when unlimited or unreadable.
 pub fn address_space_limit() -> Option<u64> {
     let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_AS).ok()?;
+    if soft == nix::sys::resource::RLIM_INFINITY {
+        return None;
+    }
     #[allow(clippy::useless_conversion)] // rlim_t is 32 bits on armv7
-    let soft = u64::from(soft);
-    (soft != u64::from(nix::sys::resource::RLIM_INFINITY)).then_some(soft)
+    Some(u64::from(soft))
 }
 
 #[cfg(test)]
