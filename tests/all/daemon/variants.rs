@@ -66,3 +66,33 @@ fn an_artifact_without_epoch_checks_is_refused_at_install() {
         .stderr_has(&["compiled for engine", "this engine is", "arcella compile hello_p1.wasm"])
         .no_panic();
 }
+
+/// A daemon start trusts the store's sealed record instead of re-hashing
+/// each code file (docs/security.md, "The artifact store"), and still
+/// refuses one whose size does not match: the module is kept, not run,
+/// and says to reinstall it.
+#[test]
+fn a_truncated_code_file_is_refused_at_the_next_start() {
+    let mut daemon = Daemon::start();
+    daemon
+        .install("hello_p1", Some(&component("kept")), &command("main", ""))
+        .expect_code(0);
+    daemon.wait_for("kept", WAIT, "exited", |s| state_name(s) == "Exited");
+    daemon.terminate();
+    let store = daemon.data_dir().join("artifacts");
+    let code = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "code"))
+        .unwrap();
+    let bytes = std::fs::read(&code).unwrap();
+    std::fs::write(&code, &bytes[..bytes.len() / 2]).unwrap();
+
+    daemon.spawn();
+    let status = daemon.status("kept").expect("the module is still installed");
+    let error = status["last_error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("damaged") && error.contains("bytes") && error.contains("reinstall"),
+        "{status}"
+    );
+}
