@@ -169,9 +169,10 @@ impl MemoryLayout {
     }
 
     /// Whether the guard pages stand in for bounds checks on every 32-bit
-    /// memory access (the reservation covers the whole 4 GiB index space).
+    /// memory access (the reservation covers the whole 4 GiB index space;
+    /// native code only: pulley always checks).
     pub fn elides_bounds_checks(&self) -> bool {
-        self.reservation >= 4 * GIB
+        self.reservation >= 4 * GIB && self.guard_size > 0
     }
 }
 
@@ -276,11 +277,16 @@ impl EngineProfile {
     /// The linear-memory layout: the fields set, the target's defaults for
     /// the rest.
     pub fn memory_layout(&self) -> MemoryLayout {
-        let default = if self.target.is_32_bit() {
+        let mut default = if self.target.is_32_bit() {
             MemoryLayout::SMALL
         } else {
             MemoryLayout::LARGE
         };
+        // As wasmtime: pulley never uses signals-based traps, so guard
+        // pages cannot replace its bounds checks; it reserves none.
+        if matches!(self.target, ArtifactTarget::Pulley32 | ArtifactTarget::Pulley64) {
+            default.guard_size = 0;
+        }
         MemoryLayout {
             reservation: self.memory_reservation.unwrap_or(default.reservation),
             guard_size: self.memory_guard_size.unwrap_or(default.guard_size),
@@ -431,14 +437,17 @@ mod tests {
 
     #[test]
     fn large_reservations_are_the_default_on_64_bit_targets_only() {
+        let native = EngineProfile::default().with_target(ArtifactTarget::Triple("aarch64-unknown-linux-gnu".into()));
+        assert_eq!(native.memory_layout(), MemoryLayout::LARGE);
+        assert!(native.memory_layout().elides_bounds_checks());
         let pulley64 = EngineProfile::default().with_target(ArtifactTarget::Pulley64);
-        assert_eq!(pulley64.memory_layout(), MemoryLayout::LARGE);
-        assert!(pulley64.memory_layout().elides_bounds_checks());
+        assert_eq!(pulley64.memory_layout().reservation, MemoryLayout::LARGE.reservation);
+        assert_eq!(pulley64.memory_layout().guard_size, 0, "wasmtime's pulley default");
         let armv7 =
             EngineProfile::default().with_target(ArtifactTarget::Triple("armv7-unknown-linux-gnueabihf".into()));
         assert_eq!(armv7.memory_layout(), MemoryLayout::SMALL);
         let pulley32 = EngineProfile::default().with_target(ArtifactTarget::Pulley32);
-        assert_eq!(pulley32.memory_layout(), MemoryLayout::SMALL);
+        assert_eq!(pulley32.memory_layout().reservation, MemoryLayout::SMALL.reservation);
         pulley32.validate().unwrap();
         let too_big = EngineProfile {
             memory_reservation: Some(4 << 30),
@@ -497,7 +506,11 @@ mod tests {
         assert_eq!(profile.target, ArtifactTarget::Pulley32);
         assert_eq!(profile.memory_layout().reservation, 1 << 20);
         assert!(profile.epoch_interruption, "unset keys keep their defaults");
-        assert_eq!(profile.memory_layout().guard_size, MemoryLayout::SMALL.guard_size);
+        assert_eq!(
+            profile.memory_layout().guard_size,
+            0,
+            "no guard pages for pulley, as wasmtime"
+        );
 
         let err = toml::from_str::<EngineProfile>("memory_reservatoin = 1").unwrap_err();
         assert!(err.to_string().contains("memory_reservatoin"), "{err}");
