@@ -96,3 +96,38 @@ fn a_truncated_code_file_is_refused_at_the_next_start() {
         "{status}"
     );
 }
+
+/// A daemon with the compiler compiles an uploaded `.wasm` with fuel
+/// metering exactly when its deployment sets a fuel limit.
+#[cfg(feature = "compiler")]
+#[test]
+fn an_uploaded_wasm_is_compiled_with_fuel_metering_when_its_deployment_needs_it() {
+    let daemon = Daemon::start();
+    let dir = daemon.dir.path();
+    let wasm = crate::support::wasm("cpu_loop_p1");
+    for (name, limits) in [("metered", "fuel = 100000"), ("plain", "")] {
+        let component = write(dir, &format!("{name}-c.toml"), &component(name));
+        let deployment = write(dir, &format!("{name}-d.toml"), &command("worker", limits));
+        daemon.install_file(&wasm, &component, &deployment).expect_code(0);
+    }
+    let status = daemon.wait_for("metered", WAIT, "failed", |s| state_name(s) == "Failed");
+    let reason = status["summary"]["state"]["Failed"]["reason"].as_str().unwrap();
+    assert!(reason.contains("fuel exhausted"), "{reason}");
+    let status = daemon.wait_for("plain", WAIT, "exited", |s| state_name(s) == "Exited");
+    assert_eq!(status["summary"]["state"]["Exited"]["code"], 0, "{status}");
+    let inspected = daemon.cli(["inspect", "metered"]);
+    let plain = daemon.cli(["inspect", "plain"]);
+    assert_ne!(
+        inspected
+            .expect_code(0)
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("fingerprint")),
+        plain
+            .expect_code(0)
+            .stdout
+            .lines()
+            .find(|l| l.starts_with("fingerprint")),
+        "two variants"
+    );
+}
