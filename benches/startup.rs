@@ -73,7 +73,7 @@ fn hello_from_store() {
             stop: None,
             health: None,
         };
-        assert_eq!(run_blocking(&engine, &invocation).expect("run"), 0);
+        assert_eq!(run_blocking(&invocation).expect("run"), 0);
     });
     report(
         "hello: store load + instantiate + run",
@@ -155,7 +155,7 @@ fn cpu_native_vs_pulley() {
         let mut runs: Vec<Duration> = (0..5)
             .map(|_| {
                 let start = Instant::now();
-                assert_eq!(run_blocking(&engine, &invocation).expect("run"), 0);
+                assert_eq!(run_blocking(&invocation).expect("run"), 0);
                 start.elapsed()
             })
             .collect();

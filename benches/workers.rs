@@ -181,7 +181,7 @@ async fn worker_vs_in_process(bench: &Bench, profile: &EngineProfile) {
             health: None,
         };
         let asked = Instant::now();
-        assert_eq!(run::run(&engine, &invocation).await.expect("runs"), 0);
+        assert_eq!(run::run(&invocation).await.expect("runs"), 0);
         local.push(asked.elapsed());
     }
     let (r50, l50) = (percentile(&mut remote, 0.5), percentile(&mut local, 0.5));

@@ -395,6 +395,16 @@ pub struct CompileArgs {
     /// then the boards built into arcella].
     #[arg(long, env = "ARCELLA_BOARDS_DIR", value_name = "DIR")]
     pub boards_dir: Option<PathBuf>,
+    /// Compile in fuel metering, which a fuel limit (`--fuel N`,
+    /// `limits.fuel`) needs. It costs about a quarter of the guest's speed,
+    /// so leave it out for modules without a fuel limit.
+    #[arg(long)]
+    pub fuel: bool,
+    /// Leave out epoch checks (about a fifth of the guest's speed): for
+    /// `arcella run` without `--timeout` only; the daemon refuses such
+    /// artifacts (it needs them to share its thread and to stop guests).
+    #[arg(long)]
+    pub no_epoch: bool,
 }
 
 #[derive(Debug, clap::Args)]

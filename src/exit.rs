@@ -30,11 +30,6 @@ pub const STACK: u8 = 203;
 /// The guest ran past `--timeout`.
 pub const TIMEOUT: u8 = 204;
 
-/// `run`: the guest ignored SIGINT/SIGTERM's shutdown call past its grace;
-/// the code is 128 + the signal's number, as a shell reports a process a
-/// signal ended (130 for SIGINT, 143 for SIGTERM).
-pub const SIGNALLED: u8 = 128;
-
 /// A failed command as it is reported: its exit code, a kind a script can
 /// act on (docs/cli.md lists them), and a message a person can.
 #[derive(Debug)]
@@ -95,6 +90,7 @@ impl From<&RunError> for Failure {
             RunError::NotACommand { .. }
             | RunError::Grant { .. }
             | RunError::Setup { .. }
+            | RunError::NotMetered { .. }
             | RunError::Remote { .. } => (CANNOT_RUN, "cannot_run"),
         };
         Failure::with_code(code, kind, err)

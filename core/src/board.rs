@@ -48,6 +48,12 @@ pub struct Board {
     /// What all modules together may declare (`limits.memory`).
     #[serde(deserialize_with = "size")]
     pub memory_budget: u64,
+    /// The address-space limit (`ulimit -v`, systemd `LimitAS=`) the
+    /// board's daemon and workers run under, if any. A board that sets it
+    /// must keep its linear-memory reservations small enough that four fit
+    /// (64-bit targets otherwise reserve 4 GiB per memory).
+    #[serde(default, deserialize_with = "opt_size")]
+    pub address_space: Option<u64>,
     /// Limits a deployment gets when it names none.
     #[serde(default)]
     pub module_defaults: ModuleDefaults,
@@ -124,16 +130,7 @@ const MAX_RESERVATION_32: u64 = 1 << 30;
 /// Architectures Cranelift (wasmtime 48) generates code for.
 const NATIVE_ARCHES: [&str; 4] = ["x86_64", "aarch64", "riscv64gc", "s390x"];
 const ARCHES_64: [&str; 6] = ["x86_64", "aarch64", "riscv64gc", "riscv64", "s390x", "powerpc64le"];
-const ARCHES_32: [&str; 8] = [
-    "armv7",
-    "arm",
-    "armv6",
-    "thumbv7neon",
-    "i686",
-    "i586",
-    "riscv32gc",
-    "mipsel",
-];
+use crate::engine::ARCHES_32;
 
 impl Board {
     /// Reads and validates a board file.
@@ -202,10 +199,14 @@ impl Board {
         self.device_profile()
             .validate()
             .map_err(|e| invalid("engine", e.to_string()))?;
+        if let Some(limit) = self.address_space {
+            self.device_profile()
+                .check_address_space(Some(limit))
+                .map_err(|e| invalid("engine.memory_reservation", format!("address_space: {e}")))?;
+        }
         if self.is_32_bit() {
-            let span = self.engine.memory_reservation
-                + self.engine.memory_guard_size
-                + self.engine.memory_reservation_for_growth;
+            let layout = self.device_profile().memory_layout();
+            let span = layout.span() + layout.reservation_for_growth;
             if span > MAX_RESERVATION_32 {
                 return Err(invalid(
                     "engine.memory_reservation",
@@ -343,11 +344,12 @@ impl Board {
             "epoch_interruption".into(),
             toml::Value::Boolean(profile.epoch_interruption),
         );
-        engine.insert("memory_reservation".into(), int(profile.memory_reservation));
-        engine.insert("memory_guard_size".into(), int(profile.memory_guard_size));
+        let layout = profile.memory_layout();
+        engine.insert("memory_reservation".into(), int(layout.reservation));
+        engine.insert("memory_guard_size".into(), int(layout.guard_size));
         engine.insert(
             "memory_reservation_for_growth".into(),
-            int(profile.memory_reservation_for_growth),
+            int(layout.reservation_for_growth),
         );
         engine.insert("max_wasm_stack".into(), int(profile.max_wasm_stack as u64));
         engine.insert("async_stack_size".into(), int(profile.async_stack_size as u64));

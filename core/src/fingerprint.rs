@@ -50,14 +50,32 @@ impl EngineFingerprint {
         hasher.update((target.len() as u64).to_le_bytes());
         hasher.update(target.as_bytes());
         hasher.update([u8::from(profile.consume_fuel), u8::from(profile.epoch_interruption)]);
-        hasher.update(profile.memory_reservation.to_le_bytes());
-        hasher.update(profile.memory_guard_size.to_le_bytes());
-        hasher.update(profile.memory_reservation_for_growth.to_le_bytes());
+        // The resolved layout: a profile that leaves a field to the
+        // target's default and one that spells the default out agree.
+        let layout = profile.memory_layout();
+        hasher.update(layout.reservation.to_le_bytes());
+        hasher.update(layout.guard_size.to_le_bytes());
+        hasher.update(layout.reservation_for_growth.to_le_bytes());
         Self {
             wasmtime: WASMTIME_VERSION.to_owned(),
             target,
             settings: hasher.finalize().into(),
         }
+    }
+
+    /// The built-in profile (any fuel and epoch variant) an artifact with
+    /// this fingerprint was compiled with, if it was one of them and its
+    /// target runs here: what `arcella run` and `inspect` load it with.
+    pub fn standalone_profile(&self) -> Option<EngineProfile> {
+        let target = crate::engine::ArtifactTarget::from_resolved(&self.target);
+        if !target.runs_here() {
+            return None;
+        }
+        let base = EngineProfile::default().with_target(target);
+        [(false, true), (true, true), (false, false), (true, false)]
+            .into_iter()
+            .map(|(fuel, epoch)| base.clone().with_fuel(fuel).with_epoch(epoch))
+            .find(|profile| Self::of(profile) == *self)
     }
 
     /// The short form of the settings hash shown to people.
@@ -90,16 +108,23 @@ mod tests {
         assert_eq!(fp, EngineFingerprint::of(&base.clone()));
         let pulley = EngineFingerprint::of(&base.clone().with_target(ArtifactTarget::Pulley64));
         assert_ne!(fp, pulley);
-        let no_fuel = EngineProfile {
-            consume_fuel: false,
-            ..base.clone()
-        };
-        assert_ne!(fp, EngineFingerprint::of(&no_fuel));
+        assert_ne!(fp, EngineFingerprint::of(&base.clone().with_fuel(true)));
+        assert_ne!(fp, EngineFingerprint::of(&base.clone().with_epoch(false)));
         let smaller = EngineProfile {
-            memory_reservation: 1 << 20,
+            memory_reservation: Some(1 << 20),
             ..base.clone()
         };
         assert_ne!(fp, EngineFingerprint::of(&smaller));
+        let spelled_out = EngineProfile {
+            memory_reservation: Some(base.memory_layout().reservation),
+            memory_guard_size: Some(base.memory_layout().guard_size),
+            ..base.clone()
+        };
+        assert_eq!(
+            fp,
+            EngineFingerprint::of(&spelled_out),
+            "defaults written out change nothing"
+        );
     }
 
     #[test]

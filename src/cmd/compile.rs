@@ -1,4 +1,4 @@
-//! `arcella compile IN -o OUT [--target T | --board B [--boards-dir D]]`
+//! `arcella compile IN -o OUT [--target T | --board B [--boards-dir D]] [--fuel] [--no-epoch]`
 
 use super::{CmdError, read_input};
 use crate::cli::CompileArgs;
@@ -10,8 +10,13 @@ use arcella_core::sys::fs::write_atomic;
 use std::path::Path;
 
 /// The engine to compile with: the board's compile profile, or the
-/// default profile with `--target`.
+/// default profile with `--target`; fuel metering only with `--fuel`.
 fn profile(args: &CompileArgs) -> Result<EngineProfile, CmdError> {
+    let base = base_profile(args)?.with_fuel(args.fuel);
+    Ok(if args.no_epoch { base.with_epoch(false) } else { base })
+}
+
+fn base_profile(args: &CompileArgs) -> Result<EngineProfile, CmdError> {
     let Some(board) = &args.board else {
         return Ok(EngineProfile::default().with_target(args.target.clone()));
     };
@@ -71,10 +76,11 @@ pub fn execute(args: &CompileArgs, json: bool) -> Result<(), CmdError> {
         return Ok(());
     }
     eprintln!(
-        "compiled {} ({}) for {} -> {}",
+        "compiled {} ({}) for {} ({}) -> {}",
         args.input.display(),
         compiled.header.kind,
         compiled.header.fingerprint,
+        profile.instrumentation(),
         output.display()
     );
     Ok(())

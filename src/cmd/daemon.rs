@@ -41,21 +41,28 @@ impl From<DaemonCmdError> for Failure {
 struct Checked {
     board: String,
     engine: String,
+    /// The fingerprint of the same engine with fuel metering.
+    engine_with_fuel: String,
     data_dir: String,
     socket: String,
 }
 
 /// `--check`: the configuration is valid and wasmtime accepts its engine.
 fn check(config: &DaemonConfig, json: bool) -> Result<(), DaemonCmdError> {
-    arcella_core::engine::new_engine(&config.engine)?;
+    let engines = arcella_core::engine::EngineSet::new(&config.engine)?;
+    config
+        .engine
+        .check_address_space(arcella_core::sys::memory::address_space_limit())?;
     daemon::socket_group(&config.access)?;
     if let Some(mqtt) = &config.mqtt {
         agent_config(mqtt)?;
     }
+    let [plain, metered] = engines.fingerprints();
     if json {
         crate::cmd::render::json_value(&Checked {
             board: config.board.clone(),
-            engine: arcella_core::EngineFingerprint::of(&config.engine).to_string(),
+            engine: plain.to_string(),
+            engine_with_fuel: metered.to_string(),
             data_dir: config.data_dir.display().to_string(),
             socket: config.socket.display().to_string(),
         });
@@ -63,7 +70,8 @@ fn check(config: &DaemonConfig, json: bool) -> Result<(), DaemonCmdError> {
     }
     outln!("configuration ok");
     outln!("board:       {}", config.board);
-    outln!("engine:      {}", arcella_core::EngineFingerprint::of(&config.engine));
+    outln!("engine:      {plain}, with fuel metering {metered}");
+    outln!("             ({})", engines.profile(false).instrumentation());
     outln!("data dir:    {}", config.data_dir.display());
     outln!("socket:      {}", config.socket.display());
     Ok(())

@@ -5,7 +5,6 @@ use crate::cli::InspectArgs;
 use crate::output::outln;
 use arcella_core::artifact::format;
 use arcella_core::digest::hex;
-use arcella_core::{ArtifactTarget, EngineFingerprint, EngineProfile};
 
 /// What `inspect FILE --json` prints.
 #[derive(Debug, serde::Serialize)]
@@ -15,6 +14,9 @@ struct ArtifactFile {
     kind: &'static str,
     fingerprint: String,
     loads_here: bool,
+    /// What the artifact was compiled with (fuel metering, epoch checks,
+    /// memory layout), when it loads here; else null.
+    instrumentation: Option<String>,
     code_sha256: String,
     code_len: u64,
     source_name: String,
@@ -29,16 +31,18 @@ pub fn execute(args: &InspectArgs, json: bool) -> Result<(), CmdError> {
     })?;
     let h = &artifact.header;
     // Loads here when this machine executes its target and an engine for
-    // that target, with this build's settings, has its fingerprint.
-    let target = ArtifactTarget::from_resolved(&h.fingerprint.target);
-    let loads_here =
-        target.runs_here() && EngineFingerprint::of(&EngineProfile::default().with_target(target)) == h.fingerprint;
+    // that target, with this build's settings (any fuel or epoch variant),
+    // has its fingerprint.
+    let profile = h.fingerprint.standalone_profile();
+    let loads_here = profile.is_some();
+    let instrumentation = profile.map(|p| p.instrumentation());
     if json {
         crate::cmd::render::json_value(&ArtifactFile {
             file: args.target.display().to_string(),
             kind: crate::cmd::json::artifact_kind(h.kind),
             fingerprint: h.fingerprint.to_string(),
             loads_here,
+            instrumentation,
             code_sha256: hex(&h.code_sha256),
             code_len: h.code_len,
             source_name: h.source_name.clone(),
@@ -49,7 +53,10 @@ pub fn execute(args: &InspectArgs, json: bool) -> Result<(), CmdError> {
     outln!("file:        {}", args.target.display());
     outln!("kind:        {}", h.kind);
     outln!("fingerprint: {}", h.fingerprint);
-    outln!("loads here:  {}", if loads_here { "yes" } else { "no" });
+    match &instrumentation {
+        Some(what) => outln!("loads here:  yes ({what})"),
+        None => outln!("loads here:  no"),
+    }
     outln!("code:        sha256:{} ({} bytes)", hex(&h.code_sha256), h.code_len);
     outln!("source:      {} sha256:{}", h.source_name, hex(&h.source_sha256));
     Ok(())

@@ -41,6 +41,9 @@ pub enum CmdError {
     Compile(#[from] arcella_core::artifact::compile::CompileError),
     #[error(transparent)]
     Load(#[from] arcella_core::artifact::LoadError),
+    /// The artifact lacks instrumentation the run asks for (fuel, epoch).
+    #[error("{0}")]
+    Instrumentation(String),
     #[error("{path}: {source}")]
     Format {
         path: String,
@@ -57,7 +60,7 @@ impl From<CmdError> for Failure {
             CmdError::Write { .. } => "io",
             #[cfg(feature = "compiler")]
             CmdError::Board(_) | CmdError::Compile(_) => "invalid_input",
-            CmdError::Engine(_) => "invalid_input",
+            CmdError::Engine(_) | CmdError::Instrumentation(_) => "invalid_input",
             CmdError::Load(_) | CmdError::Format { .. } => "invalid_artifact",
         };
         Failure::new(kind, err)

@@ -8,31 +8,29 @@
 use super::{CmdError, read_input};
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
+use arcella_core::EngineProfile;
 #[cfg(not(feature = "compiler"))]
 use arcella_core::artifact::LoadError;
 use arcella_core::artifact::{InputKind, Program, format, load};
 use arcella_core::engine::new_engine;
 use arcella_core::run::{Grants, Invocation, Limits, Output, StopFlag, hears_shutdown, run_blocking};
-use arcella_core::wasmtime::Engine;
-use arcella_core::{ArtifactTarget, EngineProfile};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 /// The guest's exit code, or why it did not finish by itself.
 pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
-    let (engine, profile, program) =
-        prepare(&args.file).map_err(|err| Failure::with_code(exit::CANNOT_RUN, "cannot_run", err))?;
+    let (profile, program) = prepare(args).map_err(|err| Failure::with_code(exit::CANNOT_RUN, "cannot_run", err))?;
     let name = module_name(&args.file);
     let stop: StopFlag = Arc::new(AtomicBool::new(false));
-    let grace = if hears_shutdown(&engine, &program) {
+    let grace = if hears_shutdown(&program) {
         args.grace
     } else {
         Duration::ZERO
     };
-    watch_signals(&name, stop.clone(), grace).map_err(|e| {
+    arcella_core::sys::signals::on_termination(&name, stop.clone(), grace).map_err(|e| {
         Failure::with_code(
             exit::CANNOT_RUN,
             "cannot_run",
@@ -62,49 +60,10 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         stop: Some(stop),
         health: None,
     };
-    match run_blocking(&engine, &invocation) {
+    match run_blocking(&invocation) {
         Ok(code) => Ok(exit::for_guest(code)),
         Err(err) => Err(Failure::from(&err)),
     }
-}
-
-/// On SIGINT or SIGTERM: raises `stop`, waits `grace` (or a second
-/// signal), then ends the process with 128 + the signal's number.
-fn watch_signals(name: &str, stop: StopFlag, grace: Duration) -> std::io::Result<()> {
-    use async_signal::{Signal, Signals};
-    use smol::stream::StreamExt;
-    let mut signals = Signals::new([Signal::Int, Signal::Term])?;
-    let name = name.to_owned();
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        smol::block_on(async {
-            let Some(Ok(signal)) = signals.next().await else {
-                return;
-            };
-            let (number, signal) = match signal {
-                Signal::Int => (2, "SIGINT"),
-                _ => (15, "SIGTERM"),
-            };
-            stop.store(true, Ordering::Relaxed);
-            if !grace.is_zero() {
-                eprintln!(
-                    "arcella: {signal}: asked {name} to stop; it has {} (another signal ends it now)",
-                    arcella_core::run::humanize(grace)
-                );
-                smol::future::or(
-                    async {
-                        smol::Timer::after(grace).await;
-                    },
-                    async {
-                        signals.next().await;
-                    },
-                )
-                .await;
-                eprintln!("arcella: {name} did not stop in time; ending it");
-            }
-            std::process::exit(i32::from(exit::SIGNALLED) + number);
-        });
-    })?;
-    Ok(())
 }
 
 fn module_name(path: &Path) -> String {
@@ -112,8 +71,11 @@ fn module_name(path: &Path) -> String {
         .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// Loads `path` into an engine that can run it.
-fn prepare(path: &Path) -> Result<(Engine, EngineProfile, Program), CmdError> {
+/// Loads the file into an engine that can run it: the artifact's own
+/// variant of the built-in profile (fuel metering and epoch checks as it
+/// was compiled), decoded and hashed once.
+fn prepare(args: &RunArgs) -> Result<(EngineProfile, Program), CmdError> {
+    let path = args.file.as_path();
     let bytes = read_input(path)?;
     let format_err = |source| CmdError::Format {
         path: path.display().to_string(),
@@ -121,35 +83,57 @@ fn prepare(path: &Path) -> Result<(Engine, EngineProfile, Program), CmdError> {
     };
     match InputKind::of(&bytes) {
         InputKind::Artifact => {
-            // The artifact's target picks the engine (a pulley64 artifact
-            // runs in the interpreter); every other setting must match ours.
-            let header = format::decode(&bytes).map_err(format_err)?.header;
-            let target = ArtifactTarget::from_resolved(&header.fingerprint.target);
-            let profile = if target.runs_here() {
-                EngineProfile::default().with_target(target)
-            } else {
-                EngineProfile::default()
-            };
+            let artifact = format::decode(&bytes).map_err(format_err)?;
+            // Unknown settings or a foreign target: the default profile's
+            // fingerprint goes into the mismatch error.
+            let profile = artifact.header.fingerprint.standalone_profile().unwrap_or_default();
+            check_instrumentation(args, &profile, &artifact.header.source_name)?;
+            profile.check_address_space(arcella_core::sys::memory::address_space_limit())?;
             let engine = new_engine(&profile)?;
-            let program = load::load_bytes(&engine, &profile, &bytes, path)?;
-            Ok((engine, profile, program))
+            let program = load::load_decoded(&engine, &profile, &artifact, path)?;
+            Ok((profile, program))
         }
-        InputKind::Wasm(_) | InputKind::Wat => compile_here(path, &bytes),
+        InputKind::Wasm(_) | InputKind::Wat => compile_here(args, &bytes),
         _ if bytes.is_empty() => Err(format_err(arcella_core::artifact::FormatError::Empty)),
         other => Err(format_err(arcella_core::artifact::FormatError::NotAnArtifact(other))),
     }
 }
 
+/// A fuel limit needs fuel metering, a timeout epoch checks: refuses an
+/// artifact compiled without what the run asks for, naming the fix.
+fn check_instrumentation(args: &RunArgs, profile: &EngineProfile, source: &str) -> Result<(), CmdError> {
+    let path = args.file.display();
+    if args.fuel.is_some() && !profile.consume_fuel {
+        return Err(CmdError::Instrumentation(format!(
+            "{path}: --fuel needs fuel metering, which this artifact was compiled without; \
+             recompile it with: arcella compile {source} -o {path} --fuel (or run it without --fuel)"
+        )));
+    }
+    if args.timeout.is_some() && !profile.epoch_interruption {
+        return Err(CmdError::Instrumentation(format!(
+            "{path}: --timeout needs epoch checks, which this artifact was compiled without (--no-epoch); \
+             recompile it with: arcella compile {source} -o {path} (or run it without --timeout)"
+        )));
+    }
+    Ok(())
+}
+
+/// Compiles a .wasm/.wat with only the instrumentation the run needs: fuel
+/// metering for `--fuel`, epoch checks for `--timeout`.
 #[cfg(feature = "compiler")]
-fn compile_here(path: &Path, bytes: &[u8]) -> Result<(Engine, EngineProfile, Program), CmdError> {
-    let profile = EngineProfile::default();
+fn compile_here(args: &RunArgs, bytes: &[u8]) -> Result<(EngineProfile, Program), CmdError> {
+    let profile = EngineProfile::default()
+        .with_fuel(args.fuel.is_some())
+        .with_epoch(args.timeout.is_some());
+    profile.check_address_space(arcella_core::sys::memory::address_space_limit())?;
     let engine = new_engine(&profile)?;
-    let program = load::compile_in_memory(&engine, bytes, &module_name(path))?;
-    Ok((engine, profile, program))
+    let program = load::compile_in_memory(&engine, bytes, &module_name(&args.file))?;
+    Ok((profile, program))
 }
 
 #[cfg(not(feature = "compiler"))]
-fn compile_here(path: &Path, _bytes: &[u8]) -> Result<(Engine, EngineProfile, Program), CmdError> {
+fn compile_here(args: &RunArgs, _bytes: &[u8]) -> Result<(EngineProfile, Program), CmdError> {
+    let path = &args.file;
     Err(CmdError::Load(LoadError::Wasmtime {
         path: path.display().to_string(),
         message: format!(

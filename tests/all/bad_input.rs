@@ -2,6 +2,7 @@
 
 use crate::support::*;
 use arcella_core::artifact::format;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -160,7 +161,7 @@ fn an_artifact_for_another_target_names_both_fingerprints_and_the_fix() {
 
 #[test]
 fn an_artifact_for_other_engine_settings_names_the_fix() {
-    let path = arcella_test_programs::artifact("hello_p1", "nofuel");
+    let path = arcella_test_programs::artifact("hello_p1", "smallres");
     let ran = run_file(&path);
     ran.expect_code(code::CANNOT_RUN)
         .stderr_has(&[
@@ -217,4 +218,51 @@ fn a_device_build_has_no_compile_verb_and_says_how_to_get_an_artifact() {
         "no compiler",
         "arcella compile",
     ]);
+}
+
+#[test]
+fn a_fuel_limit_on_an_artifact_without_fuel_metering_names_the_fix() {
+    for target in TARGETS {
+        run_guest("cpu_loop_p1", target, &["--fuel", "1000"])
+            .expect_code(code::CANNOT_RUN)
+            .stderr_has(&[
+                "--fuel needs fuel metering",
+                "arcella compile cpu_loop_p1.wasm -o",
+                "--fuel",
+            ])
+            .no_panic();
+    }
+}
+
+#[test]
+fn a_fuel_metered_artifact_runs_without_a_fuel_limit() {
+    for target in TARGETS {
+        run_guest("hello_p1", &format!("{target}-fuel"), &["--", "exit=4"])
+            .expect_code(4)
+            .stdout_has(&["hello from arcella"]);
+    }
+}
+
+#[test]
+fn a_timeout_on_an_artifact_without_epoch_checks_names_the_fix() {
+    run_guest("hello_p1", "noepoch", &["--timeout", "5s"])
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["--timeout needs epoch checks", "arcella compile hello_p1.wasm -o"])
+        .no_panic();
+    run_guest("hello_p1", "noepoch", &[])
+        .expect_code(0)
+        .stdout_has(&["hello from arcella"]);
+}
+
+/// On 64-bit hosts the built-in engine reserves 4 GiB per linear memory:
+/// under `ulimit -v 262144` that cannot work, and `arcella run` says so
+/// before any mmap fails.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_large_reservation_under_a_small_address_space_names_the_fix() {
+    let path = artifact("hello_p1", "native");
+    arcella_under_ulimit_v(256 * 1024, [OsStr::new("run"), path.as_os_str()])
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["256 MiB of address space", "4 GiB", "memory_reservation"])
+        .no_panic();
 }

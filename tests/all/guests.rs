@@ -110,7 +110,21 @@ fn inspect_describes_an_artifact_and_whether_it_loads_here() {
             "aarch64-unknown-linux-gnu",
             "no",
         ),
-        ("hello_p1", "nofuel", "core module", host, "no"),
+        ("hello_p1", "smallres", "core module", host, "no"),
+        (
+            "hello_p1",
+            "native-fuel",
+            "core module",
+            host,
+            "yes (fuel metering, epoch checks",
+        ),
+        (
+            "hello_p1",
+            "noepoch",
+            "core module",
+            host,
+            "yes (no fuel metering, no epoch checks",
+        ),
     ] {
         let path = artifact(guest, target);
         arcella([std::path::Path::new("inspect"), &path])
@@ -138,4 +152,43 @@ fn inspect_speaks_json_too() {
             .unwrap()
             .starts_with("wasmtime-48.0.8/pulley64/")
     );
+}
+
+/// `arcella run` drives wasmtime-wasi's tokio context on its own thread:
+/// a run without a timeout has no other thread (no async-compat tokio
+/// thread, no async-io thread); a timeout adds only the epoch ticker.
+#[test]
+fn a_run_starts_no_helper_thread_it_does_not_need() {
+    let sleeper = artifact("sleep_p1", "native");
+    for (extra, expected) in [
+        (&[][..], vec!["arcella"]),
+        (&["--timeout", "60s"][..], vec!["arcella", "arcella-epoch"]),
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_arcella"))
+            .arg("run")
+            .args(extra)
+            .arg(&sleeper)
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Once the guest has printed, it sleeps in poll_oneoff.
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(line.trim(), "sleeping");
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
+        let mut names: Vec<String> = tasks
+            .map(|t| {
+                std::fs::read_to_string(t.unwrap().path().join("comm"))
+                    .unwrap()
+                    .trim()
+                    .to_owned()
+            })
+            .collect();
+        names.sort();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(names, expected, "{extra:?}");
+    }
 }

@@ -7,7 +7,7 @@ use crate::support::*;
 fn fuel_exhaustion_is_named() {
     for guest in ["cpu_loop_p1", "cpu_loop_p2"] {
         for target in TARGETS {
-            run_guest(guest, target, &["--fuel", "100000"])
+            run_guest(guest, &format!("{target}-fuel"), &["--fuel", "100000"])
                 .expect_code(code::FUEL)
                 .stderr_has(&[guest, "fuel exhausted", "100000"])
                 .no_panic();
@@ -18,9 +18,13 @@ fn fuel_exhaustion_is_named() {
 #[test]
 fn enough_fuel_lets_the_guest_finish() {
     for target in TARGETS {
-        run_guest("cpu_loop_p1", target, &["--fuel", "10000000000", "--", "1000"])
-            .expect_code(0)
-            .stdout_has(&["primes below 1000: 168"]);
+        run_guest(
+            "cpu_loop_p1",
+            &format!("{target}-fuel"),
+            &["--fuel", "10000000000", "--", "1000"],
+        )
+        .expect_code(0)
+        .stdout_has(&["primes below 1000: 168"]);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use crate::support::*;
 use arcella_core::artifact::{ArtifactStore, LoadError, Program, StoreError};
-use arcella_core::engine::new_engine;
+use arcella_core::engine::{EngineSet, new_engine};
 use arcella_core::run::{Grants, Invocation, Limits, Output, run_blocking};
 use arcella_core::{ArtifactTarget, EngineProfile};
 use std::fs;
@@ -22,7 +22,7 @@ fn profile_for(target: &str) -> EngineProfile {
     EngineProfile::default().with_target(target)
 }
 
-fn run(program: &Program, profile: &EngineProfile, engine: &arcella_core::wasmtime::Engine) -> i32 {
+fn run(program: &Program, profile: &EngineProfile) -> i32 {
     let grants = Grants {
         args: vec!["stored".into(), "exit=3".into()],
         ..Grants::default()
@@ -38,7 +38,7 @@ fn run(program: &Program, profile: &EngineProfile, engine: &arcella_core::wasmti
         stop: None,
         health: None,
     };
-    run_blocking(engine, &invocation).unwrap()
+    run_blocking(&invocation).unwrap()
 }
 
 #[test]
@@ -52,30 +52,84 @@ fn stored_artifacts_load_by_mmap_and_run() {
             let profile = profile_for(target);
             let engine = new_engine(&profile).unwrap();
             let program = store.load(&engine, &profile, &id).unwrap();
-            assert_eq!(run(&program, &profile, &engine), guest_exit(guest, 3));
+            assert_eq!(run(&program, &profile), guest_exit(guest, 3));
             assert_eq!(store.header(&id).unwrap().id(), id);
         }
     }
     assert_eq!(store.list().unwrap().len(), 4);
 }
 
+/// Loading trusts the store's sealed record instead of re-hashing the code
+/// file at every start (docs/security.md, "The artifact store"): what it
+/// still refuses is a code file of the wrong size (truncated, or another
+/// file in its place) or one that is not a wasmtime image.
 #[test]
-fn a_damaged_code_file_is_refused_before_loading() {
+fn a_truncated_or_replaced_code_file_is_refused_before_loading() {
     let data = tempfile::tempdir().unwrap();
     let store = ArtifactStore::open(data.path()).unwrap();
     let id = put(&store, "hello_p1", "native");
     let code = store.dir().join(format!("{id}.code"));
-    let mut bytes = fs::read(&code).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x10;
-    fs::write(&code, bytes).unwrap();
+    let good = fs::read(&code).unwrap();
     let profile = EngineProfile::default();
     let engine = new_engine(&profile).unwrap();
+    let engines = EngineSet::new(&profile).unwrap();
+
+    fs::write(&code, &good[..good.len() - 1]).unwrap();
+    for err in [
+        store.load(&engine, &profile, &id).unwrap_err(),
+        store.load_in(&engines, &id).unwrap_err(),
+        store.open_code(&id).unwrap_err(),
+    ] {
+        assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+        let shown = err.to_string();
+        assert!(
+            shown.contains(&id) && shown.contains("bytes") && shown.contains("reinstall"),
+            "{shown}"
+        );
+    }
+
+    // Same size, but not a wasmtime image (its ELF header damaged).
+    let mut foreign = good.clone();
+    foreign[0] ^= 0xff;
+    fs::write(&code, &foreign).unwrap();
+    let err = store.open_code(&id).unwrap_err();
+    assert!(err.to_string().contains("not a wasmtime precompiled image"), "{err}");
     let err = store.load(&engine, &profile, &id).unwrap_err();
-    assert!(matches!(err, StoreError::Damaged { .. }), "{err}");
+    assert!(matches!(err, StoreError::Load(_)), "{err}");
+
+    // A flipped byte inside the code passes the start-time checks; an
+    // explicit verify (a scrub) still finds it.
+    let mut flipped = good.clone();
+    flipped[good.len() / 2] ^= 0x10;
+    fs::write(&code, &flipped).unwrap();
+    let err = store.verify(&id).unwrap_err();
+    assert!(err.to_string().contains("hashes to"), "{err}");
+    fs::write(&code, &good).unwrap();
+    store.verify(&id).unwrap();
+}
+
+/// The store loads both fuel variants, each into its own engine, and says
+/// which it is.
+#[test]
+fn both_fuel_variants_load_from_the_store_into_their_engines() {
+    let data = tempfile::tempdir().unwrap();
+    let store = ArtifactStore::open(data.path()).unwrap();
+    let engines = EngineSet::new(&EngineProfile::default()).unwrap();
+    for (label, metered) in [("native", false), ("native-fuel", true)] {
+        let id = put(&store, "hello_p1", label);
+        let (program, loaded_metered) = store.load_in(&engines, &id).unwrap();
+        assert_eq!(loaded_metered, metered, "{label}");
+        assert!(arcella_core::wasmtime::Engine::same(
+            program.engine(),
+            engines.engine(metered).unwrap()
+        ));
+        assert_eq!(run(&program, &engines.profile(metered)), guest_exit("hello_p1", 3));
+    }
+    let id = put(&store, "hello_p1", "noepoch");
+    let err = store.load_in(&engines, &id).unwrap_err();
     assert!(
-        err.to_string().contains(&id) && err.to_string().contains("reinstall"),
-        "{err}"
+        matches!(err, StoreError::Load(LoadError::FingerprintMismatch { .. })),
+        "the daemon's engines need epoch checks: {err}"
     );
 }
 

@@ -97,10 +97,29 @@ where
     S: AsRef<OsStr>,
 {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_arcella"));
-    cmd.args(args).env_clear().stdin(Stdio::null());
+    cmd.args(args);
     if let Some(dir) = dir {
         cmd.current_dir(dir);
     }
+    ran(cmd)
+}
+
+/// Like [`arcella`], under `ulimit -v KIB` (set by `sh`, which then execs it).
+pub fn arcella_under_ulimit_v<I, S>(kib: u64, args: I) -> Ran
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_arcella"))
+        .args(args);
+    ran(cmd)
+}
+
+fn ran(mut cmd: Command) -> Ran {
+    cmd.env_clear().stdin(Stdio::null());
     let out = cmd.output().expect("arcella starts");
     Ran {
         code: out.status.code(),

@@ -29,6 +29,9 @@ const RUST_GUESTS: &[&str] = &[
 const WASI_TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];
 /// Artifact targets every guest is precompiled for.
 const ARTIFACT_TARGETS: &[ArtifactTarget] = &[ArtifactTarget::Native, ArtifactTarget::Pulley64];
+/// Guests also precompiled with fuel metering, as `NAME.<target>-fuel.cwasm`
+/// (the fuel-limit tests).
+const FUEL_GUESTS: &[&str] = &["cpu_loop_p1", "cpu_loop_p2", "hello_p1"];
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -87,19 +90,29 @@ fn main() -> Result<(), BoxError> {
     for name in &names {
         precompile(&guests_out, name, &standard)?;
     }
-    // Artifacts a host must refuse: another target, another engine setting.
+    let metered: Vec<_> = standard
+        .iter()
+        .map(|(label, profile)| (format!("{label}-fuel"), profile.clone().with_fuel(true)))
+        .collect();
+    for name in FUEL_GUESTS {
+        precompile(&guests_out, name, &metered)?;
+    }
+    // Artifacts a host must refuse: another target, another engine setting
+    // (a 16 MiB memory reservation); and one without epoch checks, which
+    // only `arcella run` without --timeout takes.
     let foreign = [
         (
             "aarch64-unknown-linux-gnu".to_owned(),
             EngineProfile::default().with_target(ArtifactTarget::Triple("aarch64-unknown-linux-gnu".into())),
         ),
         (
-            "nofuel".to_owned(),
+            "smallres".to_owned(),
             EngineProfile {
-                consume_fuel: false,
+                memory_reservation: Some(16 << 20),
                 ..EngineProfile::default()
             },
         ),
+        ("noepoch".to_owned(), EngineProfile::default().with_epoch(false)),
     ];
     precompile(&guests_out, "hello_p1", &foreign)?;
 

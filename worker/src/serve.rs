@@ -2,7 +2,7 @@
 
 use crate::WorkerError;
 use arcella_core::artifact::{ArtifactKind, Program};
-use arcella_core::engine::new_engine;
+use arcella_core::engine::EngineSet;
 use arcella_core::fingerprint::EngineFingerprint;
 use arcella_core::protocol::worker::{
     self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive,
@@ -12,6 +12,7 @@ use arcella_core::run::{self, HealthCheck, Invocation, LogBook, Output, StopFlag
 use arcella_core::sys::process::OwnResidentMemory;
 use arcella_core::sys::seqpacket::SeqPacket;
 use arcella_core::wasmtime::{self, Engine};
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
@@ -38,7 +39,7 @@ struct Instances {
 
 /// What the handshake settled, for serving.
 pub struct Greeted {
-    engine: Engine,
+    engines: EngineSet,
     resident: OwnResidentMemory,
     profile: arcella_core::engine::EngineProfile,
     group: String,
@@ -74,7 +75,7 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
         Ok(())
     };
     match handshake(version, &profile, &fingerprint, seccomp, &walls) {
-        Ok((engine, seccomp, walls)) => {
+        Ok((engines, seccomp, walls)) => {
             reply(&FromWorker::Ready {
                 version: WORKER_PROTOCOL_VERSION,
                 pid: std::process::id(),
@@ -82,7 +83,7 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
                 walls,
             })?;
             Ok(Greeted {
-                engine,
+                engines,
                 resident,
                 profile,
                 group,
@@ -103,7 +104,7 @@ pub async fn serve(
     let link: Link = Arc::new(smol::Async::new(link)?);
     let mut buf = worker::receive_buffer();
     let Greeted {
-        engine,
+        engines,
         resident,
         profile,
         group,
@@ -112,7 +113,7 @@ pub async fn serve(
     let writer = executor.spawn(write_loop(link.clone(), queued));
     let instances = Arc::new(Mutex::new(Instances::default()));
     let context = Context {
-        engine,
+        engines,
         resident,
         profile,
         outbox,
@@ -135,7 +136,7 @@ fn handshake(
     fingerprint: &str,
     seccomp: bool,
     walls: &Walls,
-) -> Result<(Engine, String, String), String> {
+) -> Result<(EngineSet, String, String), String> {
     if version != WORKER_PROTOCOL_VERSION {
         return Err(format!(
             "the daemon speaks worker protocol {version}, this arcella-worker speaks {WORKER_PROTOCOL_VERSION}; \
@@ -149,7 +150,8 @@ fn handshake(
              install the arcella-worker built with the daemon"
         ));
     }
-    let engine = new_engine(profile).map_err(|e| e.to_string())?;
+    // Both fuel variants; the metered engine is made when first needed.
+    let engines = EngineSet::new(profile).map_err(|e| e.to_string())?;
     // Before seccomp, which forbids the Landlock system calls.
     let walls = crate::walls::install(walls).map_err(|e| e.to_string())?;
     let report = if !seccomp {
@@ -165,11 +167,11 @@ fn handshake(
             Err(e) => return Err(format!("cannot install the seccomp allowlist: {e}")),
         }
     };
-    Ok((engine, report, walls))
+    Ok((engines, report, walls))
 }
 
 struct Context {
-    engine: Engine,
+    engines: EngineSet,
     resident: OwnResidentMemory,
     profile: arcella_core::engine::EngineProfile,
     outbox: async_channel::Sender<FromWorker>,
@@ -219,9 +221,18 @@ impl Context {
     }
 
     async fn start(&self, instance: InstanceId, spec: InstanceSpec, fd: Option<OwnedFd>) {
-        let program = match fd {
-            Some(fd) => load(&self.engine, spec.kind, File::from(fd)).map_err(|e| format!("{}: {e}", spec.name)),
-            None => Err(format!("{}: the start request came without its code file", spec.name)),
+        // The daemon gives a fuel-metered artifact a fuel limit (unbounded
+        // if its deployment sets none), and refuses a limit without metering.
+        let engine = self
+            .engines
+            .engine(spec.limits.fuel.is_some())
+            .map_err(|e| format!("{}: {e}", spec.name));
+        let program = match (fd, engine) {
+            (_, Err(reason)) => Err(reason),
+            (Some(fd), Ok(engine)) => {
+                load(engine, spec.kind, File::from(fd)).map_err(|e| format!("{}: {e}", spec.name))
+            }
+            (None, Ok(_)) => Err(format!("{}: the start request came without its code file", spec.name)),
         };
         let program = match program {
             Ok(program) => program,
@@ -259,8 +270,7 @@ impl Context {
                 }
             })
             .detach();
-        let engine = self.engine.clone();
-        let profile = self.profile.clone();
+        let profile = self.profile.clone().with_fuel(spec.limits.fuel.is_some());
         let instances = self.instances.clone();
         let flag = stop.clone();
         let check = health.clone();
@@ -278,7 +288,7 @@ impl Context {
                 stop: Some(flag),
                 health: Some(check),
             };
-            let outcome = run::run(&engine, &invocation).await.map_err(|e| e.to_string());
+            let outcome = run::run(&invocation).await.map_err(|e| e.to_string());
             {
                 let mut instances = lock(&instances);
                 instances.running.remove(&instance);
@@ -291,7 +301,7 @@ impl Context {
         {
             let mut instances = lock(&self.instances);
             if instances.ticker.is_none() {
-                match EpochTicker::start(&self.engine) {
+                match self.engines.ticker() {
                     Ok(ticker) => instances.ticker = Some(ticker),
                     Err(e) => log::error!("cannot start the epoch thread: {e}; timeouts will not fire"),
                 }
@@ -313,9 +323,10 @@ impl Context {
 /// Maps the code file the daemon verified and passed.
 fn load(engine: &Engine, kind: ArtifactKind, mut file: File) -> Result<Program, String> {
     match kind {
-        // SAFETY: the daemon hashed this file against its sealed header and
-        // checked the engine fingerprint before passing the descriptor; the
-        // store never rewrites a code file in place.
+        // SAFETY: the file was hashed against its sealed header when it
+        // entered the daemon's store; the daemon checked the engine
+        // fingerprint and the file's size and wasmtime header before passing
+        // the descriptor, and the store never rewrites a code file in place.
         ArtifactKind::Module => unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
             .map(Program::Module)
             .map_err(|e| format!("cannot load its code: {e:#}")),

@@ -4,9 +4,9 @@
 //! does, the artifact's digests have been checked (by the decoder or the
 //! store) and its fingerprint compared with the engine's.
 
-use super::format::{self, ArtifactHeader, FormatError};
+use super::format::{self, ArtifactHeader, ArtifactRef, FormatError};
 use super::kind::ArtifactKind;
-use crate::engine::EngineProfile;
+use crate::engine::{EngineProfile, EngineSet};
 use crate::fingerprint::EngineFingerprint;
 use std::path::Path;
 use wasmtime::Engine;
@@ -30,6 +30,14 @@ impl std::fmt::Debug for Program {
 }
 
 impl Program {
+    /// The engine the code was loaded into, which must run it.
+    pub fn engine(&self) -> &Engine {
+        match self {
+            Self::Module(module) => module.engine(),
+            Self::Component(component) => component.engine(),
+        }
+    }
+
     pub fn kind(&self) -> ArtifactKind {
         match self {
             Self::Module(_) => ArtifactKind::Module,
@@ -135,6 +143,21 @@ pub fn shell_word(word: &str) -> String {
     }
 }
 
+/// Which variant of `engines` an artifact is (`true`: fuel-metered), or
+/// the mismatch error naming the plain variant's fingerprint.
+/// `board` names the device's board for the recompile command.
+pub fn check_variant(
+    header: &ArtifactHeader,
+    engines: &EngineSet,
+    path: &Path,
+    board: Option<&str>,
+) -> Result<bool, LoadError> {
+    match engines.variant_of(&header.fingerprint) {
+        Some(metered) => Ok(metered),
+        None => check_fingerprint(header, &engines.profile(false), path, board).map(|()| false),
+    }
+}
+
 /// Refuses code whose kind (as wasmtime's own metadata says) is not the one
 /// the header claims: a component must never be handed to
 /// `Module::deserialize`, nor the reverse.
@@ -166,6 +189,18 @@ pub fn load_bytes(engine: &Engine, profile: &EngineProfile, bytes: &[u8], path: 
         path: path.display().to_string(),
         source,
     })?;
+    load_decoded(engine, profile, &artifact, path)
+}
+
+/// Deserializes an artifact [`format::decode`] has verified, for a caller
+/// that had to look at its header first (so the file is decoded, and
+/// hashed, once).
+pub fn load_decoded(
+    engine: &Engine,
+    profile: &EngineProfile,
+    artifact: &ArtifactRef<'_>,
+    path: &Path,
+) -> Result<Program, LoadError> {
     check_fingerprint(&artifact.header, profile, path, None)?;
     check_kind(
         artifact.header.kind,
@@ -196,8 +231,9 @@ pub fn load_bytes(engine: &Engine, profile: &EngineProfile, bytes: &[u8], path: 
 
 /// Deserializes the code file of a stored artifact by mmap.
 ///
-/// The caller (the store) has verified `code_path` against `header`'s code
-/// digest and checked the fingerprint.
+/// The caller (the store) has checked the fingerprint and that the file
+/// has the size its sealed header records; the file was hashed when it
+/// entered the store (docs/security.md, "The artifact store").
 pub(crate) fn load_verified_file(
     engine: &Engine,
     header: &ArtifactHeader,
@@ -210,10 +246,14 @@ pub(crate) fn load_verified_file(
     let detected = wasmtime::Engine::detect_precompiled_file(code_path).map_err(refused)?;
     check_kind(header.kind, detected, code_path)?;
     match header.kind {
-        // SAFETY: the store hashed this file and matched it against the code
-        // digest of a sealed header whose fingerprint equals this engine's;
-        // the store directory is written only by Arcella, atomically, so the
-        // mapped file is the one that was hashed.
+        // SAFETY: the store hashed this file against the code digest of its
+        // sealed header when it was stored, and the header's fingerprint
+        // equals this engine's. The store directory is private to the
+        // daemon's user and written only by Arcella, atomically, never in
+        // place; whoever could change a code file there could also rewrite
+        // its header (docs/security.md), so a re-hash here would add cost,
+        // not trust. The size and wasmtime's own ELF checks catch a
+        // truncated or foreign file.
         ArtifactKind::Module => unsafe { Module::deserialize_file(engine, code_path) }
             .map(Program::Module)
             .map_err(refused),

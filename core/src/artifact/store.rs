@@ -10,9 +10,9 @@
 //! that `open` removes. Every write goes through [`crate::sys::fs`].
 
 use super::format::{self, ArtifactHeader, ArtifactRef, FormatError};
-use super::load::{self, LoadError, Program, check_fingerprint};
+use super::load::{self, LoadError, Program, check_fingerprint, check_variant};
 use crate::digest::{self, Sha256Digest};
-use crate::engine::EngineProfile;
+use crate::engine::{EngineProfile, EngineSet};
 use crate::sys::fs as sysfs;
 use std::fs::{self, File};
 use std::io;
@@ -144,16 +144,79 @@ impl ArtifactStore {
         Ok(header)
     }
 
-    /// Verifies a stored artifact (fingerprint, code digest) and
-    /// deserializes it by mmap.
+    /// Checks a stored artifact against its sealed record (fingerprint,
+    /// code file present with the recorded size) and deserializes it by
+    /// mmap. The code is not hashed again: it was when it was stored
+    /// ([`ArtifactStore::put`]), and the store is trusted (docs/security.md).
     pub fn load(&self, engine: &Engine, profile: &EngineProfile, id: &str) -> Result<Program, StoreError> {
         let header = self.header(id)?;
         let code_path = self.path(&header.code_sha256, CODE_EXT);
         check_fingerprint(&header, profile, &code_path, None)?;
-        let file = File::open(&code_path).map_err(|e| StoreError::Damaged {
+        self.check_code_file(id, &header, &code_path)?;
+        Ok(load::load_verified_file(engine, &header, &code_path)?)
+    }
+
+    /// [`ArtifactStore::load`] into whichever engine of `engines` the
+    /// artifact was compiled for; also says whether that is the
+    /// fuel-metered one.
+    pub fn load_in(&self, engines: &EngineSet, id: &str) -> Result<(Program, bool), StoreError> {
+        let header = self.header(id)?;
+        let code_path = self.path(&header.code_sha256, CODE_EXT);
+        let metered = check_variant(&header, engines, &code_path, None)?;
+        self.check_code_file(id, &header, &code_path)?;
+        let engine = engines.engine(metered).map_err(|e| StoreError::Damaged {
             id: id.to_owned(),
-            reason: format!("its code file cannot be read ({e})"),
+            reason: format!("no engine can load it: {e}"),
         })?;
+        Ok((load::load_verified_file(engine, &header, &code_path)?, metered))
+    }
+
+    /// Opens a stored artifact's code file for a worker to map, after
+    /// checking it against its sealed record (size; the worker's wasmtime
+    /// checks the ELF header and engine). The descriptor is read from the
+    /// start by whoever receives it.
+    pub fn open_code(&self, id: &str) -> Result<File, StoreError> {
+        let header = self.header(id)?;
+        let code_path = self.path(&header.code_sha256, CODE_EXT);
+        let file = self.check_code_file(id, &header, &code_path)?;
+        let detected = wasmtime::Engine::detect_precompiled_file(&code_path).ok().flatten();
+        if detected.is_none() {
+            return Err(StoreError::Damaged {
+                id: id.to_owned(),
+                reason: "its code file is not a wasmtime precompiled image".into(),
+            });
+        }
+        Ok(file)
+    }
+
+    /// Opens the code file and refuses one whose size differs from the
+    /// sealed header's record (truncated, or replaced by another file).
+    fn check_code_file(&self, id: &str, header: &ArtifactHeader, code_path: &Path) -> Result<File, StoreError> {
+        let damaged = |reason: String| StoreError::Damaged {
+            id: id.to_owned(),
+            reason,
+        };
+        let file = File::open(code_path).map_err(|e| damaged(format!("its code file cannot be read ({e})")))?;
+        let len = file
+            .metadata()
+            .map_err(|e| damaged(format!("its code file cannot be read ({e})")))?
+            .len();
+        if len != header.code_len {
+            return Err(damaged(format!(
+                "its code file has {len} bytes, its sealed header records {}",
+                header.code_len
+            )));
+        }
+        Ok(file)
+    }
+
+    /// Hashes a stored artifact's code file against its sealed header: what
+    /// loading no longer does at every start. For checks on demand (a
+    /// scrub after suspected storage damage).
+    pub fn verify(&self, id: &str) -> Result<(), StoreError> {
+        let header = self.header(id)?;
+        let code_path = self.path(&header.code_sha256, CODE_EXT);
+        let file = self.check_code_file(id, &header, &code_path)?;
         let actual = digest::sha256_reader(file).map_err(self.io_err())?;
         if actual != header.code_sha256 {
             return Err(StoreError::Damaged {
@@ -161,26 +224,7 @@ impl ArtifactStore {
                 reason: format!("its code hashes to {}", digest::hex(&actual)),
             });
         }
-        Ok(load::load_verified_file(engine, &header, &code_path)?)
-    }
-
-    /// Opens a stored artifact's code file for a worker to map, after
-    /// checking it hashes to what its sealed header says. The descriptor
-    /// is read from the start by whoever receives it.
-    pub fn open_code(&self, id: &str) -> Result<File, StoreError> {
-        let header = self.header(id)?;
-        let code_path = self.path(&header.code_sha256, CODE_EXT);
-        let damaged = |reason: String| StoreError::Damaged {
-            id: id.to_owned(),
-            reason,
-        };
-        let mut file = File::open(&code_path).map_err(|e| damaged(format!("its code file cannot be read ({e})")))?;
-        let actual = digest::sha256_reader(&mut file).map_err(self.io_err())?;
-        if actual != header.code_sha256 {
-            return Err(damaged(format!("its code hashes to {}", digest::hex(&actual))));
-        }
-        std::io::Seek::rewind(&mut file).map_err(self.io_err())?;
-        Ok(file)
+        Ok(())
     }
 
     /// Ids of every complete artifact in the store.

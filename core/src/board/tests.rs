@@ -56,7 +56,31 @@ fn armv7_runs_pulley32_and_small_boards_reserve_little() {
     assert_eq!(armv7.artifact, ArtifactTarget::Pulley32);
     let small = Board::load(&dir.join("small-128m.toml")).unwrap();
     assert_eq!(small.ram, 128 << 20);
-    assert!(small.engine.memory_reservation <= 16 << 20);
+    assert!(small.device_profile().memory_layout().reservation <= 16 << 20);
+    assert_eq!(small.address_space, Some(256 << 20));
+    for name in ["rpi4-aarch64", "x86_64-generic"] {
+        let large = Board::load(&dir.join(format!("{name}.toml"))).unwrap();
+        assert!(large.device_profile().memory_layout().elides_bounds_checks(), "{name}");
+        assert!(
+            !large.device_profile().consume_fuel,
+            "{name}: fuel only where a module has a limit"
+        );
+    }
+}
+
+#[test]
+fn a_board_with_an_address_space_limit_must_keep_reservations_small() {
+    let text = GOOD.replace(
+        "[engine]\nmemory_reservation = 16777216\n",
+        "address_space = \"256MiB\"\n",
+    );
+    let err = refused(&text);
+    assert!(
+        err.contains("`engine.memory_reservation`") && err.contains("256 MiB") && err.contains("4 GiB"),
+        "{err}"
+    );
+    let fits = GOOD.replace("[engine]", "address_space = \"256MiB\"\n[engine]");
+    Board::parse(&fits, "b.toml").unwrap();
 }
 
 const GOOD: &str = r#"

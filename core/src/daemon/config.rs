@@ -350,7 +350,7 @@ mod tests {
         let dir = board_dir();
         let config = DaemonConfig::parse_in("board = \"small-128m\"\n", "a.toml", dir.path()).unwrap();
         assert_eq!(config.board, "small-128m");
-        assert_eq!(config.engine.memory_reservation, 16 << 20);
+        assert_eq!(config.engine.memory_reservation, Some(16 << 20));
         assert_eq!(config.memory_budget, Some(64 << 20));
         assert_eq!(config.module_defaults.memory, Some(8 << 20));
         assert_eq!((config.workers.memory, config.workers.pids), (32 << 20, 16));
@@ -365,7 +365,7 @@ mod tests {
             "board = \"small-128m\"\ndata_dir = \"/d\"\n[engine]\nmemory_reservation = 8388608\n[workers]\npids = 8\n";
         let config = DaemonConfig::parse_in(text, "a.toml", dir.path()).unwrap();
         assert_eq!(config.data_dir, PathBuf::from("/d"));
-        assert_eq!(config.engine.memory_reservation, 8 << 20);
+        assert_eq!(config.engine.memory_reservation, Some(8 << 20));
         assert_eq!(config.engine.max_wasm_stack, 256 << 10, "the board's, not the default");
         assert_eq!((config.workers.memory, config.workers.pids), (32 << 20, 8));
 

@@ -3,12 +3,12 @@
 
 use crate::artifact::{ArtifactKind, Program};
 use crate::manifest::ModuleInterface;
-use wasmtime::Engine;
 
 /// The exports and imports of `program`, by name. Core-module imports are
 /// written `module::name`; component items by their interface name (such
 /// as `wasi:cli/run@0.2.6`).
-pub fn describe(engine: &Engine, program: &Program, source_name: &str) -> ModuleInterface {
+pub fn describe(program: &Program, source_name: &str) -> ModuleInterface {
+    let engine = program.engine();
     match program {
         Program::Module(module) => ModuleInterface {
             kind: ArtifactKind::Module,

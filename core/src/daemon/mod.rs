@@ -15,7 +15,7 @@ pub mod uploads;
 pub mod workers;
 
 use crate::artifact::ArtifactStore;
-use crate::engine::new_engine;
+use crate::engine::EngineSet;
 use crate::fingerprint::EngineFingerprint;
 use config::DaemonConfig;
 use registry::Registry;
@@ -146,7 +146,12 @@ async fn serve(
         },
         other => DaemonError::Lock(other),
     })?;
-    let engine = new_engine(&config.engine)?;
+    // Before any module is loaded: 4 GiB reservations under a small
+    // `ulimit -v` would fail every start with an anonymous mmap error.
+    config
+        .engine
+        .check_address_space(crate::sys::memory::address_space_limit())?;
+    let engines = EngineSet::new(&config.engine)?;
     let store = ArtifactStore::open(&config.data_dir)?;
     let registry = Registry::open(&config.data_dir)?;
     let uploads = Uploads::open(&config.data_dir).map_err(io_err("cannot prepare uploads in", &config.data_dir))?;
@@ -157,7 +162,7 @@ async fn serve(
         control: control.clone(),
         guests,
     };
-    let supervisor = Supervisor::new(engine, config.clone(), store, registry, uploads, executors);
+    let supervisor = Supervisor::new(engines, config.clone(), store, registry, uploads, executors);
     supervisor.load_registry()?;
     let (listener, bound) = bind(&socket, socket_group(&access)?)?;
     let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])

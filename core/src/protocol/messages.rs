@@ -242,7 +242,8 @@ pub struct Collected {
 pub struct DaemonInfo {
     pub version: String,
     pub protocol: u16,
-    /// The engine fingerprint artifacts must be compiled for.
+    /// The engine fingerprints artifacts must be compiled for, as text:
+    /// `PLAIN, with fuel metering METERED` (the device loads both).
     pub fingerprint: String,
     pub target: String,
     pub board: String,

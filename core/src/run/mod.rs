@@ -1,12 +1,15 @@
 //! Runs a WASI command to completion: a preview-1 module's `_start` or a
 //! preview-2 component's `wasi:cli/run`, under [`Limits`] and [`Grants`].
 //!
-//! Guests run as wasmtime async calls. The epoch callback makes a CPU-bound
-//! guest yield every [`ticker::EPOCH_PERIOD`] and stops it at its deadline;
-//! a guest blocked inside a host call is stopped by racing a timer against
-//! it. wasmtime-wasi needs a tokio context for its host calls; that context
-//! comes from `async_compat::Compat`, whose single tokio thread is the only
-//! tokio Arcella's runner brings.
+//! Guests run as wasmtime async calls, in the engine their program was
+//! loaded into (which says whether fuel is metered). The epoch callback makes
+//! a CPU-bound guest yield every [`ticker::EPOCH_PERIOD`] and stops it at
+//! its deadline; a guest blocked inside a host call is stopped by racing a
+//! timer against it. wasmtime-wasi needs a tokio context for its host
+//! calls: in the daemon and workers it comes from `async_compat::Compat`
+//! (one tokio thread); [`run_blocking`] (`arcella run`) drives a
+//! current-thread tokio runtime on the calling thread instead, so a run
+//! without a timeout starts no helper thread at all.
 
 pub mod capture;
 pub mod grants;
@@ -60,6 +63,12 @@ pub enum RunError {
     },
     #[error("{module}: cannot start the guest: {message}")]
     Setup { module: String, message: String },
+    #[error(
+        "{module}: a fuel limit ({fuel}) needs an artifact with fuel metering, and this one was compiled \
+         without it: recompile its source with `arcella compile SOURCE.wasm -o OUT.cwasm --fuel` (plus the \
+         --target or --board you used), or drop the fuel limit"
+    )]
+    NotMetered { module: String, fuel: u64 },
     /// Reported by (or about) the worker process that ran the guest; the
     /// message names the module.
     #[error("{message}")]
@@ -183,13 +192,13 @@ pub const SHUTDOWN_INTERFACE: &str = "arcella:service/lifecycle@0.1.0";
 
 /// Whether `program` imports the shutdown call ([`SHUTDOWN_IMPORT`] or
 /// [`SHUTDOWN_INTERFACE`]): only then is a stop worth a grace period.
-pub fn hears_shutdown(engine: &Engine, program: &Program) -> bool {
+pub fn hears_shutdown(program: &Program) -> bool {
     let (module, function) = SHUTDOWN_IMPORT;
     match program {
         Program::Module(m) => m.imports().any(|i| i.module() == module && i.name() == function),
         Program::Component(c) => c
             .component_type()
-            .imports(engine)
+            .imports(c.engine())
             .any(|(name, _)| name == SHUTDOWN_INTERFACE),
     }
 }
@@ -215,23 +224,36 @@ impl Output {
     }
 }
 
-/// Runs a command and returns its exit code, blocking this thread.
-pub fn run_blocking(engine: &Engine, command: &Invocation<'_>) -> Result<i32, RunError> {
+/// Runs a command and returns its exit code, blocking this thread, which
+/// also drives wasmtime-wasi's tokio context (a current-thread runtime).
+/// Only a timeout starts a thread: the epoch ticker.
+pub fn run_blocking(command: &Invocation<'_>) -> Result<i32, RunError> {
+    let setup = |message: String| RunError::Setup {
+        module: command.name.to_owned(),
+        message,
+    };
     let _ticker = match command.limits.timeout {
-        Some(_) => Some(ticker::EpochTicker::start(engine).map_err(|e| RunError::Setup {
-            module: command.name.to_owned(),
-            message: format!("cannot start the epoch thread: {e}"),
-        })?),
+        Some(_) => Some(
+            ticker::EpochTicker::start(command.program.engine())
+                .map_err(|e| setup(format!("cannot start the epoch thread: {e}")))?,
+        ),
         None => None,
     };
-    smol::block_on(async_compat::Compat::new(run(engine, command)))
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| setup(format!("cannot make the tokio context wasmtime-wasi needs: {e}")))?;
+    runtime.block_on(run(command))
 }
 
-/// Runs a command to completion on the current executor.
+/// Runs a command to completion on the current executor, in the engine its
+/// program was loaded into.
 ///
 /// Needs a tokio context for wasmtime-wasi (wrap in `async_compat::Compat`)
-/// and, if `limits.timeout` is set, an [`ticker::EpochTicker`] on `engine`.
-pub async fn run(engine: &Engine, command: &Invocation<'_>) -> Result<i32, RunError> {
+/// and, if `limits.timeout` is set, an [`ticker::EpochTicker`] on that
+/// engine.
+pub async fn run(command: &Invocation<'_>) -> Result<i32, RunError> {
+    let engine = command.program.engine();
     let deadline = command.limits.timeout.map(|t| Instant::now() + t);
     let sinks = command.output.sinks();
     let guest = async {
@@ -242,9 +264,12 @@ pub async fn run(engine: &Engine, command: &Invocation<'_>) -> Result<i32, RunEr
     };
     let result = match deadline {
         Some(deadline) => {
-            // Catches a guest blocked in a host call, where no epoch check runs.
+            // Catches a guest blocked in a host call, where no epoch check
+            // runs. A tokio timer: the tokio context wasmtime-wasi needs is
+            // there anyway, so `arcella run --timeout` needs no async-io
+            // thread for it.
             let timer = async {
-                smol::Timer::at(deadline).await;
+                tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await;
                 Err(GuestFailure::TimedOut)
             };
             smol::future::or(guest, timer).await
@@ -261,6 +286,7 @@ pub async fn run(engine: &Engine, command: &Invocation<'_>) -> Result<i32, RunEr
 /// What went wrong, before it is given the module's name.
 enum GuestFailure {
     TimedOut,
+    NotMetered(u64),
     Wasmtime(wasmtime::Error),
     Grant(GrantError),
     NotACommand(String),
@@ -283,6 +309,7 @@ impl GuestFailure {
         let module = command.name.to_owned();
         let err = match self {
             Self::TimedOut => return timeout(command),
+            Self::NotMetered(fuel) => return RunError::NotMetered { module, fuel },
             Self::Grant(source) => return RunError::Grant { module, source },
             Self::NotACommand(reason) => return RunError::NotACommand { module, reason },
             Self::Wasmtime(err) => err,
@@ -354,8 +381,12 @@ fn prepare<T: 'static>(
     deadline: Option<Instant>,
 ) -> Result<(), GuestFailure> {
     let limits = command.limits;
-    if command.profile.consume_fuel {
-        store.set_fuel(limits.fuel.unwrap_or(u64::MAX))?;
+    // The engine meters fuel exactly when the store has a fuel gauge.
+    let metered = store.get_fuel().is_ok();
+    match (metered, limits.fuel) {
+        (true, fuel) => store.set_fuel(fuel.unwrap_or(u64::MAX))?,
+        (false, Some(fuel)) => return Err(GuestFailure::NotMetered(fuel)),
+        (false, None) => {}
     }
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| match deadline {

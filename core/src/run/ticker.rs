@@ -20,14 +20,25 @@ pub struct EpochTicker {
 impl EpochTicker {
     pub fn start(engine: &Engine) -> std::io::Result<Self> {
         let engine = engine.weak();
+        Self::start_with(move || match engine.upgrade() {
+            Some(engine) => {
+                engine.increment_epoch();
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Calls `tick` every [`EPOCH_PERIOD`] until dropped, or until `tick`
+    /// returns false (its engines are gone).
+    pub fn start_with(tick: impl Fn() -> bool + Send + 'static) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("arcella-epoch".into())
             .spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(EPOCH_PERIOD) {
-                    match engine.upgrade() {
-                        Some(engine) => engine.increment_epoch(),
-                        None => return,
+                    if !tick() {
+                        return;
                     }
                 }
             })?;

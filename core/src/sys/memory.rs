@@ -24,6 +24,17 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// This process's address-space limit (RLIMIT_AS: `ulimit -v`, systemd's
+/// `LimitAS=`), or `None` when unlimited or unreadable.
+pub fn address_space_limit() -> Option<u64> {
+    let (soft, _) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_AS).ok()?;
+    if soft == nix::sys::resource::RLIM_INFINITY {
+        return None;
+    }
+    #[allow(clippy::useless_conversion)] // rlim_t is 32 bits on armv7
+    Some(u64::from(soft))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -12,4 +12,5 @@ pub mod notify;
 pub mod process;
 pub mod reserve;
 pub mod seqpacket;
+pub mod signals;
 pub mod user;

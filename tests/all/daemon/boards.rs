@@ -45,9 +45,13 @@ fn info_shows_the_board_and_its_engine() {
         .cli(["info"])
         .expect_code(0)
         .stdout_has(&["board:       x86_64-generic", &format!("engine:      {fingerprint}")]);
-    // A board changes the engine: not the fingerprint of the defaults.
-    let default = arcella_core::EngineFingerprint::of(&arcella_core::EngineProfile::default()).to_string();
-    assert_ne!(fingerprint, default);
+    // The device reports both fuel variants it accepts.
+    let metered = arcella_core::EngineFingerprint::of(&board.device_profile().with_fuel(true)).to_string();
+    daemon
+        .cli(["info"])
+        .expect_code(0)
+        .stdout_has(&[&format!("{fingerprint}, with fuel metering {metered}")]);
+    assert_ne!(fingerprint, metered);
 }
 
 #[test]
@@ -59,7 +63,11 @@ fn every_board_checks_with_the_fingerprint_its_file_implies() {
         let ran = check_board(dir.path(), board);
         let out = &ran.expect_code(0).stdout;
         assert_eq!(field(out, "board"), board);
-        assert_eq!(field(out, "engine"), expected, "{board}");
+        let engine = field(out, "engine");
+        assert!(
+            engine.starts_with(&format!("{expected}, with fuel metering ")),
+            "{board}: {engine}"
+        );
         assert_eq!(field(out, "data dir"), "/var/lib/arcella", "{board}: the board's path");
     }
 }
@@ -124,7 +132,10 @@ mod compile {
             let inspected = arcella(["inspect".as_ref(), out.as_os_str()]);
             let artifact = field(&inspected.expect_code(0).stdout, "fingerprint");
             let device = field(&check_board(dir.path(), board).expect_code(0).stdout, "engine");
-            assert_eq!(artifact, device, "{board}");
+            assert!(
+                device.starts_with(&format!("{artifact}, with fuel metering ")),
+                "{board}: {device}"
+            );
             seen.push(artifact);
         }
         assert!(seen[0].contains("/pulley32/"), "armv7-hf: {}", seen[0]);
@@ -183,13 +194,17 @@ mod compile {
         let status = daemon.status("untrusted").unwrap();
         assert!(status["worker_pid"].is_u64(), "{status}");
 
-        // An artifact for the default engine does not load on this board.
+        // An artifact for another engine (here: pulley64 bytecode) does not
+        // load on this board. (The built-in defaults are this board's on an
+        // x86_64 host: wasmtime's 4 GiB reservations, no fuel.)
         let plain = dir.join("plain.cwasm");
         arcella([
             "compile".as_ref(),
             ticker_wat().as_os_str(),
             "-o".as_ref(),
             plain.as_os_str(),
+            "--target".as_ref(),
+            "pulley64".as_ref(),
         ])
         .expect_code(0);
         let component = write(dir, "p-c.toml", "name = \"plain\"\nversion = \"1.0.0\"\n");
@@ -201,9 +216,13 @@ mod compile {
     }
 }
 
-/// Every board's engine and worker settings hold within a 256 MiB address
-/// space (`ulimit -v 262144`, inherited by workers), on this host: each
-/// board file is copied with this host's triple (pulley32 becomes pulley64).
+/// Boards with small reservations hold within a 256 MiB address space
+/// (`ulimit -v 262144`, inherited by workers); boards with wasmtime's 4 GiB
+/// reservations run their modules in-process and in workers (whose
+/// RLIMIT_DATA does not count reserved, inaccessible address space), and a
+/// daemon of theirs refuses, at start, an address-space limit they cannot
+/// fit. On this host: each board file is copied with this host's triple
+/// (pulley32 becomes pulley64).
 #[cfg(feature = "compiler")]
 mod address_space {
     use super::compile::ticker_wat;
@@ -221,13 +240,72 @@ mod address_space {
         write(dir, &format!("{board}.toml"), &text)
     }
 
+    /// Runs the ticker, compiled for `file`'s board, as a trusted and a
+    /// worker service for 1.5 s; returns the worker's pid.
+    fn runs_the_ticker_both_ways(daemon: &Daemon, board: &str, file: &Path) -> u32 {
+        let dir = daemon.dir.path();
+        let artifact = dir.join("ticker.cwasm");
+        arcella([
+            "compile".as_ref(),
+            ticker_wat().as_os_str(),
+            "-o".as_ref(),
+            artifact.as_os_str(),
+            "--board".as_ref(),
+            file.as_os_str(),
+        ])
+        .expect_code(0);
+        for (name, deployment) in [
+            ("trusted", TICKER_SERVICE),
+            ("untrusted", "kind = \"service\"\nisolation = \"worker\"\n"),
+        ] {
+            let component = write(
+                dir,
+                &format!("{name}-c.toml"),
+                &format!("name = \"{name}\"\nversion = \"1.0.0\"\n"),
+            );
+            let deployment = write(dir, &format!("{name}-d.toml"), deployment);
+            daemon.install_file(&artifact, &component, &deployment).expect_code(0);
+            daemon.wait_for(name, std::time::Duration::from_secs(15), "running", |s| {
+                state_name(s) == "running" && (name == "trusted" || s["worker_pid"].is_u64())
+            });
+        }
+        // Still running a moment later: nothing failed to map memory.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        for name in ["trusted", "untrusted"] {
+            let status = daemon.status(name).unwrap();
+            assert_eq!(
+                state_name(&status),
+                "running",
+                "{board}: {name}: {status}\n{}",
+                daemon.log()
+            );
+            assert_eq!(status["restarts"].as_u64().unwrap_or(0), 0, "{board}: {name}: {status}");
+        }
+        daemon
+            .cli(["info"])
+            .expect_code(0)
+            .stdout_has(&[&format!("board:       {board}")]);
+        let status = daemon.status("untrusted").unwrap();
+        status["worker_pid"].as_u64().unwrap() as u32
+    }
+
+    fn vm_size_kib(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+
     #[test]
-    fn every_board_profile_runs_modules_under_ulimit_v_256m() {
-        for board in BOARDS {
+    fn small_reservation_boards_run_modules_under_ulimit_v_256m() {
+        for board in ["small-128m", "armv7-hf"] {
             let boards = tempfile::tempdir().unwrap();
             let file = on_this_host(board, boards.path());
+            let declared = Board::load(&file).unwrap().address_space;
+            assert!(
+                board != "small-128m" || declared == Some(LIMIT_KIB * 1024),
+                "{board}: {declared:?}"
+            );
             let daemon = Daemon::start_with_address_space(&format!("board = \"{}\"\n", file.display()), LIMIT_KIB);
-            let dir = daemon.dir.path();
             let limit = std::fs::read_to_string(format!("/proc/{}/limits", daemon.pid())).unwrap();
             assert!(
                 limit
@@ -235,47 +313,48 @@ mod address_space {
                     .any(|l| l.starts_with("Max address space") && l.contains(&(LIMIT_KIB * 1024).to_string())),
                 "{board}: the daemon is not under the limit:\n{limit}"
             );
-            let artifact = dir.join("ticker.cwasm");
-            arcella([
-                "compile".as_ref(),
-                ticker_wat().as_os_str(),
-                "-o".as_ref(),
-                artifact.as_os_str(),
-                "--board".as_ref(),
-                file.as_os_str(),
-            ])
-            .expect_code(0);
-            for (name, deployment) in [
-                ("trusted", TICKER_SERVICE),
-                ("untrusted", "kind = \"service\"\nisolation = \"worker\"\n"),
-            ] {
-                let component = write(
-                    dir,
-                    &format!("{name}-c.toml"),
-                    &format!("name = \"{name}\"\nversion = \"1.0.0\"\n"),
-                );
-                let deployment = write(dir, &format!("{name}-d.toml"), deployment);
-                daemon.install_file(&artifact, &component, &deployment).expect_code(0);
-                daemon.wait_for(name, std::time::Duration::from_secs(15), "running", |s| {
-                    state_name(s) == "running"
-                });
-            }
-            // Still running a moment later: nothing failed to map memory.
-            std::thread::sleep(std::time::Duration::from_millis(1500));
-            for name in ["trusted", "untrusted"] {
-                let status = daemon.status(name).unwrap();
-                assert_eq!(
-                    state_name(&status),
-                    "running",
-                    "{board}: {name}: {status}\n{}",
-                    daemon.log()
-                );
-                assert_eq!(status["restarts"].as_u64().unwrap_or(0), 0, "{board}: {name}: {status}");
-            }
-            daemon
-                .cli(["info"])
-                .expect_code(0)
-                .stdout_has(&[&format!("board:       {board}")]);
+            let worker = runs_the_ticker_both_ways(&daemon, board, &file);
+            assert!(
+                vm_size_kib(worker) < LIMIT_KIB,
+                "{board}: the worker is under the limit too"
+            );
+        }
+    }
+
+    #[test]
+    fn large_reservation_boards_run_modules_and_refuse_a_small_address_space() {
+        for board in ["rpi4-aarch64", "x86_64-generic"] {
+            let boards = tempfile::tempdir().unwrap();
+            let file = on_this_host(board, boards.path());
+            let config = format!("board = \"{}\"\n", file.display());
+            let daemon = Daemon::start_with_config(&config);
+            let worker = runs_the_ticker_both_ways(&daemon, board, &file);
+            // The ticker's linear memory really has its 4 GiB reservation
+            // (virtual only), in a worker whose RLIMIT_DATA is the board's
+            // workers.memory (at most 256 MiB).
+            assert!(
+                vm_size_kib(worker) > 4 << 20,
+                "{board}: worker VmSize {} KiB",
+                vm_size_kib(worker)
+            );
+            drop(daemon);
+
+            // Under `ulimit -v 262144` it would fail every module start with
+            // an mmap error: it refuses to start and says what to do.
+            let dir = tempfile::tempdir().unwrap();
+            let config = write(dir.path(), "arcella.toml", &config);
+            arcella_under_ulimit_v(
+                LIMIT_KIB,
+                [
+                    "daemon".as_ref(),
+                    "--check".as_ref(),
+                    "--config".as_ref(),
+                    config.as_os_str(),
+                ],
+            )
+            .expect_code(code::FAILURE)
+            .stderr_has(&["256 MiB of address space", "4 GiB", "small-128m", "memory_reservation"])
+            .no_panic();
         }
     }
 }

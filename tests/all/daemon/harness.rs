@@ -273,9 +273,14 @@ impl Daemon {
 
     /// Installs a guest artifact with manifests written from the given text.
     pub fn install(&self, guest: &str, component: Option<&str>, deployment: &str) -> Ran {
+        self.install_variant(guest, "native", component, deployment)
+    }
+
+    /// [`Daemon::install`] of the guest's artifact `label` (`native-fuel`…).
+    pub fn install_variant(&self, guest: &str, label: &str, component: Option<&str>, deployment: &str) -> Ran {
         let dir = self.dir.path();
         let deployment_path = write(dir, &format!("{guest}-deployment.toml"), deployment);
-        let artifact = crate::support::artifact(guest, "native");
+        let artifact = crate::support::artifact(guest, label);
         let mut args = vec![
             "install".into(),
             artifact.into_os_string(),

@@ -24,4 +24,5 @@ mod protocol;
 mod shutdown;
 mod undumpable;
 mod updates;
+mod variants;
 mod workers;

@@ -277,7 +277,12 @@ fn limits_hold_inside_workers() {
     assert!(reason.contains("timeout") && reason.contains("300ms"), "{reason}");
 
     daemon
-        .install("cpu_loop_p1", Some(&ticker("cpu_loop_p1")), &command("fuel = 100000"))
+        .install_variant(
+            "cpu_loop_p1",
+            "native-fuel",
+            Some(&ticker("cpu_loop_p1")),
+            &command("fuel = 100000"),
+        )
         .expect_code(0);
     let status = daemon.wait_for("cpu_loop_p1", WAIT, "failed", |s| state_name(s) == "failed");
     let reason = status["failure"].as_str().unwrap();

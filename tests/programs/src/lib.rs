@@ -15,8 +15,10 @@ pub fn wasm(name: &str) -> PathBuf {
     PathBuf::from(GUESTS_DIR).join(format!("{name}.wasm"))
 }
 
-/// Path of a guest's artifact for `target` (`native` or `pulley64`; also
-/// `aarch64-unknown-linux-gnu` and `nofuel` for `hello_p1`).
+/// Path of a guest's artifact for `target` (`native` or `pulley64`;
+/// `native-fuel` and `pulley64-fuel`, with fuel metering, for `cpu_loop_p1`,
+/// `cpu_loop_p2` and `hello_p1`; also `aarch64-unknown-linux-gnu`,
+/// `smallres` (another memory reservation) and `noepoch` for `hello_p1`).
 pub fn artifact(name: &str, target: &str) -> PathBuf {
     assert!(GUESTS.contains(&name), "no guest named {name}");
     PathBuf::from(GUESTS_DIR).join(format!("{name}.{target}.cwasm"))

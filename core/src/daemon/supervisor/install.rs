@@ -85,10 +85,10 @@ impl Supervisor {
 
     /// Re-creates a stored version's program and manifests.
     pub(super) fn load_version(&self, version: &VersionRecord) -> Result<Loaded, RemoteError> {
-        let program = self
+        let (program, metered) = self
             .inner
             .store
-            .load(&self.inner.engine, &self.inner.config.engine, &version.artifact)
+            .load_in(&self.inner.engines, &version.artifact)
             .map_err(|e| invalid_artifact(e.to_string()))?;
         let header = self
             .inner
@@ -101,7 +101,17 @@ impl Supervisor {
             version.component_toml.as_deref(),
             &version.deployment_toml,
         )?;
-        Ok(Loaded::new(&self.inner.engine, program, manifests))
+        if let Some(fuel) = manifests.deployment.limits.fuel
+            && !metered
+        {
+            return Err(invalid_artifact(format!(
+                "deployment.toml sets limits.fuel = {fuel}, but the artifact ({}) was compiled without fuel \
+                 metering: recompile it with `arcella compile {} -o OUT.cwasm --fuel` (plus the --board or --target \
+                 you used), or remove limits.fuel",
+                header.fingerprint, header.source_name
+            )));
+        }
+        Ok(Loaded::new(program, manifests, metered))
     }
 
     fn validate(
@@ -111,7 +121,7 @@ impl Supervisor {
         component_toml: Option<&str>,
         deployment_toml: &str,
     ) -> Result<Validated, RemoteError> {
-        let interface = interface::describe(&self.inner.engine, program, source_name);
+        let interface = interface::describe(program, source_name);
         let component = component_toml
             .map(|text| manifest::parse_component(text, "component.toml"))
             .transpose()
@@ -195,16 +205,21 @@ impl Supervisor {
         let artifact_id = match InputKind::of(&bytes) {
             InputKind::Artifact => {
                 let artifact = format::decode(&bytes).map_err(|e| invalid_artifact(format!("the artifact: {e}")))?;
-                artifact::load::check_fingerprint(
+                artifact::load::check_variant(
                     &artifact.header,
-                    &self.inner.config.engine,
+                    &self.inner.engines,
                     std::path::Path::new("the artifact"),
                     self.board_name(),
                 )
                 .map_err(|e| invalid_artifact(e.to_string()))?;
                 self.put_artifact(&artifact)?
             }
-            InputKind::Wasm(_) | InputKind::Wat => self.compile_upload(&bytes)?,
+            InputKind::Wasm(_) | InputKind::Wat => {
+                // Fuel metering only for a module with a fuel limit.
+                let metered = manifest::parse_deployment(&deployment_toml, "deployment.toml")
+                    .is_ok_and(|d| d.limits.fuel.is_some());
+                self.compile_upload(&bytes, metered)?
+            }
             other => return Err(invalid_artifact(format!("the uploaded file is {}", other.describe()))),
         };
         let mut version = VersionRecord {
@@ -258,9 +273,10 @@ impl Supervisor {
     }
 
     #[cfg(feature = "compiler")]
-    fn compile_upload(&self, bytes: &[u8]) -> Result<String, RemoteError> {
-        let compiled = artifact::compile::compile(&self.inner.config.engine, bytes, "module.wasm")
-            .map_err(|e| invalid_artifact(e.to_string()))?;
+    fn compile_upload(&self, bytes: &[u8], metered: bool) -> Result<String, RemoteError> {
+        let profile = self.inner.engines.profile(metered);
+        let compiled =
+            artifact::compile::compile(&profile, bytes, "module.wasm").map_err(|e| invalid_artifact(e.to_string()))?;
         let artifact = artifact::ArtifactRef {
             header: compiled.header,
             code: &compiled.code,
@@ -269,7 +285,7 @@ impl Supervisor {
     }
 
     #[cfg(not(feature = "compiler"))]
-    fn compile_upload(&self, _bytes: &[u8]) -> Result<String, RemoteError> {
+    fn compile_upload(&self, _bytes: &[u8], _metered: bool) -> Result<String, RemoteError> {
         Err(invalid_artifact(format!(
             "this daemon has no compiler (a device build): upload an artifact compiled for engine {} \
              (on a build host: arcella compile module.wasm -o module.cwasm {}, then install module.cwasm)",

@@ -178,14 +178,13 @@ impl Supervisor {
             return;
         }
         let supervisor = self.clone();
-        let engine = self.inner.engine.clone();
-        let profile = self.inner.config.engine.clone();
+        let profile = self.inner.engines.profile(loaded.metered);
         let id_owned = id.to_owned();
         // On the guest thread: never where the control plane runs.
         let task = self.inner.guests.spawn(async move {
             let deployment = &loaded.manifests.deployment;
             let grants = grants_for(&id_owned, deployment);
-            let limits = limits_for(deployment, &supervisor.inner.config.module_defaults);
+            let limits = limits_for(deployment, &supervisor.inner.config.module_defaults, loaded.metered);
             let output = Output::Capture(book);
             let invocation = Invocation {
                 name: &id_owned,
@@ -199,7 +198,7 @@ impl Supervisor {
                 health: check,
             };
             let began = Instant::now();
-            let outcome = run::run(&engine, &invocation).await;
+            let outcome = run::run(&invocation).await;
             supervisor.on_exit(&id_owned, generation, outcome, began.elapsed());
         });
         slot.task = Some(task);
@@ -216,7 +215,7 @@ impl Supervisor {
                 || slot.outgoing.as_ref().is_some_and(|o| o.in_process())
         });
         match (needed, state.ticker.is_some()) {
-            (true, false) => match run::ticker::EpochTicker::start(&self.inner.engine) {
+            (true, false) => match self.inner.engines.ticker() {
                 Ok(ticker) => state.ticker = Some(ticker),
                 Err(e) => log::error!("cannot start the epoch thread: {e}; timeouts will not fire"),
             },
@@ -483,7 +482,7 @@ impl Supervisor {
                             name: id_owned.clone(),
                             kind: loaded.program.kind(),
                             grants: grants_for(&id_owned, deployment),
-                            limits: limits_for(deployment, &supervisor.inner.config.module_defaults),
+                            limits: limits_for(deployment, &supervisor.inner.config.module_defaults, loaded.metered),
                             entrypoint: Some(loaded.manifests.entrypoint.clone()),
                         },
                         code,
@@ -523,10 +522,16 @@ fn backoff(deployment: &DeploymentManifest, failures: u32) -> Duration {
 }
 
 /// The deployment's limits; unset memory falls back to `[module_defaults]`,
-/// then (in-process) to a built-in default (admission.rs).
-fn limits_for(deployment: &DeploymentManifest, defaults: &crate::board::ModuleDefaults) -> Limits {
+/// then (in-process) to a built-in default (admission.rs). A fuel-metered
+/// artifact without a fuel limit gets an unbounded one: a worker picks the
+/// metered engine exactly when the limits carry fuel.
+fn limits_for(deployment: &DeploymentManifest, defaults: &crate::board::ModuleDefaults, metered: bool) -> Limits {
+    let fuel = match deployment.limits.fuel {
+        None if metered => Some(u64::MAX),
+        fuel => fuel,
+    };
     Limits {
-        fuel: deployment.limits.fuel,
+        fuel,
         max_memory: super::admission::memory_limit(deployment, defaults),
         timeout: deployment.limits.timeout,
     }
@@ -610,7 +615,7 @@ mod tests {
                 name: id.clone(),
                 kind: crate::artifact::ArtifactKind::Component,
                 grants: grants_for(&id, &d),
-                limits: limits_for(&d, &Default::default()),
+                limits: limits_for(&d, &Default::default(), true),
                 entrypoint: Some("e".repeat(MAX_SYMBOL_LEN)),
             },
         };

@@ -20,6 +20,7 @@ use super::registry::{ModuleRecord, Registry};
 use super::uploads::Uploads;
 use super::workers::{Host, WorkerPool};
 use crate::artifact::{ArtifactStore, Program};
+use crate::engine::EngineSet;
 use crate::manifest::Validated;
 use crate::protocol::{ErrorKind, Event, ModuleState, RemoteError};
 use crate::run::LogBook;
@@ -27,7 +28,6 @@ use crate::run::ticker::EpochTicker;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
-use wasmtime::Engine;
 
 /// Events queued per follower before new ones are dropped for it.
 const FOLLOWER_QUEUE: usize = 256;
@@ -39,7 +39,8 @@ pub struct Supervisor {
 }
 
 struct Inner {
-    engine: Engine,
+    /// One engine per fuel variant (engine/set.rs).
+    engines: EngineSet,
     config: DaemonConfig,
     store: ArtifactStore,
     registry: Registry,
@@ -136,11 +137,13 @@ struct Loaded {
     hears_shutdown: bool,
     /// Whether it exports the health call (core modules).
     has_health: bool,
+    /// Whether its artifact meters fuel (compiled with `--fuel`).
+    metered: bool,
 }
 
 impl Loaded {
-    fn new(engine: &Engine, program: Program, manifests: Validated) -> Self {
-        let hears_shutdown = crate::run::hears_shutdown(engine, &program);
+    fn new(program: Program, manifests: Validated, metered: bool) -> Self {
+        let hears_shutdown = crate::run::hears_shutdown(&program);
         let has_health = match &program {
             Program::Module(m) => m.get_export(crate::run::HEALTH_EXPORT).is_some(),
             Program::Component(_) => false,
@@ -150,6 +153,7 @@ impl Loaded {
             manifests,
             hears_shutdown,
             has_health,
+            metered,
         }
     }
 }
@@ -166,7 +170,7 @@ pub struct Executors {
 impl Supervisor {
     /// A supervisor over the given parts, with no modules loaded yet.
     pub fn new(
-        engine: Engine,
+        engines: EngineSet,
         config: DaemonConfig,
         store: ArtifactStore,
         registry: Registry,
@@ -180,7 +184,7 @@ impl Supervisor {
             Some(&config.data_dir),
         );
         let inner = Inner {
-            engine,
+            engines,
             workers,
             config,
             store,

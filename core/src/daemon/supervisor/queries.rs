@@ -3,7 +3,6 @@
 use super::{Slot, Supervisor, not_found};
 use crate::daemon::interface;
 use crate::digest;
-use crate::fingerprint::EngineFingerprint;
 use crate::protocol::{
     DaemonInfo, Isolation, LogLine, ModuleInspect, ModuleKind, ModuleStatus, ModuleSummary, PROTOCOL_VERSION,
     RemoteError, WorkerHost,
@@ -90,7 +89,7 @@ impl Supervisor {
             .map_err(|e| super::internal("reading the artifact", e))?;
         let (exports, imports) = match program {
             Some(program) => {
-                let described = interface::describe(&self.inner.engine, &program, &header.source_name);
+                let described = interface::describe(&program, &header.source_name);
                 (described.exports, described.imports)
             }
             None => (Vec::new(), Vec::new()),
@@ -144,7 +143,10 @@ impl Supervisor {
         DaemonInfo {
             version: env!("CARGO_PKG_VERSION").to_owned(),
             protocol: PROTOCOL_VERSION,
-            fingerprint: EngineFingerprint::of(&config.engine).to_string(),
+            fingerprint: {
+                let [plain, metered] = self.inner.engines.fingerprints();
+                format!("{plain}, with fuel metering {metered}")
+            },
             target: config.engine.target.resolved().to_owned(),
             board: config.board.clone(),
             data_dir: config.data_dir.display().to_string(),
