@@ -21,7 +21,13 @@ fn json_error(ran: &Ran, exit: i32) -> String {
 }
 
 fn run_json(guest: &str, extra: &[&str]) -> Ran {
-    let path = artifact(guest, "native");
+    // --fuel needs an artifact compiled with fuel metering.
+    let target = if extra.first() == Some(&"--fuel") && guest == "cpu_loop_p1" {
+        "native-fuel"
+    } else {
+        "native"
+    };
+    let path = artifact(guest, target);
     let mut args: Vec<&OsStr> = vec![OsStr::new("--json"), OsStr::new("run"), path.as_os_str()];
     args.extend(extra.iter().map(OsStr::new));
     arcella(args)
