@@ -177,18 +177,33 @@ fn a_run_starts_no_helper_thread_it_does_not_need() {
         let mut line = String::new();
         std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
         assert_eq!(line.trim(), "sleeping");
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
-        let mut names: Vec<String> = tasks
-            .map(|t| {
-                std::fs::read_to_string(t.unwrap().path().join("comm"))
-                    .unwrap()
-                    .trim()
-                    .to_owned()
-            })
-            .collect();
-        names.sort();
+        // A new thread names itself once it first runs: ask until the
+        // names settle (a loaded machine may not have run it yet).
+        let names_now = || {
+            let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
+            let mut names: Vec<String> = tasks
+                .map(|t| {
+                    std::fs::read_to_string(t.unwrap().path().join("comm"))
+                        .unwrap()
+                        .trim()
+                        .to_owned()
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut names = names_now();
+        while names != expected && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            names = names_now();
+        }
+        // And no thread comes later.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let later = names_now();
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(names, expected, "{extra:?}");
+        assert_eq!(later, expected, "{extra:?}: a thread started later");
     }
 }
