@@ -313,8 +313,9 @@ pub struct DaemonArgs {
     /// daemon would run with, then exit.
     #[arg(long)]
     pub check: bool,
-    /// Overrides `socket` from the configuration.
-    #[arg(long, value_name = "PATH")]
+    /// Overrides `socket` from the configuration (as `ARCELLA_SOCKET`
+    /// does, so one variable points the daemon and the CLI at one socket).
+    #[arg(long, env = "ARCELLA_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
 }
 

@@ -126,3 +126,43 @@ fn json_error_of_a_refused_request_keeps_the_daemons_kind() {
     assert_eq!(value["error"]["kind"], "not_found", "{value}");
     assert!(ran.stdout.is_empty());
 }
+
+/// `ARCELLA_SOCKET` points the daemon and the CLI at one socket, as the
+/// README's demo uses it (what broke: the daemon's own `--socket` stopped
+/// reading it, and the CLI could not find the daemon).
+#[test]
+fn arcella_socket_points_the_daemon_and_the_cli_at_one_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("env.sock");
+    let mut daemon = Command::new(env!("CARGO_BIN_EXE_arcella"))
+        .arg("daemon")
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("ARCELLA_SOCKET", &socket)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !socket.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let info = Command::new(env!("CARGO_BIN_EXE_arcella"))
+        .arg("info")
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("ARCELLA_SOCKET", &socket)
+        .output()
+        .unwrap();
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert!(
+        socket.exists() || info.status.success(),
+        "the daemon never served {}",
+        socket.display()
+    );
+    assert!(info.status.success(), "{}", String::from_utf8_lossy(&info.stderr));
+    assert!(String::from_utf8_lossy(&info.stdout).contains("modules:"));
+}
