@@ -17,7 +17,7 @@ mod inject;
 mod support;
 
 use arcella_core::client::Client;
-use arcella_core::protocol::{InstallSpec, ModuleState, Request, Response};
+use arcella_core::protocol::{ModuleState, Request, Response};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use support::spawn_daemon;
@@ -77,15 +77,9 @@ fn deployment(bomb: &Bomb, dir: &Path) -> String {
     text
 }
 
-fn install(client: &mut Client, guest: &str, id: &str, deployment: String) {
+fn install(client: &mut Client, guest: &str, id: &str, deployment: &str) {
     let artifact = std::fs::read(arcella_test_programs::artifact(guest, "native")).expect("artifact");
-    let upload = client.upload(&artifact).expect("upload");
-    let spec = InstallSpec {
-        upload,
-        component_toml: Some(format!("name = \"{id}\"\nversion = \"1\"\n")),
-        deployment_toml: Some(deployment),
-    };
-    client.call(Request::Install(spec)).expect("install");
+    support::install(client, &artifact, id, deployment);
 }
 
 fn state(client: &mut Client, id: &str) -> ModuleState {
@@ -108,7 +102,7 @@ fn run(bomb: &Bomb) {
     std::fs::create_dir(&grant).unwrap();
     let mut client = Client::connect(&socket, "bench").expect("connect");
     let (rss_before, fds_before) = (arcella_core::sys::process::resident_bytes(pid).unwrap_or(0), fds(pid));
-    install(&mut client, bomb.guest, "bomb", deployment(bomb, &grant));
+    install(&mut client, bomb.guest, "bomb", &deployment(bomb, &grant));
     let began = Instant::now();
     let (mut peak_rss, mut peak_fds, mut slowest) = (0, 0, Duration::ZERO);
     let ended = loop {
@@ -155,7 +149,7 @@ fn escape_to_death() {
         &mut client,
         "ticker",
         "victim",
-        "kind = \"service\"\ngroup = \"g\"\n[restart]\nbackoff_initial = \"100ms\"\nmax_restarts = 50\n".into(),
+        "kind = \"service\"\ngroup = \"g\"\n[restart]\nbackoff_initial = \"100ms\"\nmax_restarts = 50\n",
     );
     let mut samples = Vec::new();
     for _ in 0..20 {

@@ -11,7 +11,7 @@
 
 mod support;
 use arcella_core::client::Client;
-use arcella_core::protocol::{InstallSpec, ModuleState, Request, Response};
+use arcella_core::protocol::{ModuleState, Request, Response};
 use std::time::{Duration, Instant};
 use support::{percentile, spawn_daemon};
 
@@ -62,13 +62,8 @@ fn main() {
 fn install_spinners(client: &mut Client, n: usize) {
     let artifact = std::fs::read(arcella_test_programs::artifact("infinite_loop", "native")).expect("spinner artifact");
     for i in 0..n {
-        let upload = client.upload(&artifact).expect("upload");
-        let spec = InstallSpec {
-            upload,
-            component_toml: Some(format!("name = \"spin{i}\"\nversion = \"1\"\n")),
-            deployment_toml: Some("kind = \"service\"\nisolation = \"main\"\ntrusted = true\n".into()),
-        };
-        client.call(Request::Install(spec)).expect("install");
+        let trusted = "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n";
+        support::install(client, &artifact, &format!("spin{i}"), trusted);
     }
 }
 

@@ -13,7 +13,7 @@
 
 mod support;
 use arcella_core::client::Client;
-use arcella_core::protocol::{Event, InstallSpec, LogStream, Request};
+use arcella_core::protocol::{Event, LogStream, Request};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
@@ -38,13 +38,8 @@ fn main() {
     let mut client = Client::connect(&socket, "bench").expect("connect");
     let artifact = std::fs::read(arcella_test_programs::artifact("ticker", "native")).expect("ticker artifact");
     for i in 0..SERVICES {
-        let upload = client.upload(&artifact).expect("upload");
-        let spec = InstallSpec {
-            upload,
-            component_toml: Some(format!("name = \"ticker{i}\"\nversion = \"1\"\n")),
-            deployment_toml: Some("kind = \"service\"\nisolation = \"main\"\ntrusted = true\n".into()),
-        };
-        client.call(Request::Install(spec)).expect("install");
+        let trusted = "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n";
+        support::install(&mut client, &artifact, &format!("ticker{i}"), trusted);
     }
     std::thread::sleep(Duration::from_secs(2));
     let (busy_rss, busy_threads) = rss_and_threads(pid);

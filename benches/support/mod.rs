@@ -1,4 +1,5 @@
-//! What the benches share: a daemon process to measure, and percentiles.
+//! What the benches share: a daemon process to measure, installs on it,
+//! and percentiles.
 
 // A bench that cannot set up should stop loudly, not report a figure.
 #![allow(clippy::expect_used, dead_code)]
@@ -7,6 +8,19 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// Uploads `artifact` and installs it as module `id` (version 1) with
+/// `deployment` as its deployment.toml.
+pub fn install(client: &mut arcella_core::client::Client, artifact: &[u8], id: &str, deployment: &str) {
+    use arcella_core::protocol::{InstallSpec, Request};
+    let upload = client.upload(artifact).expect("upload");
+    let spec = InstallSpec {
+        upload,
+        component_toml: Some(format!("name = \"{id}\"\nversion = \"1\"\n")),
+        deployment_toml: Some(deployment.to_owned()),
+    };
+    client.call(Request::Install(spec)).expect("install");
+}
 
 /// `arcella daemon` on `dir/data` and `socket`, once it serves.
 pub fn spawn_daemon(dir: &Path, socket: &Path) -> Child {

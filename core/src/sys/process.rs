@@ -179,7 +179,11 @@ pub fn signal(pid: u32, hard: bool) {
 
 /// Resident memory of a process, from `/proc/PID/statm`.
 pub fn resident_bytes(pid: u32) -> Option<u64> {
-    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    statm_resident(&std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?)
+}
+
+/// The resident bytes a `/proc/PID/statm` text gives (its second field, in pages).
+fn statm_resident(statm: &str) -> Option<u64> {
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * page_size())
 }
@@ -199,9 +203,7 @@ impl OwnResidentMemory {
         use std::os::unix::fs::FileExt;
         let mut buf = [0u8; 128];
         let n = self.0.read_at(&mut buf, 0).ok()?;
-        let text = std::str::from_utf8(&buf[..n]).ok()?;
-        let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
-        Some(pages * page_size())
+        statm_resident(std::str::from_utf8(&buf[..n]).ok()?)
     }
 }
 

@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<Child>,
+    how: Launch,
+}
+
+/// How a daemon is started, beyond its arcella.toml.
+#[derive(Debug, Default)]
+struct Launch {
     /// Where the data directory is, if not inside `dir`.
     data: Option<PathBuf>,
     /// `ulimit -v` (KiB) the daemon runs under, if any.
@@ -21,7 +27,8 @@ pub struct Daemon {
     /// MiB of a tmpfs the daemon gets at `disk()`, in a mount namespace of
     /// its own, holding its data directory and a directory to grant.
     small_disk_mib: Option<u64>,
-    /// The uid (and gid) the daemon runs as, if not the test's.
+    /// The uid (and gid) the daemon runs as, if not the test's; its
+    /// directory is given to that user first.
     user: Option<u32>,
 }
 
@@ -33,31 +40,27 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with `config` as its arcella.toml.
     pub fn start_with_config(config: &str) -> Self {
-        Self::launch(config, None, None)
+        Self::launch(config, Launch::default())
     }
 
     /// Like [`Daemon::start_with_config`], under `ulimit -v KIB` (set by
     /// `sh`, which then execs the daemon: the limit is inherited by workers).
     #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
     pub fn start_with_address_space(config: &str, kib: u64) -> Self {
-        Self::launch(config, None, Some(kib))
+        let how = Launch {
+            address_space_kib: Some(kib),
+            ..Launch::default()
+        };
+        Self::launch(config, how)
     }
 
     /// Like [`Daemon::start`], under `ulimit -n open_files` (soft and hard).
     pub fn start_with_open_files(open_files: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "arcella.toml", "");
-        let mut daemon = Self {
-            dir,
-            child: None,
-            data: None,
-            address_space_kib: None,
+        let how = Launch {
             open_files: Some(open_files),
-            small_disk_mib: None,
-            user: None,
+            ..Launch::default()
         };
-        daemon.spawn();
-        daemon
+        Self::launch("", how)
     }
 
     /// Like [`Daemon::start`], with its data directory on a file system of
@@ -65,21 +68,11 @@ impl Daemon {
     /// guest can fill it). `disk()/grant` is there to grant, writable by
     /// anyone. The test itself does not see inside.
     pub fn start_on_small_disk(mib: u64) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "arcella.toml", "");
-        let disk = dir.path().join("disk");
-        std::fs::create_dir(&disk).unwrap();
-        let mut daemon = Self {
-            dir,
-            child: None,
-            data: Some(disk.join("data")),
-            address_space_kib: None,
-            open_files: None,
+        let how = Launch {
             small_disk_mib: Some(mib),
-            user: None,
+            ..Launch::default()
         };
-        daemon.spawn();
-        daemon
+        Self::launch("", how)
     }
 
     /// Where [`Daemon::start_on_small_disk`] mounts its file system.
@@ -87,39 +80,31 @@ impl Daemon {
         self.dir.path().join("disk")
     }
 
-    /// Writes `config`, starts the daemon and waits until it serves.
-    fn launch(config: &str, data: Option<PathBuf>, address_space_kib: Option<u64>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "arcella.toml", config);
-        let mut daemon = Self {
-            dir,
-            child: None,
-            data,
-            address_space_kib,
-            open_files: None,
-            small_disk_mib: None,
-            user: None,
-        };
-        daemon.spawn();
-        daemon
-    }
-
     /// Like [`Daemon::start`], as `uid` (gid the same, no supplementary
     /// groups), as the packaged unit runs it: its directory is given to
     /// that user first. The tests run as root to do this.
     pub fn start_as_user(uid: u32) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        write(dir.path(), "arcella.toml", "");
-        std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
-        let mut daemon = Self {
-            dir,
-            child: None,
-            data: None,
-            address_space_kib: None,
-            open_files: None,
-            small_disk_mib: None,
+        let how = Launch {
             user: Some(uid),
+            ..Launch::default()
         };
+        Self::launch("", how)
+    }
+
+    /// Writes `config`, starts the daemon as `how` says and waits until it
+    /// serves.
+    fn launch(config: &str, mut how: Launch) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "arcella.toml", config);
+        if how.small_disk_mib.is_some() {
+            let disk = dir.path().join("disk");
+            std::fs::create_dir(&disk).unwrap();
+            how.data = Some(disk.join("data"));
+        }
+        if let Some(uid) = how.user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(uid)).unwrap();
+        }
+        let mut daemon = Self { dir, child: None, how };
         daemon.spawn();
         daemon
     }
@@ -132,7 +117,11 @@ impl Daemon {
 
     /// Like [`Daemon::start`], with its data directory at `data`.
     pub fn start_with_data_dir(data: &Path) -> Self {
-        Self::launch("", Some(data.to_owned()), None)
+        let how = Launch {
+            data: Some(data.to_owned()),
+            ..Launch::default()
+        };
+        Self::launch("", how)
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -140,7 +129,7 @@ impl Daemon {
     }
 
     pub fn data_dir(&self) -> PathBuf {
-        self.data.clone().unwrap_or_else(|| self.dir.path().join("data"))
+        self.how.data.clone().unwrap_or_else(|| self.dir.path().join("data"))
     }
 
     pub fn log_path(&self) -> PathBuf {
@@ -155,11 +144,11 @@ impl Daemon {
             .open(self.log_path())
             .unwrap();
         let binary = env!("CARGO_BIN_EXE_arcella");
-        let ulimits: Vec<String> = [("-v", self.address_space_kib), ("-n", self.open_files)]
+        let ulimits: Vec<String> = [("-v", self.how.address_space_kib), ("-n", self.how.open_files)]
             .into_iter()
             .filter_map(|(flag, value)| Some(format!("ulimit {flag} {} && ", value?)))
             .collect();
-        let mut command = if let Some(mib) = self.small_disk_mib {
+        let mut command = if let Some(mib) = self.how.small_disk_mib {
             let disk = self.disk();
             let mut unshare = Command::new("unshare");
             unshare
@@ -181,7 +170,7 @@ impl Daemon {
                 .arg(binary);
             sh
         };
-        if let Some(uid) = self.user {
+        if let Some(uid) = self.how.user {
             std::os::unix::process::CommandExt::uid(&mut command, uid);
             std::os::unix::process::CommandExt::gid(&mut command, uid);
         }

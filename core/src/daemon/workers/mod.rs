@@ -464,22 +464,15 @@ impl PoolInner {
             let _ = pending.done.try_send(Err(reason));
         }
     }
+}
 
-    fn note_seccomp(&self, group: &str, pid: u32, report: &str) {
-        let sandboxed = report.starts_with("seccomp allowlist");
-        if sandboxed {
-            log::debug!("worker `{group}` (pid {pid}): {report}");
-        } else if !self.said_seccomp.swap(true, Ordering::Relaxed) {
-            log::warn!("worker `{group}` (pid {pid}): {report}");
-        }
-    }
-
-    fn note_walls(&self, group: &str, pid: u32, report: &str) {
-        if report.starts_with("Landlock walls up") {
-            log::debug!("worker `{group}` (pid {pid}): {report}");
-        } else if !self.said_walls.swap(true, Ordering::Relaxed) {
-            log::warn!("worker `{group}` (pid {pid}): {report}");
-        }
+/// A worker's report on one layer of its sandbox: at debug level when
+/// the layer is `up`, else once per daemon as a warning (`said`).
+fn note_sandbox(said: &AtomicBool, group: &str, pid: u32, report: &str, up: bool) {
+    if up {
+        log::debug!("worker `{group}` (pid {pid}): {report}");
+    } else if !said.swap(true, Ordering::Relaxed) {
+        log::warn!("worker `{group}` (pid {pid}): {report}");
     }
 }
 

@@ -180,8 +180,10 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, walls: Walls) -> R
             )));
         }
     };
-    pool.note_seccomp(group, pid, &seccomp);
-    pool.note_walls(group, pid, &walls_report);
+    let seccomp_up = seccomp.starts_with("seccomp allowlist");
+    super::note_sandbox(&pool.said_seccomp, group, pid, &seccomp, seccomp_up);
+    let walls_up = walls_report.starts_with("Landlock walls up");
+    super::note_sandbox(&pool.said_walls, group, pid, &walls_report, walls_up);
     let (outbox, queued) = async_channel::bounded(OUTBOX);
     let worker = Arc::new(Worker {
         group: group.to_owned(),
