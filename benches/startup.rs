@@ -72,6 +72,7 @@ fn hello_from_store() {
             entrypoint: None,
             stop: None,
             health: None,
+            host: &arcella_core::host::HostServices::default(),
         };
         assert_eq!(run_blocking(&invocation).expect("run"), 0);
     });
@@ -151,6 +152,7 @@ fn cpu_native_vs_pulley() {
             entrypoint: None,
             stop: None,
             health: None,
+            host: &arcella_core::host::HostServices::default(),
         };
         let mut runs: Vec<Duration> = (0..5)
             .map(|_| {

@@ -58,6 +58,7 @@ impl Bench {
             book: LogBook::new(name, None),
             stop,
             on_started: Box::new(move |_| *started.lock().unwrap() = Some(Instant::now())),
+            host: arcella_core::host::HostServices::default(),
             health: None,
         }
     }
@@ -179,6 +180,7 @@ async fn worker_vs_in_process(bench: &Bench, profile: &EngineProfile) {
             entrypoint: None,
             stop: None,
             health: None,
+            host: &arcella_core::host::HostServices::default(),
         };
         let asked = Instant::now();
         assert_eq!(run::run(&invocation).await.expect("runs"), 0);

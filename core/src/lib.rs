@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod digest;
 pub mod engine;
 pub mod fingerprint;
+pub mod host;
 pub mod manifest;
 pub mod protocol;
 pub mod run;

@@ -59,6 +59,7 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         entrypoint: None,
         stop: Some(stop),
         health: None,
+        host: &arcella_core::host::HostServices::default(),
     };
     match run_blocking(&invocation) {
         Ok(code) => Ok(exit::for_guest(code)),

@@ -37,6 +37,7 @@ fn run(program: &Program, profile: &EngineProfile) -> i32 {
         entrypoint: None,
         stop: None,
         health: None,
+        host: &arcella_core::host::HostServices::default(),
     };
     run_blocking(&invocation).unwrap()
 }

@@ -4,6 +4,7 @@ use crate::WorkerError;
 use arcella_core::artifact::{ArtifactKind, Program};
 use arcella_core::engine::EngineSet;
 use arcella_core::fingerprint::EngineFingerprint;
+use arcella_core::host::{Denial, HostServices};
 use arcella_core::protocol::worker::{
     self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive,
     send,
@@ -275,6 +276,13 @@ impl Context {
         let flag = stop.clone();
         let check = health.clone();
         let name = spec.name.clone();
+        let denied = self.outbox.clone();
+        let host = HostServices {
+            denials: Some(Arc::new(move |denial: Denial| {
+                let denial = denial.bounded();
+                let _ = denied.try_send(FromWorker::Denied { instance, denial });
+            })),
+        };
         let task = self.executor.spawn(async move {
             let output = Output::Capture(book);
             let invocation = Invocation {
@@ -287,6 +295,7 @@ impl Context {
                 entrypoint: spec.entrypoint.as_deref(),
                 stop: Some(flag),
                 health: Some(check),
+                host: &host,
             };
             let outcome = run::run(&invocation).await.map_err(|e| e.to_string());
             {

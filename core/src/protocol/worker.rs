@@ -99,6 +99,11 @@ pub enum FromWorker {
         instance: InstanceId,
         verdict: Result<(), String>,
     },
+    /// The host refused the guest a capability (for the audit trail).
+    Denied {
+        instance: InstanceId,
+        denial: crate::host::Denial,
+    },
 }
 
 /// The host directories a worker may reach, fixed when it starts: the
@@ -293,6 +298,13 @@ mod tests {
             FromWorker::Health {
                 instance: 1,
                 verdict: Err("returned 1".into()),
+            },
+            FromWorker::Denied {
+                instance: 1,
+                denial: crate::host::Denial {
+                    capability: crate::host::Capability::Network,
+                    detail: "connect 10.0.0.1:502".into(),
+                },
             },
         ];
         for message in from {

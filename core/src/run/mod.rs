@@ -24,6 +24,7 @@ pub use limits::{
 
 use crate::artifact::Program;
 use crate::engine::EngineProfile;
+use crate::host::{ComponentState, HostServices};
 use limits::GuestLimiter;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,7 @@ use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
 use wasmtime::{Engine, Linker, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::bindings::Command;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{I32Exit, WasiView};
 
 /// Why a guest did not finish with an exit code of its own.
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +104,9 @@ pub struct Invocation<'a> {
     pub stop: Option<StopFlag>,
     /// Asks a core module for its health (see [`HEALTH_EXPORT`]).
     pub health: Option<Arc<HealthCheck>>,
+    /// The backends of the host interfaces (key-value, config, …) and
+    /// where denials go.
+    pub host: &'a HostServices,
 }
 
 /// A core module's optional health export: `(func (export
@@ -188,7 +192,7 @@ pub const SHUTDOWN_IMPORT: (&str, &str) = ("arcella", "shutdown_requested");
 
 /// The same call for components: `shutdown-requested: func() -> bool` in
 /// this interface (wit/lifecycle.wit).
-pub const SHUTDOWN_INTERFACE: &str = "arcella:service/lifecycle@0.1.0";
+pub const SHUTDOWN_INTERFACE: &str = crate::host::lifecycle::INTERFACE;
 
 /// Whether `program` imports the shutdown call ([`SHUTDOWN_IMPORT`] or
 /// [`SHUTDOWN_INTERFACE`]): only then is a stop worth a grace period.
@@ -457,22 +461,6 @@ async fn run_module(
     exit_code(start.call_async(&mut store, ()).await)
 }
 
-struct P2State {
-    ctx: WasiCtx,
-    table: ResourceTable,
-    limiter: GuestLimiter,
-    stop: Option<StopFlag>,
-}
-
-impl WasiView for P2State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
-}
-
 async fn run_component(
     engine: &Engine,
     component: &wasmtime::component::Component,
@@ -483,27 +471,18 @@ async fn run_component(
     let ctx = command.grants.wasi_builder(sinks)?.build();
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_HOST_HANDLES);
-    let state = P2State {
+    let state = ComponentState {
         ctx,
         table,
         limiter: GuestLimiter::new(command.limits.max_memory),
         stop: command.stop.clone(),
+        services: command.host.clone(),
     };
     let mut store = Store::new(engine, state);
     store.limiter(|state| &mut state.limiter);
     prepare(&mut store, command, deadline)?;
-    let mut linker: ComponentLinker<P2State> = ComponentLinker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    linker.instance(SHUTDOWN_INTERFACE)?.func_wrap(
-        "shutdown-requested",
-        |store: wasmtime::StoreContextMut<'_, P2State>, (): ()| -> wasmtime::Result<(bool,)> {
-            Ok((store
-                .data()
-                .stop
-                .as_ref()
-                .is_some_and(|flag| flag.load(Ordering::Relaxed)),))
-        },
-    )?;
+    let mut linker: ComponentLinker<ComponentState> = ComponentLinker::new(engine);
+    crate::host::link_component(&mut linker)?;
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| GuestFailure::NotACommand(format!("{e:#}")))?;

@@ -180,6 +180,7 @@ impl Supervisor {
         let supervisor = self.clone();
         let profile = self.inner.engines.profile(loaded.metered);
         let id_owned = id.to_owned();
+        let services = self.services_for(id, &book);
         // On the guest thread: never where the control plane runs.
         let task = self.inner.guests.spawn(async move {
             let deployment = &loaded.manifests.deployment;
@@ -196,6 +197,7 @@ impl Supervisor {
                 entrypoint: Some(&loaded.manifests.entrypoint),
                 stop: Some(stop),
                 health: check,
+                host: &services,
             };
             let began = Instant::now();
             let outcome = run::run(&invocation).await;
@@ -463,6 +465,7 @@ impl Supervisor {
     ) -> smol::Task<()> {
         let supervisor = self.clone();
         let id_owned = id.to_owned();
+        let services = self.services_for(id, &book);
         self.inner.executor.spawn(async move {
             let began = Instant::now();
             let deployment = &loaded.manifests.deployment;
@@ -490,6 +493,7 @@ impl Supervisor {
                         stop: stop_asked,
                         on_started: Box::new(move |host| host_of.hosted(&host_id, generation, host)),
                         health,
+                        host: services,
                     };
                     supervisor.inner.workers.run(request).await
                 }

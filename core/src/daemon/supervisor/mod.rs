@@ -13,6 +13,7 @@ mod install;
 mod lifecycle;
 mod queries;
 mod quota;
+mod services;
 mod swap;
 
 use super::config::DaemonConfig;

@@ -74,6 +74,9 @@ pub struct RemoteRun {
     pub on_started: Box<dyn FnOnce(Host) + Send>,
     /// Health questions for the guest, passed on to the worker.
     pub health: Option<Arc<crate::run::HealthCheck>>,
+    /// Serves the instance's host calls and denials that come back from
+    /// the worker.
+    pub host: crate::host::HostServices,
 }
 
 impl std::fmt::Debug for RemoteRun {
@@ -174,6 +177,7 @@ impl WorkerPool {
             name: name.clone(),
             book: request.book,
             health: request.health,
+            host: request.host,
             started: Some(started_tx),
             done: done_tx,
         };

@@ -26,6 +26,8 @@ pub(super) struct Pending {
     pub name: String,
     pub book: LogBook,
     pub health: Option<std::sync::Arc<crate::run::HealthCheck>>,
+    /// The daemon-side services of this instance (denials, key-value, …).
+    pub host: crate::host::HostServices,
     pub started: Option<async_channel::Sender<()>>,
     pub done: async_channel::Sender<Result<i32, String>>,
 }
@@ -263,6 +265,11 @@ fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
         FromWorker::Health { instance, verdict } => {
             if let Some(check) = table.instances.get(&instance).and_then(|p| p.health.as_ref()) {
                 check.deliver(verdict);
+            }
+        }
+        FromWorker::Denied { instance, denial } => {
+            if let Some(pending) = table.instances.get(&instance) {
+                pending.host.deny(denial.capability, denial.bounded().detail);
             }
         }
         FromWorker::Pong { id, usage } => {

@@ -1,0 +1,22 @@
+//! The host services the daemon gives each instance it starts, in its
+//! own process or (served from here) in a worker.
+
+use super::Supervisor;
+use crate::host::{Denial, HostServices};
+use crate::run::LogBook;
+use std::sync::Arc;
+
+impl Supervisor {
+    /// The services of one instance of `id`, whose log is `book`.
+    pub(super) fn services_for(&self, id: &str, book: &LogBook) -> HostServices {
+        let module = id.to_owned();
+        let book = book.clone();
+        HostServices {
+            denials: Some(Arc::new(move |denial: Denial| {
+                let denial = denial.bounded();
+                log::warn!("{module}: {denial}");
+                book.note(&denial.to_string());
+            })),
+        }
+    }
+}
