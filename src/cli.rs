@@ -124,6 +124,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// Show the daemon's version, engine fingerprint, board, data dir.
     Info(ConnectOnly),
+    /// Show the audit trail: who changed what, denials, starts and exits.
+    Audit(AuditArgs),
     /// Make an Ed25519 key pair for signing artifacts.
     Keygen(KeygenArgs),
     /// Sign an artifact (writes ARTIFACT.sig).
@@ -146,6 +148,7 @@ impl Command {
             Command::Install(a) => Some(&a.connect),
             Command::Update(a) => Some(&a.connect),
             Command::Logs(a) => Some(&a.connect),
+            Command::Audit(a) => Some(&a.connect),
             Command::Inspect(a) => Some(&a.connect),
             Command::Gc(a) | Command::List(a) | Command::Info(a) => Some(&a.connect),
             Command::Rollback(a)
@@ -371,6 +374,21 @@ pub struct LogsArgs {
     /// Only the last N lines [default: every line kept].
     #[arg(long, value_name = "N")]
     pub tail: Option<u32>,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AuditArgs {
+    /// Only records about this module.
+    #[arg(long, value_name = "MODULE")]
+    pub module: Option<String>,
+    /// Only records this recent: 90s, 30m, 1h, 2d.
+    #[arg(long, value_name = "AGE", value_parser = crate::cmd::audit::parse_age)]
+    pub since: Option<std::time::Duration>,
+    /// The most records to show (the newest; at most 128).
+    #[arg(long, value_name = "N", default_value_t = 50)]
+    pub limit: u32,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }

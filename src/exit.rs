@@ -88,6 +88,7 @@ impl From<&RunError> for Failure {
             RunError::Timeout { .. } => (TIMEOUT, "timeout"),
             RunError::Trap { .. } => (TRAP, "trap"),
             RunError::NotACommand { .. }
+            | RunError::Link { .. }
             | RunError::Grant { .. }
             | RunError::Setup { .. }
             | RunError::NotMetered { .. }

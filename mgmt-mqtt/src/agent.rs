@@ -384,9 +384,12 @@ pub(crate) fn answer(payload: &[u8], operator: &str, gate: &mut Gate, device: &d
             return wire::encode(&ServerMessage::Response { id, result: Err(error) }).ok();
         }
     };
-    let result = gate
-        .admit(operator, &command, device)
-        .and_then(|()| device.answer(command.request));
+    let result = gate.admit(operator, &command, device).and_then(|()| {
+        let actor = arcella_core::protocol::audit::Actor::Operator {
+            name: operator.to_owned(),
+        };
+        device.answer(&actor, command.request)
+    });
     wire::encode(&ServerMessage::Response { id: command.id, result }).ok()
 }
 

@@ -5,13 +5,15 @@
 use arcella_core::daemon::supervisor::Supervisor;
 use arcella_core::daemon::uploads::Piece;
 use arcella_core::digest::Sha256Digest;
+use arcella_core::protocol::audit::Actor;
 use arcella_core::protocol::{DeviceReport, Event, RemoteError, Request, Response};
 use std::path::PathBuf;
 
 /// The device side of the agent.
 pub trait Device: Send + Sync {
     /// Answers one request, as the local socket would.
-    fn answer(&self, request: Request) -> Result<Response, RemoteError>;
+    /// Answers `request` from `actor` (recorded in the audit trail).
+    fn answer(&self, actor: &Actor, request: Request) -> Result<Response, RemoteError>;
     /// Writes one chunk of an incoming artifact; returns (bytes received,
     /// complete). A completed artifact has been checked against its sha256.
     fn stage(&self, piece: &Piece<'_>) -> Result<(u64, bool), RemoteError>;
@@ -28,8 +30,8 @@ pub trait Device: Send + Sync {
 }
 
 impl Device for Supervisor {
-    fn answer(&self, request: Request) -> Result<Response, RemoteError> {
-        arcella_core::daemon::remote::answer(self, request)
+    fn answer(&self, actor: &Actor, request: Request) -> Result<Response, RemoteError> {
+        arcella_core::daemon::remote::answer(self, actor, request)
     }
 
     fn stage(&self, piece: &Piece<'_>) -> Result<(u64, bool), RemoteError> {

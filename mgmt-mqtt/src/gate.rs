@@ -17,6 +17,7 @@
 use crate::device::Device;
 use arcella_core::digest;
 use arcella_core::manifest;
+use arcella_core::protocol::audit::Actor;
 use arcella_core::protocol::fleet::RemoteCommand;
 use arcella_core::protocol::{Access, ErrorKind, Isolation, RemoteError, Request, Response};
 use arcella_core::signing::{self, TrustPolicy};
@@ -128,7 +129,7 @@ impl Gate {
         if self.policy.allow_remote_trusted {
             return Ok(());
         }
-        match device.answer(Request::Status { module: module.clone() }) {
+        match device.answer(&Actor::Daemon, Request::Status { module: module.clone() }) {
             Ok(Response::Status(status)) if status.summary.isolation == Isolation::Main => Err(denied(format!(
                 "`{module}` runs in the daemon's process (isolation = \"main\"); a remote update may not replace \
                  its code unless the device's config sets [mqtt] allow_remote_trusted = true"

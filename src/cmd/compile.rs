@@ -48,6 +48,9 @@ pub fn execute(args: &CompileArgs, json: bool) -> Result<(), CmdError> {
     );
     let profile = profile(args)?;
     let compiled = compile(&profile, &source, &name)?;
+    for missing in arcella_core::host::provided::missing_imports(&compiled.imports) {
+        eprintln!("warning: a device running this Arcella will refuse to install it: {missing}");
+    }
     let output = args
         .output
         .clone()

@@ -196,6 +196,7 @@ pub struct Info {
     pub data_dir: String,
     pub uptime_secs: u64,
     pub modules: u32,
+    pub interfaces: Vec<String>,
 }
 
 impl From<&DaemonInfo> for Info {
@@ -209,6 +210,7 @@ impl From<&DaemonInfo> for Info {
             data_dir: i.data_dir.clone(),
             uptime_secs: i.uptime_secs,
             modules: i.modules,
+            interfaces: i.interfaces.clone(),
         }
     }
 }

@@ -204,6 +204,7 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
         },
         Command::Info(_) => Request::Info,
         Command::Logs(args) => return logs(&mut client, args, json),
+        Command::Audit(args) => super::audit::request(args),
         Command::Inspect(args) => Request::Inspect {
             module: args.target.display().to_string(),
         },

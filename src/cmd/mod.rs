@@ -1,5 +1,6 @@
 //! One module per verb.
 
+pub mod audit;
 #[cfg(feature = "compiler")]
 pub mod compile;
 pub mod daemon;

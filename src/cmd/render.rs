@@ -23,6 +23,7 @@ fn response_json(response: &Response) {
             uploads: c.uploads,
             bytes: c.bytes,
         }),
+        Response::Audit(records) => records.iter().for_each(json_value),
         // Steps inside a verb, never its answer.
         Response::Uploaded { .. } | Response::Following | Response::Unfollowed => {}
     }
@@ -42,6 +43,10 @@ pub fn response(response: &Response, json: bool) {
             outln!("data dir:    {}", info.data_dir);
             outln!("uptime:      {}s", info.uptime_secs);
             outln!("modules:     {}", info.modules);
+            for (i, line) in provided_packages(&info.interfaces).iter().enumerate() {
+                let label = if i == 0 { "provides:" } else { "" };
+                outln!("{label:<12} {line}");
+            }
         }
         Response::Modules(modules) if modules.is_empty() => outln!("no modules installed"),
         Response::Modules(modules) => {
@@ -99,6 +104,7 @@ pub fn response(response: &Response, json: bool) {
         Response::Module(m) => outln!("{} {} is {}", m.id, m.version, shown_state(m)),
         Response::Removed { module } => outln!("{module} removed"),
         Response::Following | Response::Unfollowed => {}
+        Response::Audit(records) => super::audit::render(records),
         Response::Collected(c) if c.artifacts.is_empty() && c.uploads == 0 => outln!("nothing to collect"),
         Response::Collected(c) => {
             for artifact in &c.artifacts {
@@ -186,4 +192,23 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// `wasi:cli/stdout@0.2.12`, … grouped as `wasi:cli@0.2.12: stdout, …`,
+/// one line per package and version, in the daemon's order.
+fn provided_packages(interfaces: &[String]) -> Vec<String> {
+    let mut packages: Vec<(String, Vec<&str>)> = Vec::new();
+    for name in interfaces {
+        let (path, version) = name.split_once('@').unwrap_or((name, ""));
+        let (package, interface) = path.split_once('/').unwrap_or((path, ""));
+        let key = format!("{package}@{version}");
+        match packages.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, list)) => list.push(interface),
+            None => packages.push((key, vec![interface])),
+        }
+    }
+    packages
+        .into_iter()
+        .map(|(key, list)| format!("{key}: {}", list.join(", ")))
+        .collect()
 }

@@ -32,6 +32,9 @@ pub enum CompileError {
 pub struct Compiled {
     pub header: ArtifactHeader,
     pub code: Vec<u8>,
+    /// A component's top-level imports (empty for a core module), so the
+    /// build host can say what a device would refuse.
+    pub imports: Vec<String>,
 }
 
 impl Compiled {
@@ -86,5 +89,32 @@ pub fn compile(profile: &EngineProfile, source: &[u8], name: &str) -> Result<Com
         message: format!("{e:#}"),
     })?;
     let header = ArtifactHeader::describe(kind, EngineFingerprint::of(profile), &binary, name, &code);
-    Ok(Compiled { header, code })
+    let imports = match kind {
+        ArtifactKind::Module => Vec::new(),
+        ArtifactKind::Component => component_imports(&binary),
+    };
+    Ok(Compiled { header, code, imports })
+}
+
+/// The names a component imports at its top level (nested components'
+/// and modules' imports are satisfied inside it). The binary has been
+/// validated by the compile, so a parse error just ends the list.
+fn component_imports(binary: &[u8]) -> Vec<String> {
+    use wasmparser::{Parser, Payload};
+    let mut imports = Vec::new();
+    let mut depth = 0usize;
+    for payload in Parser::new(0).parse_all(binary) {
+        match payload {
+            Ok(Payload::ModuleSection { .. } | Payload::ComponentSection { .. }) => depth += 1,
+            Ok(Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(Payload::ComponentImportSection(section)) if depth == 0 => {
+                for import in section.into_iter().flatten() {
+                    imports.push(import.name.name.to_owned());
+                }
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    imports
 }

@@ -54,6 +54,26 @@ pub struct DaemonConfig {
     pub policy: Policy,
     /// Fleet management over MQTT; off unless configured.
     pub mqtt: Option<MqttSettings>,
+    /// The audit trail (`<data_dir>/audit/`).
+    pub audit: AuditConfig,
+}
+
+/// `[audit]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    /// The size at which `audit.log` is rotated to `audit.log.1` (the
+    /// trail keeps at most twice this), e.g. "1MiB".
+    #[serde(with = "size_text")]
+    pub max_size: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        Self {
+            max_size: super::audit::DEFAULT_MAX_SIZE,
+        }
+    }
 }
 
 /// `[policy]`: capabilities this device allows deployments to ask for.
@@ -133,6 +153,7 @@ impl Default for DaemonConfig {
             module_defaults: ModuleDefaults::default(),
             policy: Policy::default(),
             mqtt: None,
+            audit: AuditConfig::default(),
         }
     }
 }
@@ -242,6 +263,15 @@ impl DaemonConfig {
         if self.socket.as_os_str().len() > 107 {
             return Err(invalid("socket", "a Unix socket path must be at most 107 bytes".into()));
         }
+        if self.audit.max_size < 4096 {
+            return Err(invalid(
+                "audit.max_size",
+                format!(
+                    "{} bytes is too small to hold a record; use at least 4KiB",
+                    self.audit.max_size
+                ),
+            ));
+        }
         if self.shutdown_grace > Duration::from_secs(300) {
             return Err(invalid("shutdown_grace", "must be at most 5m".into()));
         }
@@ -294,6 +324,16 @@ mod opt_size_text {
         crate::units::parse_bytes(&text)
             .map(Some)
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Sizes written as "1MiB", "512K" or a number of bytes.
+mod size_text {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::units::parse_bytes(&text).map_err(serde::de::Error::custom)
     }
 }
 

@@ -3,6 +3,7 @@
 //! the registry, start what should run, serve the socket until SIGTERM or
 //! SIGINT, then stop modules within the grace period.
 
+pub mod audit;
 pub mod config;
 pub mod guests;
 pub mod interface;
@@ -53,6 +54,8 @@ pub enum DaemonError {
     Registry(#[from] registry::RegistryError),
     #[error("{0}")]
     Remote(#[from] crate::protocol::RemoteError),
+    #[error(transparent)]
+    Audit(#[from] audit::AuditError),
     #[error("cannot start the thread that runs in-process modules: {0}")]
     GuestThread(#[source] std::io::Error),
     #[error("cannot make the daemon non-dumpable (prctl PR_SET_DUMPABLE): {0}")]
@@ -162,7 +165,15 @@ async fn serve(
         control: control.clone(),
         guests,
     };
-    let supervisor = Supervisor::new(engines, config.clone(), store, registry, uploads, executors);
+    let audit = audit::Audit::start(&config.data_dir, config.audit.max_size, &control)?;
+    audit.note(
+        crate::protocol::audit::Actor::Daemon,
+        "daemon-started",
+        None,
+        Ok(()),
+        &format!("arcella {}", env!("CARGO_PKG_VERSION")),
+    );
+    let supervisor = Supervisor::new(engines, config.clone(), store, registry, uploads, executors, audit);
     supervisor.load_registry()?;
     let (listener, bound) = bind(&socket, socket_group(&access)?)?;
     let mut signals = async_signal::Signals::new([async_signal::Signal::Term, async_signal::Signal::Int])

@@ -7,6 +7,7 @@
 
 use super::config::Access;
 use super::supervisor::Supervisor;
+use crate::protocol::audit::Actor;
 use crate::protocol::frame::{self, FrameError, FrameReader, MAX_FRAME_LEN};
 use crate::protocol::{
     ClientMessage, ErrorKind, Hello, HelloReply, RemoteError, Request, Response, ServerMessage, handshake,
@@ -252,8 +253,12 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
                 continue;
             }
         };
+        let actor = Actor::Local {
+            uid: peer.uid,
+            pid: peer.pid.unsigned_abs(),
+        };
         let result = if message.request.access() != crate::protocol::Access::Read && !may_change {
-            Err(RemoteError::new(
+            let refused = Err(RemoteError::new(
                 ErrorKind::PermissionDenied,
                 format!(
                     "uid {} may only read on this daemon ([access] read_only_uids/read_only_gids); a {} request needs \
@@ -262,9 +267,17 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
                     message.request.access(),
                     server.daemon_uid
                 ),
-            ))
+            ));
+            server.supervisor.audit().note(
+                actor,
+                "refused",
+                None,
+                Err("permission denied: read-only peer"),
+                &format!("a {} request", message.request.access()),
+            );
+            refused
         } else {
-            handle(&server, message.request, &tx, &mut follower).await
+            handle(&server, &actor, message.request, &tx, &mut follower).await
         };
         if tx
             .send(ServerMessage::Response { id: message.id, result })
@@ -284,6 +297,7 @@ async fn serve_connection(server: Arc<Server>, mut stream: UnixStream) {
 /// stall the modules running on the executor.
 async fn handle(
     server: &Server,
+    actor: &Actor,
     request: Request,
     tx: &async_channel::Sender<ServerMessage>,
     follower: &mut Option<smol::Task<()>>,
@@ -314,11 +328,12 @@ async fn handle(
         | Request::Logs { .. }
         | Request::Start { .. }
         | Request::Stop { .. }
-        | Request::Restart { .. } => super::remote::answer(sup, request),
+        | Request::Restart { .. } => super::remote::answer(sup, actor, request),
         // Disk, hashing, loading: on the blocking pool.
         request => {
             let sup = sup.clone();
-            smol::unblock(move || super::remote::answer(&sup, request)).await
+            let actor = actor.clone();
+            smol::unblock(move || super::remote::answer(&sup, &actor, request)).await
         }
     }
 }

@@ -375,6 +375,11 @@ mod layout_tests {
             Remove { module: m() },
             Rollback { module: m() },
             Gc,
+            Audit(AuditQuery {
+                module: Some(m()),
+                since_ms: Some(1),
+                limit: 20,
+            }),
         ]
     }
 
@@ -389,6 +394,7 @@ mod layout_tests {
             data_dir: s("/var/lib/arcella"),
             uptime_secs: 86_400,
             modules: 2,
+            interfaces: vec![s("wasi:cli/stdout@0.2.12")],
         };
         let status = ModuleStatus {
             summary: summary(ModuleState::Running),
@@ -468,6 +474,14 @@ mod layout_tests {
                 bytes: u64::MAX,
                 uploads: 1,
             }),
+            Audit(vec![crate::protocol::audit::AuditRecord {
+                at_ms: 1,
+                actor: s("uid 0 (pid 1)"),
+                action: s("install"),
+                module: Some(s("blinky")),
+                outcome: s("ok"),
+                detail: s("version 1.0.0"),
+            }]),
         ]
         .into_iter()
         .chain(updating.into_iter().map(|s| Status(Box::new(s))))
@@ -521,7 +535,7 @@ mod layout_tests {
         use Request::*;
         variant_index!(v => Info, List, Status { .. }, Inspect { .. }, Logs { .. }, Follow { .. }, Unfollow,
             Upload(_), Install(_), Update { .. }, Start { .. }, Stop { .. }, Restart { .. }, Remove { .. },
-            Rollback { .. }, Gc)
+            Rollback { .. }, Gc, Audit(_))
     }
 
     #[test]
@@ -530,7 +544,7 @@ mod layout_tests {
         check(&responses(), |v| {
             use Response::*;
             variant_index!(v => Info(_), Modules(_), Status(_), Inspect(_), Logs(_), Uploaded { .. }, Module(_),
-                Removed { .. }, Following, Unfollowed, Collected(_))
+                Removed { .. }, Following, Unfollowed, Collected(_), Audit(_))
         });
         let outcomes = [
             UpdateOutcome::Probation { until: 1 },

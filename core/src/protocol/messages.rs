@@ -105,6 +105,17 @@ pub enum Request {
     },
     /// Deletes artifacts and stale uploads nothing refers to.
     Gc,
+    /// Records of the audit trail (`daemon/audit`).
+    Audit(AuditQuery),
+}
+
+/// Which audit records to return: the last `limit` (at most 128) about
+/// `module` (or all) since `since_ms` (milliseconds since the Unix epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    pub module: Option<String>,
+    pub since_ms: Option<u64>,
+    pub limit: u32,
 }
 
 /// What a request may do: the classes of the authorization model
@@ -130,7 +141,8 @@ impl Request {
             | Request::Inspect { .. }
             | Request::Logs { .. }
             | Request::Follow { .. }
-            | Request::Unfollow => Access::Read,
+            | Request::Unfollow
+            | Request::Audit(_) => Access::Read,
             Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } => Access::Operate,
             Request::Upload(_)
             | Request::Install(_)
@@ -200,6 +212,8 @@ pub enum Response {
     Unfollowed,
     /// What `Gc` deleted.
     Collected(Collected),
+    /// Audit records, oldest first.
+    Audit(Vec<crate::protocol::audit::AuditRecord>),
 }
 
 /// What a device reports about itself (retained on MQTT, docs/mqtt.md).
@@ -250,6 +264,9 @@ pub struct DaemonInfo {
     pub data_dir: String,
     pub uptime_secs: u64,
     pub modules: u32,
+    /// The interfaces this daemon provides to components, each as
+    /// `package/interface@version` (`host::provided`).
+    pub interfaces: Vec<String>,
 }
 
 /// A command runs to completion; a service runs until stopped.

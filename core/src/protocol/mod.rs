@@ -1,6 +1,7 @@
 //! The management protocol: one set of postcard messages for the local
 //! socket, MQTT and worker IPC. See docs/protocol.md.
 
+pub mod audit;
 pub mod fleet;
 pub mod frame;
 pub mod handshake;

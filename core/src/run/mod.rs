@@ -56,6 +56,8 @@ pub enum RunError {
     Trap { module: String, message: String },
     #[error("{module}: not a WASI command: {reason}")]
     NotACommand { module: String, reason: String },
+    #[error("{module}: cannot link: {reason}")]
+    Link { module: String, reason: String },
     #[error("{module}: {source}")]
     Grant {
         module: String,
@@ -294,6 +296,7 @@ enum GuestFailure {
     Wasmtime(wasmtime::Error),
     Grant(GrantError),
     NotACommand(String),
+    Link(String),
 }
 
 impl From<wasmtime::Error> for GuestFailure {
@@ -316,6 +319,7 @@ impl GuestFailure {
             Self::NotMetered(fuel) => return RunError::NotMetered { module, fuel },
             Self::Grant(source) => return RunError::Grant { module, source },
             Self::NotACommand(reason) => return RunError::NotACommand { module, reason },
+            Self::Link(reason) => return RunError::Link { module, reason },
             Self::Wasmtime(err) => err,
         };
         if let Some(cause) = err.downcast_ref::<MemoryLimitExceeded>() {
@@ -468,6 +472,15 @@ async fn run_component(
     sinks: Option<(LogSink, LogSink)>,
     deadline: Option<Instant>,
 ) -> Result<i32, GuestFailure> {
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    let missing = crate::host::provided::missing_imports(&imports);
+    if !missing.is_empty() {
+        return Err(GuestFailure::Link(crate::host::provided::refusal(&missing)));
+    }
     let ctx = command.grants.wasi_builder(sinks)?.build();
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_HOST_HANDLES);
@@ -485,7 +498,7 @@ async fn run_component(
     crate::host::link_component(&mut linker)?;
     let pre = linker
         .instantiate_pre(component)
-        .map_err(|e| GuestFailure::NotACommand(format!("{e:#}")))?;
+        .map_err(|e| GuestFailure::Link(format!("{e:#}")))?;
     let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
         .map_err(|e| GuestFailure::NotACommand(format!("the component does not export `wasi:cli/run`: {e:#}")))?;
     let command_instance: Command = pre.instantiate_async(&mut store).await?;

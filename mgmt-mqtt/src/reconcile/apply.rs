@@ -6,7 +6,7 @@ use super::fetch::FetchEnd;
 use super::watch::{Watch, unix_now};
 use super::{Applied, Inbox, Reconciler};
 use arcella_core::digest;
-use arcella_core::protocol::fleet::{DesiredModule, Phase, Step};
+use arcella_core::protocol::fleet::{DesiredDocument, DesiredModule, Phase, Step};
 use arcella_core::protocol::{ErrorKind, InstallSpec, ModuleState, Request, Response};
 use std::time::Duration;
 
@@ -70,7 +70,10 @@ impl Reconciler {
             .cloned()
             .collect();
         for id in gone {
-            let step = match self.device.answer(Request::Remove { module: id.clone() }) {
+            let step = match self
+                .device
+                .answer(&self.actor(), Request::Remove { module: id.clone() })
+            {
                 Ok(_) => Step::Removed,
                 Err(e) if e.kind == ErrorKind::NotFound => Step::Removed,
                 Err(e) => Step::Failed { reason: e.message },
@@ -133,7 +136,7 @@ impl Reconciler {
         } else {
             Request::Install(spec)
         };
-        if let Err(e) = self.device.answer(request) {
+        if let Err(e) = self.device.answer(&self.actor(), request) {
             return Outcome::Done(Step::Failed { reason: e.message });
         }
         self.record.managed.insert(module.id.clone(), wanted);
@@ -189,7 +192,10 @@ impl Reconciler {
 
     /// An installed module's state, `None` if it is not installed.
     fn state_of(&self, id: &str) -> Option<ModuleState> {
-        match self.device.answer(Request::Status { module: id.to_owned() }) {
+        match self
+            .device
+            .answer(&self.actor(), Request::Status { module: id.to_owned() })
+        {
             Ok(Response::Status(status)) => Some(status.summary.state),
             Ok(_) => Some(ModuleState::Stopped),
             Err(_) => None,
@@ -208,7 +214,11 @@ impl Reconciler {
             _ => None,
         };
         match request {
-            Some(request) => self.device.answer(request).map(drop).map_err(|e| e.message),
+            Some(request) => self
+                .device
+                .answer(&self.actor(), request)
+                .map(drop)
+                .map_err(|e| e.message),
             None => Ok(()),
         }
     }
@@ -227,4 +237,16 @@ fn manifests_digest(module: &DesiredModule) -> [u8; 32] {
     text.push(0);
     text.extend_from_slice(module.deployment_toml.as_bytes());
     digest::sha256(&text)
+}
+
+impl Reconciler {
+    /// Who the audit trail names for changes made here: the fleet, by
+    /// the signed documents being applied.
+    pub(super) fn actor(&self) -> arcella_core::protocol::audit::Actor {
+        let (group, device) = self.record.documents();
+        let version = |d: Option<DesiredDocument>| d.map_or_else(|| "none".to_owned(), |d| format!("v{}", d.version));
+        arcella_core::protocol::audit::Actor::Fleet {
+            detail: format!("group document {}, device document {}", version(group), version(device)),
+        }
+    }
 }

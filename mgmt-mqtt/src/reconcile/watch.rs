@@ -32,7 +32,10 @@ impl Reconciler {
 
     /// What `status` says of a module now (`None`: not installed).
     pub(super) fn observe(&self, id: &str) -> Option<Observed> {
-        match self.device.answer(Request::Status { module: id.to_owned() }) {
+        match self
+            .device
+            .answer(&self.actor(), Request::Status { module: id.to_owned() })
+        {
             Ok(Response::Status(status)) => Some(Observed::of(&status)),
             _ => None,
         }
@@ -98,7 +101,9 @@ impl Reconciler {
             if !watch.restarted {
                 watch.restarted = true;
                 log::info!("restoring fleet module `{id}`: restarting it");
-                let _ = self.device.answer(Request::Restart { module: id.to_owned() });
+                let _ = self
+                    .device
+                    .answer(&self.actor(), Request::Restart { module: id.to_owned() });
             }
             return;
         }

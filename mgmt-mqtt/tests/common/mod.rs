@@ -119,6 +119,7 @@ pub fn info() -> DaemonInfo {
         data_dir: "/d".into(),
         uptime_secs: 1,
         modules: 0,
+        interfaces: Vec::new(),
     }
 }
 
@@ -126,7 +127,7 @@ pub fn info() -> DaemonInfo {
 struct InfoOnly(std::path::PathBuf);
 
 impl Device for InfoOnly {
-    fn answer(&self, request: Request) -> Result<Response, RemoteError> {
+    fn answer(&self, _actor: &arcella_core::protocol::audit::Actor, request: Request) -> Result<Response, RemoteError> {
         match request {
             Request::Info => Ok(Response::Info(info())),
             other => Err(RemoteError::new(

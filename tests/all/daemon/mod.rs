@@ -1,5 +1,6 @@
 //! The daemon as users run it: a real process, the real CLI, a real socket.
 
+mod audit;
 mod boards;
 mod bombs;
 mod cli;

@@ -122,6 +122,15 @@ impl Supervisor {
         deployment_toml: &str,
     ) -> Result<Validated, RemoteError> {
         let interface = interface::describe(program, source_name);
+        if interface.kind == artifact::ArtifactKind::Component {
+            let missing = crate::host::provided::missing_imports(&interface.imports);
+            if !missing.is_empty() {
+                return Err(RemoteError::new(
+                    ErrorKind::Unavailable,
+                    crate::host::provided::refusal(&missing),
+                ));
+            }
+        }
         let component = component_toml
             .map(|text| manifest::parse_component(text, "component.toml"))
             .transpose()

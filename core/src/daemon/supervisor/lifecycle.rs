@@ -568,6 +568,7 @@ impl Supervisor {
             return;
         }
         slot.state = new.clone();
+        self.audit_state(id, &new, slot.last_error.as_deref());
         self.inner.broadcast(
             id,
             &Event::State {

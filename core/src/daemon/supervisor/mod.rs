@@ -62,6 +62,8 @@ struct Inner {
     changes: Mutex<()>,
     /// Tells health windows apart.
     tokens: std::sync::atomic::AtomicU64,
+    /// Who changed what, denials, starts and exits (`daemon/audit`).
+    audit: super::audit::Audit,
 }
 
 impl std::fmt::Debug for Inner {
@@ -177,6 +179,7 @@ impl Supervisor {
         registry: Registry,
         uploads: Uploads,
         executors: Executors,
+        audit: super::audit::Audit,
     ) -> Self {
         let workers = WorkerPool::new(
             &config.workers,
@@ -198,6 +201,7 @@ impl Supervisor {
             followers: Mutex::new(Vec::new()),
             changes: Mutex::new(()),
             tokens: std::sync::atomic::AtomicU64::new(1),
+            audit,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -209,6 +213,11 @@ impl Supervisor {
     /// Held for the whole of an install, update or remove.
     fn lock_changes(&self) -> MutexGuard<'_, ()> {
         self.inner.changes.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The audit trail.
+    pub fn audit(&self) -> &super::audit::Audit {
+        &self.inner.audit
     }
 
     /// Files arriving for install/update.

@@ -82,6 +82,13 @@ impl Supervisor {
             format_bytes(used)
         );
         log::warn!("{reason}");
+        self.inner.audit.note(
+            crate::protocol::audit::Actor::Guest,
+            "denied-quota",
+            Some(&watched.id),
+            Err("denied"),
+            &reason,
+        );
         self.halt(&mut state, &watched.id, &reason);
         if let Some(slot) = state.modules.get_mut(&watched.id) {
             slot.last_error = Some(reason.clone());

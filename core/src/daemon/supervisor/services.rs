@@ -3,6 +3,8 @@
 
 use super::Supervisor;
 use crate::host::{Denial, HostServices};
+use crate::protocol::ModuleState;
+use crate::protocol::audit::Actor;
 use crate::run::LogBook;
 use std::sync::Arc;
 
@@ -11,12 +13,33 @@ impl Supervisor {
     pub(super) fn services_for(&self, id: &str, book: &LogBook) -> HostServices {
         let module = id.to_owned();
         let book = book.clone();
+        let audit = self.inner.audit.clone();
         HostServices {
             denials: Some(Arc::new(move |denial: Denial| {
                 let denial = denial.bounded();
                 log::warn!("{module}: {denial}");
                 book.note(&denial.to_string());
+                let action = format!("denied-{}", denial.capability.word());
+                audit.note(Actor::Guest, &action, Some(&module), Err("denied"), &denial.detail);
             })),
         }
+    }
+
+    /// Writes a module's lifecycle to the audit trail: starts, exits,
+    /// crashes (a restart pending), failures and stops.
+    pub(super) fn audit_state(&self, id: &str, state: &ModuleState, last_error: Option<&str>) {
+        let (action, outcome, detail) = match state {
+            ModuleState::Running => ("started", Ok(()), String::new()),
+            ModuleState::Stopped => ("stopped", Ok(()), String::new()),
+            ModuleState::Exited { code } => ("exited", Ok(()), format!("exit code {code}")),
+            ModuleState::BackingOff { attempt, in_ms } => (
+                "crashed",
+                Err(last_error.unwrap_or("failed")),
+                format!("restart attempt {attempt} in {in_ms} ms"),
+            ),
+            ModuleState::Failed { reason } => ("failed", Err(reason.as_str()), String::new()),
+            ModuleState::Starting | ModuleState::Stopping => return,
+        };
+        self.inner.audit.note(Actor::Daemon, action, Some(id), outcome, &detail);
     }
 }

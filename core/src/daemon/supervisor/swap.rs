@@ -294,6 +294,13 @@ impl Supervisor {
                 reason: reason.to_owned(),
             };
         }
+        self.inner.audit.note(
+            crate::protocol::audit::Actor::Daemon,
+            "rolled-back",
+            Some(id),
+            Err(reason),
+            &format!("version {} back to {}", failed.version, record.current.version),
+        );
         if let Err(e) = self.inner.registry.save(&record) {
             log::error!(
                 "module `{id}`: cannot record the rollback (it runs version {} anyway): {e}",
