@@ -15,6 +15,8 @@ pub fn init(default_level: &str) {
         let level = record.level();
         if journal {
             let priority = match level {
+                // A module's `wasi:logging` critical line (supervisor/journal.rs).
+                log::Level::Error if record.target() == arcella_core::daemon::supervisor::journal::CRITICAL_TARGET => 2,
                 log::Level::Error => 3,
                 log::Level::Warn => 4,
                 log::Level::Info => 6,

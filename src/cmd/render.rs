@@ -23,8 +23,8 @@ fn response_json(response: &Response) {
             uploads: c.uploads,
             bytes: c.bytes,
         }),
-        // Steps inside a verb, never its answer.
-        Response::Uploaded { .. } | Response::Following | Response::Unfollowed => {}
+        // Steps inside a verb, never its answer (`config` prints its own).
+        Response::Uploaded { .. } | Response::Following | Response::Unfollowed | Response::Config(_) => {}
     }
 }
 
@@ -98,7 +98,7 @@ pub fn response(response: &Response, json: bool) {
         }
         Response::Module(m) => outln!("{} {} is {}", m.id, m.version, shown_state(m)),
         Response::Removed { module } => outln!("{module} removed"),
-        Response::Following | Response::Unfollowed => {}
+        Response::Following | Response::Unfollowed | Response::Config(_) => {}
         Response::Collected(c) if c.artifacts.is_empty() && c.uploads == 0 => outln!("nothing to collect"),
         Response::Collected(c) => {
             for artifact in &c.artifacts {
@@ -155,6 +155,7 @@ pub fn log_line(line: &LogLine) {
         LogStream::Stdout => "out",
         LogStream::Stderr => "err",
         LogStream::Daemon => "arcella",
+        LogStream::Logging(level) => level.word(),
     };
     outln!("{stream:>7} | {}", line.text);
 }

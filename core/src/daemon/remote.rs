@@ -42,5 +42,7 @@ pub fn answer(sup: &Supervisor, request: Request) -> Result<Response, RemoteErro
             .and_then(|()| sup.summary(&module))
             .map(Response::Module),
         Request::Remove { module } => sup.remove(&module).map(|()| Response::Removed { module }),
+        Request::GetConfig { module, key } => sup.config(&module, key.as_deref()).map(Response::Config),
+        Request::SetConfig { module, set, unset } => sup.set_config(&module, &set, &unset).map(Response::Config),
     }
 }

@@ -2,21 +2,24 @@
 //! own process or (served from here) in a worker.
 
 use super::Supervisor;
-use crate::host::{Denial, HostServices};
+use crate::host::{ConfigValues, Denial, HostServices};
 use crate::run::LogBook;
 use std::sync::Arc;
 
 impl Supervisor {
     /// The services of one instance of `id`, whose log is `book`.
-    pub(super) fn services_for(&self, id: &str, book: &LogBook) -> HostServices {
+    /// `config` is the instance's runtime configuration (config.rs).
+    pub(super) fn services_for(&self, id: &str, book: &LogBook, config: ConfigValues) -> HostServices {
         let module = id.to_owned();
-        let book = book.clone();
+        let notes = book.clone();
         HostServices {
             denials: Some(Arc::new(move |denial: Denial| {
                 let denial = denial.bounded();
                 log::warn!("{module}: {denial}");
-                book.note(&denial.to_string());
+                notes.note(&denial.to_string());
             })),
+            config,
+            logs: Some(book.clone()),
         }
     }
 }
