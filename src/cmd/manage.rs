@@ -340,7 +340,11 @@ fn logs(link: &mut Link, args: &LogsArgs, json: bool) -> Result<(), ManageError>
     // for every line kept, then keep the last N that pass.
     let request = Request::Logs {
         module: args.module.clone(),
-        tail: if args.level.is_some() { 0 } else { args.tail.unwrap_or(0) },
+        tail: if args.level.is_some() {
+            0
+        } else {
+            args.tail.unwrap_or(0)
+        },
     };
     let shown = |response: Response| match response {
         Response::Logs(mut lines) => {

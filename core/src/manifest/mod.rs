@@ -9,8 +9,8 @@
 //! entrypoint.
 
 mod capabilities;
-mod config;
 mod component;
+mod config;
 mod deployment;
 mod enums;
 mod error;

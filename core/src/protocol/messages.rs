@@ -107,7 +107,10 @@ pub enum Request {
     Gc,
     /// A module's runtime configuration (`wasi:config`): every key, or
     /// only `key` (docs/cli.md, `config`).
-    GetConfig { module: String, key: Option<String> },
+    GetConfig {
+        module: String,
+        key: Option<String>,
+    },
     /// Sets (`set`) and removes (`unset`) operator values of a module's
     /// runtime configuration, layered over its deployment's `[config]`;
     /// all or nothing. A running instance reads the new values at once.

@@ -3,6 +3,7 @@
 mod boards;
 mod bombs;
 mod cli;
+mod config;
 mod connections;
 mod durability;
 #[cfg(target_arch = "x86_64")]

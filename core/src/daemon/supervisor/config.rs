@@ -90,7 +90,11 @@ impl Supervisor {
                 .save(&record)
                 .map_err(|e| internal("saving the module record", e))?;
             slot.record = record;
-            let keys: Vec<&str> = set.iter().map(|(k, _)| k.as_str()).chain(unset.iter().map(String::as_str)).collect();
+            let keys: Vec<&str> = set
+                .iter()
+                .map(|(k, _)| k.as_str())
+                .chain(unset.iter().map(String::as_str))
+                .collect();
             slot.logs.note(&format!("config changed: {}", keys.join(", ")));
         }
         let running = slot.task.is_some() && slot.instance.is_some();
@@ -105,7 +109,11 @@ impl Supervisor {
         }
         let view = view_of(id, slot, restart);
         if restart {
-            self.halt(&mut state, id, "restarting: its configuration changed ([restart] on_config_change)");
+            self.halt(
+                &mut state,
+                id,
+                "restarting: its configuration changed ([restart] on_config_change)",
+            );
             let loaded = state.modules.get(id).and_then(|s| s.loaded.clone());
             if let Some(loaded) = loaded {
                 self.launch(&mut state, id, loaded);

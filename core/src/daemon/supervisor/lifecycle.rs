@@ -165,10 +165,8 @@ impl Supervisor {
         slot.logs
             .note(&format!("starting version {}", loaded.manifests.version));
         let book = slot.logs.clone();
-        let config = crate::host::ConfigValues::new(super::config::effective(
-            &slot.record,
-            &loaded.manifests.deployment,
-        ));
+        let config =
+            crate::host::ConfigValues::new(super::config::effective(&slot.record, &loaded.manifests.deployment));
         slot.config = Some(config.clone());
         slot.config_notice = None;
         let stop: run::StopFlag = Arc::new(AtomicBool::new(false));
@@ -480,7 +478,11 @@ impl Supervisor {
         generation: u64,
         loaded: Loaded,
         artifact: String,
-        (book, services, config_changed): (crate::run::LogBook, crate::host::HostServices, async_channel::Receiver<()>),
+        (book, services, config_changed): (
+            crate::run::LogBook,
+            crate::host::HostServices,
+            async_channel::Receiver<()>,
+        ),
         (stop_asked, health): (async_channel::Receiver<()>, Option<Arc<run::HealthCheck>>),
     ) -> smol::Task<()> {
         let supervisor = self.clone();
