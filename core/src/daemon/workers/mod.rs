@@ -330,7 +330,7 @@ impl WorkerPool {
         let _one_spawn = self.inner.spawning.lock().await;
         let (pending, walls) = match self.inner.attach_existing(group, instance, pending, grants) {
             Ok(worker) => return Ok(worker),
-            Err(unattached) => unattached,
+            Err(unattached) => *unattached,
         };
         let worker = process::spawn(&self.inner, group, walls).await?;
         worker.table().instances.insert(instance, pending);
@@ -418,13 +418,14 @@ impl PoolInner {
     /// on its way out, or its walls keep `grants` out). A worker whose
     /// walls are too narrow keeps its instances and ends with the last of
     /// them; the new one, walled for both, serves the group from now on.
+    /// (Boxed: the pending instance carries its host services.)
     fn attach_existing(
         &self,
         group: &str,
         instance: InstanceId,
         pending: Pending,
         grants: &Grants,
-    ) -> Result<Arc<Worker>, (Pending, Walls)> {
+    ) -> Result<Arc<Worker>, Box<(Pending, Walls)>> {
         let mut workers = self.workers();
         let mut walls = Walls::of(grants);
         if let Some(worker) = workers.get(group) {
@@ -444,7 +445,7 @@ impl PoolInner {
             }
         }
         workers.remove(group);
-        Err((pending, walls))
+        Err(Box::new((pending, walls)))
     }
 
     fn cgroups(&self) -> Option<&CgroupParent> {
