@@ -58,7 +58,7 @@ fn live_change(in_process: bool) {
         .install(GUEST, Some(&component("1.0.0")), &deployment(in_process, "hello", ""))
         .expect_code(0);
     let before = running(&daemon);
-    let log = wait_log(&daemon, "greeting=hello", 1);
+    let log = wait_log(&daemon, "greeting=hello keys=1", 1);
     assert!(log.contains("missing=Ok(None)"), "a missing key reads as none:\n{log}");
     daemon
         .cli(["config", "cfg"])
@@ -69,7 +69,7 @@ fn live_change(in_process: bool) {
         .cli(["config", "cfg", "set", "greeting=bonjour", "extra.key=a=b"])
         .expect_code(0)
         .stdout_has(&["greeting=bonjour  (operator)", "extra.key=a=b  (operator)"]);
-    let log = wait_log(&daemon, "greeting=bonjour", 1);
+    let log = wait_log(&daemon, "greeting=bonjour keys=2", 1);
     assert_eq!(
         log.matches("missing=").count(),
         1,

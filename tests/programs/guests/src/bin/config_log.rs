@@ -1,9 +1,9 @@
 //! A service that reads its runtime configuration (`wasi:config/store`)
 //! and logs through `wasi:logging` until asked to stop. Each time the key
 //! `greeting` reads differently it logs `greeting: VALUE` at info, a warn
-//! line, and prints `greeting=VALUE` (`<none>` when absent); at start it
-//! also prints what a missing key reads as. Components only: the wasip1
-//! build exits 1.
+//! line, and prints `greeting=VALUE keys=N` (`<none>` when absent; N
+//! from `get-all`); at start it also prints what a missing key reads as.
+//! Components only: the wasip1 build exits 1.
 
 #[cfg(target_env = "p2")]
 mod config {
@@ -43,7 +43,8 @@ fn main() {
             let shown = greeting.as_deref().unwrap_or("<none>");
             log(Level::Info, "greeting", shown);
             log(Level::Warn, "config_log", &format!("greeting is now {shown}"));
-            println!("greeting={shown}");
+            let keys = store::get_all().map(|all| all.len()).unwrap_or(usize::MAX);
+            println!("greeting={shown} keys={keys}");
             last = Some(greeting);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
