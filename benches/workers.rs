@@ -60,6 +60,8 @@ impl Bench {
             on_started: Box::new(move |_| *started.lock().unwrap() = Some(Instant::now())),
             host: arcella_core::host::HostServices::default(),
             health: None,
+            // Never changed: a closed channel reads as "no change will come".
+            config_changed: async_channel::bounded(1).1,
         }
     }
 }

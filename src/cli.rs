@@ -122,6 +122,10 @@ pub enum Command {
     Status(ModuleArg),
     /// Show a module's captured output.
     Logs(LogsArgs),
+    /// Show or change a module's runtime configuration (`wasi:config`):
+    /// `config MODULE`, `config MODULE get KEY`, `config MODULE set
+    /// KEY=VALUE...`, `config MODULE unset KEY...`.
+    Config(crate::cmd::config::ConfigArgs),
     /// Show the daemon's version, engine fingerprint, board, data dir.
     Info(ConnectOnly),
     /// Show the audit trail: who changed what, denials, starts and exits.
@@ -149,6 +153,7 @@ impl Command {
             Command::Update(a) => Some(&a.connect),
             Command::Logs(a) => Some(&a.connect),
             Command::Audit(a) => Some(&a.connect),
+            Command::Config(a) => Some(&a.connect),
             Command::Inspect(a) => Some(&a.connect),
             Command::Gc(a) | Command::List(a) | Command::Info(a) => Some(&a.connect),
             Command::Rollback(a)
@@ -374,6 +379,11 @@ pub struct LogsArgs {
     /// Only the last N lines [default: every line kept].
     #[arg(long, value_name = "N")]
     pub tail: Option<u32>,
+    /// Only lines at this level or above: trace, debug, info, warn, error,
+    /// critical (stdout and the daemon's notes count as info, stderr as
+    /// warn; `wasi:logging` lines carry their own).
+    #[arg(long, value_name = "LEVEL")]
+    pub level: Option<crate::cmd::level::Level>,
     #[command(flatten)]
     pub connect: ConnectArgs,
 }

@@ -202,5 +202,18 @@ mod tests {
     fn the_verb_is_named_in_the_log() {
         assert_eq!(verb(&Request::Stop { module: "x".into() }), "stop");
         assert_eq!(verb(&Request::Gc), "gc");
+        let get = Request::GetConfig {
+            module: "x".into(),
+            key: None,
+        };
+        let set = Request::SetConfig {
+            module: "x".into(),
+            set: vec![("k".into(), "v".into())],
+            unset: Vec::new(),
+        };
+        assert_eq!(verb(&get), "getconfig");
+        assert_eq!(verb(&set), "setconfig");
+        assert_eq!(get.access(), arcella_core::protocol::Access::Read);
+        assert_eq!(set.access(), arcella_core::protocol::Access::Change);
     }
 }

@@ -253,8 +253,12 @@ impl From<&protocol::ModuleInspect> for Installed {
 pub enum Event {
     Log {
         module: String,
-        /// stdout, stderr, or daemon (the daemon's notes about the module).
+        /// stdout, stderr, daemon (the daemon's notes about the module), or
+        /// logging (`wasi:logging`).
         stream: &'static str,
+        /// trace, debug, info, warn, error or critical: a `wasi:logging`
+        /// line's own; stdout and daemon lines are info, stderr warn.
+        level: &'static str,
         /// Unix milliseconds.
         at_ms: u64,
         text: String,
@@ -274,7 +278,9 @@ impl From<&LogLine> for Event {
                 LogStream::Stdout => "stdout",
                 LogStream::Stderr => "stderr",
                 LogStream::Daemon => "daemon",
+                LogStream::Logging(_) => "logging",
             },
+            level: line.stream.level().word(),
             at_ms: line.at_ms,
             text: line.text.clone(),
         }

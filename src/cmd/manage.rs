@@ -1,7 +1,7 @@
 //! The verbs that talk to the daemon over its socket.
 
 use crate::cli::{Command, ConnectArgs, InstallArgs, LogsArgs};
-use crate::cmd::{json, render};
+use crate::cmd::{json, level, render};
 use crate::exit::Failure;
 use crate::output::outln;
 use arcella_core::client::{Client, ClientError};
@@ -31,10 +31,16 @@ pub enum ManageError {
     /// A manifest refused here, before anything is uploaded.
     #[error(transparent)]
     Manifest(#[from] arcella_core::manifest::ManifestError),
+    /// An argument clap accepted but the verb cannot use (exit 2).
+    #[error("{0}")]
+    Usage(String),
 }
 
 impl From<ManageError> for Failure {
     fn from(err: ManageError) -> Self {
+        if let ManageError::Usage(_) = &err {
+            return Failure::with_code(crate::exit::USAGE, "usage", err);
+        }
         let kind = match &err {
             ManageError::Client(ClientError::Remote(remote)) => json::error_kind(remote.kind),
             ManageError::Client(ClientError::Connect { .. }) | ManageError::Broker(_) => "unreachable",
@@ -42,6 +48,7 @@ impl From<ManageError> for Failure {
             ManageError::FollowRemote => "unsupported",
             ManageError::Read { .. } => "io",
             ManageError::Manifest(_) => "invalid_manifest",
+            ManageError::Usage(_) => "usage",
         };
         Failure::new(kind, err)
     }
@@ -88,7 +95,7 @@ impl Via {
 }
 
 /// A connection to one daemon, local or remote.
-enum Link {
+pub(crate) enum Link {
     Socket(Client),
     Broker { operator: Operator, device: String },
 }
@@ -141,7 +148,7 @@ impl Link {
         }
     }
 
-    fn call(&mut self, request: Request) -> Result<Response, ManageError> {
+    pub(crate) fn call(&mut self, request: Request) -> Result<Response, ManageError> {
         match self {
             Link::Socket(client) => Ok(client.call(request)?),
             Link::Broker { operator, device } => {
@@ -205,6 +212,7 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
         Command::Info(_) => Request::Info,
         Command::Logs(args) => return logs(&mut client, args, json),
         Command::Audit(args) => super::audit::request(args),
+        Command::Config(args) => return crate::cmd::config::execute(&mut client, args, json),
         Command::Inspect(args) => Request::Inspect {
             module: args.target.display().to_string(),
         },
@@ -329,15 +337,32 @@ fn upload_spec(
 }
 
 fn logs(link: &mut Link, args: &LogsArgs, json: bool) -> Result<(), ManageError> {
+    // `--level` filters here, so `--tail N` counts the lines shown: ask
+    // for every line kept, then keep the last N that pass.
     let request = Request::Logs {
         module: args.module.clone(),
-        tail: args.tail.unwrap_or(0),
+        tail: if args.level.is_some() {
+            0
+        } else {
+            args.tail.unwrap_or(0)
+        },
+    };
+    let shown = |response: Response| match response {
+        Response::Logs(mut lines) => {
+            lines.retain(|l| level::shown(l, args.level));
+            let tail = args.tail.unwrap_or(0) as usize;
+            if tail > 0 && lines.len() > tail {
+                lines.drain(..lines.len() - tail);
+            }
+            Response::Logs(lines)
+        }
+        other => other,
     };
     let client = match link {
         Link::Socket(client) => client,
         Link::Broker { .. } if args.follow => return Err(ManageError::FollowRemote),
         Link::Broker { .. } => {
-            render::response(&link.call(request)?, json);
+            render::response(&shown(link.call(request)?), json);
             return Ok(());
         }
     };
@@ -346,12 +371,13 @@ fn logs(link: &mut Link, args: &LogsArgs, json: bool) -> Result<(), ManageError>
             module: Some(args.module.clone()),
         })?;
     }
-    render::response(&client.call(request)?, json);
+    render::response(&shown(client.call(request)?), json);
     if !args.follow {
         return Ok(());
     }
     loop {
         match client.next_event()? {
+            Event::Log(line) if !level::shown(&line, args.level) => {}
             event if json => render::json_value(&json::Event::from(&event)),
             Event::Log(line) => render::log_line(&line),
             Event::State { module, state } => outln!("[{module} is now {}]", render::state(&state)),

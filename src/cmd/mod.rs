@@ -3,12 +3,14 @@
 pub mod audit;
 #[cfg(feature = "compiler")]
 pub mod compile;
+pub mod config;
 pub mod daemon;
 pub mod docs;
 pub mod fleet;
 pub mod inspect;
 pub mod json;
 pub mod keys;
+pub mod level;
 pub mod manage;
 pub mod render;
 pub mod run;

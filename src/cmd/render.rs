@@ -24,8 +24,8 @@ fn response_json(response: &Response) {
             bytes: c.bytes,
         }),
         Response::Audit(records) => records.iter().for_each(json_value),
-        // Steps inside a verb, never its answer.
-        Response::Uploaded { .. } | Response::Following | Response::Unfollowed => {}
+        // Steps inside a verb, never its answer (`config` prints its own).
+        Response::Uploaded { .. } | Response::Following | Response::Unfollowed | Response::Config(_) => {}
     }
 }
 
@@ -103,7 +103,7 @@ pub fn response(response: &Response, json: bool) {
         }
         Response::Module(m) => outln!("{} {} is {}", m.id, m.version, shown_state(m)),
         Response::Removed { module } => outln!("{module} removed"),
-        Response::Following | Response::Unfollowed => {}
+        Response::Following | Response::Unfollowed | Response::Config(_) => {}
         Response::Audit(records) => super::audit::render(records),
         Response::Collected(c) if c.artifacts.is_empty() && c.uploads == 0 => outln!("nothing to collect"),
         Response::Collected(c) => {
@@ -161,6 +161,7 @@ pub fn log_line(line: &LogLine) {
         LogStream::Stdout => "out",
         LogStream::Stderr => "err",
         LogStream::Daemon => "arcella",
+        LogStream::Logging(level) => level.word(),
     };
     outln!("{stream:>7} | {}", line.text);
 }

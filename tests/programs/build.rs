@@ -24,6 +24,7 @@ const RUST_GUESTS: &[&str] = &[
     "files",
     "net",
     "graceful",
+    "config_log",
 ];
 /// (wasm target, suffix): preview 1 gives core modules, preview 2 components.
 const WASI_TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];
@@ -44,6 +45,7 @@ fn main() -> Result<(), BoxError> {
     println!("cargo:rerun-if-changed=guests/src");
     println!("cargo:rerun-if-changed=guests/Cargo.toml");
     println!("cargo:rerun-if-changed=wat");
+    println!("cargo:rerun-if-changed=../../wit");
     println!("cargo:rerun-if-env-changed=ARCELLA_WASI_TESTSUITE");
 
     let mut names = Vec::new();

@@ -4,7 +4,7 @@ use crate::WorkerError;
 use arcella_core::artifact::{ArtifactKind, Program};
 use arcella_core::engine::EngineSet;
 use arcella_core::fingerprint::EngineFingerprint;
-use arcella_core::host::{Denial, HostServices};
+use arcella_core::host::{ConfigValues, Denial, HostServices};
 use arcella_core::protocol::worker::{
     self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive,
     send,
@@ -25,17 +25,25 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// (never replies or exits, which wait for room).
 const OUTBOX: usize = 256;
 
+/// Configurations kept for instances not started yet (the daemon sends
+/// one just before each start, so more than a few is a confused daemon).
+const MAX_PENDING_CONFIGS: usize = 16;
+
 struct Running {
     task: smol::Task<()>,
     stop: StopFlag,
     health: Arc<HealthCheck>,
     name: String,
+    /// What its `wasi:config` calls read; replaced by `ToWorker::Config`.
+    config: ConfigValues,
 }
 
 #[derive(Default)]
 struct Instances {
     running: HashMap<InstanceId, Running>,
     ticker: Option<EpochTicker>,
+    /// `ToWorker::Config` that came before its `Start`.
+    configs: HashMap<InstanceId, ConfigValues>,
 }
 
 /// What the handshake settled, for serving.
@@ -218,10 +226,23 @@ impl Context {
                 let _ = self.outbox.send(FromWorker::Pong { id, usage }).await;
             }
             ToWorker::Hello { .. } => log::warn!("worker `{}`: a second Hello ignored", self.group),
+            ToWorker::Config { instance, values } => {
+                let values = values.into_iter().collect();
+                let mut instances = lock(&self.instances);
+                if let Some(running) = instances.running.get(&instance) {
+                    running.config.replace(values);
+                } else {
+                    if instances.configs.len() >= MAX_PENDING_CONFIGS {
+                        instances.configs.clear();
+                    }
+                    instances.configs.insert(instance, ConfigValues::new(values));
+                }
+            }
         }
     }
 
     async fn start(&self, instance: InstanceId, spec: InstanceSpec, fd: Option<OwnedFd>) {
+        let config = lock(&self.instances).configs.remove(&instance).unwrap_or_default();
         // The daemon gives a fuel-metered artifact a fuel limit (unbounded
         // if its deployment sets none), and refuses a limit without metering.
         let engine = self
@@ -282,6 +303,8 @@ impl Context {
                 let denial = denial.bounded();
                 let _ = denied.try_send(FromWorker::Denied { instance, denial });
             })),
+            config: config.clone(),
+            logs: Some(book.clone()),
         };
         let task = self.executor.spawn(async move {
             let output = Output::Capture(book);
@@ -322,6 +345,7 @@ impl Context {
                     stop,
                     health,
                     name,
+                    config,
                 },
             );
         }

@@ -36,6 +36,11 @@ pub struct ModuleRecord {
     /// The last update or rollback and its outcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_update: Option<UpdateReport>,
+    /// Operator values of the runtime configuration (`arcella config
+    /// set`), layered over the current version's `[config]`. Kept by the
+    /// module, not a version: they survive update and rollback.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub config: std::collections::BTreeMap<String, String>,
 }
 
 impl ModuleRecord {
@@ -162,6 +167,7 @@ mod tests {
             previous: None,
             older: Vec::new(),
             last_update: None,
+            config: Default::default(),
         }
     }
 
@@ -170,6 +176,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let registry = Registry::open(dir.path()).unwrap();
         let mut full = record("full");
+        full.config = [("greeting", "hi \"there\"\n"), ("db.url", "x=y")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into();
         full.previous = Some(full.current.clone());
         full.older = vec![full.current.clone(), full.current.clone()];
         for outcome in [

@@ -16,14 +16,14 @@ use crate::protocol::{Access, ErrorKind, RemoteError, Request, Response};
 pub fn answer(sup: &Supervisor, actor: &Actor, request: Request) -> Result<Response, RemoteError> {
     let audited = audited(&request);
     let result = serve(sup, request);
-    if let Some((verb, module)) = audited {
+    if let Some((verb, module, detail)) = audited {
         let module = module.or_else(|| match &result {
             Ok(Response::Module(summary)) => Some(summary.id.clone()),
             _ => None,
         });
         let detail = match &result {
             Ok(Response::Module(summary)) => format!("version {}", summary.version),
-            _ => String::new(),
+            _ => detail,
         };
         let outcome = result.as_ref().map(drop).map_err(|e| e.message.as_str());
         sup.audit()
@@ -35,22 +35,29 @@ pub fn answer(sup: &Supervisor, actor: &Actor, request: Request) -> Result<Respo
 /// The verb and module of a request the trail records: everything that
 /// operates or changes, but upload chunks (the install that uses them is
 /// recorded).
-fn audited(request: &Request) -> Option<(&'static str, Option<String>)> {
+fn audited(request: &Request) -> Option<(&'static str, Option<String>, String)> {
     if request.access() == Access::Read {
         return None;
     }
     let module = |m: &String| Some(m.clone());
+    let none = String::new;
     Some(match request {
         Request::Upload(_) => return None,
-        Request::Install(_) => ("install", None),
-        Request::Update { module: m, .. } => ("update", module(m)),
-        Request::Start { module: m } => ("start", module(m)),
-        Request::Stop { module: m } => ("stop", module(m)),
-        Request::Restart { module: m } => ("restart", module(m)),
-        Request::Remove { module: m } => ("remove", module(m)),
-        Request::Rollback { module: m } => ("rollback", module(m)),
-        Request::Gc => ("gc", None),
-        _ => ("change", None),
+        Request::Install(_) => ("install", None, none()),
+        Request::Update { module: m, .. } => ("update", module(m), none()),
+        Request::Start { module: m } => ("start", module(m), none()),
+        Request::Stop { module: m } => ("stop", module(m), none()),
+        Request::Restart { module: m } => ("restart", module(m), none()),
+        Request::Remove { module: m } => ("remove", module(m), none()),
+        Request::Rollback { module: m } => ("rollback", module(m), none()),
+        Request::Gc => ("gc", None, none()),
+        // Keys only: values may be secrets.
+        Request::SetConfig { module: m, set, unset } => {
+            let keys: Vec<&str> = set.iter().map(|(k, _)| k.as_str()).collect();
+            let detail = format!("set [{}] unset [{}]", keys.join(", "), unset.join(", "));
+            ("config", module(m), detail)
+        }
+        _ => ("change", None, none()),
     })
 }
 
@@ -89,6 +96,8 @@ fn serve(sup: &Supervisor, request: Request) -> Result<Response, RemoteError> {
             .and_then(|()| sup.summary(&module))
             .map(Response::Module),
         Request::Remove { module } => sup.remove(&module).map(|()| Response::Removed { module }),
+        Request::GetConfig { module, key } => sup.config(&module, key.as_deref()).map(Response::Config),
+        Request::SetConfig { module, set, unset } => sup.set_config(&module, &set, &unset).map(Response::Config),
         Request::Audit(query) => sup
             .audit()
             .query(query.module.as_deref(), query.since_ms, query.limit as usize)

@@ -10,10 +10,13 @@
 //! Capabilities are deny-by-default: an interface whose grant is absent
 //! answers access-denied (or its equivalent) and reports a [`Denial`].
 
+pub mod config;
 pub mod denial;
 pub mod lifecycle;
+pub mod logging;
 pub mod provided;
 
+pub use config::ConfigValues;
 pub use denial::{Capability, Denial, DenialSink};
 
 use crate::run::StopFlag;
@@ -27,12 +30,20 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub struct HostServices {
     /// Where denials are reported; `None` drops them (unit tests).
     pub denials: Option<DenialSink>,
+    /// The instance's runtime configuration (`wasi:config`), replaced
+    /// while it runs when the operator changes it.
+    pub config: ConfigValues,
+    /// The module's log, for `wasi:logging` lines; `None` writes them to
+    /// stderr (`arcella run`).
+    pub logs: Option<crate::run::LogBook>,
 }
 
 impl std::fmt::Debug for HostServices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostServices")
             .field("denials", &self.denials.is_some())
+            .field("config", &self.config)
+            .field("logs", &self.logs.is_some())
             .finish()
     }
 }
@@ -78,5 +89,7 @@ impl WasiView for ComponentState {
 pub fn link_component(linker: &mut Linker<ComponentState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     lifecycle::link(linker)?;
+    config::link(linker)?;
+    logging::link(linker)?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use super::names::{check_name, check_symbol};
 use super::units::{duration, format_duration, format_size, opt_duration, opt_size};
 use crate::protocol::{Isolation, ModuleKind};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// The contents of `deployment.toml`.
@@ -33,6 +34,11 @@ pub struct DeploymentManifest {
     pub restart: Restart,
     pub update: Update,
     pub capabilities: Capabilities,
+    /// `[config]`: the runtime configuration the module reads through
+    /// `wasi:config/store`, `key = "value"`; `arcella config set` layers
+    /// operator values over it (docs/manifests.md).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 impl Default for DeploymentManifest {
@@ -48,6 +54,7 @@ impl Default for DeploymentManifest {
             restart: Restart::default(),
             update: Update::default(),
             capabilities: Capabilities::default(),
+            config: BTreeMap::new(),
         }
     }
 }
@@ -120,6 +127,10 @@ pub struct Restart {
     pub backoff_max: Duration,
     /// More consecutive failures than this and the module is `failed` (default 5).
     pub max_restarts: u32,
+    /// Restart the running module when its configuration changes
+    /// (`arcella config set`/`unset`); default false: it reads the new
+    /// values at its next `wasi:config` call, without a restart.
+    pub on_config_change: bool,
 }
 
 impl Default for Restart {
@@ -129,6 +140,7 @@ impl Default for Restart {
             backoff_initial: Duration::from_secs(1),
             backoff_max: Duration::from_secs(60),
             max_restarts: 5,
+            on_config_change: false,
         }
     }
 }
@@ -222,6 +234,7 @@ impl DeploymentManifest {
         self.capabilities
             .check()
             .map_err(|(key, m)| invalid(KeyPath::new("capabilities").join(key), m))?;
+        super::config::check_config(&self.config).map_err(|(key, m)| invalid(key, m))?;
         if self.kind == ModuleKind::Service && self.limits.timeout.is_some() {
             return Err(ManifestError::TimeoutOnService { place: place() });
         }

@@ -10,6 +10,7 @@
 
 mod capabilities;
 mod component;
+mod config;
 mod deployment;
 mod enums;
 mod error;
@@ -24,6 +25,10 @@ mod tests;
 pub use capabilities::{Capabilities, DirCapability};
 pub use capabilities::{MAX_CAPABILITIES_BYTES, QUOTA_PERIOD};
 pub use component::ComponentManifest;
+pub use config::{
+    MAX_CONFIG_BYTES, MAX_CONFIG_KEY, MAX_CONFIG_VALUE, check_config_entry, check_config_key, check_config_size,
+    config_bytes,
+};
 pub use deployment::{
     DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_BACKOFF, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup,
     Update, UpdateStrategy,

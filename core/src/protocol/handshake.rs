@@ -123,9 +123,9 @@ mod tests {
 
     #[test]
     fn handshake_layout_is_frozen() {
-        // Frame: u32 LE length 7; magic "ARCP"; version varint 2; peer "t".
+        // Frame: u32 LE length 7; magic "ARCP"; version varint 3; peer "t".
         // Only byte 8 may change, when PROTOCOL_VERSION is bumped.
-        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 2, 1, b't'];
+        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 3, 1, b't'];
         assert_eq!(encode(&hello("t")).unwrap(), hello_frame);
         // Welcome is variant 0: version varint 1, daemon "d".
         assert_eq!(encode(&welcome(1, "d")).unwrap(), [4, 0, 0, 0, 0, 1, 1, b'd']);
@@ -375,6 +375,16 @@ mod layout_tests {
             Remove { module: m() },
             Rollback { module: m() },
             Gc,
+            GetConfig { module: m(), key: None },
+            GetConfig {
+                module: m(),
+                key: Some(s("greeting")),
+            },
+            SetConfig {
+                module: m(),
+                set: vec![(s("greeting"), s("hi"))],
+                unset: vec![s("old")],
+            },
             Audit(AuditQuery {
                 module: Some(m()),
                 since_ms: Some(1),
@@ -474,6 +484,15 @@ mod layout_tests {
                 bytes: u64::MAX,
                 uploads: 1,
             }),
+            Config(crate::protocol::ModuleConfig {
+                module: s("blinky"),
+                entries: vec![crate::protocol::ConfigEntry {
+                    key: s("greeting"),
+                    value: s("hi"),
+                    source: crate::protocol::ConfigSource::Operator,
+                }],
+                restarted: true,
+            }),
             Audit(vec![crate::protocol::audit::AuditRecord {
                 at_ms: 1,
                 actor: s("uid 0 (pid 1)"),
@@ -535,7 +554,7 @@ mod layout_tests {
         use Request::*;
         variant_index!(v => Info, List, Status { .. }, Inspect { .. }, Logs { .. }, Follow { .. }, Unfollow,
             Upload(_), Install(_), Update { .. }, Start { .. }, Stop { .. }, Restart { .. }, Remove { .. },
-            Rollback { .. }, Gc, Audit(_))
+            Rollback { .. }, Gc, GetConfig { .. }, SetConfig { .. }, Audit(_))
     }
 
     #[test]
@@ -544,7 +563,7 @@ mod layout_tests {
         check(&responses(), |v| {
             use Response::*;
             variant_index!(v => Info(_), Modules(_), Status(_), Inspect(_), Logs(_), Uploaded { .. }, Module(_),
-                Removed { .. }, Following, Unfollowed, Collected(_), Audit(_))
+                Removed { .. }, Following, Unfollowed, Collected(_), Config(_), Audit(_))
         });
         let outcomes = [
             UpdateOutcome::Probation { until: 1 },
@@ -582,9 +601,31 @@ mod layout_tests {
             use DesiredState::*;
             variant_index!(v => Running, Stopped)
         });
-        check(&[LogStream::Stdout, LogStream::Stderr, LogStream::Daemon], |v| {
+        let streams = [
+            LogStream::Stdout,
+            LogStream::Stderr,
+            LogStream::Daemon,
+            LogStream::Logging(LogLevel::Critical),
+        ];
+        check(&streams, |v| {
             use LogStream::*;
-            variant_index!(v => Stdout, Stderr, Daemon)
+            variant_index!(v => Stdout, Stderr, Daemon, Logging(_))
+        });
+        let levels = [
+            LogLevel::Trace,
+            LogLevel::Debug,
+            LogLevel::Info,
+            LogLevel::Warn,
+            LogLevel::Error,
+            LogLevel::Critical,
+        ];
+        check(&levels, |v| {
+            use LogLevel::*;
+            variant_index!(v => Trace, Debug, Info, Warn, Error, Critical)
+        });
+        check(&[ConfigSource::Deployment, ConfigSource::Operator], |v| {
+            use ConfigSource::*;
+            variant_index!(v => Deployment, Operator)
         });
     }
 

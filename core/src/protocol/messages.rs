@@ -105,6 +105,20 @@ pub enum Request {
     },
     /// Deletes artifacts and stale uploads nothing refers to.
     Gc,
+    /// A module's runtime configuration (`wasi:config`): every key, or
+    /// only `key` (docs/cli.md, `config`).
+    GetConfig {
+        module: String,
+        key: Option<String>,
+    },
+    /// Sets (`set`) and removes (`unset`) operator values of a module's
+    /// runtime configuration, layered over its deployment's `[config]`;
+    /// all or nothing. A running instance reads the new values at once.
+    SetConfig {
+        module: String,
+        set: Vec<(String, String)>,
+        unset: Vec<String>,
+    },
     /// Records of the audit trail (`daemon/audit`).
     Audit(AuditQuery),
 }
@@ -142,6 +156,7 @@ impl Request {
             | Request::Logs { .. }
             | Request::Follow { .. }
             | Request::Unfollow
+            | Request::GetConfig { .. }
             | Request::Audit(_) => Access::Read,
             Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } => Access::Operate,
             Request::Upload(_)
@@ -149,7 +164,8 @@ impl Request {
             | Request::Update { .. }
             | Request::Remove { .. }
             | Request::Rollback { .. }
-            | Request::Gc => Access::Change,
+            | Request::Gc
+            | Request::SetConfig { .. } => Access::Change,
         }
     }
 }
@@ -212,8 +228,37 @@ pub enum Response {
     Unfollowed,
     /// What `Gc` deleted.
     Collected(Collected),
+    /// A module's runtime configuration (after a `SetConfig`, the new one).
+    Config(ModuleConfig),
     /// Audit records, oldest first.
     Audit(Vec<crate::protocol::audit::AuditRecord>),
+}
+
+/// A module's runtime configuration as its guest reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModuleConfig {
+    pub module: String,
+    /// Sorted by key.
+    pub entries: Vec<ConfigEntry>,
+    /// The change restarted the module (`[restart] on_config_change`).
+    pub restarted: bool,
+}
+
+/// One key of a module's runtime configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigEntry {
+    pub key: String,
+    pub value: String,
+    pub source: ConfigSource,
+}
+
+/// Where a configuration value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigSource {
+    /// The current version's deployment.toml `[config]`.
+    Deployment,
+    /// `arcella config set` (kept across updates and daemon restarts).
+    Operator,
 }
 
 /// What a device reports about itself (retained on MQTT, docs/mqtt.md).
@@ -392,6 +437,46 @@ pub enum LogStream {
     Stderr,
     /// Written by the daemon about the module (started, exited, trapped).
     Daemon,
+    /// Sent through `wasi:logging` at this level (`context: message`).
+    Logging(LogLevel),
+}
+
+/// A `wasi:logging` level, lowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Critical,
+}
+
+impl LogLevel {
+    /// The word used by `--level` and `--json`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl LogStream {
+    /// The level a line counts as for `logs --level`: its own for
+    /// `wasi:logging` lines; stdout and the daemon's notes are `info`,
+    /// stderr is `warn` (docs/cli.md).
+    pub fn level(self) -> LogLevel {
+        match self {
+            Self::Logging(level) => level,
+            Self::Stdout | Self::Daemon => LogLevel::Info,
+            Self::Stderr => LogLevel::Warn,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -11,4 +11,4 @@ pub mod worker;
 pub use messages::*;
 
 /// The protocol version this build speaks; peers must match exactly.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
-pub const WORKER_PROTOCOL_VERSION: u16 = 2;
+pub const WORKER_PROTOCOL_VERSION: u16 = 3;
 
 /// The largest message either side sends or accepts.
 pub const MAX_WORKER_MESSAGE: usize = 16 * 1024;
@@ -52,6 +52,13 @@ pub enum ToWorker {
     Ping { id: u32 },
     /// Ask the instance's health export (see `run::HEALTH_EXPORT`).
     CheckHealth { instance: InstanceId },
+    /// The instance's whole runtime configuration (`wasi:config`), sent
+    /// before its `Start` and again after each change; its next read sees
+    /// it. Bounded by `manifest::MAX_CONFIG_BYTES`, well inside a message.
+    Config {
+        instance: InstanceId,
+        values: Vec<(String, String)>,
+    },
 }
 
 /// What to run.
@@ -265,6 +272,10 @@ mod tests {
             ToWorker::Cancel { instance: 7 },
             ToWorker::Ping { id: 1 },
             ToWorker::CheckHealth { instance: 7 },
+            ToWorker::Config {
+                instance: 7,
+                values: vec![("greeting".into(), "hi".into())],
+            },
         ];
         for message in to {
             let bytes = encode(&message).unwrap();
@@ -287,6 +298,11 @@ mod tests {
                 instance: 1,
                 stream: LogStream::Stdout,
                 text: "hi".into(),
+            },
+            FromWorker::Log {
+                instance: 1,
+                stream: LogStream::Logging(crate::protocol::LogLevel::Critical),
+                text: "db: gone".into(),
             },
             FromWorker::Pong {
                 id: 1,

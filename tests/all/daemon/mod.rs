@@ -4,6 +4,7 @@ mod audit;
 mod boards;
 mod bombs;
 mod cli;
+mod config;
 mod connections;
 mod durability;
 #[cfg(target_arch = "x86_64")]

@@ -345,6 +345,7 @@ impl Supervisor {
             previous: None,
             older: Vec::new(),
             last_update: None,
+            config: Default::default(),
         };
         self.inner
             .registry
@@ -532,6 +533,8 @@ fn new_slot(
         task: None,
         stop_flag: None,
         stop_notice: None,
+        config: None,
+        config_notice: None,
         host: None,
         outgoing: None,
         probation: None,

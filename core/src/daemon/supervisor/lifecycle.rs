@@ -140,6 +140,8 @@ impl Supervisor {
         drop(slot.task.take());
         slot.stop_flag = None;
         slot.stop_notice = None;
+        slot.config = None;
+        slot.config_notice = None;
         slot.host = None;
         slot.health = None;
         slot.instance = None;
@@ -163,6 +165,10 @@ impl Supervisor {
         slot.logs
             .note(&format!("starting version {}", loaded.manifests.version));
         let book = slot.logs.clone();
+        let config =
+            crate::host::ConfigValues::new(super::config::effective(&slot.record, &loaded.manifests.deployment));
+        slot.config = Some(config.clone());
+        slot.config_notice = None;
         let stop: run::StopFlag = Arc::new(AtomicBool::new(false));
         slot.stop_flag = Some(stop.clone());
         let health = loaded.has_health.then(run::HealthCheck::new);
@@ -171,8 +177,18 @@ impl Supervisor {
         if loaded.manifests.deployment.isolation == Isolation::Worker {
             let (notice, stop_asked) = async_channel::bounded(1);
             slot.stop_notice = Some(notice);
+            let (config_notice, config_changed) = async_channel::bounded(1);
+            slot.config_notice = Some(config_notice);
             let artifact = slot.record.current.artifact.clone();
-            let task = self.launch_in_worker(id, generation, loaded, artifact, book, (stop_asked, check));
+            let services = self.services_for(id, &book, config);
+            let task = self.launch_in_worker(
+                id,
+                generation,
+                loaded,
+                artifact,
+                (book, services, config_changed),
+                (stop_asked, check),
+            );
             slot.task = Some(task);
             self.set_state(state, id, ModuleState::Running);
             return;
@@ -180,7 +196,7 @@ impl Supervisor {
         let supervisor = self.clone();
         let profile = self.inner.engines.profile(loaded.metered);
         let id_owned = id.to_owned();
-        let services = self.services_for(id, &book);
+        let services = self.services_for(id, &book, config);
         // On the guest thread: never where the control plane runs.
         let task = self.inner.guests.spawn(async move {
             let deployment = &loaded.manifests.deployment;
@@ -242,6 +258,8 @@ impl Supervisor {
         }
         slot.stop_flag = None;
         slot.stop_notice = None;
+        slot.config = None;
+        slot.config_notice = None;
         slot.host = None;
         slot.health = None;
         let Some(loaded) = slot.loaded.clone() else { return };
@@ -460,12 +478,15 @@ impl Supervisor {
         generation: u64,
         loaded: Loaded,
         artifact: String,
-        book: crate::run::LogBook,
+        (book, services, config_changed): (
+            crate::run::LogBook,
+            crate::host::HostServices,
+            async_channel::Receiver<()>,
+        ),
         (stop_asked, health): (async_channel::Receiver<()>, Option<Arc<run::HealthCheck>>),
     ) -> smol::Task<()> {
         let supervisor = self.clone();
         let id_owned = id.to_owned();
-        let services = self.services_for(id, &book);
         self.inner.executor.spawn(async move {
             let began = Instant::now();
             let deployment = &loaded.manifests.deployment;
@@ -494,6 +515,7 @@ impl Supervisor {
                         on_started: Box::new(move |host| host_of.hosted(&host_id, generation, host)),
                         health,
                         host: services,
+                        config_changed,
                     };
                     supervisor.inner.workers.run(request).await
                 }

@@ -9,7 +9,9 @@
 //! reports from a superseded instance harmless.
 
 mod admission;
+mod config;
 mod install;
+pub mod journal;
 mod lifecycle;
 mod queries;
 mod quota;
@@ -62,6 +64,8 @@ struct Inner {
     changes: Mutex<()>,
     /// Tells health windows apart.
     tokens: std::sync::atomic::AtomicU64,
+    /// How many module lines reach the daemon's log (journal.rs).
+    journal: crate::daemon::workers::churn::Churn,
     /// Who changed what, denials, starts and exits (`daemon/audit`).
     audit: super::audit::Audit,
 }
@@ -100,6 +104,10 @@ struct Slot {
     stop_flag: Option<crate::run::StopFlag>,
     /// Told when the instance should finish, for one in a worker.
     stop_notice: Option<async_channel::Sender<()>>,
+    /// The running instance's runtime configuration (config.rs).
+    config: Option<crate::host::ConfigValues>,
+    /// Told when `config` changed, for an instance in a worker.
+    config_notice: Option<async_channel::Sender<()>>,
     /// The worker hosting the running instance, if it runs in one.
     host: Option<Host>,
     /// The previous version's instance during a start-first swap, until
@@ -201,6 +209,7 @@ impl Supervisor {
             followers: Mutex::new(Vec::new()),
             changes: Mutex::new(()),
             tokens: std::sync::atomic::AtomicU64::new(1),
+            journal: Default::default(),
             audit,
         };
         Self { inner: Arc::new(inner) }
@@ -244,6 +253,7 @@ impl Supervisor {
         let weak = Arc::downgrade(&self.inner);
         Arc::new(move |line| {
             if let Some(inner) = weak.upgrade() {
+                journal::forward(&inner.journal, line);
                 inner.broadcast(&line.module, &Event::Log(line.clone()));
             }
         })

@@ -2,7 +2,7 @@
 //! own process or (served from here) in a worker.
 
 use super::Supervisor;
-use crate::host::{Denial, HostServices};
+use crate::host::{ConfigValues, Denial, HostServices};
 use crate::protocol::ModuleState;
 use crate::protocol::audit::Actor;
 use crate::run::LogBook;
@@ -10,18 +10,21 @@ use std::sync::Arc;
 
 impl Supervisor {
     /// The services of one instance of `id`, whose log is `book`.
-    pub(super) fn services_for(&self, id: &str, book: &LogBook) -> HostServices {
+    /// `config` is the instance's runtime configuration (config.rs).
+    pub(super) fn services_for(&self, id: &str, book: &LogBook, config: ConfigValues) -> HostServices {
         let module = id.to_owned();
-        let book = book.clone();
+        let notes = book.clone();
         let audit = self.inner.audit.clone();
         HostServices {
             denials: Some(Arc::new(move |denial: Denial| {
                 let denial = denial.bounded();
                 log::warn!("{module}: {denial}");
-                book.note(&denial.to_string());
+                notes.note(&denial.to_string());
                 let action = format!("denied-{}", denial.capability.word());
                 audit.note(Actor::Guest, &action, Some(&module), Err("denied"), &denial.detail);
             })),
+            config,
+            logs: Some(book.clone()),
         }
     }
 

@@ -7,7 +7,7 @@
 //! misses one is deemed hung and terminated (SIGTERM, then SIGKILL after
 //! `workers.kill_grace`), and its instances fail like crashed ones.
 
-mod churn;
+pub(crate) mod churn;
 mod config;
 mod process;
 mod uids;
@@ -77,6 +77,8 @@ pub struct RemoteRun {
     /// Serves the instance's host calls and denials that come back from
     /// the worker.
     pub host: crate::host::HostServices,
+    /// Rings when `host.config` changed: its values go to the worker.
+    pub config_changed: async_channel::Receiver<()>,
 }
 
 impl std::fmt::Debug for RemoteRun {
@@ -86,6 +88,15 @@ impl std::fmt::Debug for RemoteRun {
             .field("module", &self.spec.name)
             .finish_non_exhaustive()
     }
+}
+
+/// What woke an instance's loop in [`WorkerPool::run`].
+enum Wake {
+    /// A stop (`Some(true)`; `Some(false)`: no stop will come) or a
+    /// health question (`None`).
+    Asked(Option<bool>),
+    /// The configuration changed (`false`: no change will come).
+    Config(bool),
 }
 
 /// All workers; cheap to clone.
@@ -173,6 +184,7 @@ impl WorkerPool {
         let (done_tx, done) = async_channel::bounded(1);
         let (started_tx, started) = async_channel::bounded(1);
         let health = request.health.clone();
+        let config = request.host.config.clone();
         let pending = Pending {
             name: name.clone(),
             book: request.book,
@@ -191,6 +203,14 @@ impl WorkerPool {
             instance,
             armed: true,
         };
+        // Before the start, so the guest's first read already sees it.
+        let values = Outgoing {
+            message: ToWorker::Config {
+                instance,
+                values: config.pairs(),
+            },
+            fd: None,
+        };
         let start = Outgoing {
             message: ToWorker::Start {
                 instance,
@@ -202,7 +222,7 @@ impl WorkerPool {
             let group = worker.group.clone();
             failed(format!("{name}: {}", WorkerError::Gone { group }))
         };
-        if worker.outbox.send(start).await.is_err() {
+        if worker.outbox.send(values).await.is_err() || worker.outbox.send(start).await.is_err() {
             guard.armed = false;
             return Err(gone());
         }
@@ -233,6 +253,7 @@ impl WorkerPool {
             ),
         }
         let mut stop = Some(request.stop);
+        let mut config_changed = Some(request.config_changed);
         let outcome = loop {
             let stop_asked = async {
                 match &stop {
@@ -249,22 +270,46 @@ impl WorkerPool {
                     None => std::future::pending().await,
                 }
             };
+            let config_rang = async {
+                match &config_changed {
+                    Some(rx) => rx.recv().await.is_ok(),
+                    None => std::future::pending().await,
+                }
+            };
             let next = smol::future::or(async { Err(done.recv().await) }, async {
-                Ok(smol::future::or(stop_asked, health_asked).await)
+                Ok(smol::future::or(
+                    async { Wake::Asked(smol::future::or(stop_asked, health_asked).await) },
+                    async { Wake::Config(config_rang.await) },
+                )
+                .await)
             })
             .await;
             let message = match next {
                 Err(outcome) => break outcome,
-                Ok(Some(asked)) => {
+                Ok(Wake::Asked(Some(asked))) => {
                     stop = None;
                     if !asked {
                         continue;
                     }
                     ToWorker::Stop { instance }
                 }
-                Ok(None) => ToWorker::CheckHealth { instance },
+                Ok(Wake::Asked(None)) => ToWorker::CheckHealth { instance },
+                Ok(Wake::Config(false)) => {
+                    // The supervisor let go of this instance (replaced or halted).
+                    config_changed = None;
+                    continue;
+                }
+                Ok(Wake::Config(true)) => ToWorker::Config {
+                    instance,
+                    values: config.pairs(),
+                },
             };
-            let _ = worker.outbox.try_send(Outgoing { message, fd: None });
+            if matches!(message, ToWorker::Config { .. }) {
+                // A change must not be lost to a full outbox.
+                let _ = worker.outbox.send(Outgoing { message, fd: None }).await;
+            } else {
+                let _ = worker.outbox.try_send(Outgoing { message, fd: None });
+            }
         };
         guard.armed = false;
         match outcome {
@@ -285,7 +330,7 @@ impl WorkerPool {
         let _one_spawn = self.inner.spawning.lock().await;
         let (pending, walls) = match self.inner.attach_existing(group, instance, pending, grants) {
             Ok(worker) => return Ok(worker),
-            Err(unattached) => unattached,
+            Err(unattached) => *unattached,
         };
         let worker = process::spawn(&self.inner, group, walls).await?;
         worker.table().instances.insert(instance, pending);
@@ -373,13 +418,14 @@ impl PoolInner {
     /// on its way out, or its walls keep `grants` out). A worker whose
     /// walls are too narrow keeps its instances and ends with the last of
     /// them; the new one, walled for both, serves the group from now on.
+    /// (Boxed: the pending instance carries its host services.)
     fn attach_existing(
         &self,
         group: &str,
         instance: InstanceId,
         pending: Pending,
         grants: &Grants,
-    ) -> Result<Arc<Worker>, (Pending, Walls)> {
+    ) -> Result<Arc<Worker>, Box<(Pending, Walls)>> {
         let mut workers = self.workers();
         let mut walls = Walls::of(grants);
         if let Some(worker) = workers.get(group) {
@@ -399,7 +445,7 @@ impl PoolInner {
             }
         }
         workers.remove(group);
-        Err((pending, walls))
+        Err(Box::new((pending, walls)))
     }
 
     fn cgroups(&self) -> Option<&CgroupParent> {

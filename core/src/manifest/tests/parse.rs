@@ -61,6 +61,7 @@ fn full_deployment() {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(120),
             max_restarts: 10,
+            on_config_change: false,
         }
     );
     assert_eq!(
