@@ -56,6 +56,8 @@ pub const PROVIDED: &[Provided] = &[
     p("wasi:sockets/udp", WASI_P2),
     p("wasi:sockets/udp-create-socket", WASI_P2),
     p("arcella:service/lifecycle", "0.1.0"),
+    p("wasi:config/store", "0.2.0-rc.1"),
+    p("wasi:logging/logging", "0.1.0-draft"),
 ];
 
 impl Provided {
