@@ -227,6 +227,28 @@ fn remote_requests_are_signed_bound_to_their_device_and_never_replayed() {
         "{}",
         gw_a.log()
     );
+    // The audit trail, read over MQTT (a read: unsigned), names the
+    // operator behind each remote change and survived the restarts.
+    let query = Request::Audit(arcella_core::protocol::AuditQuery {
+        module: Some("ticker".into()),
+        since_ms: None,
+        limit: 128,
+    });
+    let Ok(Response::Audit(records)) = send(&op, "gw-a", encode(&command(None, "gw-a", 0, 15, query)), 15) else {
+        panic!("no audit answer over MQTT");
+    };
+    let remote_stops: Vec<_> = records
+        .iter()
+        .filter(|r| r.action == "stop" && r.actor == "operator ops")
+        .collect();
+    assert!(remote_stops.len() >= 2, "{records:#?}");
+    assert!(remote_stops.iter().all(|r| r.outcome == "ok"), "{records:#?}");
+    assert!(
+        records
+            .iter()
+            .any(|r| r.action == "restart" && r.actor == "operator ops"),
+        "{records:#?}"
+    );
 }
 
 fn restart_with(daemon: &mut Daemon, config: &str) {
