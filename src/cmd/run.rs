@@ -13,6 +13,8 @@ use arcella_core::EngineProfile;
 use arcella_core::artifact::LoadError;
 use arcella_core::artifact::{InputKind, Program, format, load};
 use arcella_core::engine::new_engine;
+use arcella_core::host::HostServices;
+use arcella_core::host::network::NetworkRules;
 use arcella_core::run::{Grants, Invocation, Limits, Output, StopFlag, hears_shutdown, run_blocking};
 use std::path::Path;
 use std::process::ExitCode;
@@ -43,6 +45,7 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         args: argv,
         env: args.env.clone(),
         dirs: args.dirs.clone(),
+        network: network_rules(args)?,
     };
     let limits = Limits {
         fuel: args.fuel,
@@ -59,11 +62,25 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         entrypoint: None,
         stop: Some(stop),
         health: None,
-        host: &arcella_core::host::HostServices::default(),
+        host: &stderr_denials(),
     };
     match run_blocking(&invocation) {
         Ok(code) => Ok(exit::for_guest(code)),
         Err(err) => Err(Failure::from(&err)),
+    }
+}
+
+/// The network rules of `--connect`, `--listen`, `--udp`, `--lookup`
+/// (each rule was checked by the argument parser already).
+fn network_rules(args: &RunArgs) -> Result<NetworkRules, Failure> {
+    NetworkRules::parse(&args.connect, &args.listen, &args.udp, args.lookup)
+        .map_err(|bad| Failure::with_code(exit::USAGE, "usage", format!("--{bad}")))
+}
+
+/// Denials go to stderr, one line each: `arcella: denied network: ...`.
+fn stderr_denials() -> HostServices {
+    HostServices {
+        denials: Some(Arc::new(|denial| eprintln!("arcella: {denial}"))),
     }
 }
 

@@ -12,6 +12,7 @@
 
 pub mod denial;
 pub mod lifecycle;
+pub mod network;
 
 pub use denial::{Capability, Denial, DenialSink};
 

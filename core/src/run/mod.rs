@@ -420,7 +420,7 @@ async fn run_module(
             "the module exports no `{entrypoint}` function (is it a reactor or a library?)"
         )));
     }
-    let mut wasi = command.grants.wasi_builder(sinks)?.build_p1();
+    let mut wasi = command.grants.wasi_builder(sinks, command.host)?.build_p1();
     wasi.ctx().table.set_max_capacity(MAX_HOST_HANDLES);
     let mut store = Store::new(
         engine,
@@ -468,7 +468,7 @@ async fn run_component(
     sinks: Option<(LogSink, LogSink)>,
     deadline: Option<Instant>,
 ) -> Result<i32, GuestFailure> {
-    let ctx = command.grants.wasi_builder(sinks)?.build();
+    let ctx = command.grants.wasi_builder(sinks, command.host)?.build();
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_HOST_HANDLES);
     let state = ComponentState {
