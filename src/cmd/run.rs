@@ -41,11 +41,22 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
     })?;
     let mut argv = vec![name.clone()];
     argv.extend(args.args.iter().cloned());
+    let network = network_rules(args)?;
+    if network.any() && matches!(program, Program::Module(_)) {
+        return Err(Failure::with_code(
+            exit::USAGE,
+            "usage",
+            format!(
+                "{name} is a core module (WASI preview 1), which has no socket API; --connect, --listen, --udp \
+                 and --lookup apply to components (WASI preview 2): rebuild it for wasm32-wasip2, or drop them"
+            ),
+        ));
+    }
     let grants = Grants {
         args: argv,
         env: args.env.clone(),
         dirs: args.dirs.clone(),
-        network: network_rules(args)?,
+        network,
     };
     let limits = Limits {
         fuel: args.fuel,
