@@ -67,6 +67,11 @@ fn connect_works_with_a_rule_and_is_refused_without() {
         );
         assert!(listener.accept().is_err(), "{flags:?} reached the listener");
     }
+    // Without any TCP rule no socket is even created, and that is reported.
+    run(&[], &["connect", &addr, "x"]).stderr_has(&[
+        "arcella: denied network: create an IPv4 TCP socket: [capabilities.network] has no connect or listen rule",
+    ]);
+    run(&["--connect", &addr], &["udp", &addr, "x"]).stderr_has(&["denied network: create an IPv4 UDP socket"]);
     // A refusal by a rule is reported on stderr, naming address and list.
     let ran = run(&["--connect", &other], &["connect", &addr, "x"]);
     ran.stderr_has(&[&format!(

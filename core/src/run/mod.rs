@@ -483,6 +483,7 @@ async fn run_component(
     prepare(&mut store, command, deadline)?;
     let mut linker: ComponentLinker<ComponentState> = ComponentLinker::new(engine);
     crate::host::link_component(&mut linker)?;
+    crate::host::network::refuse::link(&mut linker, &command.grants.network)?;
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| GuestFailure::NotACommand(format!("{e:#}")))?;

@@ -56,11 +56,21 @@ fn refusals_reach_the_guest_and_the_module_log() {
             &daemon,
             &deployment(place, &["connect", &addr, "x"], "connect = [\"127.0.0.1:1\"]"),
         );
-        assert!(logs.contains("denied: ") && logs.contains("PermissionDenied"), "{place}: {logs}");
+        assert!(
+            logs.contains("denied: ") && logs.contains("PermissionDenied"),
+            "{place}: {logs}"
+        );
         assert!(
             logs.contains(&format!(
                 "denied network: connect {addr}: no rule in [capabilities.network] connect allows it"
             )),
+            "{place}: {logs}"
+        );
+        // No rule at all: not even a socket, and the attempt is on record.
+        let logs = run_once(&daemon, &deployment(place, &["connect", &addr, "x"], ""));
+        assert!(logs.contains("denied: "), "{place}: {logs}");
+        assert!(
+            logs.contains("denied network: create an IPv4 TCP socket"),
             "{place}: {logs}"
         );
         // A name that resolves to loopback opens nothing (DNS rebinding).
@@ -92,7 +102,11 @@ fn a_worker_gets_sockets_only_for_modules_with_rules() {
     let addr = addr.to_string();
     let logs = run_once(
         &daemon,
-        &deployment("mixed", &["connect", &addr, "mixed"], &format!("connect = [\"{addr}\"]")),
+        &deployment(
+            "mixed",
+            &["connect", &addr, "mixed"],
+            &format!("connect = [\"{addr}\"]"),
+        ),
     );
     assert!(logs.contains("echo: mixed"), "{logs}");
     server.join().unwrap();
@@ -102,7 +116,11 @@ fn a_worker_gets_sockets_only_for_modules_with_rules() {
         daemon.log()
     );
     let status = daemon.status("ticker").unwrap();
-    assert_eq!(status["worker_pid"].as_u64(), Some(first), "the old worker keeps its module");
+    assert_eq!(
+        status["worker_pid"].as_u64(),
+        Some(first),
+        "the old worker keeps its module"
+    );
     assert_eq!(state_name(&status), "running");
 }
 
@@ -112,9 +130,18 @@ fn bad_rules_are_refused_at_install_and_lose_nothing() {
     let kept = deployment("net", &["lookup", "localhost"], "lookup = true");
     daemon.install(GUEST, None, &kept).expect_code(0);
     let cases: &[(&str, &str)] = &[
-        ("connect = [\"api.example.com\"]", "capabilities.network.connect[0]` = \"api.example.com\" has no port"),
-        ("connect = [\"10.0.0.1:1\", \"*.example.com:443\"]", "connect[1]` = \"*.example.com:443\" uses a wildcard host"),
-        ("listen = [\"localhost:8080\"]", "listen[0]` = \"localhost:8080\" names `localhost`"),
+        (
+            "connect = [\"api.example.com\"]",
+            "capabilities.network.connect[0]` = \"api.example.com\" has no port",
+        ),
+        (
+            "connect = [\"10.0.0.1:1\", \"*.example.com:443\"]",
+            "connect[1]` = \"*.example.com:443\" uses a wildcard host",
+        ),
+        (
+            "listen = [\"localhost:8080\"]",
+            "listen[0]` = \"localhost:8080\" names `localhost`",
+        ),
         ("udp = [\"10.0.0.5:0\"]", "has port 0"),
         ("udp = [\"[::1:80\"]", "without a matching"),
         ("connect = \"10.0.0.1:80\"", "connect"),
@@ -133,7 +160,11 @@ fn bad_rules_are_refused_at_install_and_lose_nothing() {
         "[capabilities.network]\nconnect = [\"127.0.0.1:80\"]\n",
     );
     assert_ne!(ran.code, Some(0));
-    assert!(ran.stderr.contains("core module") && ran.stderr.contains("components"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("core module") && ran.stderr.contains("components"),
+        "{}",
+        ran.stderr
+    );
     // The first install is intact and still runs with its grant.
     let status = daemon.wait_for(GUEST, WAIT, "exited", |s| state_name(s) == "exited");
     let logs = daemon.cli(["logs", GUEST]).stdout;

@@ -9,6 +9,7 @@
 //! components only, and install refuses them on a core module.
 
 pub mod check;
+pub mod refuse;
 pub mod rules;
 
 pub use rules::{HostPattern, PortRange, Rule, RuleError};
