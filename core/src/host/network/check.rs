@@ -62,12 +62,15 @@ pub fn apply(builder: &mut WasiCtxBuilder, rules: &NetworkRules, services: &Host
     });
 }
 
+/// Names resolved lately: when, and to what.
+type Resolved = HashMap<String, (Instant, Arc<[IpAddr]>)>;
+
 /// One instance's rules and where its refusals go.
 #[derive(Debug)]
 pub struct Checker {
     rules: NetworkRules,
     services: HostServices,
-    resolved: Mutex<HashMap<String, (Instant, Arc<[IpAddr]>)>>,
+    resolved: Mutex<Resolved>,
 }
 
 impl Checker {
@@ -179,7 +182,7 @@ impl Checker {
         addrs
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, Arc<[IpAddr]>)>> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Resolved> {
         self.resolved.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
