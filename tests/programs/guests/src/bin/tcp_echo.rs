@@ -7,6 +7,9 @@
 //! - `tcp_echo udp ADDR MSG`: sends MSG from an ephemeral port, prints the
 //!   answer as `udp echo: MSG`.
 //! - `tcp_echo lookup NAME`: resolves NAME, prints `resolved: ADDRS`.
+//! - `tcp_echo bench ADDR N`: N times connect + one-line echo + close,
+//!   then N one-line round trips on one connection; prints
+//!   `bench: N CONNECT_US ROUND_US` (benches/network.rs).
 //!
 //! A refusal prints `denied: ERROR (KIND)`; exit 0 on success, 5 when
 //! refused with PermissionDenied, 6 on any other error. Built for
@@ -54,6 +57,29 @@ fn lookup(name: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+fn bench(addr: &str, n: u32) -> std::io::Result<()> {
+    let start = std::time::Instant::now();
+    let mut line = String::new();
+    for _ in 0..n {
+        let stream = TcpStream::connect(addr)?;
+        (&stream).write_all(b"x\n")?;
+        line.clear();
+        BufReader::new(&stream).read_line(&mut line)?;
+    }
+    let connects = start.elapsed();
+    let stream = TcpStream::connect(addr)?;
+    let mut reader = BufReader::new(&stream);
+    let start = std::time::Instant::now();
+    for _ in 0..n {
+        (&stream).write_all(b"x\n")?;
+        line.clear();
+        reader.read_line(&mut line)?;
+    }
+    let rounds = start.elapsed();
+    println!("bench: {n} {} {}", connects.as_micros(), rounds.as_micros());
+    Ok(())
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize| args.get(i).map_or("", String::as_str);
@@ -62,6 +88,7 @@ fn main() {
         "listen" => listen(arg(2)),
         "udp" => udp(arg(2), arg(3)),
         "lookup" => lookup(arg(2)),
+        "bench" => bench(arg(2), arg(3).parse().unwrap_or(100)),
         other => {
             println!("unknown mode `{other}`");
             std::process::exit(2);
