@@ -455,6 +455,21 @@ pub struct RunArgs {
     /// Grant an environment variable as KEY=VALUE (repeatable).
     #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
+    /// Let a component open TCP connections to HOST:PORT (an address,
+    /// [IPv6], ADDR/PREFIX or a DNS name; PORT a number, FIRST-LAST or *);
+    /// repeatable. Without network flags the guest opens no socket.
+    #[arg(long = "connect", value_name = "HOST:PORT", value_parser = parse_rule)]
+    pub connect: Vec<String>,
+    /// Let a component listen on (or bind a UDP port to) the local
+    /// ADDRESS:PORT, such as 0.0.0.0:8080 or 127.0.0.1:*; repeatable.
+    #[arg(long = "listen", value_name = "ADDRESS:PORT", value_parser = parse_listen_rule)]
+    pub listen: Vec<String>,
+    /// Let a component exchange UDP datagrams with HOST:PORT; repeatable.
+    #[arg(long = "udp", value_name = "HOST:PORT", value_parser = parse_rule)]
+    pub udp: Vec<String>,
+    /// Let a component resolve DNS names.
+    #[arg(long)]
+    pub lookup: bool,
     /// On SIGINT/SIGTERM, how long a guest that imports the shutdown call
     /// has to finish after it is raised (one that does not is ended at
     /// once).
@@ -471,6 +486,18 @@ pub struct InspectArgs {
     pub target: PathBuf,
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+fn parse_rule(s: &str) -> Result<String, String> {
+    arcella_core::host::network::Rule::parse(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("`{s}` {e}"))
+}
+
+fn parse_listen_rule(s: &str) -> Result<String, String> {
+    arcella_core::host::network::Rule::parse_listen(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("`{s}` {e}"))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

@@ -13,6 +13,8 @@ use arcella_core::EngineProfile;
 use arcella_core::artifact::LoadError;
 use arcella_core::artifact::{InputKind, Program, format, load};
 use arcella_core::engine::new_engine;
+use arcella_core::host::HostServices;
+use arcella_core::host::network::NetworkRules;
 use arcella_core::run::{Grants, Invocation, Limits, Output, StopFlag, hears_shutdown, run_blocking};
 use std::path::Path;
 use std::process::ExitCode;
@@ -39,10 +41,22 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
     })?;
     let mut argv = vec![name.clone()];
     argv.extend(args.args.iter().cloned());
+    let network = network_rules(args)?;
+    if network.any() && matches!(program, Program::Module(_)) {
+        return Err(Failure::with_code(
+            exit::USAGE,
+            "usage",
+            format!(
+                "{name} is a core module (WASI preview 1), which has no socket API; --connect, --listen, --udp \
+                 and --lookup apply to components (WASI preview 2): rebuild it for wasm32-wasip2, or drop them"
+            ),
+        ));
+    }
     let grants = Grants {
         args: argv,
         env: args.env.clone(),
         dirs: args.dirs.clone(),
+        network,
     };
     let limits = Limits {
         fuel: args.fuel,
@@ -59,11 +73,26 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         entrypoint: None,
         stop: Some(stop),
         health: None,
-        host: &arcella_core::host::HostServices::default(),
+        host: &stderr_denials(),
     };
     match run_blocking(&invocation) {
         Ok(code) => Ok(exit::for_guest(code)),
         Err(err) => Err(Failure::from(&err)),
+    }
+}
+
+/// The network rules of `--connect`, `--listen`, `--udp`, `--lookup`
+/// (each rule was checked by the argument parser already).
+fn network_rules(args: &RunArgs) -> Result<NetworkRules, Failure> {
+    NetworkRules::parse(&args.connect, &args.listen, &args.udp, args.lookup)
+        .map_err(|bad| Failure::with_code(exit::USAGE, "usage", format!("--{bad}")))
+}
+
+/// Denials go to stderr, one line each: `arcella: denied network: ...`.
+fn stderr_denials() -> HostServices {
+    HostServices {
+        denials: Some(Arc::new(|denial| eprintln!("arcella: {denial}"))),
+        ..HostServices::default()
     }
 }
 

@@ -17,6 +17,7 @@ mod daemon;
 mod files;
 mod guests;
 mod limits;
+mod network;
 mod packaging;
 mod store;
 mod support;

@@ -12,6 +12,13 @@
 //! code into the kernel. `clone` (threads only), `ioctl`, `fcntl`, `prctl`, `prlimit64`, `tgkill`
 //! and `pidfd_open` are checked by argument; `clone3`, whose flags seccomp cannot see, gets
 //! `ENOSYS` from a separate filter so that glibc falls back to `clone`.
+//!
+//! A worker whose modules have network rules (`Walls::network`) gets the socket calls too
+//! ([`NETWORK`](imp) in the code: `socket`, `connect`, `bind`, `listen`, `accept4`, names,
+//! options, `sendmmsg` for the resolver); `socket` is then allowed for `AF_INET`/`AF_INET6`
+//! only, and any other family (a Unix socket to a daemon, netlink, raw packets) gets
+//! `EAFNOSUPPORT` from a third filter, so the resolver's probe for nscd fails softly. Which
+//! addresses a guest may reach is wasmtime-wasi's check, in `arcella_core::host::network`.
 
 use std::sync::{Mutex, PoisonError};
 
@@ -55,13 +62,15 @@ pub enum SeccompError {
 /// Call it before loading any guest. A second call does nothing and returns the same result (a
 /// second installation would itself be killed by the first: `prctl(PR_SET_NO_NEW_PRIVS)` is not
 /// allowed).
-pub fn install() -> Result<Sandboxed, SeccompError> {
+///
+/// `network` adds the socket calls (for a worker whose modules have network rules).
+pub fn install(network: bool) -> Result<Sandboxed, SeccompError> {
     static DONE: Mutex<Option<Sandboxed>> = Mutex::new(None);
     let mut done = DONE.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(sandboxed) = *done {
         return Ok(sandboxed);
     }
-    let sandboxed = imp::install()?;
+    let sandboxed = imp::install(network)?;
     match sandboxed {
         Sandboxed::Filtered { syscalls } => log::debug!("seccomp: {syscalls} system calls allowed, clone3 gets ENOSYS"),
         Sandboxed::Unsupported { arch } => log::warn!("seccomp: not supported on {arch}; the worker runs unfiltered"),
@@ -77,17 +86,26 @@ pub fn allowed_names() -> &'static [&'static str] {
     imp::allowed_names()
 }
 
+/// The system calls a worker with network rules gets on top of [`allowed_names`].
+pub fn network_names() -> &'static [&'static str] {
+    imp::network_names()
+}
+
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64", target_arch = "riscv64")))]
 mod imp {
     use super::{Sandboxed, SeccompError};
 
-    pub(super) fn install() -> Result<Sandboxed, SeccompError> {
+    pub(super) fn install(_network: bool) -> Result<Sandboxed, SeccompError> {
         Ok(Sandboxed::Unsupported {
             arch: std::env::consts::ARCH,
         })
     }
 
     pub(super) fn allowed_names() -> &'static [&'static str] {
+        &[]
+    }
+
+    pub(super) fn network_names() -> &'static [&'static str] {
         &[]
     }
 }
@@ -225,10 +243,24 @@ mod imp {
         SYS_uname;
     };
 
+    /// For a worker whose modules have network rules: internet sockets (the domain is checked by
+    /// [`socket_family_filter`]), tokio's and the resolver's calls on them.
+    #[rustfmt::skip]
+    static NETWORK: &[Allowed] = allow! {
+        SYS_socket; SYS_connect; SYS_bind; SYS_listen; SYS_accept4; SYS_getsockname; SYS_getpeername;
+        SYS_setsockopt; SYS_sendmmsg; SYS_recvmmsg;
+        #[cfg(target_arch = "x86_64")] SYS_accept;
+    };
+
     static NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| ALLOWED.iter().map(|a| a.name).collect());
+    static NETWORK_NAMES: LazyLock<Vec<&'static str>> = LazyLock::new(|| NETWORK.iter().map(|a| a.name).collect());
 
     pub(super) fn allowed_names() -> &'static [&'static str] {
         &NAMES
+    }
+
+    pub(super) fn network_names() -> &'static [&'static str] {
+        &NETWORK_NAMES
     }
 
     fn arg_is(arg: u8, value: u64) -> Result<SeccompRule, BackendError> {
@@ -273,35 +305,63 @@ mod imp {
 
     /// Filter B: the allowlist; anything else kills the process. `clone3` passes here so that
     /// filter A's `ENOSYS` (which outranks allow) decides it.
-    fn allowlist_filter(arch: TargetArch) -> Result<SeccompFilter, BackendError> {
+    fn allowlist_filter(arch: TargetArch, network: bool) -> Result<SeccompFilter, BackendError> {
         let pid = std::process::id();
         let mut map = BTreeMap::from([(libc::SYS_clone3, Vec::new())]);
-        for allowed in ALLOWED {
+        let extra: &[Allowed] = if network { NETWORK } else { &[] };
+        for allowed in ALLOWED.iter().chain(extra) {
             map.insert(allowed.nr, rules(allowed.args, pid)?);
         }
         SeccompFilter::new(map, SeccompAction::KillProcess, SeccompAction::Allow, arch)
+    }
+
+    /// Filter C (network workers only): `socket` of any family but `AF_INET`/`AF_INET6` gets
+    /// `EAFNOSUPPORT`; everything else passes (filter B decides it).
+    fn socket_family_filter(arch: TargetArch) -> Result<SeccompFilter, BackendError> {
+        let other_family = SeccompRule::new(vec![
+            SeccompCondition::new(0, Len::Dword, Op::Ne, libc::AF_INET as u64)?,
+            SeccompCondition::new(0, Len::Dword, Op::Ne, libc::AF_INET6 as u64)?,
+        ])?;
+        let rules = BTreeMap::from([(libc::SYS_socket, vec![other_family])]);
+        SeccompFilter::new(
+            rules,
+            SeccompAction::Allow,
+            SeccompAction::Errno(libc::EAFNOSUPPORT as u32),
+            arch,
+        )
     }
 
     fn compile(filter: SeccompFilter) -> Result<BpfProgram, SeccompError> {
         BpfProgram::try_from(filter).map_err(SeccompError::Compile)
     }
 
-    pub(super) fn install() -> Result<Sandboxed, SeccompError> {
+    pub(super) fn install(network: bool) -> Result<Sandboxed, SeccompError> {
         let arch = TargetArch::try_from(std::env::consts::ARCH).map_err(SeccompError::Build)?;
         let clone3 = compile(clone3_filter(arch).map_err(SeccompError::Build)?)?;
-        let allowlist = compile(allowlist_filter(arch).map_err(SeccompError::Build)?)?;
+        let allowlist = compile(allowlist_filter(arch, network).map_err(SeccompError::Build)?)?;
+        let families = match network {
+            true => Some(compile(socket_family_filter(arch).map_err(SeccompError::Build)?)?),
+            false => None,
+        };
         // Order matters: installing needs prctl(PR_SET_NO_NEW_PRIVS) and seccomp(2), which only
         // the clone3 filter lets through.
         seccompiler::apply_filter_all_threads(&clone3).map_err(|source| SeccompError::Install {
             filter: "clone3",
             source,
         })?;
+        if let Some(families) = &families {
+            seccompiler::apply_filter_all_threads(families).map_err(|source| SeccompError::Install {
+                filter: "socket family",
+                source,
+            })?;
+        }
         seccompiler::apply_filter_all_threads(&allowlist).map_err(|source| SeccompError::Install {
             filter: "allowlist",
             source,
         })?;
+        let extra = if network { NETWORK.len() } else { 0 };
         Ok(Sandboxed::Filtered {
-            syscalls: ALLOWED.len(),
+            syscalls: ALLOWED.len() + extra,
         })
     }
 }
@@ -325,7 +385,7 @@ mod tests {
     //! this test binary filtered to itself, with `ARCELLA_SECCOMP_CHILD` naming the case; that child
     //! does the work and the parent judges its exit status.
 
-    use super::{Sandboxed, allowed_names, install};
+    use super::{Sandboxed, allowed_names, install, network_names};
     use nix::libc;
     use std::io::{Read, Write};
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -386,6 +446,11 @@ mod tests {
 
     /// In the child: checks the kernel has seccomp, turns off core dumps, installs the filter.
     fn sandbox(name: &str) {
+        sandbox_with(name, false);
+    }
+
+    /// [`sandbox`], with the network calls when `network`.
+    fn sandbox_with(name: &str, network: bool) {
         // SAFETY: PR_GET_SECCOMP takes no further arguments and touches no memory.
         let mode = unsafe { libc::prctl(libc::PR_GET_SECCOMP) };
         assert!(
@@ -399,14 +464,15 @@ mod tests {
         };
         // SAFETY: `no_core` is a valid rlimit that outlives the call.
         assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_CORE, &no_core) }, 0);
-        let sandboxed = install().unwrap();
+        let extra = if network { network_names().len() } else { 0 };
+        let sandboxed = install(network).unwrap();
         assert_eq!(
             sandboxed,
             Sandboxed::Filtered {
-                syscalls: allowed_names().len()
+                syscalls: allowed_names().len() + extra
             }
         );
-        assert_eq!(install().unwrap(), sandboxed, "a second install is a no-op");
+        assert_eq!(install(network).unwrap(), sandboxed, "a second install is a no-op");
         eprintln!("{name}: sandboxed");
     }
 
@@ -759,6 +825,58 @@ mod tests {
         assert_killed("other_prctl_is_killed", &out);
     }
 
+    /// A network worker: TCP over loopback works end to end (listen, accept, connect, options,
+    /// names), and a Unix socket is refused with EAFNOSUPPORT instead of killing the worker.
+    fn network_calls(name: &str) {
+        sandbox_with(name, true);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(addr).unwrap();
+            stream.set_nodelay(true).unwrap();
+            stream.write_all(b"ping").unwrap();
+            stream.shutdown(std::net::Shutdown::Write).unwrap();
+            stream.peer_addr().unwrap()
+        });
+        let (mut accepted, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        accepted.read_to_end(&mut got).unwrap();
+        assert_eq!(got, b"ping");
+        assert_eq!(client.join().unwrap(), addr);
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        udp.send_to(b"d", udp.local_addr().unwrap()).unwrap();
+        let mut buf = [0u8; 4];
+        assert_eq!(udp.recv_from(&mut buf).unwrap().0, 1);
+        // SAFETY: creates a descriptor or fails; no memory involved.
+        let fd = unsafe { libc::socket(libc::AF_UNIX, libc::SOCK_STREAM, 0) };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        assert_eq!((fd, errno), (-1, Some(libc::EAFNOSUPPORT)));
+        // SAFETY: as above.
+        let fd = unsafe { libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, 0) };
+        assert_eq!(fd, -1, "netlink refused too");
+    }
+
+    #[test]
+    fn a_network_worker_uses_internet_sockets_only() {
+        let out = in_child("a_network_worker_uses_internet_sockets_only", network_calls);
+        assert_survived("a_network_worker_uses_internet_sockets_only", &out);
+    }
+
+    fn exec_in_network_worker(name: &str) {
+        sandbox_with(name, true);
+        let argv = [c"/bin/true".as_ptr(), ptr::null()];
+        let envp = [ptr::null()];
+        // SAFETY: NUL-terminated path, argv and envp arrays that outlive the call.
+        let ret = unsafe { libc::execve(argv[0], argv.as_ptr(), envp.as_ptr()) };
+        eprintln!("execve returned {ret}");
+    }
+
+    #[test]
+    fn a_network_worker_is_still_killed_on_execve() {
+        let out = in_child("a_network_worker_is_still_killed_on_execve", exec_in_network_worker);
+        assert_killed("a_network_worker_is_still_killed_on_execve", &out);
+    }
+
     #[test]
     fn names_are_unique_and_exclude_forbidden_calls() {
         let names = allowed_names();
@@ -766,6 +884,15 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), names.len(), "duplicate entries");
+        for extra in network_names() {
+            assert!(!names.contains(extra), "{extra} is in both lists");
+        }
+        for forbidden in ["execve", "fork", "kill", "ptrace", "socketpair", "unshare"] {
+            assert!(
+                !network_names().contains(&forbidden),
+                "{forbidden} must not come with the network"
+            );
+        }
         for forbidden in [
             "socket", "connect", "bind", "execve", "execveat", "fork", "vfork", "kill", "ptrace", "clone3",
         ] {

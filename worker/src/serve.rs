@@ -162,11 +162,11 @@ fn handshake(
     // Both fuel variants; the metered engine is made when first needed.
     let engines = EngineSet::new(profile).map_err(|e| e.to_string())?;
     // Before seccomp, which forbids the Landlock system calls.
-    let walls = crate::walls::install(walls).map_err(|e| e.to_string())?;
+    let walled = crate::walls::install(walls).map_err(|e| e.to_string())?;
     let report = if !seccomp {
         "seccomp is off (workers.seccomp = false)".to_owned()
     } else {
-        match crate::seccomp::install() {
+        match crate::seccomp::install(walls.network) {
             Ok(crate::seccomp::Sandboxed::Filtered { syscalls }) => {
                 format!("seccomp allowlist of {syscalls} system calls installed")
             }
@@ -176,7 +176,7 @@ fn handshake(
             Err(e) => return Err(format!("cannot install the seccomp allowlist: {e}")),
         }
     };
-    Ok((engines, report, walls))
+    Ok((engines, report, walled))
 }
 
 struct Context {

@@ -24,6 +24,15 @@ use landlock::{
 /// they support of it (best effort), reported by [`install`].
 const ABI_WANTED: ABI = ABI::V6;
 
+/// What a worker with network rules may read for name resolution.
+const RESOLVER_FILES: &[&str] = &[
+    "/etc/hosts",
+    "/etc/resolv.conf",
+    "/etc/nsswitch.conf",
+    "/etc/host.conf",
+    "/etc/gai.conf",
+];
+
 /// Why the walls could not be raised. The worker then refuses to serve.
 #[derive(Debug, thiserror::Error)]
 pub enum WallsError {
@@ -52,6 +61,15 @@ pub fn install(walls: &Walls) -> Result<String, WallsError> {
             }
             // The instance that needs it will fail to open it, and say so.
             Err(_) => missing.push(dir.path.display().to_string()),
+        }
+    }
+    if walls.network {
+        // The name resolver (glibc's getaddrinfo, for `lookup = true` and
+        // name rules) reads its configuration; nothing else of /etc.
+        for file in RESOLVER_FILES {
+            if let Ok(fd) = PathFd::new(file) {
+                ruleset = ruleset.add_rule(PathBeneath::new(fd, AccessFs::ReadFile))?;
+            }
         }
     }
     let status: RestrictionStatus = ruleset.restrict_self()?;

@@ -14,6 +14,7 @@ pub mod config;
 pub mod denial;
 pub mod lifecycle;
 pub mod logging;
+pub mod network;
 pub mod provided;
 
 pub use config::ConfigValues;

@@ -24,6 +24,9 @@ pub struct Capabilities {
     pub env: BTreeMap<String, String>,
     /// `capabilities.args`: the guest's arguments after its name.
     pub args: Vec<String>,
+    /// `[capabilities.network]`: sockets (components only).
+    #[serde(skip_serializing_if = "super::network::NetworkCapability::is_empty")]
+    pub network: super::network::NetworkCapability,
 }
 
 /// A host directory preopened in the guest.
@@ -160,12 +163,13 @@ impl Capabilities {
         for (i, arg) in self.args.iter().enumerate() {
             check_no_nul(arg).map_err(|m| (KeyPath::new("args").index(i), format!("= {arg:?} {m}")))?;
         }
+        self.network.rules()?;
         let size = postcard::experimental::serialized_size(self).unwrap_or(usize::MAX);
         if size > MAX_CAPABILITIES_BYTES {
             return Err((
                 KeyPath::default(),
                 format!(
-                    "(args, env and dirs together) take {size} bytes, more than the {MAX_CAPABILITIES_BYTES} bytes \
+                    "(args, env, dirs and network rules together) take {size} bytes, more than the {MAX_CAPABILITIES_BYTES} bytes \
                      (12 KiB) that fit the message starting a module in its worker (16 KiB); shorten them, or pass \
                      the data in a file under a granted directory"
                 ),

@@ -16,6 +16,7 @@ mod enums;
 mod error;
 mod locate;
 mod names;
+mod network;
 mod units;
 mod validate;
 
@@ -37,6 +38,7 @@ pub use enums::{isolation_name, kind_name};
 pub use error::{COMPONENT_FILE, DEPLOYMENT_FILE, ManifestError, MissingExport, Place};
 pub use locate::{KeyPath, KeySegment, Location};
 pub use names::{MAX_NAME_LEN, MAX_SYMBOL_LEN, MAX_VERSION_LEN, check_name, derive_id};
+pub use network::NetworkCapability;
 pub use validate::{
     DEFAULT_COMPONENT_ENTRYPOINT, DEFAULT_MODULE_ENTRYPOINT, DEFAULT_VERSION, ModuleInterface, Validated,
     default_entrypoint, validate,

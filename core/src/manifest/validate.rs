@@ -70,6 +70,18 @@ pub fn validate(
         component.check()?;
     }
     let (id, version) = identity(component.as_ref(), interface)?;
+    if interface.kind == ArtifactKind::Module && !deployment.capabilities.network.is_empty() {
+        return Err(ManifestError::Invalid {
+            place: Place::file(DEPLOYMENT_FILE),
+            key: KeyPath::new("capabilities").key("network"),
+            message: format!(
+                "grants sockets, but `{}` is a core module (WASI preview 1), which has no socket API; \
+                 network grants apply to components (WASI preview 2): rebuild it as a component (for \
+                 example for the wasm32-wasip2 target), or remove [capabilities.network]",
+                interface.source_name
+            ),
+        });
+    }
     let missing = |file: &str, key: Option<KeyPath>, name: &str| {
         ManifestError::MissingExport(Box::new(MissingExport {
             place: Place::file(file),

@@ -122,6 +122,11 @@ pub enum FromWorker {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Walls {
     pub dirs: Vec<WallDir>,
+    /// Whether the worker may use sockets beyond its daemon link (its
+    /// instances have network rules): seccomp then allows creating
+    /// internet sockets, and Landlock lets the name resolver read its
+    /// configuration. Without it, `socket` kills the worker.
+    pub network: bool,
 }
 
 /// One directory inside a worker's walls.
@@ -144,6 +149,9 @@ impl Walls {
 
     /// Whether an instance with `grants` can run inside these walls.
     pub fn covers(&self, grants: &Grants) -> bool {
+        if grants.network.any() && !self.network {
+            return false;
+        }
         grants.dirs.iter().all(|grant| {
             self.dirs
                 .iter()
@@ -165,6 +173,7 @@ impl Walls {
     }
 
     fn add(&mut self, grants: &Grants) {
+        self.network |= grants.network.any();
         for grant in &grants.dirs {
             match self.dirs.iter_mut().find(|d| d.path == grant.host) {
                 Some(dir) => dir.writable |= !grant.read_only,
@@ -256,6 +265,7 @@ mod tests {
                         path: "/srv/x".into(),
                         writable: true,
                     }],
+                    network: true,
                 },
             },
             ToWorker::Start {
@@ -370,6 +380,23 @@ mod tests {
         let wider = walls.widened(&grants(&[("/srv/a", false), ("/srv/b", true)]));
         assert!(wider.covers(&grants(&[("/srv/a", false), ("/srv/b", true)])));
         assert_eq!(wider.dirs.len(), 2);
+        assert!(!wider.network);
+    }
+
+    #[test]
+    fn walls_without_network_do_not_cover_a_network_grant() {
+        let mut networked = grants(&[("/srv/a", true)]);
+        networked.network =
+            crate::host::network::NetworkRules::parse(&["127.0.0.1:80".to_owned()], &[], &[], false).unwrap();
+        let walls = Walls::of(&grants(&[("/srv/a", true)]));
+        assert!(!walls.covers(&networked), "a worker without sockets cannot host it");
+        let wider = walls.widened(&networked);
+        assert!(wider.network && wider.covers(&networked));
+        assert!(
+            wider.covers(&grants(&[("/srv/a", true)])),
+            "and it still hosts the others"
+        );
+        assert!(Walls::of(&networked).network);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Capabilities granted to a guest. Deny-by-default: the guest gets exactly
-//! these directories, these environment variables and these arguments; no
-//! sockets, no name lookups, nothing inherited from the host environment.
+//! these directories, these environment variables, these arguments and
+//! these network rules (`crate::host::network`); nothing inherited from the
+//! host environment.
 
 use super::capture::LogSink;
 use std::path::PathBuf;
@@ -63,13 +64,20 @@ pub struct Grants {
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
     pub dirs: Vec<DirGrant>,
+    /// What the guest may reach on the network (components only; core
+    /// modules have no socket API). Checked where the socket lives.
+    pub network: crate::host::network::NetworkRules,
 }
 
 impl Grants {
     /// A WASI context builder holding exactly these grants. Output goes
     /// to `capture` (stdout, stderr) or, without it, to the process's own
-    /// stdio (stdin too).
-    pub fn wasi_builder(&self, capture: Option<(LogSink, LogSink)>) -> Result<WasiCtxBuilder, GrantError> {
+    /// stdio (stdin too). Network refusals are reported to `services`.
+    pub fn wasi_builder(
+        &self,
+        capture: Option<(LogSink, LogSink)>,
+        services: &crate::host::HostServices,
+    ) -> Result<WasiCtxBuilder, GrantError> {
         let mut builder = WasiCtxBuilder::new();
         match capture {
             Some((stdout, stderr)) => {
@@ -96,9 +104,9 @@ impl Grants {
                     reason: format!("{e:#}"),
                 })?;
         }
-        // No network capability exists yet: refuse socket creation itself,
-        // not only connects (a worker's seccomp filter kills on `socket`).
-        builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        // Without network rules, socket creation itself is refused, not
+        // only connects (a worker without them has no `socket` system call).
+        crate::host::network::check::apply(&mut builder, &self.network, services);
         // `allow_blocking_current_thread` stays off: with it, a p1 guest's
         // sleep becomes a blocking `std::thread::sleep` that no timeout can
         // interrupt (and the executor thread would stall with it).

@@ -424,7 +424,7 @@ async fn run_module(
             "the module exports no `{entrypoint}` function (is it a reactor or a library?)"
         )));
     }
-    let mut wasi = command.grants.wasi_builder(sinks)?.build_p1();
+    let mut wasi = command.grants.wasi_builder(sinks, command.host)?.build_p1();
     wasi.ctx().table.set_max_capacity(MAX_HOST_HANDLES);
     let mut store = Store::new(
         engine,
@@ -481,7 +481,7 @@ async fn run_component(
     if !missing.is_empty() {
         return Err(GuestFailure::Link(crate::host::provided::refusal(&missing)));
     }
-    let ctx = command.grants.wasi_builder(sinks)?.build();
+    let ctx = command.grants.wasi_builder(sinks, command.host)?.build();
     let mut table = ResourceTable::new();
     table.set_max_capacity(MAX_HOST_HANDLES);
     let state = ComponentState {
@@ -496,6 +496,7 @@ async fn run_component(
     prepare(&mut store, command, deadline)?;
     let mut linker: ComponentLinker<ComponentState> = ComponentLinker::new(engine);
     crate::host::link_component(&mut linker)?;
+    crate::host::network::refuse::link(&mut linker, &command.grants.network)?;
     let pre = linker
         .instantiate_pre(component)
         .map_err(|e| GuestFailure::Link(format!("{e:#}")))?;

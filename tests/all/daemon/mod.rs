@@ -21,6 +21,7 @@ mod inject;
 mod install_limits;
 mod lifecycle;
 mod mqtt;
+mod network;
 mod notify;
 mod protocol;
 mod shutdown;

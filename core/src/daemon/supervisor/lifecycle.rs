@@ -579,6 +579,12 @@ fn grants_for(id: &str, deployment: &DeploymentManifest) -> Grants {
                 read_only: d.read_only,
             })
             .collect(),
+        // Checked at install; should a stored rule not parse after all,
+        // the module gets no network rather than a wider one.
+        network: caps.network.rules().unwrap_or_else(|(key, message)| {
+            log::error!("{id}: capabilities.{key} {message}; the module gets no network");
+            crate::host::network::NetworkRules::default()
+        }),
     }
 }
 

@@ -437,7 +437,7 @@ impl PoolInner {
                 }
                 walls = worker.walls.widened(grants);
                 log::info!(
-                    "worker `{group}` (pid {}) is walled off from a directory `{}` needs; \
+                    "worker `{group}` (pid {}) is walled off from a directory or the network `{}` needs; \
                      a new worker takes the group's next starts, this one ends with its last module",
                     worker.pid,
                     pending.name
