@@ -88,7 +88,7 @@ impl Via {
 }
 
 /// A connection to one daemon, local or remote.
-enum Link {
+pub(crate) enum Link {
     Socket(Client),
     Broker { operator: Operator, device: String },
 }
@@ -97,7 +97,7 @@ enum Link {
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Link {
-    fn open(via: &Via) -> Result<Self, ManageError> {
+    pub(crate) fn open(via: &Via) -> Result<Self, ManageError> {
         match via {
             Via::Socket(socket) => {
                 let socket = socket.clone().unwrap_or_else(|| Defaults::for_this_user().socket);
@@ -141,7 +141,7 @@ impl Link {
         }
     }
 
-    fn call(&mut self, request: Request) -> Result<Response, ManageError> {
+    pub(crate) fn call(&mut self, request: Request) -> Result<Response, ManageError> {
         match self {
             Link::Socket(client) => Ok(client.call(request)?),
             Link::Broker { operator, device } => {
@@ -195,8 +195,11 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
         Command::Restart(m) => Request::Restart {
             module: m.module.clone(),
         },
+        Command::Remove(m) if m.purge_state => Request::RemovePurgingState {
+            module: m.target.module.clone(),
+        },
         Command::Remove(m) => Request::Remove {
-            module: m.module.clone(),
+            module: m.target.module.clone(),
         },
         Command::List(_) => Request::List,
         Command::Status(m) => Request::Status {

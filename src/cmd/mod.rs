@@ -8,6 +8,7 @@ pub mod fleet;
 pub mod inspect;
 pub mod json;
 pub mod keys;
+pub mod kv;
 pub mod manage;
 pub mod render;
 pub mod run;

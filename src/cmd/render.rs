@@ -25,6 +25,8 @@ fn response_json(response: &Response) {
         }),
         // Steps inside a verb, never its answer.
         Response::Uploaded { .. } | Response::Following | Response::Unfollowed => {}
+        // `arcella kv` prints its own answers (cmd/kv.rs).
+        Response::Kv(_) => {}
     }
 }
 
@@ -98,7 +100,7 @@ pub fn response(response: &Response, json: bool) {
         }
         Response::Module(m) => outln!("{} {} is {}", m.id, m.version, shown_state(m)),
         Response::Removed { module } => outln!("{module} removed"),
-        Response::Following | Response::Unfollowed => {}
+        Response::Following | Response::Unfollowed | Response::Kv(_) => {}
         Response::Collected(c) if c.artifacts.is_empty() && c.uploads == 0 => outln!("nothing to collect"),
         Response::Collected(c) => {
             for artifact in &c.artifacts {

@@ -24,6 +24,7 @@ const RUST_GUESTS: &[&str] = &[
     "files",
     "net",
     "graceful",
+    "kv_counter",
 ];
 /// (wasm target, suffix): preview 1 gives core modules, preview 2 components.
 const WASI_TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];

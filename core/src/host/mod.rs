@@ -10,7 +10,9 @@
 //! Capabilities are deny-by-default: an interface whose grant is absent
 //! answers access-denied (or its equivalent) and reports a [`Denial`].
 
+pub mod calls;
 pub mod denial;
+pub mod keyvalue;
 pub mod lifecycle;
 
 pub use denial::{Capability, Denial, DenialSink};
@@ -26,12 +28,17 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub struct HostServices {
     /// Where denials are reported; `None` drops them (unit tests).
     pub denials: Option<DenialSink>,
+    /// Who serves `wasi:keyvalue`: the module's store in the daemon, or
+    /// the proxy to it in a worker; `None`: no store granted (every
+    /// `open` is refused).
+    pub keyvalue: Option<std::sync::Arc<dyn keyvalue::backend::KeyValue>>,
 }
 
 impl std::fmt::Debug for HostServices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HostServices")
             .field("denials", &self.denials.is_some())
+            .field("keyvalue", &self.keyvalue.is_some())
             .finish()
     }
 }
@@ -77,5 +84,6 @@ impl WasiView for ComponentState {
 pub fn link_component(linker: &mut Linker<ComponentState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     lifecycle::link(linker)?;
+    keyvalue::link(linker)?;
     Ok(())
 }

@@ -24,6 +24,8 @@ pub struct Capabilities {
     pub env: BTreeMap<String, String>,
     /// `capabilities.args`: the guest's arguments after its name.
     pub args: Vec<String>,
+    /// `[capabilities.keyvalue]`: durable key-value buckets (none if absent).
+    pub keyvalue: Option<super::keyvalue::KeyValueCapability>,
 }
 
 /// A host directory preopened in the guest.
@@ -159,6 +161,9 @@ impl Capabilities {
         }
         for (i, arg) in self.args.iter().enumerate() {
             check_no_nul(arg).map_err(|m| (KeyPath::new("args").index(i), format!("= {arg:?} {m}")))?;
+        }
+        if let Some(kv) = &self.keyvalue {
+            kv.check()?;
         }
         let size = postcard::experimental::serialized_size(self).unwrap_or(usize::MAX);
         if size > MAX_CAPABILITIES_BYTES {

@@ -12,6 +12,7 @@ mod capabilities;
 mod component;
 mod deployment;
 mod enums;
+mod keyvalue;
 mod error;
 mod locate;
 mod names;
@@ -24,6 +25,7 @@ mod tests;
 pub use capabilities::{Capabilities, DirCapability};
 pub use capabilities::{MAX_CAPABILITIES_BYTES, QUOTA_PERIOD};
 pub use component::ComponentManifest;
+pub use keyvalue::{DEFAULT_KV_QUOTA, KeyValueCapability};
 pub use deployment::{
     DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_BACKOFF, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup,
     Update, UpdateStrategy,

@@ -375,6 +375,15 @@ mod layout_tests {
             Remove { module: m() },
             Rollback { module: m() },
             Gc,
+            RemovePurgingState { module: m() },
+            Kv {
+                module: m(),
+                bucket: s("default"),
+                op: crate::protocol::KvOp::Set {
+                    key: s("k"),
+                    value: vec![0, 255],
+                },
+            },
         ]
     }
 
@@ -468,6 +477,10 @@ mod layout_tests {
                 bytes: u64::MAX,
                 uploads: 1,
             }),
+            Kv(crate::protocol::KvAnswer::Entries {
+                entries: vec![(s("k"), vec![1])],
+                more: true,
+            }),
         ]
         .into_iter()
         .chain(updating.into_iter().map(|s| Status(Box::new(s))))
@@ -521,7 +534,7 @@ mod layout_tests {
         use Request::*;
         variant_index!(v => Info, List, Status { .. }, Inspect { .. }, Logs { .. }, Follow { .. }, Unfollow,
             Upload(_), Install(_), Update { .. }, Start { .. }, Stop { .. }, Restart { .. }, Remove { .. },
-            Rollback { .. }, Gc)
+            Rollback { .. }, Gc, RemovePurgingState { .. }, Kv { .. })
     }
 
     #[test]
@@ -530,7 +543,7 @@ mod layout_tests {
         check(&responses(), |v| {
             use Response::*;
             variant_index!(v => Info(_), Modules(_), Status(_), Inspect(_), Logs(_), Uploaded { .. }, Module(_),
-                Removed { .. }, Following, Unfollowed, Collected(_))
+                Removed { .. }, Following, Unfollowed, Collected(_), Kv(_))
         });
         let outcomes = [
             UpdateOutcome::Probation { until: 1 },

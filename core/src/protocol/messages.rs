@@ -105,6 +105,17 @@ pub enum Request {
     },
     /// Deletes artifacts and stale uploads nothing refers to.
     Gc,
+    /// `remove --purge-state`: removes the module (if installed) and
+    /// deletes its key-value state, which `Remove` keeps.
+    RemovePurgingState {
+        module: String,
+    },
+    /// The operator's access to a module's key-value bucket (`arcella kv`).
+    Kv {
+        module: String,
+        bucket: String,
+        op: super::KvOp,
+    },
 }
 
 /// What a request may do: the classes of the authorization model
@@ -137,7 +148,10 @@ impl Request {
             | Request::Update { .. }
             | Request::Remove { .. }
             | Request::Rollback { .. }
-            | Request::Gc => Access::Change,
+            | Request::Gc
+            | Request::RemovePurgingState { .. } => Access::Change,
+            Request::Kv { op, .. } if op.writes() => Access::Change,
+            Request::Kv { .. } => Access::Read,
         }
     }
 }
@@ -200,6 +214,8 @@ pub enum Response {
     Unfollowed,
     /// What `Gc` deleted.
     Collected(Collected),
+    /// The answer to [`Request::Kv`].
+    Kv(super::KvAnswer),
 }
 
 /// What a device reports about itself (retained on MQTT, docs/mqtt.md).

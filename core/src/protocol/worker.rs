@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
-pub const WORKER_PROTOCOL_VERSION: u16 = 2;
+pub const WORKER_PROTOCOL_VERSION: u16 = 3;
 
 /// The largest message either side sends or accepts.
 pub const MAX_WORKER_MESSAGE: usize = 16 * 1024;
@@ -52,6 +52,11 @@ pub enum ToWorker {
     Ping { id: u32 },
     /// Ask the instance's health export (see `run::HEALTH_EXPORT`).
     CheckHealth { instance: InstanceId },
+    /// The answer to [`FromWorker::HostCall`] number `call`.
+    HostReply {
+        call: u32,
+        reply: super::host_call::HostReply,
+    },
 }
 
 /// What to run.
@@ -103,6 +108,13 @@ pub enum FromWorker {
     Denied {
         instance: InstanceId,
         denial: crate::host::Denial,
+    },
+    /// A guest called a host interface served by the daemon (key-value);
+    /// `call` is the worker's number for it, echoed in the reply.
+    HostCall {
+        instance: InstanceId,
+        call: u32,
+        request: super::host_call::HostRequest,
     },
 }
 
@@ -265,6 +277,10 @@ mod tests {
             ToWorker::Cancel { instance: 7 },
             ToWorker::Ping { id: 1 },
             ToWorker::CheckHealth { instance: 7 },
+            ToWorker::HostReply {
+                call: 3,
+                reply: crate::protocol::host_call::HostReply::Refused("busy".into()),
+            },
         ];
         for message in to {
             let bytes = encode(&message).unwrap();
@@ -305,6 +321,13 @@ mod tests {
                     capability: crate::host::Capability::Network,
                     detail: "connect 10.0.0.1:502".into(),
                 },
+            },
+            FromWorker::HostCall {
+                instance: 1,
+                call: 3,
+                request: crate::protocol::host_call::HostRequest::KeyValue(
+                    crate::protocol::host_call::KvRequest::Open { bucket: "default".into() },
+                ),
             },
         ];
         for message in from {

@@ -10,6 +10,7 @@
 
 mod admission;
 mod install;
+mod kv;
 mod lifecycle;
 mod queries;
 mod quota;
@@ -62,6 +63,8 @@ struct Inner {
     changes: Mutex<()>,
     /// Tells health windows apart.
     tokens: std::sync::atomic::AtomicU64,
+    /// Modules' key-value state (daemon/kvstores.rs).
+    kv: super::kvstores::KvStores,
 }
 
 impl std::fmt::Debug for Inner {
@@ -184,6 +187,7 @@ impl Supervisor {
             executors.control.clone(),
             Some(&config.data_dir),
         );
+        let kv = super::kvstores::KvStores::new(&config.data_dir);
         let inner = Inner {
             engines,
             workers,
@@ -198,6 +202,7 @@ impl Supervisor {
             followers: Mutex::new(Vec::new()),
             changes: Mutex::new(()),
             tokens: std::sync::atomic::AtomicU64::new(1),
+            kv,
         };
         Self { inner: Arc::new(inner) }
     }
