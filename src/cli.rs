@@ -152,11 +152,9 @@ impl Command {
             Command::Logs(a) => Some(&a.connect),
             Command::Inspect(a) => Some(&a.connect),
             Command::Gc(a) | Command::List(a) | Command::Info(a) => Some(&a.connect),
-            Command::Rollback(a)
-            | Command::Start(a)
-            | Command::Stop(a)
-            | Command::Restart(a)
-            | Command::Status(a) => Some(&a.connect),
+            Command::Rollback(a) | Command::Start(a) | Command::Stop(a) | Command::Restart(a) | Command::Status(a) => {
+                Some(&a.connect)
+            }
             Command::Remove(a) => Some(&a.target.connect),
             Command::Kv(a) => Some(&a.connect),
             _ => None,

@@ -201,5 +201,15 @@ mod tests {
     fn the_verb_is_named_in_the_log() {
         assert_eq!(verb(&Request::Stop { module: "x".into() }), "stop");
         assert_eq!(verb(&Request::Gc), "gc");
+        let kv = Request::Kv {
+            module: "x".into(),
+            bucket: "default".into(),
+            op: arcella_core::protocol::KvOp::List { after: None },
+        };
+        assert_eq!(verb(&kv), "kv");
+        assert_eq!(
+            verb(&Request::RemovePurgingState { module: "x".into() }),
+            "removepurgingstate"
+        );
     }
 }

@@ -50,7 +50,11 @@ impl Line {
             (Some(text), None) => text.into_bytes(),
             (None, Some(digits)) => parse_hex_bytes(&digits)
                 .ok_or_else(|| invalid(format!("{at}: \"hex\" is not an even number of hex digits")))?,
-            _ => return Err(invalid(format!("{at}: give exactly one of \"value\" (text) and \"hex\""))),
+            _ => {
+                return Err(invalid(format!(
+                    "{at}: give exactly one of \"value\" (text) and \"hex\""
+                )));
+            }
         };
         Ok((self.key, value))
     }
@@ -140,7 +144,10 @@ pub fn execute(args: &KvArgs, via: &Via, json: bool) -> Result<(), Failure> {
                     .ok_or_else(|| invalid(format!("{value:?}: after \"hex:\" give an even number of hex digits")))?,
                 None => value.clone().into_bytes(),
             };
-            ask(KvOp::Set { key: key.clone(), value })?;
+            ask(KvOp::Set {
+                key: key.clone(),
+                value,
+            })?;
             report(args, json, "set", 1, &format!("set {key:?}"));
         }
         KvVerb::Delete { key } => {
@@ -174,7 +181,12 @@ fn report(args: &KvArgs, json: bool, verb: &str, count: u32, text: &str) {
 }
 
 fn export(ask: &mut impl FnMut(KvOp) -> Result<KvAnswer, Failure>, file: Option<&Path>) -> Result<(), Failure> {
-    let io = |e: std::io::Error| Failure::new("io", format!("{}: {e}", file.map_or("stdout".into(), |p| p.display().to_string())));
+    let io = |e: std::io::Error| {
+        Failure::new(
+            "io",
+            format!("{}: {e}", file.map_or("stdout".into(), |p| p.display().to_string())),
+        )
+    };
     let mut out: Box<dyn Write> = match file {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path).map_err(io)?)),
         None => Box::new(std::io::stdout().lock()),
@@ -210,7 +222,9 @@ fn import(ask: &mut impl FnMut(KvOp) -> Result<KvAnswer, Failure>, file: &Path) 
         }
         let at = format!("{name}:{}", i + 1);
         let parsed: Line = serde_json::from_str(&line).map_err(|e| {
-            invalid(format!("{at}: {e}; each line is {{\"key\": K, \"value\": TEXT}} or {{\"key\": K, \"hex\": DIGITS}}"))
+            invalid(format!(
+                "{at}: {e}; each line is {{\"key\": K, \"value\": TEXT}} or {{\"key\": K, \"hex\": DIGITS}}"
+            ))
         })?;
         entries.push(parsed.bytes(&at)?);
     }
@@ -221,7 +235,9 @@ fn import(ask: &mut impl FnMut(KvOp) -> Result<KvAnswer, Failure>, file: &Path) 
         size += key.len() + value.len() + 8;
         batch.push((key, value));
         if size >= KV_PAGE_BYTES {
-            count += sent(ask(KvOp::Import { entries: std::mem::take(&mut batch) })?)?;
+            count += sent(ask(KvOp::Import {
+                entries: std::mem::take(&mut batch),
+            })?)?;
             size = 0;
         }
     }

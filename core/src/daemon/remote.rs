@@ -42,9 +42,9 @@ pub fn answer(sup: &Supervisor, request: Request) -> Result<Response, RemoteErro
             .and_then(|()| sup.summary(&module))
             .map(Response::Module),
         Request::Remove { module } => sup.remove(&module).map(|()| Response::Removed { module }),
-        Request::RemovePurgingState { module } => sup
-            .remove_purging_state(&module)
-            .map(|()| Response::Removed { module }),
+        Request::RemovePurgingState { module } => {
+            sup.remove_purging_state(&module).map(|()| Response::Removed { module })
+        }
         Request::Kv { module, bucket, op } => sup.kv(&module, &bucket, op).map(Response::Kv),
     }
 }

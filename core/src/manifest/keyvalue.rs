@@ -53,7 +53,12 @@ impl KeyValueCapability {
         }
         for (i, bucket) in self.buckets.iter().enumerate() {
             let at = KeyPath::new("keyvalue").key("buckets").index(i);
-            check_name(bucket).map_err(|m| (at.clone(), format!("= {bucket:?} {}", m.replace("module or group", "bucket"))))?;
+            check_name(bucket).map_err(|m| {
+                (
+                    at.clone(),
+                    format!("= {bucket:?} {}", m.replace("module or group", "bucket")),
+                )
+            })?;
             if self.buckets[..i].contains(bucket) {
                 return Err((at, format!("= {bucket:?} is listed twice")));
             }
@@ -75,13 +80,20 @@ mod tests {
 
     #[test]
     fn a_keyvalue_grant_parses_with_sizes_and_defaults() {
-        let d = parse_deployment("[capabilities.keyvalue]\nbuckets = [\"default\", \"cache\"]\nquota = \"64K\"\n", "d.toml").unwrap();
+        let d = parse_deployment(
+            "[capabilities.keyvalue]\nbuckets = [\"default\", \"cache\"]\nquota = \"64K\"\n",
+            "d.toml",
+        )
+        .unwrap();
         let kv = d.capabilities.keyvalue.unwrap();
         assert_eq!(kv.buckets, ["default", "cache"]);
         assert_eq!(kv.quota(), 64 * 1024);
         let d = parse_deployment("[capabilities.keyvalue]\n", "d.toml").unwrap();
         let kv = d.capabilities.keyvalue.unwrap();
-        assert_eq!((kv.buckets.as_slice(), kv.quota()), (["default".to_owned()].as_slice(), 1 << 20));
+        assert_eq!(
+            (kv.buckets.as_slice(), kv.quota()),
+            (["default".to_owned()].as_slice(), 1 << 20)
+        );
         assert!(parse_deployment("", "d.toml").unwrap().capabilities.keyvalue.is_none());
     }
 
@@ -93,9 +105,11 @@ mod tests {
             ("buckets = [\"a\", \"a\"]", "listed twice"),
             ("quota = \"1K\"", "between \"4K\" and \"1G\""),
             ("quota = \"lots\"", "byte size"),
-            ("bucket = [\"a\"]", "unknown field"),
+            ("bucket = [\"a\"]", "expected `buckets`"),
         ] {
-            let e = parse_deployment(&format!("[capabilities.keyvalue]\n{text}\n"), "d.toml").unwrap_err().to_string();
+            let e = parse_deployment(&format!("[capabilities.keyvalue]\n{text}\n"), "d.toml")
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(expect), "{text}: {e}");
         }
     }

@@ -12,8 +12,8 @@ mod capabilities;
 mod component;
 mod deployment;
 mod enums;
-mod keyvalue;
 mod error;
+mod keyvalue;
 mod locate;
 mod names;
 mod units;
@@ -25,13 +25,13 @@ mod tests;
 pub use capabilities::{Capabilities, DirCapability};
 pub use capabilities::{MAX_CAPABILITIES_BYTES, QUOTA_PERIOD};
 pub use component::ComponentManifest;
-pub use keyvalue::{DEFAULT_KV_QUOTA, KeyValueCapability};
 pub use deployment::{
     DeploymentManifest, Limits, MAX_HEALTH_WINDOW, MIN_BACKOFF, MIN_MEMORY, MIN_STACK, Restart, RestartPolicy, Startup,
     Update, UpdateStrategy,
 };
 pub use enums::{isolation_name, kind_name};
 pub use error::{COMPONENT_FILE, DEPLOYMENT_FILE, ManifestError, MissingExport, Place};
+pub use keyvalue::{DEFAULT_KV_QUOTA, KeyValueCapability};
 pub use locate::{KeyPath, KeySegment, Location};
 pub use names::{MAX_NAME_LEN, MAX_SYMBOL_LEN, MAX_VERSION_LEN, check_name, derive_id};
 pub use validate::{

@@ -39,16 +39,47 @@ pub enum HostReply {
 /// One `wasi:keyvalue` operation on a bucket of the calling module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvRequest {
-    Open { bucket: String },
-    Get { bucket: String, key: String },
-    Set { bucket: String, key: String, value: Vec<u8> },
-    Delete { bucket: String, key: String },
-    Exists { bucket: String, key: String },
-    ListKeys { bucket: String, cursor: Option<u64> },
-    Increment { bucket: String, key: String, delta: u64 },
-    GetMany { bucket: String, keys: Vec<String> },
-    SetMany { bucket: String, entries: Vec<(String, Vec<u8>)> },
-    DeleteMany { bucket: String, keys: Vec<String> },
+    Open {
+        bucket: String,
+    },
+    Get {
+        bucket: String,
+        key: String,
+    },
+    Set {
+        bucket: String,
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        bucket: String,
+        key: String,
+    },
+    Exists {
+        bucket: String,
+        key: String,
+    },
+    ListKeys {
+        bucket: String,
+        cursor: Option<u64>,
+    },
+    Increment {
+        bucket: String,
+        key: String,
+        delta: u64,
+    },
+    GetMany {
+        bucket: String,
+        keys: Vec<String>,
+    },
+    SetMany {
+        bucket: String,
+        entries: Vec<(String, Vec<u8>)>,
+    },
+    DeleteMany {
+        bucket: String,
+        keys: Vec<String>,
+    },
 }
 
 impl KvRequest {

@@ -14,14 +14,27 @@ pub const KV_PAGE_BYTES: usize = 128 * 1024;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvOp {
     /// Keys after `after` (all from the first if `None`), one page.
-    List { after: Option<String> },
-    Get { key: String },
-    Set { key: String, value: Vec<u8> },
-    Delete { key: String },
+    List {
+        after: Option<String>,
+    },
+    Get {
+        key: String,
+    },
+    Set {
+        key: String,
+        value: Vec<u8>,
+    },
+    Delete {
+        key: String,
+    },
     /// Entries after `after`, one page.
-    Export { after: Option<String> },
+    Export {
+        after: Option<String>,
+    },
     /// Sets every entry in one transaction: all or nothing, within quota.
-    Import { entries: Vec<(String, Vec<u8>)> },
+    Import {
+        entries: Vec<(String, Vec<u8>)>,
+    },
 }
 
 impl KvOp {
@@ -36,10 +49,18 @@ impl KvOp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum KvAnswer {
     /// A page of keys; `more` when another page follows.
-    Keys { keys: Vec<String>, more: bool },
+    Keys {
+        keys: Vec<String>,
+        more: bool,
+    },
     Value(Option<Vec<u8>>),
     /// A page of entries; `more` when another page follows.
-    Entries { entries: Vec<(String, Vec<u8>)>, more: bool },
+    Entries {
+        entries: Vec<(String, Vec<u8>)>,
+        more: bool,
+    },
     /// Set, deleted or imported (how many entries).
-    Done { count: u32 },
+    Done {
+        count: u32,
+    },
 }

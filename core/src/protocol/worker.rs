@@ -326,7 +326,9 @@ mod tests {
                 instance: 1,
                 call: 3,
                 request: crate::protocol::host_call::HostRequest::KeyValue(
-                    crate::protocol::host_call::KvRequest::Open { bucket: "default".into() },
+                    crate::protocol::host_call::KvRequest::Open {
+                        bucket: "default".into(),
+                    },
                 ),
             },
         ];

@@ -163,14 +163,22 @@ fn remove_keeps_state_and_purge_state_deletes_it() {
 fn a_bucket_not_granted_is_refused_and_audited() {
     for place in PLACES {
         let daemon = Daemon::start();
-        install(&daemon, "kv", &deployment("command", place, &["open", "secret"], Some(GRANT)));
+        install(
+            &daemon,
+            "kv",
+            &deployment("command", place, &["open", "secret"], Some(GRANT)),
+        );
         wait_out(&daemon, "kv", "open secret failed: Error::AccessDenied");
         exited(&daemon, "kv");
         daemon
             .cli(["logs", "kv"])
             .stdout_has(&["denied keyvalue: open bucket \"secret\": not in [capabilities.keyvalue] buckets"]);
         // No grant at all: even "default" is refused.
-        install(&daemon, "bare", &deployment("command", place, &["open", "default"], None));
+        install(
+            &daemon,
+            "bare",
+            &deployment("command", place, &["open", "default"], None),
+        );
         wait_out(&daemon, "bare", "open default failed: Error::AccessDenied");
         daemon
             .cli(["logs", "bare"])
@@ -188,16 +196,31 @@ fn a_batch_over_quota_writes_nothing() {
         let daemon = Daemon::start();
         let grant = "buckets = [\"default\"]\nquota = \"8K\"";
         // 10 values of 1000 bytes: the quota runs out in the middle.
-        install(&daemon, "kv", &deployment("command", place, &["batch", "10", "1000"], Some(grant)));
+        install(
+            &daemon,
+            "kv",
+            &deployment("command", place, &["batch", "10", "1000"], Some(grant)),
+        );
         let lines = wait_out(&daemon, "kv", "batch keys");
         assert!(
-            lines.iter().any(|l| l.contains("set-many failed") && l.contains("quota exceeded")),
+            lines
+                .iter()
+                .any(|l| l.contains("set-many failed") && l.contains("quota exceeded")),
             "{place:?}: {lines:#?}"
         );
-        assert!(lines.iter().any(|l| l == "batch keys 0"), "{place:?}: nothing written: {lines:#?}");
-        daemon.cli(["logs", "kv"]).stdout_has(&["denied quota: keyvalue bucket \"default\": quota exceeded"]);
+        assert!(
+            lines.iter().any(|l| l == "batch keys 0"),
+            "{place:?}: nothing written: {lines:#?}"
+        );
+        daemon
+            .cli(["logs", "kv"])
+            .stdout_has(&["denied quota: keyvalue bucket \"default\": quota exceeded"]);
         // Within the quota the same batch is written whole.
-        install(&daemon, "kv2", &deployment("command", place, &["batch", "5", "1000"], Some(grant)));
+        install(
+            &daemon,
+            "kv2",
+            &deployment("command", place, &["batch", "5", "1000"], Some(grant)),
+        );
         let lines = wait_out(&daemon, "kv2", "batch keys");
         assert!(lines.iter().any(|l| l == "batch keys 5"), "{place:?}: {lines:#?}");
     }
@@ -225,7 +248,11 @@ fn oversize_keys_and_values_get_clear_errors() {
 fn a_damaged_database_stops_only_its_own_module() {
     let mut daemon = Daemon::start();
     for name in ["kv", "other"] {
-        install(&daemon, name, &deployment("command", Place::Worker, &["once"], Some(GRANT)));
+        install(
+            &daemon,
+            name,
+            &deployment("command", Place::Worker, &["once"], Some(GRANT)),
+        );
         wait_out(&daemon, name, "count 1");
         exited(&daemon, name);
     }
@@ -250,20 +277,32 @@ fn a_damaged_database_stops_only_its_own_module() {
     );
     // The operator can start over.
     daemon.cli(["remove", "--purge-state", "kv"]).expect_code(0);
-    install(&daemon, "kv", &deployment("command", Place::Worker, &["once"], Some(GRANT)));
+    install(
+        &daemon,
+        "kv",
+        &deployment("command", Place::Worker, &["once"], Some(GRANT)),
+    );
     wait_out(&daemon, "kv", "count 1");
 }
 
 #[test]
 fn arcella_kv_lists_gets_sets_deletes_exports_and_imports() {
     let daemon = Daemon::start();
-    install(&daemon, "kv", &deployment("command", Place::Worker, &["once"], Some(GRANT)));
+    install(
+        &daemon,
+        "kv",
+        &deployment("command", Place::Worker, &["once"], Some(GRANT)),
+    );
     wait_out(&daemon, "kv", "count 1");
     exited(&daemon, "kv");
     kv(&daemon, &["kv", "set", "greeting", "hello"]).expect_code(0);
     kv(&daemon, &["kv", "set", "raw", "hex:00ff10"]).expect_code(0);
-    kv(&daemon, &["kv", "get", "greeting"]).expect_code(0).stdout_has(&["hello"]);
-    kv(&daemon, &["kv", "get", "raw"]).expect_code(0).stdout_has(&["hex:00ff10"]);
+    kv(&daemon, &["kv", "get", "greeting"])
+        .expect_code(0)
+        .stdout_has(&["hello"]);
+    kv(&daemon, &["kv", "get", "raw"])
+        .expect_code(0)
+        .stdout_has(&["hex:00ff10"]);
     let listed = kv(&daemon, &["kv", "list"]);
     listed.expect_code(0);
     let keys: Vec<&str> = listed.stdout.lines().collect();
@@ -287,7 +326,9 @@ fn arcella_kv_lists_gets_sets_deletes_exports_and_imports() {
     kv(&daemon, &["kv", "import", export.to_str().unwrap()])
         .expect_code(0)
         .stdout_has(&["imported 4 entries"]);
-    kv(&daemon, &["kv", "get", "greeting"]).expect_code(0).stdout_has(&["hello"]);
+    kv(&daemon, &["kv", "get", "greeting"])
+        .expect_code(0)
+        .stdout_has(&["hello"]);
     assert_eq!(counter(&daemon, "kv"), 1, "import restored the exported counter");
     // The guest sees what the operator wrote.
     kv(&daemon, &["kv", "set", "counter", "41"]).expect_code(0);
@@ -299,8 +340,14 @@ fn arcella_kv_lists_gets_sets_deletes_exports_and_imports() {
     kv(&daemon, &["kv", "--bucket", "secret", "list"])
         .expect_code(1)
         .stderr_has(&["no bucket \"secret\"", "--bucket"]);
-    kv(&daemon, &["nosuch", "list"]).expect_code(1).stderr_has(&["no module `nosuch`"]);
-    let bad = write(dir, "bad.jsonl", "{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"hex\":\"zz\"}\n");
+    kv(&daemon, &["nosuch", "list"])
+        .expect_code(1)
+        .stderr_has(&["no module `nosuch`"]);
+    let bad = write(
+        dir,
+        "bad.jsonl",
+        "{\"key\":\"a\",\"value\":\"1\"}\n{\"key\":\"b\",\"hex\":\"zz\"}\n",
+    );
     kv(&daemon, &["kv", "import", bad.to_str().unwrap()])
         .expect_code(1)
         .stderr_has(&["bad.jsonl:2", "hex"]);
@@ -365,7 +412,9 @@ fn sigkill_never_loses_an_acknowledged_count() {
             daemon.spawn();
         }
         daemon.cli(["stop", "kv"]).expect_code(0);
-        daemon.wait_for("kv", WAIT, "stopped", |s| state_name(s) != "running" && state_name(s) != "stopping");
+        daemon.wait_for("kv", WAIT, "stopped", |s| {
+            state_name(s) != "running" && state_name(s) != "stopping"
+        });
         assert!(counter(&daemon, "kv") >= highest);
         for n in seen {
             kv(&daemon, &["kv", "get", &format!("history/{n:010}")])

@@ -24,7 +24,9 @@ impl Supervisor {
         let Some(grant) = grant else {
             return Err(RemoteError::new(
                 ErrorKind::BadRequest,
-                format!("module `{module}` has no [capabilities.keyvalue] in its deployment.toml, so no key-value state"),
+                format!(
+                    "module `{module}` has no [capabilities.keyvalue] in its deployment.toml, so no key-value state"
+                ),
             ));
         };
         if !grant.buckets.iter().any(|b| b == bucket) {
@@ -36,19 +38,27 @@ impl Supervisor {
                 ),
             ));
         }
-        let store = self.inner.kv.open(module).map_err(|e| {
-            RemoteError::new(ErrorKind::Unavailable, e.to_string())
-        })?;
+        let store = self
+            .inner
+            .kv
+            .open(module)
+            .map_err(|e| RemoteError::new(ErrorKind::Unavailable, e.to_string()))?;
         let quota = grant.quota();
         let bad = |e: KvError| match &e {
-            KvError::Other(m) if m.starts_with("quota exceeded") => RemoteError::new(ErrorKind::ResourceExhausted, m.clone()),
-            KvError::Other(m) if m.starts_with("key-value database") => RemoteError::new(ErrorKind::Internal, m.clone()),
+            KvError::Other(m) if m.starts_with("quota exceeded") => {
+                RemoteError::new(ErrorKind::ResourceExhausted, m.clone())
+            }
+            KvError::Other(m) if m.starts_with("key-value database") => {
+                RemoteError::new(ErrorKind::Internal, m.clone())
+            }
             _ => RemoteError::new(ErrorKind::BadRequest, e.to_string()),
         };
         let bucket = bucket.to_owned();
         match op {
             KvOp::List { after } => {
-                let (keys, more) = store.keys_after(&bucket, after.as_deref(), KV_PAGE_BYTES).map_err(bad)?;
+                let (keys, more) = store
+                    .keys_after(&bucket, after.as_deref(), KV_PAGE_BYTES)
+                    .map_err(bad)?;
                 Ok(KvAnswer::Keys { keys, more })
             }
             KvOp::Export { after } => {

@@ -75,7 +75,12 @@ type Answer<T> = wasmtime::Result<Result<T, wit::Error>>;
 
 impl wit::Host for ComponentState {
     async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
-        match self.kv(KvRequest::Open { bucket: identifier.clone() }).await {
+        match self
+            .kv(KvRequest::Open {
+                bucket: identifier.clone(),
+            })
+            .await
+        {
             Ok(_) => Ok(Ok(self.table.push(Bucket { name: identifier })?)),
             Err(e) => Ok(Err(e)),
         }

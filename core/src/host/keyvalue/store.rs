@@ -141,12 +141,10 @@ impl ModuleStore {
                 }
                 Ok(KvReply::Keys { keys, cursor: next })
             }),
-            KvRequest::Set { bucket, key, value } => {
-                self.write(&bucket, quota, |t, delta| {
-                    set(t, delta, &key, &value)?;
-                    Ok(KvReply::Done)
-                })
-            }
+            KvRequest::Set { bucket, key, value } => self.write(&bucket, quota, |t, delta| {
+                set(t, delta, &key, &value)?;
+                Ok(KvReply::Done)
+            }),
             KvRequest::SetMany { bucket, entries } => self.write(&bucket, quota, |t, delta| {
                 for (key, value) in &entries {
                     set(t, delta, key, value)?;
@@ -168,9 +166,9 @@ impl ModuleStore {
                     None => 0,
                     Some(v) => parse_counter(&key, v.value())?,
                 };
-                let next = now.checked_add(by).ok_or_else(|| {
-                    KvError::Other(format!("incrementing {key:?} ({now}) by {by} overflows a u64"))
-                })?;
+                let next = now
+                    .checked_add(by)
+                    .ok_or_else(|| KvError::Other(format!("incrementing {key:?} ({now}) by {by} overflows a u64")))?;
                 set(t, delta, &key, next.to_string().as_bytes())?;
                 Ok(KvReply::Number(next))
             }),
@@ -186,11 +184,22 @@ impl ModuleStore {
 
     /// Entries of `bucket` after `after`, at most `budget` bytes (the
     /// operator's `kv export`).
-    pub fn entries_after(&self, bucket: &str, after: Option<&str>, budget: usize) -> Result<(Vec<Entry>, bool), KvError> {
+    pub fn entries_after(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        budget: usize,
+    ) -> Result<(Vec<Entry>, bool), KvError> {
         self.page(bucket, after, budget, true)
     }
 
-    fn page(&self, bucket: &str, after: Option<&str>, budget: usize, values: bool) -> Result<(Vec<Entry>, bool), KvError> {
+    fn page(
+        &self,
+        bucket: &str,
+        after: Option<&str>,
+        budget: usize,
+        values: bool,
+    ) -> Result<(Vec<Entry>, bool), KvError> {
         self.read(bucket, |t| {
             let Some(t) = t else { return Ok((Vec::new(), false)) };
             let range = match after {
@@ -322,5 +331,159 @@ fn parse_counter(key: &str, bytes: &[u8]) -> Result<u64, KvError> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|text| text.parse().ok())
-        .ok_or_else(|| KvError::Other(format!("the value of {key:?} is not a counter (decimal digits of a u64)")))
+        .ok_or_else(|| {
+            KvError::Other(format!(
+                "the value of {key:?} is not a counter (decimal digits of a u64)"
+            ))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(bucket: &str, key: &str, value: &[u8]) -> KvRequest {
+        KvRequest::Set {
+            bucket: bucket.into(),
+            key: key.into(),
+            value: value.to_vec(),
+        }
+    }
+
+    #[test]
+    fn quota_counts_keys_and_values_and_a_batch_over_it_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModuleStore::open(&dir.path().join("m.redb"), "m").unwrap();
+        store.apply(set("a", "k1", &[0; 100]), 1000).unwrap();
+        assert_eq!(store.used().unwrap(), 102);
+        // Overwriting counts the difference; another bucket counts too.
+        store.apply(set("a", "k1", &[0; 10]), 1000).unwrap();
+        store.apply(set("b", "k2", &[0; 10]), 1000).unwrap();
+        assert_eq!(store.used().unwrap(), 24);
+        let batch = KvRequest::SetMany {
+            bucket: "a".into(),
+            entries: (0..10).map(|i| (format!("x{i}"), vec![0; 100])).collect(),
+        };
+        let e = store.apply(batch, 1000).unwrap_err().to_string();
+        assert!(
+            e.starts_with("quota exceeded") && e.contains("[capabilities.keyvalue] quota"),
+            "{e}"
+        );
+        assert_eq!(store.used().unwrap(), 24, "nothing of the batch was written");
+        let listed = store
+            .apply(
+                KvRequest::ListKeys {
+                    bucket: "a".into(),
+                    cursor: None,
+                },
+                1000,
+            )
+            .unwrap();
+        assert_eq!(
+            listed,
+            KvReply::Keys {
+                keys: vec!["k1".into()],
+                cursor: None
+            }
+        );
+        // Deleting gives the bytes back.
+        store
+            .apply(
+                KvRequest::Delete {
+                    bucket: "a".into(),
+                    key: "k1".into(),
+                },
+                1000,
+            )
+            .unwrap();
+        assert_eq!(store.used().unwrap(), 12);
+    }
+
+    #[test]
+    fn increment_keeps_decimal_digits_and_refuses_what_is_not_a_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModuleStore::open(&dir.path().join("m.redb"), "m").unwrap();
+        let inc = |delta| KvRequest::Increment {
+            bucket: "a".into(),
+            key: "c".into(),
+            delta,
+        };
+        assert_eq!(store.apply(inc(5), 1000).unwrap(), KvReply::Number(5));
+        assert_eq!(store.apply(inc(2), 1000).unwrap(), KvReply::Number(7));
+        let got = store.apply(
+            KvRequest::Get {
+                bucket: "a".into(),
+                key: "c".into(),
+            },
+            1000,
+        );
+        assert_eq!(got.unwrap(), KvReply::Value(Some(b"7".to_vec())));
+        assert!(
+            store
+                .apply(inc(u64::MAX), 1000)
+                .unwrap_err()
+                .to_string()
+                .contains("overflows")
+        );
+        store.apply(set("a", "c", b"abc"), 1000).unwrap();
+        assert!(
+            store
+                .apply(inc(1), 1000)
+                .unwrap_err()
+                .to_string()
+                .contains("not a counter")
+        );
+    }
+
+    #[test]
+    fn keys_come_in_pages_with_a_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ModuleStore::open(&dir.path().join("m.redb"), "m").unwrap();
+        let entries: Vec<_> = (0..40)
+            .map(|i| (format!("{i:03}{}", "k".repeat(1000)), Vec::new()))
+            .collect();
+        store.import("a", &entries, 1 << 20).unwrap();
+        let mut cursor = None;
+        let mut all = Vec::new();
+        loop {
+            let KvReply::Keys { keys, cursor: next } = store
+                .apply(
+                    KvRequest::ListKeys {
+                        bucket: "a".into(),
+                        cursor,
+                    },
+                    1 << 20,
+                )
+                .unwrap()
+            else {
+                panic!("not keys");
+            };
+            assert!(crate::protocol::host_call::fits(
+                &crate::protocol::host_call::HostReply::KeyValue(Ok(KvReply::Keys {
+                    keys: keys.clone(),
+                    cursor: next
+                }))
+            ));
+            all.extend(keys);
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        assert_eq!(all.len(), 40);
+        let (page, more) = store.keys_after("a", Some(&all[38]), 1 << 20).unwrap();
+        assert_eq!((page, more), (vec![all[39].clone()], false));
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_database_is_refused_naming_it_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.redb");
+        std::fs::write(&path, vec![0xa5; 8192]).unwrap();
+        let e = ModuleStore::open(&path, "m").unwrap_err().to_string();
+        assert!(
+            e.contains(&path.display().to_string()) && e.contains("arcella remove --purge-state m"),
+            "{e}"
+        );
+    }
 }
