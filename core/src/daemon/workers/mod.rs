@@ -285,7 +285,7 @@ impl WorkerPool {
         let _one_spawn = self.inner.spawning.lock().await;
         let (pending, walls) = match self.inner.attach_existing(group, instance, pending, grants) {
             Ok(worker) => return Ok(worker),
-            Err(unattached) => unattached,
+            Err(unattached) => *unattached,
         };
         let worker = process::spawn(&self.inner, group, walls).await?;
         worker.table().instances.insert(instance, pending);
@@ -379,7 +379,7 @@ impl PoolInner {
         instance: InstanceId,
         pending: Pending,
         grants: &Grants,
-    ) -> Result<Arc<Worker>, (Pending, Walls)> {
+    ) -> Result<Arc<Worker>, Box<(Pending, Walls)>> {
         let mut workers = self.workers();
         let mut walls = Walls::of(grants);
         if let Some(worker) = workers.get(group) {
@@ -399,7 +399,7 @@ impl PoolInner {
             }
         }
         workers.remove(group);
-        Err((pending, walls))
+        Err(Box::new((pending, walls)))
     }
 
     fn cgroups(&self) -> Option<&CgroupParent> {
