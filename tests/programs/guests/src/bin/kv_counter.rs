@@ -5,7 +5,8 @@
 //! `once` (default) one round; `loop` a round every 20 ms until cancelled;
 //! `open NAME` open another bucket and say how it went; `batch N SIZE` a
 //! set-many of N values of SIZE bytes, then how many `batch/` keys exist;
-//! `oversize` a key and a value over the limits; `dump` every key.
+//! `oversize` a key and a value over the limits; `dump` every key;
+//! `bench N` N sets then N gets, printing the mean cost of each.
 //! As a core module (wasip1) there is no key-value store: it exits 1.
 
 #[cfg(target_env = "p1")]
@@ -90,6 +91,21 @@ fn main() {
             println!("big value: {:?}", bucket.set("big", &vec![0u8; 12 * 1024 + 1]));
             println!("max value: {:?}", bucket.set("max", &vec![0u8; 12 * 1024]));
             println!("big value kept: {:?}", bucket.exists("big"));
+        }
+        "bench" => {
+            // Per-call cost as the guest sees it (benches/keyvalue.rs).
+            let n: u32 = args[1].parse().expect("N");
+            let began = std::time::Instant::now();
+            for i in 0..n {
+                bucket.set(&format!("bench/{i}"), b"0123456789abcdef").expect("set");
+            }
+            let set = began.elapsed() / n;
+            let began = std::time::Instant::now();
+            for i in 0..n {
+                bucket.get(&format!("bench/{i}")).expect("get").expect("present");
+            }
+            let get = began.elapsed() / n;
+            println!("bench set_ns {} get_ns {}", set.as_nanos(), get.as_nanos());
         }
         "dump" => {
             for key in keys(&bucket) {
