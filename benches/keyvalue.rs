@@ -98,7 +98,11 @@ fn main() {
     let run = executor.run(async {
         println!("arcella key-value bench ({N} sets then {N} gets of 16-byte values)\n");
         let (set, get) = native(state.path());
-        println!("native redb call:      set {:>9.1} µs   get {:>6.2} µs", set / 1e3, get / 1e3);
+        println!(
+            "native redb call:      set {:>9.1} µs   get {:>6.2} µs",
+            set / 1e3,
+            get / 1e3
+        );
 
         let engine = new_engine(&profile).expect("engine");
         let program = store.load(&engine, &profile, &id).expect("load");
@@ -121,7 +125,11 @@ fn main() {
         };
         assert_eq!(run::run(&invocation).await.expect("runs"), 0);
         let (set, get) = figures(&book);
-        println!("guest, in-process:     set {:>9.1} µs   get {:>6.2} µs", set / 1e3, get / 1e3);
+        println!(
+            "guest, in-process:     set {:>9.1} µs   get {:>6.2} µs",
+            set / 1e3,
+            get / 1e3
+        );
 
         let book = LogBook::new("kv", None);
         let (_, stop) = async_channel::bounded(1);
@@ -143,7 +151,11 @@ fn main() {
         };
         assert_eq!(pool.run(request).await.expect("runs"), 0);
         let (set, get) = figures(&book);
-        println!("guest, in a worker:    set {:>9.1} µs   get {:>6.2} µs", set / 1e3, get / 1e3);
+        println!(
+            "guest, in a worker:    set {:>9.1} µs   get {:>6.2} µs",
+            set / 1e3,
+            get / 1e3
+        );
         pool.shutdown().await;
     });
     smol::block_on(async_compat::Compat::new(run));

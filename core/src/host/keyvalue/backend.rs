@@ -60,9 +60,14 @@ impl KeyValue for Served {
             limits::check(&request)?;
             let bucket = request.bucket().to_owned();
             if !self.grant.buckets.contains(&bucket) {
+                let verb = if matches!(request, KvRequest::Open { .. }) {
+                    "open"
+                } else {
+                    "use"
+                };
                 self.deny(
                     Capability::KeyValue,
-                    format!("open bucket {bucket:?}: not in [capabilities.keyvalue] buckets"),
+                    format!("{verb} bucket {bucket:?}: not in [capabilities.keyvalue] buckets"),
                 );
                 return Err(KvError::AccessDenied);
             }
