@@ -114,8 +114,9 @@ pub enum Command {
     Stop(ModuleArg),
     /// Stop and start a module.
     Restart(ModuleArg),
-    /// Stop and uninstall a module.
-    Remove(ModuleArg),
+    /// Stop and uninstall a module. Its key-value state is kept unless
+    /// --purge-state is given.
+    Remove(RemoveArgs),
     /// List installed modules.
     List(ConnectOnly),
     /// Show one module's state, version, restarts and last error.
@@ -143,6 +144,9 @@ pub enum Command {
     /// build calls this).
     #[command(name = "__generate-docs", hide = true)]
     GenerateDocs(GenerateDocsArgs),
+    /// Read and change a module's key-value state (wasi:keyvalue), also
+    /// while it runs.
+    Kv(KvArgs),
 }
 
 impl Command {
@@ -156,12 +160,11 @@ impl Command {
             Command::Config(a) => Some(&a.connect),
             Command::Inspect(a) => Some(&a.connect),
             Command::Gc(a) | Command::List(a) | Command::Info(a) => Some(&a.connect),
-            Command::Rollback(a)
-            | Command::Start(a)
-            | Command::Stop(a)
-            | Command::Restart(a)
-            | Command::Remove(a)
-            | Command::Status(a) => Some(&a.connect),
+            Command::Rollback(a) | Command::Start(a) | Command::Stop(a) | Command::Restart(a) | Command::Status(a) => {
+                Some(&a.connect)
+            }
+            Command::Remove(a) => Some(&a.target.connect),
+            Command::Kv(a) => Some(&a.connect),
             _ => None,
         }
     }
@@ -502,4 +505,47 @@ fn parse_listen_rule(s: &str) -> Result<String, String> {
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
     arcella_core::run::parse_env(s).map_err(|e| e.to_string())
+}
+
+/// `remove MODULE [--purge-state]`.
+#[derive(Debug, clap::Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub target: ModuleArg,
+    /// Also delete the module's key-value state (kept otherwise, for a
+    /// reinstall); works on state left by a module removed earlier too.
+    #[arg(long)]
+    pub purge_state: bool,
+}
+
+/// `kv MODULE [--bucket NAME] VERB`.
+#[derive(Debug, clap::Args)]
+pub struct KvArgs {
+    /// The module's id.
+    pub module: String,
+    /// The bucket (one of the module's `[capabilities.keyvalue] buckets`).
+    #[arg(long, global = true, default_value = "default", value_name = "NAME")]
+    pub bucket: String,
+    #[command(subcommand)]
+    pub verb: KvVerb,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KvVerb {
+    /// Every key of the bucket, one a line.
+    List,
+    /// A key's value: as text if it is UTF-8, else `hex:` and its hex digits.
+    Get { key: String },
+    /// Set a key to VALUE (UTF-8 text; `hex:DIGITS` for bytes).
+    Set { key: String, value: String },
+    /// Delete a key (no error if it is absent).
+    Delete { key: String },
+    /// Write every entry as JSON lines to FILE (stdout without FILE):
+    /// `{"key": K, "value": TEXT}`, or `{"key": K, "hex": DIGITS}` for a
+    /// value that is not UTF-8.
+    Export { file: Option<PathBuf> },
+    /// Set every entry of a file written by `export` (same format).
+    Import { file: PathBuf },
 }

@@ -215,5 +215,15 @@ mod tests {
         assert_eq!(verb(&set), "setconfig");
         assert_eq!(get.access(), arcella_core::protocol::Access::Read);
         assert_eq!(set.access(), arcella_core::protocol::Access::Change);
+        let kv = Request::Kv {
+            module: "x".into(),
+            bucket: "default".into(),
+            op: arcella_core::protocol::KvOp::List { after: None },
+        };
+        assert_eq!(verb(&kv), "kv");
+        assert_eq!(
+            verb(&Request::RemovePurgingState { module: "x".into() }),
+            "removepurgingstate"
+        );
     }
 }

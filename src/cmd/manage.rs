@@ -104,7 +104,7 @@ pub(crate) enum Link {
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Link {
-    fn open(via: &Via) -> Result<Self, ManageError> {
+    pub(crate) fn open(via: &Via) -> Result<Self, ManageError> {
         match via {
             Via::Socket(socket) => {
                 let socket = socket.clone().unwrap_or_else(|| Defaults::for_this_user().socket);
@@ -202,8 +202,11 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
         Command::Restart(m) => Request::Restart {
             module: m.module.clone(),
         },
+        Command::Remove(m) if m.purge_state => Request::RemovePurgingState {
+            module: m.target.module.clone(),
+        },
         Command::Remove(m) => Request::Remove {
-            module: m.module.clone(),
+            module: m.target.module.clone(),
         },
         Command::List(_) => Request::List,
         Command::Status(m) => Request::Status {

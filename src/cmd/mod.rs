@@ -10,6 +10,7 @@ pub mod fleet;
 pub mod inspect;
 pub mod json;
 pub mod keys;
+pub mod kv;
 pub mod level;
 pub mod manage;
 pub mod render;

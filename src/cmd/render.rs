@@ -26,6 +26,8 @@ fn response_json(response: &Response) {
         Response::Audit(records) => records.iter().for_each(json_value),
         // Steps inside a verb, never its answer (`config` prints its own).
         Response::Uploaded { .. } | Response::Following | Response::Unfollowed | Response::Config(_) => {}
+        // `arcella kv` prints its own answers (cmd/kv.rs).
+        Response::Kv(_) => {}
     }
 }
 
@@ -103,7 +105,7 @@ pub fn response(response: &Response, json: bool) {
         }
         Response::Module(m) => outln!("{} {} is {}", m.id, m.version, shown_state(m)),
         Response::Removed { module } => outln!("{module} removed"),
-        Response::Following | Response::Unfollowed | Response::Config(_) => {}
+        Response::Following | Response::Unfollowed | Response::Config(_) | Response::Kv(_) => {}
         Response::Audit(records) => super::audit::render(records),
         Response::Collected(c) if c.artifacts.is_empty() && c.uploads == 0 => outln!("nothing to collect"),
         Response::Collected(c) => {

@@ -26,6 +26,7 @@ const RUST_GUESTS: &[&str] = &[
     "graceful",
     "config_log",
     "tcp_echo",
+    "kv_counter",
 ];
 /// (wasm target, suffix): preview 1 gives core modules, preview 2 components.
 const WASI_TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];

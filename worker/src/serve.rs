@@ -4,6 +4,8 @@ use crate::WorkerError;
 use arcella_core::artifact::{ArtifactKind, Program};
 use arcella_core::engine::EngineSet;
 use arcella_core::fingerprint::EngineFingerprint;
+use arcella_core::host::calls::HostCalls;
+use arcella_core::host::keyvalue::proxy::Proxy;
 use arcella_core::host::{ConfigValues, Denial, HostServices};
 use arcella_core::protocol::worker::{
     self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive,
@@ -121,7 +123,9 @@ pub async fn serve(
     let (outbox, queued) = async_channel::bounded::<FromWorker>(OUTBOX);
     let writer = executor.spawn(write_loop(link.clone(), queued));
     let instances = Arc::new(Mutex::new(Instances::default()));
+    let calls = Arc::new(HostCalls::new(outbox.clone()));
     let context = Context {
+        calls,
         engines,
         resident,
         profile,
@@ -180,6 +184,8 @@ fn handshake(
 }
 
 struct Context {
+    /// Host calls waiting for the daemon (key-value).
+    calls: Arc<HostCalls>,
     engines: EngineSet,
     resident: OwnResidentMemory,
     profile: arcella_core::engine::EngineProfile,
@@ -225,6 +231,7 @@ impl Context {
                 };
                 let _ = self.outbox.send(FromWorker::Pong { id, usage }).await;
             }
+            ToWorker::HostReply { call, reply } => self.calls.deliver(call, reply),
             ToWorker::Hello { .. } => log::warn!("worker `{}`: a second Hello ignored", self.group),
             ToWorker::Config { instance, values } => {
                 let values = values.into_iter().collect();
@@ -305,6 +312,11 @@ impl Context {
             })),
             config: config.clone(),
             logs: Some(book.clone()),
+            // The daemon keeps the state; this worker only forwards.
+            keyvalue: Some(Arc::new(Proxy {
+                calls: self.calls.clone(),
+                instance,
+            })),
         };
         let task = self.executor.spawn(async move {
             let output = Output::Capture(book);

@@ -7,6 +7,7 @@ pub mod audit;
 pub mod config;
 pub mod guests;
 pub mod interface;
+pub mod kvstores;
 pub mod paths;
 pub mod registry;
 pub mod remote;

@@ -9,7 +9,7 @@
 
 use super::supervisor::Supervisor;
 use crate::protocol::audit::Actor;
-use crate::protocol::{Access, ErrorKind, RemoteError, Request, Response};
+use crate::protocol::{Access, ErrorKind, KvOp, RemoteError, Request, Response};
 
 /// Answers one request from `actor`; blocking (installs and updates run
 /// right here).
@@ -57,6 +57,17 @@ fn audited(request: &Request) -> Option<(&'static str, Option<String>, String)> 
             let detail = format!("set [{}] unset [{}]", keys.join(", "), unset.join(", "));
             ("config", module(m), detail)
         }
+        Request::RemovePurgingState { module: m } => ("remove", module(m), "and its key-value state".to_owned()),
+        // Keys only: values may be secrets.
+        Request::Kv { module: m, bucket, op } => {
+            let what = match op {
+                KvOp::Set { key, .. } => format!("set {key:?}"),
+                KvOp::Delete { key } => format!("delete {key:?}"),
+                KvOp::Import { entries } => format!("import {} entries", entries.len()),
+                KvOp::List { .. } | KvOp::Get { .. } | KvOp::Export { .. } => "read".to_owned(),
+            };
+            ("kv", module(m), format!("bucket {bucket:?}: {what}"))
+        }
         _ => ("change", None, none()),
     })
 }
@@ -103,5 +114,9 @@ fn serve(sup: &Supervisor, request: Request) -> Result<Response, RemoteError> {
             .query(query.module.as_deref(), query.since_ms, query.limit as usize)
             .map(Response::Audit)
             .map_err(|e| RemoteError::new(ErrorKind::Internal, format!("cannot read the audit trail: {e}"))),
+        Request::RemovePurgingState { module } => {
+            sup.remove_purging_state(&module).map(|()| Response::Removed { module })
+        }
+        Request::Kv { module, bucket, op } => sup.kv(&module, &bucket, op).map(Response::Kv),
     }
 }

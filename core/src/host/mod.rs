@@ -10,8 +10,10 @@
 //! Capabilities are deny-by-default: an interface whose grant is absent
 //! answers access-denied (or its equivalent) and reports a [`Denial`].
 
+pub mod calls;
 pub mod config;
 pub mod denial;
+pub mod keyvalue;
 pub mod lifecycle;
 pub mod logging;
 pub mod network;
@@ -37,6 +39,10 @@ pub struct HostServices {
     /// The module's log, for `wasi:logging` lines; `None` writes them to
     /// stderr (`arcella run`).
     pub logs: Option<crate::run::LogBook>,
+    /// Who serves `wasi:keyvalue`: the module's store in the daemon, or
+    /// the proxy to it in a worker; `None`: no store granted (every
+    /// `open` is refused).
+    pub keyvalue: Option<std::sync::Arc<dyn keyvalue::backend::KeyValue>>,
 }
 
 impl std::fmt::Debug for HostServices {
@@ -45,6 +51,7 @@ impl std::fmt::Debug for HostServices {
             .field("denials", &self.denials.is_some())
             .field("config", &self.config)
             .field("logs", &self.logs.is_some())
+            .field("keyvalue", &self.keyvalue.is_some())
             .finish()
     }
 }
@@ -92,5 +99,6 @@ pub fn link_component(linker: &mut Linker<ComponentState>) -> wasmtime::Result<(
     lifecycle::link(linker)?;
     config::link(linker)?;
     logging::link(linker)?;
+    keyvalue::link(linker)?;
     Ok(())
 }

@@ -58,6 +58,9 @@ pub const PROVIDED: &[Provided] = &[
     p("arcella:service/lifecycle", "0.1.0"),
     p("wasi:config/store", "0.2.0-rc.1"),
     p("wasi:logging/logging", "0.1.0-draft"),
+    p("wasi:keyvalue/store", "0.2.0-draft"),
+    p("wasi:keyvalue/atomics", "0.2.0-draft"),
+    p("wasi:keyvalue/batch", "0.2.0-draft"),
 ];
 
 impl Provided {

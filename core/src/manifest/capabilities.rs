@@ -27,6 +27,8 @@ pub struct Capabilities {
     /// `[capabilities.network]`: sockets (components only).
     #[serde(skip_serializing_if = "super::network::NetworkCapability::is_empty")]
     pub network: super::network::NetworkCapability,
+    /// `[capabilities.keyvalue]`: durable key-value buckets (none if absent).
+    pub keyvalue: Option<super::keyvalue::KeyValueCapability>,
 }
 
 /// A host directory preopened in the guest.
@@ -164,6 +166,9 @@ impl Capabilities {
             check_no_nul(arg).map_err(|m| (KeyPath::new("args").index(i), format!("= {arg:?} {m}")))?;
         }
         self.network.rules()?;
+        if let Some(kv) = &self.keyvalue {
+            kv.check()?;
+        }
         let size = postcard::experimental::serialized_size(self).unwrap_or(usize::MAX);
         if size > MAX_CAPABILITIES_BYTES {
             return Err((

@@ -390,6 +390,15 @@ mod layout_tests {
                 since_ms: Some(1),
                 limit: 20,
             }),
+            RemovePurgingState { module: m() },
+            Kv {
+                module: m(),
+                bucket: s("default"),
+                op: crate::protocol::KvOp::Set {
+                    key: s("k"),
+                    value: vec![0, 255],
+                },
+            },
         ]
     }
 
@@ -501,6 +510,10 @@ mod layout_tests {
                 outcome: s("ok"),
                 detail: s("version 1.0.0"),
             }]),
+            Kv(crate::protocol::KvAnswer::Entries {
+                entries: vec![(s("k"), vec![1])],
+                more: true,
+            }),
         ]
         .into_iter()
         .chain(updating.into_iter().map(|s| Status(Box::new(s))))
@@ -554,7 +567,7 @@ mod layout_tests {
         use Request::*;
         variant_index!(v => Info, List, Status { .. }, Inspect { .. }, Logs { .. }, Follow { .. }, Unfollow,
             Upload(_), Install(_), Update { .. }, Start { .. }, Stop { .. }, Restart { .. }, Remove { .. },
-            Rollback { .. }, Gc, GetConfig { .. }, SetConfig { .. }, Audit(_))
+            Rollback { .. }, Gc, GetConfig { .. }, SetConfig { .. }, Audit(_), RemovePurgingState { .. }, Kv { .. })
     }
 
     #[test]
@@ -563,7 +576,7 @@ mod layout_tests {
         check(&responses(), |v| {
             use Response::*;
             variant_index!(v => Info(_), Modules(_), Status(_), Inspect(_), Logs(_), Uploaded { .. }, Module(_),
-                Removed { .. }, Following, Unfollowed, Collected(_), Config(_), Audit(_))
+                Removed { .. }, Following, Unfollowed, Collected(_), Config(_), Audit(_), Kv(_))
         });
         let outcomes = [
             UpdateOutcome::Probation { until: 1 },

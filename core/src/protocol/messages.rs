@@ -121,6 +121,17 @@ pub enum Request {
     },
     /// Records of the audit trail (`daemon/audit`).
     Audit(AuditQuery),
+    /// `remove --purge-state`: removes the module (if installed) and
+    /// deletes its key-value state, which `Remove` keeps.
+    RemovePurgingState {
+        module: String,
+    },
+    /// The operator's access to a module's key-value bucket (`arcella kv`).
+    Kv {
+        module: String,
+        bucket: String,
+        op: super::KvOp,
+    },
 }
 
 /// Which audit records to return: the last `limit` (at most 128) about
@@ -166,6 +177,9 @@ impl Request {
             | Request::Rollback { .. }
             | Request::Gc
             | Request::SetConfig { .. } => Access::Change,
+            Request::RemovePurgingState { .. } => Access::Change,
+            Request::Kv { op, .. } if op.writes() => Access::Change,
+            Request::Kv { .. } => Access::Read,
         }
     }
 }
@@ -232,6 +246,8 @@ pub enum Response {
     Config(ModuleConfig),
     /// Audit records, oldest first.
     Audit(Vec<crate::protocol::audit::AuditRecord>),
+    /// The answer to [`Request::Kv`].
+    Kv(super::KvAnswer),
 }
 
 /// A module's runtime configuration as its guest reads it.

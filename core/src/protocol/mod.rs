@@ -5,9 +5,12 @@ pub mod audit;
 pub mod fleet;
 pub mod frame;
 pub mod handshake;
+pub mod host_call;
+pub mod kv;
 pub mod messages;
 pub mod worker;
 
+pub use kv::{KvAnswer, KvOp};
 pub use messages::*;
 
 /// The protocol version this build speaks; peers must match exactly.

@@ -59,6 +59,11 @@ pub enum ToWorker {
         instance: InstanceId,
         values: Vec<(String, String)>,
     },
+    /// The answer to [`FromWorker::HostCall`] number `call`.
+    HostReply {
+        call: u32,
+        reply: super::host_call::HostReply,
+    },
 }
 
 /// What to run.
@@ -110,6 +115,13 @@ pub enum FromWorker {
     Denied {
         instance: InstanceId,
         denial: crate::host::Denial,
+    },
+    /// A guest called a host interface served by the daemon (key-value);
+    /// `call` is the worker's number for it, echoed in the reply.
+    HostCall {
+        instance: InstanceId,
+        call: u32,
+        request: super::host_call::HostRequest,
     },
 }
 
@@ -286,6 +298,10 @@ mod tests {
                 instance: 7,
                 values: vec![("greeting".into(), "hi".into())],
             },
+            ToWorker::HostReply {
+                call: 3,
+                reply: crate::protocol::host_call::HostReply::Refused("busy".into()),
+            },
         ];
         for message in to {
             let bytes = encode(&message).unwrap();
@@ -331,6 +347,15 @@ mod tests {
                     capability: crate::host::Capability::Network,
                     detail: "connect 10.0.0.1:502".into(),
                 },
+            },
+            FromWorker::HostCall {
+                instance: 1,
+                call: 3,
+                request: crate::protocol::host_call::HostRequest::KeyValue(
+                    crate::protocol::host_call::KvRequest::Open {
+                        bucket: "default".into(),
+                    },
+                ),
             },
         ];
         for message in from {

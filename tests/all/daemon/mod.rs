@@ -19,6 +19,7 @@ mod housekeeping;
 #[cfg(target_arch = "x86_64")]
 mod inject;
 mod install_limits;
+mod keyvalue;
 mod lifecycle;
 mod mqtt;
 mod network;

@@ -200,6 +200,11 @@ impl Supervisor {
         // On the guest thread: never where the control plane runs.
         let task = self.inner.guests.spawn(async move {
             let deployment = &loaded.manifests.deployment;
+            let began = Instant::now();
+            let services = match supervisor.with_keyvalue(&id_owned, deployment, services).await {
+                Ok(services) => services,
+                Err(e) => return supervisor.on_exit(&id_owned, generation, Err(e), began.elapsed()),
+            };
             let grants = grants_for(&id_owned, deployment);
             let limits = limits_for(deployment, &supervisor.inner.config.module_defaults, loaded.metered);
             let output = Output::Capture(book);
@@ -215,7 +220,6 @@ impl Supervisor {
                 health: check,
                 host: &services,
             };
-            let began = Instant::now();
             let outcome = run::run(&invocation).await;
             supervisor.on_exit(&id_owned, generation, outcome, began.elapsed());
         });
@@ -492,12 +496,14 @@ impl Supervisor {
             let deployment = &loaded.manifests.deployment;
             let store = supervisor.inner.store.clone();
             let code = smol::unblock(move || store.open_code(&artifact)).await;
-            let outcome = match code {
-                Err(e) => Err(RunError::Setup {
+            let services = supervisor.with_keyvalue(&id_owned, deployment, services).await;
+            let outcome = match (code, services) {
+                (Err(e), _) => Err(RunError::Setup {
                     module: id_owned.clone(),
                     message: e.to_string(),
                 }),
-                Ok(code) => {
+                (_, Err(e)) => Err(e),
+                (Ok(code), Ok(services)) => {
                     let host_of = supervisor.clone();
                     let host_id = id_owned.clone();
                     let request = RemoteRun {

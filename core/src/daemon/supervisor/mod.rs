@@ -12,6 +12,7 @@ mod admission;
 mod config;
 mod install;
 pub mod journal;
+mod kv;
 mod lifecycle;
 mod queries;
 mod quota;
@@ -68,6 +69,8 @@ struct Inner {
     journal: crate::daemon::workers::churn::Churn,
     /// Who changed what, denials, starts and exits (`daemon/audit`).
     audit: super::audit::Audit,
+    /// Modules' key-value state (daemon/kvstores.rs).
+    kv: super::kvstores::KvStores,
 }
 
 impl std::fmt::Debug for Inner {
@@ -195,6 +198,7 @@ impl Supervisor {
             executors.control.clone(),
             Some(&config.data_dir),
         );
+        let kv = super::kvstores::KvStores::new(&config.data_dir);
         let inner = Inner {
             engines,
             workers,
@@ -211,6 +215,7 @@ impl Supervisor {
             tokens: std::sync::atomic::AtomicU64::new(1),
             journal: Default::default(),
             audit,
+            kv,
         };
         Self { inner: Arc::new(inner) }
     }

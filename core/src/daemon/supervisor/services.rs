@@ -2,10 +2,12 @@
 //! own process or (served from here) in a worker.
 
 use super::Supervisor;
+use crate::host::keyvalue::backend::{KvGrant, Served};
 use crate::host::{ConfigValues, Denial, HostServices};
+use crate::manifest::DeploymentManifest;
 use crate::protocol::ModuleState;
 use crate::protocol::audit::Actor;
-use crate::run::LogBook;
+use crate::run::{LogBook, RunError};
 use std::sync::Arc;
 
 impl Supervisor {
@@ -25,6 +27,7 @@ impl Supervisor {
             })),
             config,
             logs: Some(book.clone()),
+            keyvalue: None,
         }
     }
 
@@ -44,5 +47,39 @@ impl Supervisor {
             ModuleState::Starting | ModuleState::Stopping => return,
         };
         self.inner.audit.note(Actor::Daemon, action, Some(id), outcome, &detail);
+    }
+}
+
+impl Supervisor {
+    /// `services` with the module's key-value store attached, if its
+    /// deployment grants one. The database is opened off the executor; a
+    /// file that cannot be opened (damaged) fails this instance's start,
+    /// naming the file, and no other module's.
+    pub(super) async fn with_keyvalue(
+        &self,
+        id: &str,
+        deployment: &DeploymentManifest,
+        mut services: HostServices,
+    ) -> Result<HostServices, RunError> {
+        let Some(grant) = &deployment.capabilities.keyvalue else {
+            return Ok(services);
+        };
+        let supervisor = self.clone();
+        let module = id.to_owned();
+        let store = smol::unblock(move || supervisor.inner.kv.open(&module))
+            .await
+            .map_err(|e| RunError::Setup {
+                module: id.to_owned(),
+                message: e.to_string(),
+            })?;
+        services.keyvalue = Some(Arc::new(Served {
+            store,
+            grant: KvGrant {
+                buckets: grant.buckets.clone(),
+                quota: grant.quota(),
+            },
+            denials: services.denials.clone(),
+        }));
+        Ok(services)
     }
 }

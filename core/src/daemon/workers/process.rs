@@ -3,6 +3,7 @@
 
 use super::{PoolInner, WorkerError};
 use crate::protocol::LogStream;
+use crate::protocol::host_call::{HostReply, HostRequest, MAX_CALLS_IN_FLIGHT};
 use crate::protocol::worker::{
     FromWorker, InstanceId, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive, receive_buffer, send,
 };
@@ -41,6 +42,9 @@ pub(super) struct Table {
     pub retiring: bool,
     /// Set once the process has ended.
     pub ended: Option<Ended>,
+    /// Host calls being served for this worker (at most
+    /// [`MAX_CALLS_IN_FLIGHT`]: a worker cannot queue unbounded work here).
+    pub calls_in_flight: usize,
 }
 
 /// A live worker process.
@@ -277,6 +281,19 @@ fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
                 let _ = reply.try_send(usage);
             }
         }
+        FromWorker::HostCall {
+            instance,
+            call,
+            request,
+        } => {
+            let host = table.instances.get(&instance).map(|p| p.host.clone());
+            let busy = table.calls_in_flight >= MAX_CALLS_IN_FLIGHT;
+            if !busy {
+                table.calls_in_flight += 1;
+            }
+            drop(table);
+            serve_host_call(pool, worker, call, host.filter(|_| !busy), busy, request);
+        }
         FromWorker::Ready { .. } | FromWorker::Refused { .. } => {
             log::warn!(
                 "worker `{}` (pid {}) repeated its handshake; ignored",
@@ -285,6 +302,35 @@ fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
             );
         }
     }
+}
+
+/// Serves one host call off the read loop (the daemon-side backend runs
+/// its blocking work on the blocking pool) and queues the reply.
+fn serve_host_call(
+    pool: &Arc<PoolInner>,
+    worker: &Arc<Worker>,
+    call: u32,
+    host: Option<crate::host::HostServices>,
+    busy: bool,
+    request: HostRequest,
+) {
+    let worker = worker.clone();
+    pool.executor
+        .spawn(async move {
+            let reply = match host {
+                Some(host) => host.serve(request).await,
+                None if busy => HostReply::Refused(format!(
+                    "more than {MAX_CALLS_IN_FLIGHT} host calls in flight from this worker"
+                )),
+                None => HostReply::Refused("no such instance in this worker".to_owned()),
+            };
+            if !busy {
+                worker.table().calls_in_flight -= 1;
+            }
+            let message = ToWorker::HostReply { call, reply };
+            let _ = worker.outbox.send(Outgoing { message, fd: None }).await;
+        })
+        .detach();
 }
 
 /// Waits for the process to be reapable (it has closed its end, so it is
