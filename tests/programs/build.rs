@@ -65,6 +65,16 @@ fn main() -> Result<(), BoxError> {
             names.push(name);
         }
     }
+    // The sensor gateway example, built from its own project as a user
+    // would (a component only), into the guests' target directory so the
+    // bindings generator is compiled once.
+    let example = manifest_dir.join("../../examples/sensor-gateway");
+    println!("cargo:rerun-if-changed={}", example.join("src").display());
+    println!("cargo:rerun-if-changed={}", example.join("Cargo.toml").display());
+    build_rust_guests(&example, &out_dir, "wasm32-wasip2")?;
+    let built = out_dir.join("guests-target/wasm32-wasip2/release/sensor_gateway.wasm");
+    fs::copy(&built, guests_out.join("sensor_gateway.wasm")).map_err(|e| format!("{}: {e}", built.display()))?;
+    names.push("sensor_gateway".to_owned());
     let mut wat_files: Vec<PathBuf> = fs::read_dir(manifest_dir.join("wat"))?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;

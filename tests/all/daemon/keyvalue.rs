@@ -187,6 +187,22 @@ fn a_bucket_not_granted_is_refused_and_audited() {
             !daemon.data_dir().join("state/bare.redb").exists(),
             "{place:?}: no file for a module without a grant"
         );
+        // The audit trail has the refusal, as the guest's.
+        let mut found = false;
+        for _ in 0..100 {
+            let ran = daemon.cli(["--json", "audit", "--module", "kv"]);
+            found = ran.expect_code(0).stdout.lines().any(|l| {
+                let r: serde_json::Value = serde_json::from_str(l).unwrap();
+                r["action"] == "denied-keyvalue"
+                    && r["actor"] == "guest"
+                    && r["detail"].as_str().unwrap_or("").contains("open bucket \"secret\"")
+            });
+            if found {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        assert!(found, "{place:?}: no denied-keyvalue record");
     }
 }
 

@@ -25,6 +25,7 @@ mod mqtt;
 mod network;
 mod notify;
 mod protocol;
+mod sensor_gateway;
 mod shutdown;
 mod undumpable;
 mod updates;

@@ -81,6 +81,27 @@ fn refusals_reach_the_guest_and_the_module_log() {
     }
     // `arcella logs` and the daemon's log both carry the denial.
     assert!(daemon.log().contains("denied network: connect"), "{}", daemon.log());
+    // So does the audit trail: each refusal, in the daemon's process and
+    // from the worker, as the guest's, with what it asked for.
+    let mut denials = Vec::new();
+    for _ in 0..100 {
+        let ran = daemon.cli(["--json", "audit", "--module", GUEST, "--limit", "128"]);
+        denials = ran
+            .expect_code(0)
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| r["action"] == "denied-network")
+            .collect();
+        if denials.len() >= 6 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(denials.len() >= 6, "{denials:#?}");
+    assert!(denials.iter().all(|r| r["actor"] == "guest" && r["outcome"] == "denied"));
+    let unlisted = format!("connect {addr}: no rule in [capabilities.network] connect allows it");
+    assert_eq!(denials.iter().filter(|r| r["detail"] == unlisted.as_str()).count(), 2, "{denials:#?}");
 }
 
 #[test]
