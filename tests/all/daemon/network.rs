@@ -99,9 +99,17 @@ fn refusals_reach_the_guest_and_the_module_log() {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(denials.len() >= 6, "{denials:#?}");
-    assert!(denials.iter().all(|r| r["actor"] == "guest" && r["outcome"] == "denied"));
+    assert!(
+        denials
+            .iter()
+            .all(|r| r["actor"] == "guest" && r["outcome"] == "denied")
+    );
     let unlisted = format!("connect {addr}: no rule in [capabilities.network] connect allows it");
-    assert_eq!(denials.iter().filter(|r| r["detail"] == unlisted.as_str()).count(), 2, "{denials:#?}");
+    assert_eq!(
+        denials.iter().filter(|r| r["detail"] == unlisted.as_str()).count(),
+        2,
+        "{denials:#?}"
+    );
 }
 
 #[test]

@@ -46,7 +46,9 @@ fn the_sensor_gateway_polls_keeps_state_and_is_refused_what_it_was_not_granted()
         .replace("127.0.0.1:5020", &addr)
         .replace("interval_ms = \"1000\"", "interval_ms = \"100\"");
     let component = std::fs::read_to_string(Path::new(EXAMPLE).join("component.toml")).unwrap();
-    daemon.install("sensor_gateway", Some(&component), &deployment).expect_code(0);
+    daemon
+        .install("sensor_gateway", Some(&component), &deployment)
+        .expect_code(0);
     let id = "sensor-gateway";
     let logs = |args: &[&str]| {
         let mut all = vec!["logs", id];
@@ -66,10 +68,7 @@ fn the_sensor_gateway_polls_keeps_state_and_is_refused_what_it_was_not_granted()
     let status = daemon.status(id).unwrap();
     assert!(status["worker_pid"].is_u64(), "runs in a worker: {status}");
     // Deny by default, visible: the address it was not granted.
-    assert!(
-        seen.contains("denied network: connect 10.255.0.1:502"),
-        "{seen}"
-    );
+    assert!(seen.contains("denied network: connect 10.255.0.1:502"), "{seen}");
     let warnings = logs(&["--level", "warn"]);
     assert!(warnings.contains("refused as it should be"), "{warnings}");
     assert!(!warnings.contains("reading=21.5"), "{warnings}");
@@ -94,9 +93,7 @@ fn the_sensor_gateway_polls_keeps_state_and_is_refused_what_it_was_not_granted()
     assert!(after > before, "the count went from {before} to {after}");
     // Pointed elsewhere by config, without a redeploy: a sensor it may
     // not reach is refused, and says so.
-    daemon
-        .cli(["config", id, "set", "sensor=127.0.0.1:9"])
-        .expect_code(0);
+    daemon.cli(["config", id, "set", "sensor=127.0.0.1:9"]).expect_code(0);
     let mut refused = false;
     for _ in 0..200 {
         if logs(&[]).contains("denied network: connect 127.0.0.1:9") {

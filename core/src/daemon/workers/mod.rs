@@ -486,21 +486,25 @@ impl PoolInner {
                 workers.remove(&worker.group);
             }
         }
+        let (group, pid) = (&worker.group, worker.pid);
+        let stopping = self.stopping.load(Ordering::Relaxed);
+        // Before `ended` is set: shutdown waits for it, and the daemon may
+        // exit as soon as it is, so this line comes first.
+        if stopping {
+            log::info!("worker `{group}` (pid {pid}) {ended} as the daemon stops");
+        }
         let (orphans, retiring) = {
             let mut table = worker.table();
             table.ended = Some(ended);
             table.pings.clear();
             (std::mem::take(&mut table.instances), table.retiring)
         };
-        let (group, pid) = (&worker.group, worker.pid);
-        if self.stopping.load(Ordering::Relaxed) {
-            log::info!("worker `{group}` (pid {pid}) {ended} as the daemon stops");
-        } else if retiring && orphans.is_empty() && ended == Ended::Exited(0) {
+        if !stopping && retiring && orphans.is_empty() && ended == Ended::Exited(0) {
             self.churn.log(group, log::Level::Info, || {
                 format!("worker `{group}` (pid {pid}) exited: no modules left")
             });
             return;
-        } else {
+        } else if !stopping {
             let lost = orphans.len();
             self.churn.log(group, log::Level::Warn, || {
                 format!("worker `{group}` (pid {pid}) {ended}; {lost} module(s) on it lost")
