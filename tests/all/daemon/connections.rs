@@ -145,4 +145,25 @@ fn a_read_only_group_may_read_but_not_operate_or_change() {
         );
     }
     assert_eq!(state_name(&daemon.status("ticker").unwrap()), "running");
+    // Each refused attempt is on the audit trail, with who tried; the
+    // read-only peer may read the trail itself.
+    let mut refused = 0;
+    for _ in 0..100 {
+        let trail = as_nobody(&["--json", "audit"]);
+        assert!(trail.status.success(), "{}", String::from_utf8_lossy(&trail.stderr));
+        refused = String::from_utf8_lossy(&trail.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|r| {
+                r["action"] == "refused"
+                    && r["actor"].as_str().unwrap_or("").starts_with(&format!("uid {NOBODY} "))
+                    && r["outcome"] == "permission denied: read-only peer"
+            })
+            .count();
+        if refused == 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(refused, 3, "the three refused attempts are audited");
 }
