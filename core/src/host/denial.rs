@@ -42,13 +42,7 @@ impl Denial {
 
     /// `detail` cut to [`Denial::MAX_DETAIL`] bytes on a char boundary.
     pub fn bounded(mut self) -> Self {
-        if self.detail.len() > Self::MAX_DETAIL {
-            let mut end = Self::MAX_DETAIL;
-            while !self.detail.is_char_boundary(end) {
-                end -= 1;
-            }
-            self.detail.truncate(end);
-        }
+        self.detail.truncate(self.detail.floor_char_boundary(Self::MAX_DETAIL));
         self
     }
 }

@@ -41,11 +41,7 @@ pub fn line_text(context: &str, message: &str) -> String {
     if context.is_empty() {
         return message.to_owned();
     }
-    let mut end = context.len().min(MAX_CONTEXT);
-    while !context.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}: {message}", &context[..end])
+    format!("{}: {message}", &context[..context.floor_char_boundary(MAX_CONTEXT)])
 }
 
 impl logging::Host for ComponentState {

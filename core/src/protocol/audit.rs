@@ -78,18 +78,8 @@ impl AuditRecord {
 }
 
 fn bounded(mut text: String) -> String {
-    if text.len() > AuditRecord::MAX_TEXT {
-        let mut end = AuditRecord::MAX_TEXT;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    text.truncate(text.floor_char_boundary(AuditRecord::MAX_TEXT));
     text
 }
 
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
+pub use super::now_ms;

@@ -13,5 +13,13 @@ pub mod worker;
 pub use kv::{KvAnswer, KvOp};
 pub use messages::*;
 
+/// Milliseconds since the Unix epoch, the time of log lines and audit
+/// records (0 if the clock is before 1970).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
 /// The protocol version this build speaks; peers must match exactly.
 pub const PROTOCOL_VERSION: u16 = 3;

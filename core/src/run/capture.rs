@@ -5,13 +5,13 @@
 //! long it runs. Writes never block the guest: a full ring drops its oldest
 //! line.
 
+use crate::protocol::now_ms;
 use crate::protocol::{LogLine, LogStream};
 use bytes::Bytes;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::{SystemTime, UNIX_EPOCH};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
@@ -75,12 +75,6 @@ fn truncate(text: &str) -> String {
         cut -= 1;
     }
     format!("{}…", &text[..cut])
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// A shared ring plus whoever wants to hear about new lines.
