@@ -1,6 +1,7 @@
 //! The verbs that talk to the daemon over its socket.
 
 use crate::cli::{Command, ConnectArgs, InstallArgs, LogsArgs};
+use crate::cmd::overlap::Overlap;
 use crate::cmd::{json, level, render};
 use crate::exit::Failure;
 use crate::output::outln;
@@ -369,18 +370,24 @@ fn logs(link: &mut Link, args: &LogsArgs, json: bool) -> Result<(), ManageError>
             return Ok(());
         }
     };
+    let since_ms = arcella_core::protocol::now_ms();
     if args.follow {
         client.call(Request::Follow {
             module: Some(args.module.clone()),
         })?;
     }
-    render::response(&shown(client.call(request)?), json);
+    let kept = shown(client.call(request)?);
+    render::response(&kept, json);
     if !args.follow {
         return Ok(());
     }
+    let mut overlap = match &kept {
+        Response::Logs(lines) => Overlap::new(lines, since_ms),
+        _ => Overlap::new(&[], since_ms),
+    };
     loop {
         match client.next_event()? {
-            Event::Log(line) if !level::shown(&line, args.level) => {}
+            Event::Log(line) if !level::shown(&line, args.level) || overlap.repeats(&line) => {}
             event if json => render::json_value(&json::Event::from(&event)),
             Event::Log(line) => render::log_line(&line),
             Event::State { module, state } => outln!("[{module} is now {}]", render::state(&state)),

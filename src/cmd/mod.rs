@@ -13,6 +13,7 @@ pub mod keys;
 pub mod kv;
 pub mod level;
 pub mod manage;
+pub mod overlap;
 pub mod render;
 pub mod run;
 
