@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
-pub const WORKER_PROTOCOL_VERSION: u16 = 3;
+pub const WORKER_PROTOCOL_VERSION: u16 = 4;
 
 /// The largest message either side sends or accepts.
 pub const MAX_WORKER_MESSAGE: usize = 16 * 1024;
@@ -40,6 +40,9 @@ pub enum ToWorker {
         seccomp: bool,
         /// The only host directories the worker may ever open (Landlock).
         walls: Walls,
+        /// Roots guests' https requests trust besides Mozilla's (the
+        /// daemon's `[http] ca_file`, PEM, at most 6 KiB); empty: none.
+        http_roots: Vec<u8>,
     },
     /// Start an instance; the code file (already verified by the daemon)
     /// comes attached to this message as a descriptor.
@@ -161,7 +164,7 @@ impl Walls {
 
     /// Whether an instance with `grants` can run inside these walls.
     pub fn covers(&self, grants: &Grants) -> bool {
-        if grants.network.any() && !self.network {
+        if grants.needs_network() && !self.network {
             return false;
         }
         grants.dirs.iter().all(|grant| {
@@ -185,7 +188,7 @@ impl Walls {
     }
 
     fn add(&mut self, grants: &Grants) {
-        self.network |= grants.network.any();
+        self.network |= grants.needs_network();
         for grant in &grants.dirs {
             match self.dirs.iter_mut().find(|d| d.path == grant.host) {
                 Some(dir) => dir.writable |= !grant.read_only,
@@ -279,6 +282,7 @@ mod tests {
                     }],
                     network: true,
                 },
+                http_roots: b"-----BEGIN CERTIFICATE-----".to_vec(),
             },
             ToWorker::Start {
                 instance: 7,
@@ -437,7 +441,8 @@ mod tests {
             fingerprint: "f".repeat(64),
             seccomp: true,
             walls,
+            http_roots: vec![b'r'; crate::host::http::MAX_ROOTS_BYTES],
         };
-        assert!(encode(&hello).is_ok(), "the largest walls still fit a Hello");
+        assert!(encode(&hello).is_ok(), "the largest walls and roots still fit a Hello");
     }
 }

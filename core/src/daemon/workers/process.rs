@@ -143,6 +143,7 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, walls: Walls) -> R
         fingerprint: pool.fingerprint.clone(),
         seccomp: pool.config.seccomp,
         walls: walls.clone(),
+        http_roots: pool.http_roots.clone(),
     };
     let handshake = async {
         send(&link, &hello, None).await?;
