@@ -494,8 +494,34 @@ async fn run_component(
     }
     #[cfg(feature = "http")]
     if let Some(grant) = command.grants.http {
-        return http::serve(engine, component, command, sinks, grant).await;
+        let serving = http::serve(engine, component, command, sinks.clone(), grant);
+        if !exports_run(engine, component) {
+            return serving.await;
+        }
+        // Both: its own run (a poller, say) beside the requests it serves;
+        // the module ends when its run does.
+        return smol::future::or(serving, run_cli(engine, component, command, sinks, deadline)).await;
     }
+    run_cli(engine, component, command, sinks, deadline).await
+}
+
+/// Whether a component exports `wasi:cli/run` (any 0.2 version).
+#[cfg(feature = "http")]
+fn exports_run(engine: &Engine, component: &wasmtime::component::Component) -> bool {
+    component
+        .component_type()
+        .exports(engine)
+        .any(|(name, _)| name.starts_with("wasi:cli/run@"))
+}
+
+/// Runs a component's `wasi:cli/run` to its end.
+async fn run_cli(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+    command: &Invocation<'_>,
+    sinks: Option<(LogSink, LogSink)>,
+    deadline: Option<Instant>,
+) -> Result<i32, GuestFailure> {
     let mut store = component_store(engine, command, sinks, deadline)?;
     let pre = component_pre(engine, component, command)?;
     let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)

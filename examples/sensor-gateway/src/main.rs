@@ -5,7 +5,10 @@
 //! polls comes from `wasi:config` (`sensor`, `interval_ms`), so an
 //! operator changes it with `arcella config` without a redeploy. At start
 //! it tries an address its deployment does not grant (`forbidden`) and
-//! logs the refusal: deny by default, visible.
+//! logs the refusal: deny by default, visible. With `[http] listen` in its
+//! deployment, each request gets `{"latest": "...", "readings": N}` from
+//! the same key-value state (a fresh instance per request: state lives in
+//! the store, not in memory).
 
 mod bindings {
     wit_bindgen::generate!({
@@ -31,6 +34,36 @@ use bindings::wasi::logging::logging::{Level, log};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
+
+/// The latest reading over HTTP (`wasi:http/incoming-handler`).
+struct Latest;
+
+impl wasip2::exports::http::incoming_handler::Guest for Latest {
+    fn handle(_request: wasip2::http::types::IncomingRequest, out: wasip2::http::types::ResponseOutparam) {
+        use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
+        let state = store::open("default").and_then(|bucket| {
+            let latest = bucket.get("latest")?.unwrap_or_default();
+            let readings = atomics::increment(&bucket, "readings", 0)?;
+            Ok((String::from_utf8_lossy(&latest).into_owned(), readings))
+        });
+        let (status, body) = match state {
+            Ok((latest, readings)) => (200, format!("{{\"latest\": {latest:?}, \"readings\": {readings}}}\n")),
+            Err(e) => (503, format!("{{\"error\": {:?}}}\n", format!("{e:?}"))),
+        };
+        let headers = Fields::new();
+        let _ = headers.set("content-type", &[b"application/json".to_vec()]);
+        let response = OutgoingResponse::new(headers);
+        let _ = response.set_status_code(status);
+        let Ok(outgoing) = response.body() else { return };
+        ResponseOutparam::set(out, Ok(response));
+        if let Ok(stream) = outgoing.write() {
+            let _ = stream.blocking_write_and_flush(body.as_bytes());
+        }
+        let _ = OutgoingBody::finish(outgoing, None);
+    }
+}
+
+wasip2::http::proxy::export!(Latest);
 
 fn setting(key: &str) -> Option<String> {
     config::get(key).ok().flatten()

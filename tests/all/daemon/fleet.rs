@@ -543,6 +543,31 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
     remote(&["stop", "ticker"]).expect_code(0);
     assert_eq!(state_name(&daemon.status("ticker").unwrap()), "stopped");
     remote(&["status", "ticker"]).expect_code(0).stdout_has(&["stopped"]);
+    // Runtime configuration and key-value state over MQTT: changes signed,
+    // reads not, refusals as they are locally.
+    unsigned(&["config", "ticker", "set", "greeting=hi"])
+        .expect_code(1)
+        .stderr_has(&["not signed"]);
+    remote(&["config", "ticker", "set", "greeting=hi"])
+        .expect_code(0)
+        .stdout_has(&["greeting=hi"]);
+    unsigned(&["config", "ticker", "get", "greeting"])
+        .expect_code(0)
+        .stdout_has(&["hi"]);
+    assert_eq!(
+        daemon
+            .cli(["config", "ticker", "get", "greeting"])
+            .expect_code(0)
+            .stdout
+            .trim(),
+        "hi"
+    );
+    unsigned(&["kv", "ticker", "set", "k", "v"])
+        .expect_code(1)
+        .stderr_has(&["not signed"]);
+    remote(&["kv", "ticker", "list"])
+        .expect_code(1)
+        .stderr_has(&["has no [capabilities.keyvalue]"]);
     remote(&["logs", "ticker", "--follow"])
         .expect_code(1)
         .stderr_has(&["local socket"]);

@@ -41,10 +41,18 @@ fn count_in(logs: &str) -> u64 {
 fn the_sensor_gateway_polls_keeps_state_and_is_refused_what_it_was_not_granted() {
     let daemon = Daemon::start();
     let addr = sensor();
+    let web = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let deployment = std::fs::read_to_string(Path::new(EXAMPLE).join("deployment.toml"))
         .unwrap()
         .replace("127.0.0.1:5020", &addr)
-        .replace("interval_ms = \"1000\"", "interval_ms = \"100\"");
+        .replace("127.0.0.1:8081", &web.to_string());
+    // A build without HTTP refuses [http] (tested in manifest::tests::http):
+    // there the example runs without it.
+    let deployment = match deployment.split_once("\n# The latest reading") {
+        Some((without, _)) if !cfg!(feature = "http") => without.to_owned(),
+        _ => deployment,
+    }
+    .replace("interval_ms = \"1000\"", "interval_ms = \"100\"");
     let component = std::fs::read_to_string(Path::new(EXAMPLE).join("component.toml")).unwrap();
     daemon
         .install("sensor_gateway", Some(&component), &deployment)
@@ -77,6 +85,13 @@ fn the_sensor_gateway_polls_keeps_state_and_is_refused_what_it_was_not_granted()
         .cli(["kv", id, "get", "latest"])
         .expect_code(0)
         .stdout_has(&["21.5"]);
+    // The latest reading over HTTP, from the same state, while it polls.
+    #[cfg(feature = "http")]
+    {
+        let (status, body) = crate::http::request(web, "GET", "/", b"");
+        assert_eq!(status, 200, "{body}");
+        assert!(body.starts_with("{\"latest\": \"21.5\", \"readings\": "), "{body}");
+    }
     // The count survives a restart: it goes on, never back.
     let before = count_in(&logs(&[]));
     daemon.cli(["restart", id]).expect_code(0);
