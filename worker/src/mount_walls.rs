@@ -49,4 +49,3 @@ pub fn install(walls: &Walls) -> Result<String, MountNsError> {
         "mount-namespace walls up: {opened} granted director(ies){missing}, nothing else of the file system"
     ))
 }
-

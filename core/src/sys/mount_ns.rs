@@ -224,7 +224,8 @@ impl NewRoot {
 /// nosuid, nodev, noexec. Flags the kernel locked on the original mount
 /// (read-only; its atime flags, which a remount keeps unless told) stay.
 fn restrict(mount_point: &Path, writable: bool) -> Result<(), Errno> {
-    let mut flags = MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let mut flags =
+        MsFlags::MS_REMOUNT | MsFlags::MS_BIND | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     if !writable || statvfs(mount_point)?.flags().contains(FsFlags::ST_RDONLY) {
         flags |= MsFlags::MS_RDONLY;
     }
@@ -250,7 +251,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
+        let octal = bytes
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|b| (b'0'..=b'7').contains(b)));
         match (bytes[i], octal) {
             (b'\\', Some(digits)) => {
                 out.push(digits.iter().fold(0u8, |n, d| n.wrapping_mul(8).wrapping_add(d - b'0')));

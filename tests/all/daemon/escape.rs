@@ -243,7 +243,11 @@ fn own_grant_serves_its_guests(daemon: &Daemon, ga_dir: &Path, ga_pid: u32) {
         ga_dir.display()
     );
     daemon
-        .install("files_p1", Some("name = \"ga_files\"\nversion = \"1.0.0\"\n"), &deployment)
+        .install(
+            "files_p1",
+            Some("name = \"ga_files\"\nversion = \"1.0.0\"\n"),
+            &deployment,
+        )
         .expect_code(0);
     let status = daemon.wait_for("ga_files", WAIT, "exited", |s| state_name(s) == "exited");
     let logs = daemon.cli(["logs", "ga_files"]).stdout;

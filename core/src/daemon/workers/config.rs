@@ -193,7 +193,8 @@ mod tests {
     #[test]
     fn filesystem_walls_take_three_names_and_refuse_others_naming_the_key() {
         use crate::protocol::worker::FilesystemWalls;
-        let parse = |value: &str| DaemonConfig::parse(&format!("[workers]\nfilesystem_walls = \"{value}\"\n"), "a.toml");
+        let parse =
+            |value: &str| DaemonConfig::parse(&format!("[workers]\nfilesystem_walls = \"{value}\"\n"), "a.toml");
         assert_eq!(
             DaemonConfig::parse("", "a.toml").unwrap().workers.filesystem_walls,
             FilesystemWalls::Auto
