@@ -5,7 +5,9 @@
 //! per group) and as the packaged non-root user (one uid for all), each
 //! with Landlock walls and with the mount-namespace walls that kernels
 //! without Landlock get (`filesystem_walls = "mount-namespace"`); a
-//! forbidden call kills the worker.
+//! forbidden call kills the worker. Workers greeted by hand show the
+//! mount namespace's whole mount table, and the words of a worker whose
+//! kernel refuses the namespace.
 //!
 //! What broke: a worker of group `ga` opened `/proc/<gb's worker>/mem`
 //! read-write and wrote into it; under the packaged non-root unit a worker
@@ -301,13 +303,15 @@ fn an_escaped_worker_of_the_packaged_non_root_daemon_in_a_mount_namespace_reache
     mount_namespace_walls_hold(&daemon);
 }
 
-/// Where the kernel refuses the namespace, the worker says so in words
-/// (the daemon logs its report once). A real `arcella-worker`, greeted by
-/// hand, inside a user namespace whose `max_user_namespaces` is 0 (which
-/// binds that namespace only, not the machine).
-#[test]
-fn a_worker_refused_a_mount_namespace_says_so() {
-    use arcella_core::protocol::worker::{self, FilesystemWalls, FromWorker, ToWorker, Walls};
+/// A real `arcella-worker` started by `shell` (which ends in `exec "$0"
+/// --group g`) under util-linux `unshare ARGS`, greeted by hand with
+/// `walls` (seccomp off): its `Ready` report on the walls, and the process.
+fn hand_greeted_worker(
+    unshare: &[&str],
+    shell: &str,
+    walls: arcella_core::protocol::worker::Walls,
+) -> (String, std::process::Child, arcella_core::sys::seqpacket::SeqPacket) {
+    use arcella_core::protocol::worker::{self, FromWorker, ToWorker};
     use arcella_core::sys::seqpacket::SeqPacket;
     use std::os::fd::{AsRawFd, OwnedFd};
     use std::os::unix::process::CommandExt;
@@ -317,9 +321,8 @@ fn a_worker_refused_a_mount_namespace_says_so() {
     let raw = theirs.as_raw_fd();
     let mut command = std::process::Command::new("unshare");
     command
-        .args(["--user", "--map-root-user", "sh", "-c"])
-        .arg("echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" --group g")
-        .arg(env!("CARGO_BIN_EXE_arcella-worker"))
+        .args(unshare)
+        .args(["sh", "-c", shell, env!("CARGO_BIN_EXE_arcella-worker")])
         .stdin(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped());
     // SAFETY: dup2 is async-signal-safe; `raw` stays open in the parent
@@ -339,10 +342,7 @@ fn a_worker_refused_a_mount_namespace_says_so() {
         fingerprint: arcella_core::fingerprint::EngineFingerprint::of(&profile).to_string(),
         profile,
         seccomp: false,
-        walls: Walls {
-            kind: FilesystemWalls::MountNamespace,
-            ..Walls::default()
-        },
+        walls,
     };
     ours.send(&worker::encode(&hello).unwrap(), None).unwrap();
     let mut buf = worker::receive_buffer();
@@ -358,12 +358,92 @@ fn a_worker_refused_a_mount_namespace_says_so() {
     let FromWorker::Ready { walls, .. } = reply else {
         panic!("{reply:?}");
     };
+    (walls, child, ours)
+}
+
+fn mount_namespace_walls(dirs: &[(&Path, bool)]) -> arcella_core::protocol::worker::Walls {
+    use arcella_core::protocol::worker::{FilesystemWalls, WallDir, Walls};
+    Walls {
+        dirs: dirs
+            .iter()
+            .map(|&(path, writable)| WallDir {
+                path: path.to_owned(),
+                writable,
+            })
+            .collect(),
+        network: false,
+        kind: FilesystemWalls::MountNamespace,
+    }
+}
+
+/// Where the kernel refuses the namespace, the worker says so in words
+/// (the daemon logs its report once): inside a user namespace whose
+/// `max_user_namespaces` is 0 (which binds that namespace only, not the
+/// machine).
+#[test]
+fn a_worker_refused_a_mount_namespace_says_so() {
+    let (walls, mut child, link) = hand_greeted_worker(
+        &["--user", "--map-root-user"],
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" --group g",
+        mount_namespace_walls(&[]),
+    );
     assert_eq!(
         walls,
         "no filesystem walls: workers.filesystem_walls = \"mount-namespace\" and a mount namespace was refused \
          (unshare(CLONE_NEWUSER | CLONE_NEWNS): ENOSPC: No space left on device); the worker relies on its uid, \
          being non-dumpable and seccomp"
     );
-    drop(ours);
+    drop(link);
+    assert!(child.wait().unwrap().success());
+}
+
+/// The worker's whole mount table: a read-only root, its grants and
+/// nothing else; a read-only grant read-only down to what is mounted
+/// beneath it (here a tmpfs, mounted in a mount namespace of the test's
+/// own so the machine's table is not touched); none set-uid, devices or
+/// exec.
+#[test]
+fn a_mount_namespace_holds_the_grants_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ro, rw, missing) = (dir.path().join("ro"), dir.path().join("rw"), dir.path().join("gone"));
+    std::fs::create_dir_all(ro.join("sub")).unwrap();
+    std::fs::create_dir_all(&rw).unwrap();
+    let shell = format!(
+        "mount -t tmpfs beneath {} && exec \"$0\" --group g",
+        path(&ro.join("sub"))
+    );
+    let (walls, mut child, link) = hand_greeted_worker(
+        &["--mount", "--propagation", "private"],
+        &shell,
+        mount_namespace_walls(&[(&ro, false), (&rw, true), (&missing, true)]),
+    );
+    assert_eq!(
+        walls,
+        format!(
+            "mount-namespace walls up: 2 granted director(ies) (1 missing: {}), nothing else of the file system",
+            missing.display()
+        )
+    );
+    let table = std::fs::read_to_string(format!("/proc/{}/mountinfo", child.id())).unwrap();
+    let mounts: Vec<(String, String)> = table
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            (fields[4].to_owned(), fields[5].to_owned())
+        })
+        .collect();
+    let points: Vec<&str> = mounts.iter().map(|(point, _)| point.as_str()).collect();
+    let sub = ro.join("sub");
+    assert_eq!(points, ["/", path(&ro), path(&sub), path(&rw)], "{table}");
+    for (point, options) in &mounts {
+        let options: Vec<&str> = options.split(',').collect();
+        let writable = *point == path(&rw);
+        assert_eq!(options.contains(&"rw"), writable, "{point}: {options:?}");
+        assert_eq!(options.contains(&"ro"), !writable, "{point}: {options:?}");
+        for flag in ["nosuid", "nodev", "noexec"] {
+            assert!(options.contains(&flag), "{point}: {options:?}");
+        }
+    }
+    drop(link);
     assert!(child.wait().unwrap().success());
 }
