@@ -75,7 +75,7 @@ fn main() {
         ..WorkerConfig::default()
     };
     let bench = Bench {
-        pool: WorkerPool::new(&config, &profile, executor.clone(), None),
+        pool: WorkerPool::new(&config, &profile, executor.clone(), None, Vec::new()),
         store: ArtifactStore::open(data.path()).expect("store"),
         _data: data,
     };

@@ -473,6 +473,21 @@ pub struct RunArgs {
     /// Let a component resolve DNS names.
     #[arg(long)]
     pub lookup: bool,
+    /// Serve the component's wasi:http/incoming-handler on ADDRESS:PORT
+    /// (such as 127.0.0.1:8080) until interrupted, a fresh instance per
+    /// request, as the daemon does for `[http] listen`.
+    #[arg(long, value_name = "ADDRESS:PORT")]
+    pub serve_http: Option<String>,
+    /// With --serve-http: requests handled at once (1-64).
+    #[arg(long, value_name = "N", default_value_t = arcella_core::manifest::DEFAULT_INSTANCES)]
+    pub http_instances: u16,
+    /// With --serve-http: a response not begun by then gets 504.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = arcella_core::units::parse_timeout)]
+    pub http_timeout: Duration,
+    /// A PEM file of CA certificates the guest's https requests trust
+    /// besides Mozilla's roots.
+    #[arg(long, value_name = "FILE")]
+    pub http_ca: Option<PathBuf>,
     /// On SIGINT/SIGTERM, how long a guest that imports the shutdown call
     /// has to finish after it is raised (one that does not is ended at
     /// once).

@@ -14,6 +14,7 @@ use arcella_core::artifact::LoadError;
 use arcella_core::artifact::{InputKind, Program, format, load};
 use arcella_core::engine::new_engine;
 use arcella_core::host::HostServices;
+use arcella_core::host::http::ServeGrant;
 use arcella_core::host::network::NetworkRules;
 use arcella_core::run::{Grants, Invocation, Limits, Output, StopFlag, hears_shutdown, run_blocking};
 use std::path::Path;
@@ -52,11 +53,13 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
             ),
         ));
     }
+    let http = serve_grant(args, &name, &program)?;
     let grants = Grants {
         args: argv,
         env: args.env.clone(),
         dirs: args.dirs.clone(),
         network,
+        http,
     };
     let limits = Limits {
         fuel: args.fuel,
@@ -79,6 +82,41 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         Ok(code) => Ok(exit::for_guest(code)),
         Err(err) => Err(Failure::from(&err)),
     }
+}
+
+/// `--serve-http` and its companions, checked; `--http-ca` trusted.
+fn serve_grant(args: &RunArgs, name: &str, program: &Program) -> Result<Option<ServeGrant>, Failure> {
+    let usage = |message: String| Failure::with_code(exit::USAGE, "usage", message);
+    if let Some(file) = &args.http_ca {
+        let pem = std::fs::read(file).map_err(|e| usage(format!("--http-ca {}: {e}", file.display())))?;
+        arcella_core::host::http::check_roots(&pem)
+            .and_then(|()| arcella_core::host::http::trust_roots(&pem))
+            .map_err(|e| usage(format!("--http-ca {} {e}", file.display())))?;
+    }
+    let Some(listen) = &args.serve_http else {
+        return Ok(None);
+    };
+    if !cfg!(feature = "http") {
+        return Err(usage(
+            "--serve-http: this build has no wasi:http (the `http` cargo feature)".to_owned(),
+        ));
+    }
+    if matches!(program, Program::Module(_)) {
+        return Err(usage(format!(
+            "{name} is a core module (WASI preview 1), which has no HTTP API; --serve-http serves a component \
+             exporting wasi:http/incoming-handler"
+        )));
+    }
+    ServeGrant::new(listen, args.http_instances, args.http_timeout)
+        .map(Some)
+        .map_err(|(key, why)| {
+            let flag = match key {
+                "listen" => format!("--serve-http {listen:?}"),
+                "instances" => format!("--http-instances {}", args.http_instances),
+                _ => "--http-timeout".to_owned(),
+            };
+            usage(format!("{flag} {why}"))
+        })
 }
 
 /// The network rules of `--connect`, `--listen`, `--udp`, `--lookup`

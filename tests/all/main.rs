@@ -16,6 +16,8 @@ mod conformance;
 mod daemon;
 mod files;
 mod guests;
+#[cfg(feature = "http")]
+mod http;
 mod limits;
 mod network;
 mod packaging;

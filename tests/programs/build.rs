@@ -75,6 +75,17 @@ fn main() -> Result<(), BoxError> {
     let built = out_dir.join("guests-target/wasm32-wasip2/release/sensor_gateway.wasm");
     fs::copy(&built, guests_out.join("sensor_gateway.wasm")).map_err(|e| format!("{}: {e}", built.display()))?;
     names.push("sensor_gateway".to_owned());
+    // The HTTP example (a wasi:http/incoming-handler library and the
+    // http_get command), likewise.
+    let example = manifest_dir.join("../../examples/http-hello");
+    println!("cargo:rerun-if-changed={}", example.join("src").display());
+    println!("cargo:rerun-if-changed={}", example.join("Cargo.toml").display());
+    build_rust_project(&example, &out_dir, "wasm32-wasip2", &["--lib", "--bins"])?;
+    for name in ["http_hello", "http_get"] {
+        let built = out_dir.join(format!("guests-target/wasm32-wasip2/release/{name}.wasm"));
+        fs::copy(&built, guests_out.join(format!("{name}.wasm"))).map_err(|e| format!("{}: {e}", built.display()))?;
+        names.push(name.to_owned());
+    }
     let mut wat_files: Vec<PathBuf> = fs::read_dir(manifest_dir.join("wat"))?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -195,18 +206,17 @@ fn file_stem(path: &Path) -> String {
 }
 
 fn build_rust_guests(guests: &Path, out_dir: &Path, wasm_target: &str) -> Result<(), BoxError> {
+    build_rust_project(guests, out_dir, wasm_target, &["--bins"])
+}
+
+/// Builds `selection` (`--bins`, `--lib`) of the Rust project in `dir`.
+fn build_rust_project(dir: &Path, out_dir: &Path, wasm_target: &str, selection: &[&str]) -> Result<(), BoxError> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(guests)
-        .args([
-            "build",
-            "--release",
-            "--quiet",
-            "--bins",
-            "--target",
-            wasm_target,
-            "--target-dir",
-        ])
+    cmd.current_dir(dir)
+        .arg("build")
+        .args(selection)
+        .args(["--release", "--quiet", "--target", wasm_target, "--target-dir"])
         .arg(out_dir.join("guests-target"));
     // Flags and wrappers meant for the host build (clippy's among them) must
     // not leak into the guests'.

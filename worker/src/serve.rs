@@ -79,6 +79,7 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
         fingerprint,
         seccomp,
         walls,
+        http_roots,
     } = message
     else {
         return Err(WorkerError::NoHello(format!("{message:?}")));
@@ -88,6 +89,11 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
         link.send(&bytes, None)?;
         Ok(())
     };
+    // Before the walls: nothing here reads a file, but the roots must be in
+    // place before any guest makes a request.
+    if let Err(e) = arcella_core::host::http::trust_roots(&http_roots) {
+        log::warn!("[http] ca_file from the daemon: {e}; https requests trust Mozilla's roots only");
+    }
     match handshake(version, &profile, &fingerprint, seccomp, &walls) {
         Ok((engines, seccomp, walls)) => {
             reply(&FromWorker::Ready {

@@ -56,6 +56,29 @@ pub struct DaemonConfig {
     pub mqtt: Option<MqttSettings>,
     /// The audit trail (`<data_dir>/audit/`).
     pub audit: AuditConfig,
+    /// Guests' HTTP (`wasi:http`).
+    pub http: HttpConfig,
+}
+
+/// `[http]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// PEM file of CA certificates guests' https requests trust besides
+    /// Mozilla's roots (a private CA); at most 6 KiB.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl HttpConfig {
+    /// The extra roots' PEM (empty without `ca_file`), checked.
+    pub fn roots(&self) -> Result<Vec<u8>, String> {
+        let Some(file) = &self.ca_file else {
+            return Ok(Vec::new());
+        };
+        let pem = std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        crate::host::http::check_roots(&pem).map_err(|e| format!("{} {e}", file.display()))?;
+        Ok(pem)
+    }
 }
 
 /// `[audit]`.
@@ -154,6 +177,7 @@ impl Default for DaemonConfig {
             policy: Policy::default(),
             mqtt: None,
             audit: AuditConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -272,6 +296,7 @@ impl DaemonConfig {
                 ),
             ));
         }
+        self.http.roots().map_err(|e| invalid("http.ca_file", e))?;
         if self.shutdown_grace > Duration::from_secs(300) {
             return Err(invalid("shutdown_grace", "must be at most 5m".into()));
         }

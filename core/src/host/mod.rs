@@ -13,6 +13,7 @@
 pub mod calls;
 pub mod config;
 pub mod denial;
+pub mod http;
 pub mod keyvalue;
 pub mod lifecycle;
 pub mod logging;
@@ -75,6 +76,9 @@ pub struct ComponentState {
     pub limiter: GuestLimiter,
     pub stop: Option<StopFlag>,
     pub services: HostServices,
+    /// `wasi:http`: the context and the connector of outgoing requests.
+    #[cfg(feature = "http")]
+    pub http: http::HttpState,
 }
 
 impl std::fmt::Debug for ComponentState {
@@ -100,5 +104,7 @@ pub fn link_component(linker: &mut Linker<ComponentState>) -> wasmtime::Result<(
     config::link(linker)?;
     logging::link(linker)?;
     keyvalue::link(linker)?;
+    #[cfg(feature = "http")]
+    http::link(linker)?;
     Ok(())
 }

@@ -63,6 +63,18 @@ pub const PROVIDED: &[Provided] = &[
     p("wasi:keyvalue/batch", "0.2.0-draft"),
 ];
 
+/// What the `http` feature adds to [`PROVIDED`]: `wasi:http` 0.2, as
+/// wasmtime-wasi-http 48.0.8 links it.
+#[cfg(feature = "http")]
+pub const HTTP_PROVIDED: &[Provided] = &[p("wasi:http/types", WASI_P2), p("wasi:http/outgoing-handler", WASI_P2)];
+#[cfg(not(feature = "http"))]
+pub const HTTP_PROVIDED: &[Provided] = &[];
+
+/// Every interface this build provides.
+pub fn provided() -> impl Iterator<Item = &'static Provided> {
+    PROVIDED.iter().chain(HTTP_PROVIDED)
+}
+
 impl Provided {
     /// `package/interface@version`, as a component names its import.
     pub fn name(&self) -> String {
@@ -118,7 +130,7 @@ fn compatible(wanted: &str, provided: &str) -> bool {
 /// Why `import` is not provided, or `None` when it is.
 pub fn why_missing(import: &str) -> Option<MissingImport> {
     let (interface, version) = split(import);
-    let same_interface: Vec<&Provided> = PROVIDED.iter().filter(|p| p.interface == interface).collect();
+    let same_interface: Vec<&Provided> = provided().filter(|p| p.interface == interface).collect();
     let served = same_interface
         .iter()
         .any(|p| version.is_some_and(|v| compatible(v, p.version)));
@@ -147,10 +159,10 @@ pub fn why_missing(import: &str) -> Option<MissingImport> {
 
 /// Known toolchains that import what Arcella does not provide.
 fn hint(interface: &str) -> Option<String> {
-    if interface.starts_with("wasi:http/") {
+    if interface.starts_with("wasi:http/") && HTTP_PROVIDED.is_empty() {
         return Some(
-            "wasi:http is not provided by this daemon yet; componentize-js imports it unless the component is \
-             built with `-d http` (componentize-py: do not use the wasi:http bindings): rebuild without it"
+            "this daemon was built without wasi:http (the `http` cargo feature); install an Arcella build with \
+             it, or rebuild the component without wasi:http (componentize-js: `-d http`)"
                 .to_owned(),
         );
     }
@@ -191,19 +203,27 @@ mod tests {
 
     #[test]
     fn unknown_imports_are_named_with_a_fix_where_one_is_known() {
-        let http = why_missing("wasi:http/outgoing-handler@0.2.3").unwrap();
-        assert!(http.reason.contains("-d http"), "{http}");
+        let http = why_missing("wasi:http/outgoing-handler@0.2.3");
+        if cfg!(feature = "http") {
+            assert!(http.is_none(), "{http:?}");
+        } else {
+            let http = http.unwrap();
+            assert!(
+                http.reason.contains("-d http") && http.reason.contains("`http` cargo feature"),
+                "{http}"
+            );
+        }
         let acme = why_missing("acme:thermo/sensor@1.2.0").unwrap();
         assert!(acme.reason.contains("arcella info"), "{acme}");
         let all = missing_imports(&[
             "wasi:cli/stdout@0.2.6".to_owned(),
-            "wasi:http/types@0.2.3".to_owned(),
+            "wasi:http/types@0.3.0".to_owned(),
             "acme:thermo/sensor@1.2.0".to_owned(),
         ]);
         assert_eq!(all.len(), 2);
         let text = refusal(&all);
         assert!(
-            text.contains("2 interface(s)") && text.contains("wasi:http/types@0.2.3"),
+            text.contains("2 interface(s)") && text.contains("wasi:http/types@0.3.0"),
             "{text}"
         );
     }
@@ -217,7 +237,7 @@ mod tests {
 /// the real guests of the end-to-end tests, which import them.)
 #[cfg(all(test, feature = "compiler"))]
 mod agree_with_the_linker {
-    use super::{PROVIDED, WASI_P2};
+    use super::{WASI_P2, provided};
     use crate::host::{ComponentState, link_component};
     use wasmtime::component::{Component, Linker};
 
@@ -255,6 +275,8 @@ mod agree_with_the_linker {
             "arcella:service/lifecycle",
             r#"(export "shutdown-requested" (func (result bool)))"#,
         ),
+        #[cfg(feature = "http")]
+        ("wasi:http/types", r#"(export "fields" (type (sub resource)))"#),
     ];
 
     fn links(import: &str, item: &str) -> Result<(), String> {
@@ -272,7 +294,7 @@ mod agree_with_the_linker {
     #[test]
     fn every_probed_interface_is_listed_and_linked() {
         for (interface, item) in PROBES {
-            let listed = PROVIDED.iter().find(|p| p.interface == *interface);
+            let listed = provided().find(|p| p.interface == *interface);
             let listed = listed.unwrap_or_else(|| panic!("{interface} is probed but not listed"));
             links(&listed.name(), item).unwrap_or_else(|e| panic!("{}: {e}", listed.name()));
             // An older import on the same track links too.
@@ -285,7 +307,7 @@ mod agree_with_the_linker {
     #[test]
     fn an_unlisted_interface_or_version_is_not_linked() {
         let unlisted = [
-            ("wasi:http/types@0.2.12", r#"(export "fields" (type (sub resource)))"#),
+            ("wasi:http/types@0.3.0", r#"(export "fields" (type (sub resource)))"#),
             (
                 "wasi:io/streams@0.3.0",
                 r#"(export "output-stream" (type (sub resource)))"#,

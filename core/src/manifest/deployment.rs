@@ -39,6 +39,10 @@ pub struct DeploymentManifest {
     /// operator values over it (docs/manifests.md).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, String>,
+    /// `[http]`: serve the component's `wasi:http/incoming-handler` on
+    /// this address (components only, `kind = "service"`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<super::http::HttpSection>,
 }
 
 impl Default for DeploymentManifest {
@@ -55,6 +59,7 @@ impl Default for DeploymentManifest {
             update: Update::default(),
             capabilities: Capabilities::default(),
             config: BTreeMap::new(),
+            http: None,
         }
     }
 }
@@ -237,6 +242,23 @@ impl DeploymentManifest {
         super::config::check_config(&self.config).map_err(|(key, m)| invalid(key, m))?;
         if self.kind == ModuleKind::Service && self.limits.timeout.is_some() {
             return Err(ManifestError::TimeoutOnService { place: place() });
+        }
+        if let Some(http) = &self.http {
+            http.grant().map_err(|(key, m)| invalid(key, m))?;
+            if !cfg!(feature = "http") {
+                return Err(invalid(
+                    KeyPath::new("http"),
+                    "asks for incoming HTTP, but this daemon was built without it (the `http` cargo feature); \
+                     install an Arcella build with HTTP, or remove [http]"
+                        .to_owned(),
+                ));
+            }
+            if self.kind != ModuleKind::Service {
+                return Err(invalid(
+                    KeyPath::new("kind"),
+                    "must be \"service\" with [http]: a component serving HTTP runs until it is stopped".to_owned(),
+                ));
+            }
         }
         Ok(())
     }

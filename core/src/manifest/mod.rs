@@ -14,6 +14,7 @@ mod config;
 mod deployment;
 mod enums;
 mod error;
+mod http;
 mod keyvalue;
 mod locate;
 mod names;
@@ -37,6 +38,7 @@ pub use deployment::{
 };
 pub use enums::{isolation_name, kind_name};
 pub use error::{COMPONENT_FILE, DEPLOYMENT_FILE, ManifestError, MissingExport, Place};
+pub use http::{DEFAULT_INSTANCES, HttpSection, INCOMING_HANDLER};
 pub use keyvalue::{DEFAULT_KV_QUOTA, KeyValueCapability};
 pub use locate::{KeyPath, KeySegment, Location};
 pub use names::{MAX_NAME_LEN, MAX_SYMBOL_LEN, MAX_VERSION_LEN, check_name, derive_id};

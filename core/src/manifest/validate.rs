@@ -82,6 +82,17 @@ pub fn validate(
             ),
         });
     }
+    if interface.kind == ArtifactKind::Module && deployment.http.is_some() {
+        return Err(ManifestError::Invalid {
+            place: Place::file(DEPLOYMENT_FILE),
+            key: KeyPath::new("http"),
+            message: format!(
+                "serves `{}`'s wasi:http/incoming-handler, but it is a core module (WASI preview 1), which has \
+                 no HTTP API: build it as a component exporting wasi:http/incoming-handler, or remove [http]",
+                interface.source_name
+            ),
+        });
+    }
     let missing = |file: &str, key: Option<KeyPath>, name: &str| {
         ManifestError::MissingExport(Box::new(MissingExport {
             place: Place::file(file),
@@ -101,6 +112,11 @@ pub fn validate(
             Some(KeyPath::new("startup").key("entrypoint")),
         ),
         (None, Some(e)) => (e, COMPONENT_FILE, Some(KeyPath::new("entrypoint"))),
+        (None, None) if deployment.http.is_some() => (
+            super::http::INCOMING_HANDLER.to_owned(),
+            DEPLOYMENT_FILE,
+            Some(KeyPath::new("http")),
+        ),
         (None, None) => (default_entrypoint(interface.kind).to_owned(), DEPLOYMENT_FILE, None),
     };
     if !interface.has_export(&entrypoint) {

@@ -41,6 +41,9 @@ pub enum ToWorker {
         /// The only host directories the worker may ever open, and how it
         /// walls itself in (Landlock or a mount namespace).
         walls: Walls,
+        /// Roots guests' https requests trust besides Mozilla's (the
+        /// daemon's `[http] ca_file`, PEM, at most 6 KiB); empty: none.
+        http_roots: Vec<u8>,
     },
     /// Start an instance; the code file (already verified by the daemon)
     /// comes attached to this message as a descriptor.
@@ -195,7 +198,7 @@ impl Walls {
 
     /// Whether an instance with `grants` can run inside these walls.
     pub fn covers(&self, grants: &Grants) -> bool {
-        if grants.network.any() && !self.network {
+        if grants.needs_network() && !self.network {
             return false;
         }
         grants.dirs.iter().all(|grant| {
@@ -219,7 +222,7 @@ impl Walls {
     }
 
     fn add(&mut self, grants: &Grants) {
-        self.network |= grants.network.any();
+        self.network |= grants.needs_network();
         for grant in &grants.dirs {
             match self.dirs.iter_mut().find(|d| d.path == grant.host) {
                 Some(dir) => dir.writable |= !grant.read_only,
@@ -314,6 +317,7 @@ mod tests {
                     network: true,
                     kind: FilesystemWalls::MountNamespace,
                 },
+                http_roots: b"-----BEGIN CERTIFICATE-----".to_vec(),
             },
             ToWorker::Start {
                 instance: 7,
@@ -472,7 +476,8 @@ mod tests {
             fingerprint: "f".repeat(64),
             seccomp: true,
             walls,
+            http_roots: vec![b'r'; crate::host::http::MAX_ROOTS_BYTES],
         };
-        assert!(encode(&hello).is_ok(), "the largest walls still fit a Hello");
+        assert!(encode(&hello).is_ok(), "the largest walls and roots still fit a Hello");
     }
 }

@@ -67,6 +67,18 @@ pub struct Grants {
     /// What the guest may reach on the network (components only; core
     /// modules have no socket API). Checked where the socket lives.
     pub network: crate::host::network::NetworkRules,
+    /// Where the component's `wasi:http/incoming-handler` is served
+    /// (`[http]` of its deployment); `None`: it is run through
+    /// `wasi:cli/run` (or `_start`).
+    pub http: Option<crate::host::http::ServeGrant>,
+}
+
+impl Grants {
+    /// Whether the guest needs sockets: network rules, or a listener for
+    /// its incoming HTTP requests.
+    pub fn needs_network(&self) -> bool {
+        self.network.any() || self.http.is_some()
+    }
 }
 
 impl Grants {

@@ -13,6 +13,8 @@
 
 pub mod capture;
 pub mod grants;
+#[cfg(feature = "http")]
+mod http;
 pub mod limits;
 pub mod ticker;
 
@@ -238,7 +240,12 @@ pub fn run_blocking(command: &Invocation<'_>) -> Result<i32, RunError> {
         module: command.name.to_owned(),
         message,
     };
-    let _ticker = match command.limits.timeout {
+    // A deadline needs the epoch to advance: the run's, or each HTTP request's.
+    let _ticker = match command
+        .limits
+        .timeout
+        .or(command.grants.http.map(|h| h.request_timeout))
+    {
         Some(_) => Some(
             ticker::EpochTicker::start(command.program.engine())
                 .map_err(|e| setup(format!("cannot start the epoch thread: {e}")))?,
@@ -297,6 +304,9 @@ enum GuestFailure {
     Grant(GrantError),
     NotACommand(String),
     Link(String),
+    /// Serving HTTP could not begin (the listen address).
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    Serve(String),
 }
 
 impl From<wasmtime::Error> for GuestFailure {
@@ -320,6 +330,7 @@ impl GuestFailure {
             Self::Grant(source) => return RunError::Grant { module, source },
             Self::NotACommand(reason) => return RunError::NotACommand { module, reason },
             Self::Link(reason) => return RunError::Link { module, reason },
+            Self::Serve(message) => return RunError::Setup { module, message },
             Self::Wasmtime(err) => err,
         };
         if let Some(cause) = err.downcast_ref::<MemoryLimitExceeded>() {
@@ -481,25 +492,12 @@ async fn run_component(
     if !missing.is_empty() {
         return Err(GuestFailure::Link(crate::host::provided::refusal(&missing)));
     }
-    let ctx = command.grants.wasi_builder(sinks, command.host)?.build();
-    let mut table = ResourceTable::new();
-    table.set_max_capacity(MAX_HOST_HANDLES);
-    let state = ComponentState {
-        ctx,
-        table,
-        limiter: GuestLimiter::new(command.limits.max_memory),
-        stop: command.stop.clone(),
-        services: command.host.clone(),
-    };
-    let mut store = Store::new(engine, state);
-    store.limiter(|state| &mut state.limiter);
-    prepare(&mut store, command, deadline)?;
-    let mut linker: ComponentLinker<ComponentState> = ComponentLinker::new(engine);
-    crate::host::link_component(&mut linker)?;
-    crate::host::network::refuse::link(&mut linker, &command.grants.network)?;
-    let pre = linker
-        .instantiate_pre(component)
-        .map_err(|e| GuestFailure::Link(format!("{e:#}")))?;
+    #[cfg(feature = "http")]
+    if let Some(grant) = command.grants.http {
+        return http::serve(engine, component, command, sinks, grant).await;
+    }
+    let mut store = component_store(engine, command, sinks, deadline)?;
+    let pre = component_pre(engine, component, command)?;
     let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
         .map_err(|e| GuestFailure::NotACommand(format!("the component does not export `wasi:cli/run`: {e:#}")))?;
     let command_instance: Command = pre.instantiate_async(&mut store).await?;
@@ -509,4 +507,45 @@ async fn run_component(
         Ok(Err(())) => Ok(1),
         Err(err) => exit_code(Err(err)),
     }
+}
+
+/// A fresh store for one instance of a component, under the command's
+/// grants and limits.
+fn component_store(
+    engine: &Engine,
+    command: &Invocation<'_>,
+    sinks: Option<(LogSink, LogSink)>,
+    deadline: Option<Instant>,
+) -> Result<Store<ComponentState>, GuestFailure> {
+    let ctx = command.grants.wasi_builder(sinks, command.host)?.build();
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_HOST_HANDLES);
+    let state = ComponentState {
+        ctx,
+        table,
+        limiter: GuestLimiter::new(command.limits.max_memory),
+        stop: command.stop.clone(),
+        services: command.host.clone(),
+        #[cfg(feature = "http")]
+        http: crate::host::http::HttpState::new(&command.grants.network, command.host),
+    };
+    let mut store = Store::new(engine, state);
+    store.limiter(|state| &mut state.limiter);
+    prepare(&mut store, command, deadline)?;
+    Ok(store)
+}
+
+/// The component linked against everything the host provides (and the
+/// refusals its network grant calls for), ready to instantiate.
+fn component_pre(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+    command: &Invocation<'_>,
+) -> Result<wasmtime::component::InstancePre<ComponentState>, GuestFailure> {
+    let mut linker: ComponentLinker<ComponentState> = ComponentLinker::new(engine);
+    crate::host::link_component(&mut linker)?;
+    crate::host::network::refuse::link(&mut linker, &command.grants.network)?;
+    linker
+        .instantiate_pre(component)
+        .map_err(|e| GuestFailure::Link(format!("{e:#}")))
 }

@@ -16,6 +16,8 @@ mod fleet_trust;
 mod full_disk;
 pub(crate) mod harness;
 mod housekeeping;
+#[cfg(feature = "http")]
+mod http;
 #[cfg(target_arch = "x86_64")]
 mod inject;
 mod install_limits;

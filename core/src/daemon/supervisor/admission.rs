@@ -27,6 +27,13 @@ pub(super) fn memory_limit(deployment: &DeploymentManifest, defaults: &crate::bo
         .or(in_process.then_some(DEFAULT_IN_PROCESS_MEMORY))
 }
 
+/// The memory a module may hold at once: its limit per instance, times
+/// the instances serving its HTTP requests at once (`[http] instances`).
+fn declared_memory(deployment: &DeploymentManifest, defaults: &crate::board::ModuleDefaults) -> Option<u64> {
+    let instances = deployment.http.as_ref().map_or(1, |http| u64::from(http.instances));
+    memory_limit(deployment, defaults).map(|per_instance| per_instance.saturating_mul(instances))
+}
+
 /// Descriptors the daemon keeps for itself (management connections, the
 /// store, MQTT, a link and a pipe per worker): in-process guests may have
 /// only what is left of its open-file limit (what broke: a trusted module
@@ -134,14 +141,19 @@ impl Supervisor {
         if deployment.isolation == Isolation::Main {
             self.admit_descriptors(id)?;
         }
-        let declared = memory_limit(deployment, &config.module_defaults);
+        let declared = declared_memory(deployment, &config.module_defaults);
+        let what = if deployment.http.as_ref().is_some_and(|h| h.instances > 1) {
+            "limits.memory × [http] instances"
+        } else {
+            "limits.memory"
+        };
         if deployment.isolation == Isolation::Worker
             && let Some(memory) = declared
         {
             let budget = config.workers.limits_for(&deployment.group).memory;
             if memory > budget {
                 return Err(refused(format!(
-                    "deployment.toml: limits.memory = {} exceeds the {} memory budget of worker group `{}` \
+                    "deployment.toml: {what} = {} exceeds the {} memory budget of worker group `{}` \
                      (workers.memory or [workers.groups.{}])",
                     format_bytes(memory),
                     format_bytes(budget),
@@ -157,12 +169,12 @@ impl Supervisor {
                 .iter()
                 .filter(|(other, _)| other.as_str() != id)
                 .filter_map(|(_, slot)| {
-                    memory_limit(&slot.loaded.as_ref()?.manifests.deployment, &config.module_defaults)
+                    declared_memory(&slot.loaded.as_ref()?.manifests.deployment, &config.module_defaults)
                 })
                 .sum();
             if others + memory > budget {
                 return Err(refused(format!(
-                    "deployment.toml: limits.memory = {} would bring the memory declared by all modules to {}, \
+                    "deployment.toml: {what} = {} would bring the memory declared by all modules to {}, \
                      above this device's memory_budget of {} ({} declared by the others)",
                     format_bytes(memory),
                     format_bytes(others + memory),

@@ -174,13 +174,21 @@ impl Supervisor {
                  modules run as async tasks on the daemon's guest thread and yield to each other every 10 ms",
             ));
         }
-        if interface.kind == artifact::ArtifactKind::Component && !validated.entrypoint.starts_with("wasi:cli/run") {
+        let served = validated.deployment.http.is_some();
+        let start = if served {
+            crate::manifest::INCOMING_HANDLER
+        } else {
+            "wasi:cli/run"
+        };
+        if interface.kind == artifact::ArtifactKind::Component && !validated.entrypoint.starts_with(start) {
+            let how = if served {
+                "with [http], components are started through wasi:http/incoming-handler"
+            } else {
+                "components are started through wasi:cli/run today (or wasi:http/incoming-handler, with [http])"
+            };
             return Err(RemoteError::new(
                 ErrorKind::InvalidManifest,
-                format!(
-                    "deployment.toml: entrypoint `{}`: components are started through wasi:cli/run today",
-                    validated.entrypoint
-                ),
+                format!("deployment.toml: entrypoint `{}`: {how}", validated.entrypoint),
             ));
         }
         Ok(validated)

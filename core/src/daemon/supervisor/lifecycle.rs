@@ -591,6 +591,7 @@ fn grants_for(id: &str, deployment: &DeploymentManifest) -> Grants {
             log::error!("{id}: capabilities.{key} {message}; the module gets no network");
             crate::host::network::NetworkRules::default()
         }),
+        http: deployment.http.as_ref().and_then(|http| http.grant().ok()),
     }
 }
 

@@ -197,6 +197,7 @@ impl Supervisor {
             &config.engine,
             executors.control.clone(),
             Some(&config.data_dir),
+            config.http.roots().unwrap_or_default(),
         );
         let kv = super::kvstores::KvStores::new(&config.data_dir);
         let inner = Inner {

@@ -152,7 +152,7 @@ impl Supervisor {
             data_dir: config.data_dir.display().to_string(),
             uptime_secs: self.inner.started.elapsed().as_secs(),
             modules: self.lock().modules.len() as u32,
-            interfaces: crate::host::provided::PROVIDED.iter().map(|p| p.name()).collect(),
+            interfaces: crate::host::provided::provided().map(|p| p.name()).collect(),
         }
     }
 }

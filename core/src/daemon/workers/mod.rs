@@ -127,6 +127,9 @@ pub(crate) struct PoolInner {
     stopping: AtomicBool,
     /// How often workers' starts and ends are logged, per group.
     churn: churn::Churn,
+    /// Extra roots for guests' https requests (`[http] ca_file`), given
+    /// to every worker in its Hello.
+    http_roots: Vec<u8>,
 }
 
 impl std::fmt::Debug for PoolInner {
@@ -147,6 +150,7 @@ impl WorkerPool {
         profile: &EngineProfile,
         executor: Arc<smol::Executor<'static>>,
         data_dir: Option<&std::path::Path>,
+        http_roots: Vec<u8>,
     ) -> Self {
         let uids = match (uids::parse_range(&config.uids), data_dir) {
             (Ok(range), Some(dir)) if crate::sys::user::effective_uid() == 0 => {
@@ -171,6 +175,7 @@ impl WorkerPool {
             said_walls: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             churn: churn::Churn::default(),
+            http_roots,
         };
         Self { inner: Arc::new(inner) }
     }

@@ -144,6 +144,7 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, mut walls: Walls) 
         fingerprint: pool.fingerprint.clone(),
         seccomp: pool.config.seccomp,
         walls: walls.clone(),
+        http_roots: pool.http_roots.clone(),
     };
     let handshake = async {
         send(&link, &hello, None).await?;

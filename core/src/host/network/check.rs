@@ -111,6 +111,14 @@ impl Checker {
         }
     }
 
+    /// Whether a TCP connection to `addr` is allowed, without reporting a
+    /// refusal (the caller reports one for the whole request): `Err`
+    /// carries a note on why a name rule did not count. For `wasi:http`,
+    /// whose host-side connector checks each address a name resolves to.
+    pub async fn connect_verdict(&self, addr: SocketAddr) -> Result<(), String> {
+        self.remote_allowed(addr, RuleList::Connect).await
+    }
+
     /// A local address against the `listen` rules.
     fn bind_allowed(&self, addr: SocketAddr) -> Result<(), String> {
         let ip = addr.ip().to_canonical();

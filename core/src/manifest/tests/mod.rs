@@ -2,6 +2,7 @@
 //! validation against an interface, and a fuzz of both parsers.
 
 mod docs;
+mod http;
 mod network;
 mod parse;
 mod prop;
