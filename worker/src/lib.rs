@@ -1,9 +1,10 @@
 //! `arcella-worker`: the process that hosts the untrusted modules of one
 //! worker group. The daemon starts it by spawn + exec, already jailed
 //! (see docs/security.md); it finishes its own sandbox (stray descriptors,
-//! Landlock walls, seccomp) before it loads any guest, then serves the
+//! filesystem walls: Landlock or a mount namespace, seccomp) before it loads any guest, then serves the
 //! daemon over the IPC socket on fd 3 until the daemon closes it.
 
+mod mount_walls;
 pub mod seccomp;
 mod serve;
 pub mod walls;

@@ -58,9 +58,12 @@ pub struct Greeted {
 
 /// The handshake, on the blocking socket and before any thread of the
 /// runtime starts: the walls (Landlock) bind only the calling thread and
-/// the threads it starts later, so they go up while there is one thread.
+/// the threads it starts later, and the kernel gives a new user namespace
+/// (the mount-namespace walls) only to a single-threaded process, so they
+/// go up while there is one thread.
 pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
-    // Opened before the walls go up: they forbid /proc.
+    // Opened before the walls go up: they forbid /proc (a mount namespace
+    // hides it; the descriptor keeps reading this process's statm).
     let resident = OwnResidentMemory::open()?;
     let mut buf = worker::receive_buffer();
     let (len, _) = link.recv(&mut buf)?;
@@ -171,7 +174,7 @@ fn handshake(
     }
     // Both fuel variants; the metered engine is made when first needed.
     let engines = EngineSet::new(profile).map_err(|e| e.to_string())?;
-    // Before seccomp, which forbids the Landlock system calls.
+    // Before seccomp, which forbids the Landlock and mount system calls.
     let walled = crate::walls::install(walls).map_err(|e| e.to_string())?;
     let report = if !seccomp {
         "seccomp is off (workers.seccomp = false)".to_owned()

@@ -1,5 +1,7 @@
 //! The worker's filesystem walls: a Landlock ruleset that lets the process
-//! open files only beneath the directories its instances were granted.
+//! open files only beneath the directories its instances were granted, or,
+//! where the kernel has no Landlock, a mount namespace holding only those
+//! directories (`mount_walls.rs`); `[workers] filesystem_walls` picks.
 //!
 //! [`install`] runs once, in the handshake, before seccomp (Landlock needs
 //! system calls the allowlist forbids) and before any guest is loaded. From
@@ -10,11 +12,13 @@
 //! worker from signalling processes outside its walls and from connecting
 //! to abstract Unix sockets (kernels with Landlock ABI 6, Linux 6.12+).
 //!
-//! Landlock needs Linux 5.13 and `landlock` among the kernel's LSMs; where
-//! it is missing, [`install`] says so and the worker relies on its other
-//! walls (its uid, non-dumpable, seccomp): docs/security.md.
+//! Landlock needs Linux 5.13 and `landlock` among the kernel's LSMs; a
+//! mount namespace needs unprivileged user namespaces. Where neither is
+//! had, [`install`] says so and the worker relies on its other walls (its
+//! uid, non-dumpable, seccomp): docs/security.md.
 
-use arcella_core::protocol::worker::Walls;
+use arcella_core::protocol::worker::{FilesystemWalls, Walls};
+use arcella_core::sys::mount_ns::MountNsError;
 use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, RestrictionStatus, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetStatus, Scope,
@@ -25,7 +29,7 @@ use landlock::{
 const ABI_WANTED: ABI = ABI::V6;
 
 /// What a worker with network rules may read for name resolution.
-const RESOLVER_FILES: &[&str] = &[
+pub(crate) const RESOLVER_FILES: &[&str] = &[
     "/etc/hosts",
     "/etc/resolv.conf",
     "/etc/nsswitch.conf",
@@ -38,13 +42,44 @@ const RESOLVER_FILES: &[&str] = &[
 pub enum WallsError {
     #[error("cannot build the Landlock ruleset: {0}")]
     Ruleset(#[from] landlock::RulesetError),
+    #[error("{0}")]
+    MountNamespace(MountNsError),
 }
 
-/// Walls the process in (all of its threads: it is still single-threaded
-/// but for the runtime's helpers, which Landlock covers through
-/// `LANDLOCK_RESTRICT_SELF_TSYNC` where the kernel has it, else they hold
-/// no path access of their own). Returns what was done, in words.
+/// Walls the process in as `walls.kind` says. Returns what was done, in
+/// words: "… walls up: …", or why there are none.
 pub fn install(walls: &Walls) -> Result<String, WallsError> {
+    match walls.kind {
+        FilesystemWalls::Landlock => landlock(walls),
+        FilesystemWalls::MountNamespace => mount_namespace(walls, "workers.filesystem_walls = \"mount-namespace\""),
+        FilesystemWalls::Auto => match landlock(walls)? {
+            up if up.contains("walls up") => Ok(up),
+            _ => mount_namespace(walls, "Landlock is not available in this kernel"),
+        },
+    }
+}
+
+/// The mount-namespace walls; `instead` says why not Landlock.
+fn mount_namespace(walls: &Walls, instead: &str) -> Result<String, WallsError> {
+    match crate::mount_walls::install(walls) {
+        Ok(up) => Ok(up),
+        Err(e @ MountNsError::Dumpable(_)) => Err(WallsError::MountNamespace(e)),
+        Err(e @ MountNsError::Refused(_)) => Ok(format!(
+            "no filesystem walls: {instead} and a mount namespace was refused ({e}); \
+             the worker relies on its uid, being non-dumpable and seccomp"
+        )),
+        Err(e) => Ok(format!(
+            "no filesystem walls: {instead} and a mount namespace could not be built ({e}); \
+             the worker relies on its uid, being non-dumpable and seccomp"
+        )),
+    }
+}
+
+/// Walls the process in with Landlock (all of its threads: it is still
+/// single-threaded but for the runtime's helpers, which Landlock covers
+/// through `LANDLOCK_RESTRICT_SELF_TSYNC` where the kernel has it, else
+/// they hold no path access of their own). Returns what was done, in words.
+fn landlock(walls: &Walls) -> Result<String, WallsError> {
     let read = AccessFs::from_read(ABI_WANTED);
     let all = AccessFs::from_all(ABI_WANTED);
     let mut ruleset = Ruleset::default()

@@ -38,7 +38,8 @@ pub enum ToWorker {
         fingerprint: String,
         /// Install the seccomp allowlist before serving.
         seccomp: bool,
-        /// The only host directories the worker may ever open (Landlock).
+        /// The only host directories the worker may ever open, and how it
+        /// walls itself in (Landlock or a mount namespace).
         walls: Walls,
         /// Roots guests' https requests trust besides Mozilla's (the
         /// daemon's `[http] ca_file`, PEM, at most 6 KiB); empty: none.
@@ -130,18 +131,51 @@ pub enum FromWorker {
 
 /// The host directories a worker may reach, fixed when it starts: the
 /// grants of the instances it was started for. The worker walls itself in
-/// with Landlock before loading any guest, so even code that escaped
-/// wasmtime opens nothing else (not `/proc`, not the data directory, not
-/// another group's grants). An instance whose grants a worker's walls do
-/// not cover gets a new worker (see [`Walls::covers`]).
+/// (Landlock, or a mount namespace holding only these directories) before
+/// loading any guest, so even code that escaped wasmtime opens nothing
+/// else (not `/proc`, not the data directory, not another group's grants).
+/// An instance whose grants a worker's walls do not cover gets a new
+/// worker (see [`Walls::covers`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Walls {
     pub dirs: Vec<WallDir>,
     /// Whether the worker may use sockets beyond its daemon link (its
     /// instances have network rules): seccomp then allows creating
-    /// internet sockets, and Landlock lets the name resolver read its
+    /// internet sockets, and the walls let the name resolver read its
     /// configuration. Without it, `socket` kills the worker.
     pub network: bool,
+    /// How the walls are built (`[workers] filesystem_walls`); the daemon
+    /// sets it for every worker, the grants do not change it.
+    pub kind: FilesystemWalls,
+}
+
+/// `[workers] filesystem_walls`: what a worker builds its walls with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FilesystemWalls {
+    /// Landlock where the kernel has it, else a mount namespace where the
+    /// kernel allows an unprivileged one, else none (and the worker says so).
+    #[default]
+    Auto,
+    /// Landlock only; none where the kernel lacks it.
+    Landlock,
+    /// A user and mount namespace only (even where Landlock exists); none
+    /// where the kernel refuses one.
+    MountNamespace,
+}
+
+impl FilesystemWalls {
+    /// The names arcella.toml uses, in order.
+    pub const NAMES: [&'static str; 3] = ["auto", "landlock", "mount-namespace"];
+
+    /// The setting named `name` in arcella.toml.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "auto" => Some(Self::Auto),
+            "landlock" => Some(Self::Landlock),
+            "mount-namespace" => Some(Self::MountNamespace),
+            _ => None,
+        }
+    }
 }
 
 /// One directory inside a worker's walls.
@@ -281,6 +315,7 @@ mod tests {
                         writable: true,
                     }],
                     network: true,
+                    kind: FilesystemWalls::MountNamespace,
                 },
                 http_roots: b"-----BEGIN CERTIFICATE-----".to_vec(),
             },

@@ -8,6 +8,7 @@ pub mod files;
 pub mod fs;
 pub mod lock;
 pub mod memory;
+pub mod mount_ns;
 pub mod notify;
 pub mod process;
 pub mod reserve;

@@ -2,8 +2,12 @@
 //! calls injected into the worker (see `inject.rs`) as escaped code would
 //! make them. Another group's worker, the daemon's memory, the data
 //! directory and another group's grants stay out of reach, as root (a uid
-//! per group, Landlock) and as the packaged non-root user (one uid for
-//! all, Landlock); a forbidden call kills the worker.
+//! per group) and as the packaged non-root user (one uid for all), each
+//! with Landlock walls and with the mount-namespace walls that kernels
+//! without Landlock get (`filesystem_walls = "mount-namespace"`); a
+//! forbidden call kills the worker. Workers greeted by hand show the
+//! mount namespace's whole mount table, and the words of a worker whose
+//! kernel refuses the namespace.
 //!
 //! What broke: a worker of group `ga` opened `/proc/<gb's worker>/mem`
 //! read-write and wrote into it; under the packaged non-root unit a worker
@@ -18,7 +22,37 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(15);
 const NOBODY: u32 = 65534;
-const EACCES: Outcome = Outcome::Returned(-(libc::EACCES as i64));
+const MOUNT_NAMESPACE: &str = "[workers]\nfilesystem_walls = \"mount-namespace\"\n";
+
+/// What walls the workers have: the errno of what they keep out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walled {
+    /// Paths outside are there but refused: `EACCES`.
+    Landlock,
+    /// Paths outside do not exist (`ENOENT`); a read-only grant is a
+    /// read-only mount (`EROFS`).
+    MountNamespace,
+}
+
+impl Walled {
+    fn outside(self) -> Outcome {
+        errno(match self {
+            Self::Landlock => libc::EACCES,
+            Self::MountNamespace => libc::ENOENT,
+        })
+    }
+
+    fn read_only(self) -> Outcome {
+        errno(match self {
+            Self::Landlock => libc::EACCES,
+            Self::MountNamespace => libc::EROFS,
+        })
+    }
+}
+
+fn errno(errno: libc::c_int) -> Outcome {
+    Outcome::Returned(-(errno as i64))
+}
 
 /// A service in `group` that sees `dir` (read-only) at /data.
 fn service(group: &str, dir: &Path) -> String {
@@ -58,14 +92,14 @@ fn path(p: &Path) -> &str {
 }
 
 /// What every setup must hold, from inside `ga`'s worker.
-fn walls_hold(daemon: &Daemon, ga: &mut Tracee, gb_pid: u32, ga_dir: &Path, gb_dir: &Path) {
+fn walls_hold(daemon: &Daemon, ga: &mut Tracee, gb_pid: u32, ga_dir: &Path, gb_dir: &Path, walled: Walled) {
     // The injection works: its own grant opens.
     let own = ga.open(path(&ga_dir.join("secret.txt")), libc::O_RDONLY);
     assert!(matches!(own, Outcome::Returned(fd) if fd >= 0), "own grant: {own:?}");
     let daemon_pid = daemon.pid();
     let data = daemon.data_dir();
     let records = data.join("modules");
-    let attempts: [(&str, String, libc::c_int); 6] = [
+    let mut attempts: Vec<(&str, String, libc::c_int)> = vec![
         (
             "another group's worker's memory",
             format!("/proc/{gb_pid}/mem"),
@@ -89,20 +123,29 @@ fn walls_hold(daemon: &Daemon, ga: &mut Tracee, gb_pid: u32, ga_dir: &Path, gb_d
         ),
         (
             "a file beside its grant",
-            path(daemon.dir.path()).to_owned(),
-            libc::O_RDONLY | libc::O_DIRECTORY,
+            path(&daemon.dir.path().join("arcella.toml")).to_owned(),
+            libc::O_RDONLY,
         ),
     ];
+    if walled == Walled::Landlock {
+        // In a mount namespace the directory is there, on the tmpfs the
+        // grants are mounted in, holding nothing but them.
+        attempts.push((
+            "the directory around its grant",
+            path(daemon.dir.path()).to_owned(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+        ));
+    }
     for (what, target, flags) in attempts {
         assert_eq!(
             ga.open(&target, flags),
-            EACCES,
+            walled.outside(),
             "{what} ({target}) must be out of reach"
         );
     }
     assert_eq!(
         ga.open(path(&ga_dir.join("planted.txt")), libc::O_WRONLY | libc::O_CREAT),
-        EACCES,
+        walled.read_only(),
         "a read-only grant takes no new file"
     );
     assert!(!ga_dir.join("planted.txt").exists());
@@ -149,7 +192,7 @@ fn an_escaped_worker_of_a_root_daemon_reaches_nothing_outside_its_grants() {
     let mut ga = Tracee::seize(ga_pid);
     let uid = ga.syscall(libc::SYS_getuid, [0; 6]);
     assert_eq!(uid, Outcome::Returned(ga_uid.parse().unwrap()));
-    walls_hold(&daemon, &mut ga, gb_pid, &ga_dir, &gb_dir);
+    walls_hold(&daemon, &mut ga, gb_pid, &ga_dir, &gb_dir, Walled::Landlock);
     forbidden_call_kills(&daemon, ga, ga_pid);
     // The uid a group got is kept for the next start.
     let again = daemon.wait_for("ga_ticker", WAIT, "hosted", |s| s["worker_pid"].is_u64());
@@ -166,6 +209,241 @@ fn an_escaped_worker_of_the_packaged_non_root_daemon_reaches_nothing_outside_its
         (NOBODY.to_string(), NOBODY.to_string())
     );
     let mut ga = Tracee::seize(ga_pid);
-    walls_hold(&daemon, &mut ga, gb_pid, &ga_dir, &gb_dir);
+    walls_hold(&daemon, &mut ga, gb_pid, &ga_dir, &gb_dir, Walled::Landlock);
     forbidden_call_kills(&daemon, ga, ga_pid);
+}
+
+/// The worker's own namespace (`mnt` or `user`), as `/proc` names it.
+fn namespace(pid: u32, kind: &str) -> PathBuf {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}")).unwrap()
+}
+
+/// The worker still reports its memory: the `statm` it opened before its
+/// walls went up still reads (`/proc` is not in its view any more).
+fn statm_still_reads(ga: &mut Tracee, pid: u32) {
+    let statm = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| std::fs::read_link(e.path()).is_ok_and(|l| l.ends_with("statm")))
+        .expect("the worker holds its statm open")
+        .file_name();
+    let fd: u64 = statm.to_str().unwrap().parse().unwrap();
+    let buf = ga.put_str(&" ".repeat(127));
+    let read = ga.syscall(libc::SYS_pread64, [fd, buf, 128, 0, 0, 0]);
+    assert!(matches!(read, Outcome::Returned(n) if n > 0), "pread(statm): {read:?}");
+}
+
+/// `ga`'s guests still read their grant (a module started next to the
+/// ticker, in the same worker) and the ticker keeps ticking.
+fn own_grant_serves_its_guests(daemon: &Daemon, ga_dir: &Path, ga_pid: u32) {
+    let ticks = || daemon.cli(["logs", "ga_ticker"]).stdout.matches("tick").count();
+    let before = ticks();
+    std::fs::write(ga_dir.join("in.txt"), "ga's input\n").unwrap();
+    let deployment = format!(
+        "group = \"ga\"\n[restart]\npolicy = \"never\"\n[capabilities]\nargs = [\"write-read\"]\n\
+         [[capabilities.dirs]]\nhost = \"{}\"\nguest = \"/data\"\n",
+        ga_dir.display()
+    );
+    daemon
+        .install(
+            "files_p1",
+            Some("name = \"ga_files\"\nversion = \"1.0.0\"\n"),
+            &deployment,
+        )
+        .expect_code(0);
+    let status = daemon.wait_for("ga_files", WAIT, "exited", |s| state_name(s) == "exited");
+    let logs = daemon.cli(["logs", "ga_files"]).stdout;
+    // 4: read, then the write refused (a read-only grant).
+    assert_eq!(status["exit_code"], 4, "{logs}");
+    assert!(logs.contains("read: ga's input"), "{logs}");
+    assert_eq!(
+        daemon.log().matches("worker `ga` started").count(),
+        1,
+        "it ran in ga's walled worker:\n{}",
+        daemon.log()
+    );
+    daemon.wait_for("ga_ticker", WAIT, "still ticking in the same worker", |s| {
+        state_name(s) == "running" && s["worker_pid"].as_u64() == Some(u64::from(ga_pid))
+    });
+    let deadline = std::time::Instant::now() + WAIT;
+    while ticks() <= before {
+        assert!(std::time::Instant::now() < deadline, "the ticker stopped ticking");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Both groups' workers in namespaces of their own, then what the root
+/// and the packaged setups share.
+fn mount_namespace_walls_hold(daemon: &Daemon) {
+    let [(ga_pid, ga_dir), (gb_pid, gb_dir)] = two_groups(daemon);
+    let ours = std::process::id();
+    for pid in [ga_pid, gb_pid] {
+        for kind in ["mnt", "user"] {
+            assert_ne!(namespace(pid, kind), namespace(ours, kind), "worker {pid}: {kind}");
+        }
+    }
+    assert_ne!(namespace(ga_pid, "mnt"), namespace(gb_pid, "mnt"));
+    let mut ga = Tracee::seize(ga_pid);
+    walls_hold(daemon, &mut ga, gb_pid, &ga_dir, &gb_dir, Walled::MountNamespace);
+    statm_still_reads(&mut ga, ga_pid);
+    drop(ga);
+    own_grant_serves_its_guests(daemon, &ga_dir, ga_pid);
+    forbidden_call_kills(daemon, Tracee::seize(ga_pid), ga_pid);
+}
+
+#[test]
+fn an_escaped_worker_of_a_root_daemon_in_a_mount_namespace_reaches_nothing_outside_its_grants() {
+    let daemon = Daemon::start_with_config(MOUNT_NAMESPACE);
+    mount_namespace_walls_hold(&daemon);
+}
+
+#[test]
+fn an_escaped_worker_of_the_packaged_non_root_daemon_in_a_mount_namespace_reaches_nothing_outside_its_grants() {
+    let daemon = Daemon::start_as_user_with_config(NOBODY, MOUNT_NAMESPACE);
+    mount_namespace_walls_hold(&daemon);
+}
+
+/// A real `arcella-worker` started by `shell` (which ends in `exec "$0"
+/// --group g`) under util-linux `unshare ARGS`, greeted by hand with
+/// `walls` (seccomp off): its `Ready` report on the walls, and the process.
+fn hand_greeted_worker(
+    unshare: &[&str],
+    shell: &str,
+    walls: arcella_core::protocol::worker::Walls,
+) -> (String, std::process::Child, arcella_core::sys::seqpacket::SeqPacket) {
+    use arcella_core::protocol::worker::{self, FromWorker, ToWorker};
+    use arcella_core::sys::seqpacket::SeqPacket;
+    use std::os::fd::{AsRawFd, OwnedFd};
+    use std::os::unix::process::CommandExt;
+
+    let (ours, theirs) = SeqPacket::pair().unwrap();
+    let theirs: OwnedFd = theirs.into_owned_fd();
+    let raw = theirs.as_raw_fd();
+    let mut command = std::process::Command::new("unshare");
+    command
+        .args(unshare)
+        .args(["sh", "-c", shell, env!("CARGO_BIN_EXE_arcella-worker")])
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    // SAFETY: dup2 is async-signal-safe; `raw` stays open in the parent
+    // until spawn returns. fd 3 is where the worker finds its link.
+    unsafe {
+        command.pre_exec(move || match libc::dup2(raw, 3) {
+            -1 => Err(std::io::Error::last_os_error()),
+            _ => Ok(()),
+        });
+    }
+    let mut child = command.spawn().expect("util-linux unshare");
+    drop(theirs);
+    let profile = arcella_core::engine::EngineProfile::default();
+    let hello = ToWorker::Hello {
+        version: worker::WORKER_PROTOCOL_VERSION,
+        group: "g".into(),
+        fingerprint: arcella_core::fingerprint::EngineFingerprint::of(&profile).to_string(),
+        profile,
+        seccomp: false,
+        walls,
+    };
+    ours.send(&worker::encode(&hello).unwrap(), None).unwrap();
+    let mut buf = worker::receive_buffer();
+    let (len, _) = ours.recv(&mut buf).unwrap();
+    let reply: FromWorker = match worker::decode(&buf[..len]) {
+        Ok(reply) => reply,
+        Err(e) => {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{e}: {}", String::from_utf8_lossy(&out.stderr))
+        }
+    };
+    let FromWorker::Ready { walls, .. } = reply else {
+        panic!("{reply:?}");
+    };
+    (walls, child, ours)
+}
+
+fn mount_namespace_walls(dirs: &[(&Path, bool)]) -> arcella_core::protocol::worker::Walls {
+    use arcella_core::protocol::worker::{FilesystemWalls, WallDir, Walls};
+    Walls {
+        dirs: dirs
+            .iter()
+            .map(|&(path, writable)| WallDir {
+                path: path.to_owned(),
+                writable,
+            })
+            .collect(),
+        network: false,
+        kind: FilesystemWalls::MountNamespace,
+    }
+}
+
+/// Where the kernel refuses the namespace, the worker says so in words
+/// (the daemon logs its report once): inside a user namespace whose
+/// `max_user_namespaces` is 0 (which binds that namespace only, not the
+/// machine).
+#[test]
+fn a_worker_refused_a_mount_namespace_says_so() {
+    let (walls, mut child, link) = hand_greeted_worker(
+        &["--user", "--map-root-user"],
+        "echo 0 > /proc/sys/user/max_user_namespaces && exec \"$0\" --group g",
+        mount_namespace_walls(&[]),
+    );
+    assert_eq!(
+        walls,
+        "no filesystem walls: workers.filesystem_walls = \"mount-namespace\" and a mount namespace was refused \
+         (unshare(CLONE_NEWUSER | CLONE_NEWNS): ENOSPC: No space left on device); the worker relies on its uid, \
+         being non-dumpable and seccomp"
+    );
+    drop(link);
+    assert!(child.wait().unwrap().success());
+}
+
+/// The worker's whole mount table: a read-only root, its grants and
+/// nothing else; a read-only grant read-only down to what is mounted
+/// beneath it (here a tmpfs, mounted in a mount namespace of the test's
+/// own so the machine's table is not touched); none set-uid, devices or
+/// exec.
+#[test]
+fn a_mount_namespace_holds_the_grants_and_nothing_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ro, rw, missing) = (dir.path().join("ro"), dir.path().join("rw"), dir.path().join("gone"));
+    std::fs::create_dir_all(ro.join("sub")).unwrap();
+    std::fs::create_dir_all(&rw).unwrap();
+    let shell = format!(
+        "mount -t tmpfs beneath {} && exec \"$0\" --group g",
+        path(&ro.join("sub"))
+    );
+    let (walls, mut child, link) = hand_greeted_worker(
+        &["--mount", "--propagation", "private"],
+        &shell,
+        mount_namespace_walls(&[(&ro, false), (&rw, true), (&missing, true)]),
+    );
+    assert_eq!(
+        walls,
+        format!(
+            "mount-namespace walls up: 2 granted director(ies) (1 missing: {}), nothing else of the file system",
+            missing.display()
+        )
+    );
+    let table = std::fs::read_to_string(format!("/proc/{}/mountinfo", child.id())).unwrap();
+    let mounts: Vec<(String, String)> = table
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            (fields[4].to_owned(), fields[5].to_owned())
+        })
+        .collect();
+    let points: Vec<&str> = mounts.iter().map(|(point, _)| point.as_str()).collect();
+    let sub = ro.join("sub");
+    assert_eq!(points, ["/", path(&ro), path(&sub), path(&rw)], "{table}");
+    for (point, options) in &mounts {
+        let options: Vec<&str> = options.split(',').collect();
+        let writable = *point == path(&rw);
+        assert_eq!(options.contains(&"rw"), writable, "{point}: {options:?}");
+        assert_eq!(options.contains(&"ro"), !writable, "{point}: {options:?}");
+        for flag in ["nosuid", "nodev", "noexec"] {
+            assert!(options.contains(&flag), "{point}: {options:?}");
+        }
+    }
+    drop(link);
+    assert!(child.wait().unwrap().success());
 }

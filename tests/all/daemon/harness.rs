@@ -84,11 +84,16 @@ impl Daemon {
     /// groups), as the packaged unit runs it: its directory is given to
     /// that user first. The tests run as root to do this.
     pub fn start_as_user(uid: u32) -> Self {
+        Self::start_as_user_with_config(uid, "")
+    }
+
+    /// Like [`Daemon::start_as_user`], with `config` as its arcella.toml.
+    pub fn start_as_user_with_config(uid: u32, config: &str) -> Self {
         let how = Launch {
             user: Some(uid),
             ..Launch::default()
         };
-        Self::launch("", how)
+        Self::launch(config, how)
     }
 
     /// Writes `config`, starts the daemon as `how` says and waits until it

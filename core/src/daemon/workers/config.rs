@@ -1,6 +1,7 @@
 //! `[workers]` in arcella.toml: how worker processes are found, confined
 //! and timed, with per-group overrides under `[workers.groups.NAME]`.
 
+use crate::protocol::worker::FilesystemWalls;
 use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -30,6 +31,10 @@ pub struct WorkerConfig {
     pub pids: u64,
     /// Install the seccomp allowlist in workers.
     pub seccomp: bool,
+    /// What workers wall themselves in with: `"auto"` (Landlock, else a
+    /// mount namespace, else none), `"landlock"` or `"mount-namespace"`.
+    #[serde(deserialize_with = "filesystem_walls")]
+    pub filesystem_walls: FilesystemWalls,
     /// The longest a worker may take to answer any request before it is
     /// deemed hung and killed.
     #[serde(deserialize_with = "duration")]
@@ -65,6 +70,7 @@ impl Default for WorkerConfig {
             open_files: 64,
             pids: 64,
             seccomp: true,
+            filesystem_walls: FilesystemWalls::Auto,
             ipc_timeout: Duration::from_secs(5),
             kill_grace: Duration::from_secs(2),
             groups: BTreeMap::new(),
@@ -133,6 +139,16 @@ fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     size(d).map(Some)
 }
 
+fn filesystem_walls<'de, D: Deserializer<'de>>(d: D) -> Result<FilesystemWalls, D::Error> {
+    let text = String::deserialize(d)?;
+    FilesystemWalls::from_name(&text).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "`workers.filesystem_walls`: `{text}` is not one of \"{}\"",
+            FilesystemWalls::NAMES.join("\", \"")
+        ))
+    })
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     crate::units::parse_duration(&text).map_err(serde::de::Error::custom)
@@ -172,5 +188,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("a.toml:2:") && err.contains("memroy"), "{err}");
+    }
+
+    #[test]
+    fn filesystem_walls_take_three_names_and_refuse_others_naming_the_key() {
+        use crate::protocol::worker::FilesystemWalls;
+        let parse =
+            |value: &str| DaemonConfig::parse(&format!("[workers]\nfilesystem_walls = \"{value}\"\n"), "a.toml");
+        assert_eq!(
+            DaemonConfig::parse("", "a.toml").unwrap().workers.filesystem_walls,
+            FilesystemWalls::Auto
+        );
+        for (name, kind) in [
+            ("auto", FilesystemWalls::Auto),
+            ("landlock", FilesystemWalls::Landlock),
+            ("mount-namespace", FilesystemWalls::MountNamespace),
+        ] {
+            assert_eq!(parse(name).unwrap().workers.filesystem_walls, kind);
+        }
+        let err = parse("chroot").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "a.toml:2:20: `workers.filesystem_walls`: `chroot` is not one of \"auto\", \"landlock\", \"mount-namespace\""
+        );
     }
 }

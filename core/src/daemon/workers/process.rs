@@ -104,7 +104,8 @@ impl Worker {
 }
 
 /// Starts a worker for `group` and completes the handshake.
-pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, walls: Walls) -> Result<Arc<Worker>, WorkerError> {
+pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, mut walls: Walls) -> Result<Arc<Worker>, WorkerError> {
+    walls.kind = pool.config.filesystem_walls;
     let spawn_err = |source| WorkerError::Spawn {
         group: group.to_owned(),
         source,
@@ -189,7 +190,9 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, walls: Walls) -> R
     };
     let seccomp_up = seccomp.starts_with("seccomp allowlist");
     super::note_sandbox(&pool.said_seccomp, group, pid, &seccomp, seccomp_up);
-    let walls_up = walls_report.starts_with("Landlock walls up");
+    // "Landlock walls up: …" or "mount-namespace walls up: …"; anything
+    // else says why there are none.
+    let walls_up = walls_report.contains("walls up");
     super::note_sandbox(&pool.said_walls, group, pid, &walls_report, walls_up);
     let (outbox, queued) = async_channel::bounded(OUTBOX);
     let worker = Arc::new(Worker {
