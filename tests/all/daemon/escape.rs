@@ -343,6 +343,7 @@ fn hand_greeted_worker(
         profile,
         seccomp: false,
         walls,
+        http_roots: Vec::new(),
     };
     ours.send(&worker::encode(&hello).unwrap(), None).unwrap();
     let mut buf = worker::receive_buffer();
