@@ -136,7 +136,8 @@ fn bad_http_deployments_are_refused_at_install_and_lose_nothing() {
         (good.replace("[http]", "[http]\nport = 1"), "port"),
         (
             good.replace("memory = \"16M\"", "memory = \"64M\"")
-                .replace("[http]", "[http]\ninstances = 64"),
+                .replace("[http]", "[http]\ninstances = 64")
+                .replace(&listen.to_string(), &free_port().to_string()),
             "limits.memory × [http] instances",
         ),
     ];
@@ -147,6 +148,15 @@ fn bad_http_deployments_are_refused_at_install_and_lose_nothing() {
             .install(GUEST, Some(&component), deployment)
             .expect_code(1)
             .stderr_has(&[named]);
+    }
+    // The address another module serves (or the unspecified address on
+    // its port).
+    for address in [listen.to_string(), format!("0.0.0.0:{}", listen.port())] {
+        let component = format!("name = \"{GUEST}-2\"\nversion = \"1.0.0\"\n");
+        daemon
+            .install(GUEST, Some(&component), &good.replace(&listen.to_string(), &address))
+            .expect_code(1)
+            .stderr_has(&[&format!("is already served by module `{GUEST}`")]);
     }
     // A component without the handler, and a core module.
     let plain = "kind = \"service\"\n[http]\nlisten = \"127.0.0.1:1\"\n";

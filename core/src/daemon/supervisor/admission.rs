@@ -111,6 +111,40 @@ impl Supervisor {
         self.admit_disk(total_len, &format!("the upload of {}", format_bytes(total_len)))
     }
 
+    /// No other module serves HTTP on the address `deployment` asks for
+    /// (the same port on the same address, or on the unspecified address
+    /// of its family): the second would fail to listen at every start.
+    fn admit_http_address(&self, id: &str, deployment: &DeploymentManifest) -> Result<(), RemoteError> {
+        let Some(wanted) = deployment.http.as_ref().and_then(|h| h.grant().ok()).map(|g| g.listen) else {
+            return Ok(());
+        };
+        let clash = |other: std::net::SocketAddr| {
+            other.port() == wanted.port()
+                && other.is_ipv4() == wanted.is_ipv4()
+                && (other.ip() == wanted.ip() || other.ip().is_unspecified() || wanted.ip().is_unspecified())
+        };
+        let state = self.lock();
+        let taken = state.modules.iter().find(|(other, slot)| {
+            other.as_str() != id
+                && slot
+                    .loaded
+                    .as_ref()
+                    .and_then(|l| l.manifests.deployment.http.as_ref())
+                    .and_then(|h| h.grant().ok())
+                    .is_some_and(|g| clash(g.listen))
+        });
+        match taken {
+            Some((other, _)) => Err(RemoteError::new(
+                ErrorKind::AlreadyExists,
+                format!(
+                    "deployment.toml: http.listen = \"{wanted}\" is already served by module `{other}`; give \
+                     another port, or remove `{other}` first"
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// The deployment of module `id` fits the memory budgets and the policy.
     pub(super) fn admit_deployment(&self, id: &str, deployment: &DeploymentManifest) -> Result<(), RemoteError> {
         let config = &self.inner.config;
@@ -141,6 +175,7 @@ impl Supervisor {
         if deployment.isolation == Isolation::Main {
             self.admit_descriptors(id)?;
         }
+        self.admit_http_address(id, deployment)?;
         let declared = declared_memory(deployment, &config.module_defaults);
         let what = if deployment.http.as_ref().is_some_and(|h| h.instances > 1) {
             "limits.memory × [http] instances"
