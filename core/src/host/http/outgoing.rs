@@ -6,8 +6,9 @@
 //! each address it gives is checked against `[capabilities.network]
 //! connect` as a socket's would be — an IP rule covering it, or a name
 //! rule for a name that resolves to it, never a loopback, link-local or
-//! unspecified address through a name. The connection goes to the first
-//! address allowed (never re-resolved), and TLS verifies the certificate
+//! unspecified address through a name. The connection tries the allowed
+//! addresses in turn until one answers (never re-resolving), and TLS
+//! verifies the certificate
 //! against the name the guest asked for. A request nothing allows fails
 //! with `HTTP-request-denied` and is reported as a network denial (scheme,
 //! host and port only: paths and queries may hold secrets).
@@ -100,11 +101,8 @@ async fn send(mut request: http::Request<WasiBody>, options: Option<RequestOptio
         .and_then(|o| o.first_byte_timeout)
         .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
 
-    let addr = shared.choose(&host, port, https).await?;
-    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect(addr)).await {
-        Ok(stream) => stream.map_err(Error::Connect)?,
-        Err(_) => return Err(Error::ConnectionTimeout),
-    };
+    let allowed = shared.choose(&host, port, https).await?;
+    let tcp = connect_first(&allowed, connect_timeout).await?;
     let _ = tcp.set_nodelay(true);
     let stream: Box<dyn Stream> = if https {
         let name = server_name(&host)?;
@@ -152,10 +150,25 @@ async fn send(mut request: http::Request<WasiBody>, options: Option<RequestOptio
     Ok((response, io))
 }
 
+/// A connection to the first of `addrs` that takes one (each within the
+/// timeout), or the last failure.
+async fn connect_first(addrs: &[SocketAddr], timeout: Duration) -> Result<TcpStream, Error> {
+    let mut last = Error::ConnectionRefused;
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = Error::Connect(e),
+            Err(_) => last = Error::ConnectionTimeout,
+        }
+    }
+    Err(last)
+}
+
 impl Shared {
-    /// The address to connect to for `host:port`: the first it resolves
-    /// to that a rule allows. Reports the refusal when none is.
-    async fn choose(&self, host: &str, port: u16, https: bool) -> Result<SocketAddr, Error> {
+    /// The addresses to connect to for `host:port`: those it resolves to
+    /// that a rule allows, in the resolver's order. Reports the refusal
+    /// when none is.
+    async fn choose(&self, host: &str, port: u16, https: bool) -> Result<Vec<SocketAddr>, Error> {
         let scheme = if https { "https" } else { "http" };
         let shown = if host.contains(':') {
             format!("{scheme}://[{host}]:{port}")
@@ -183,12 +196,16 @@ impl Shared {
             },
         };
         let mut note = String::new();
+        let mut allowed = Vec::new();
         for addr in &candidates {
             match checker.connect_verdict(*addr).await {
-                Ok(()) => return Ok(*addr),
+                Ok(()) => allowed.push(*addr),
                 Err(why) if note.is_empty() => note = why,
                 Err(_) => {}
             }
+        }
+        if !allowed.is_empty() {
+            return Ok(allowed);
         }
         let resolved = if host.parse::<IpAddr>().is_ok() {
             String::new()
