@@ -67,7 +67,9 @@ fn main() {
         Some(cli) => {
             let addr = free_port();
             let mut serve = Command::new(&cli)
-                .args(["serve", "--addr", &addr.to_string()])
+                // `-S cli`: Rust's std imports wasi:cli (environment,
+                // stdio), which `serve` leaves out unless asked.
+                .args(["serve", "-S", "cli", "--addr", &addr.to_string()])
                 .arg(wasm("http_hello"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
@@ -77,7 +79,7 @@ fn main() {
             let figures = load(addr);
             let _ = serve.kill();
             let _ = serve.wait();
-            rows.push(("wasmtime serve 48.0.8 (baseline)".to_owned(), figures));
+            rows.push(("wasmtime serve -S cli 48.0.8 (baseline)".to_owned(), figures));
             rows.last().map(|(_, f)| (f.rps, f.p50_us))
         }
         None => {
