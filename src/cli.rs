@@ -147,6 +147,16 @@ pub enum Command {
     /// Read and change a module's key-value state (wasi:keyvalue), also
     /// while it runs.
     Kv(KvArgs),
+    /// Write the WIT package set components build against (the
+    /// arcella:platform worlds and their dependencies) into DIR.
+    Wit(WitArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WitArgs {
+    /// Where to write `platform.wit` and `deps/` (created if need be).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 impl Command {

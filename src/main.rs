@@ -37,6 +37,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Fleet(args) => cmd::fleet::execute(args, json)?,
         Command::Completions(args) => cmd::docs::completions(args.shell),
         Command::GenerateDocs(args) => cmd::docs::generate(&args.dir)?,
+        Command::Wit(args) => cmd::wit::write(&args.out, json)?,
         Command::Kv(args) => {
             let connect = args.connect.merged(&cli.before_verb);
             cmd::kv::execute(args, &cmd::manage::Via::from_args(&connect), json)?

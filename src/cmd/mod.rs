@@ -16,6 +16,7 @@ pub mod manage;
 pub mod overlap;
 pub mod render;
 pub mod run;
+pub mod wit;
 
 use crate::exit::Failure;
 use std::path::Path;

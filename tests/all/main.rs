@@ -23,3 +23,4 @@ mod network;
 mod packaging;
 mod store;
 mod support;
+mod wit;

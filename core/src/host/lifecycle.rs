@@ -1,4 +1,4 @@
-//! `arcella:service/lifecycle` (wit/lifecycle.wit): a component asks
+//! `arcella:service/lifecycle` (wit/deps/service/lifecycle.wit): a component asks
 //! whether the daemon wants it to finish.
 
 use super::ComponentState;

@@ -323,3 +323,72 @@ mod agree_with_the_linker {
         }
     }
 }
+
+/// `wit/`, the package set guests build against: every import of every
+/// `arcella:platform` world is provided by this build's linker (wasi:http
+/// only with the `http` feature), and each world exports what the daemon
+/// starts it through.
+#[cfg(test)]
+mod agree_with_the_wit {
+    use super::why_missing;
+    use wit_parser::{Resolve, WorldItem};
+
+    /// (world, its imports' names, its exports' names).
+    fn worlds() -> Vec<(String, Vec<String>, Vec<String>)> {
+        let mut resolve = Resolve::default();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        let (package, _) = resolve.push_dir(&dir).expect("wit/ parses");
+        ["command", "service", "http-handler"]
+            .into_iter()
+            .map(|name| {
+                let id = resolve.select_world(&[package], Some(name)).expect("the world");
+                let names = |items: &wit_parser::IndexMap<wit_parser::WorldKey, WorldItem>| {
+                    items
+                        .values()
+                        .filter_map(|item| match item {
+                            WorldItem::Interface { id, .. } => resolve.id_of(*id),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                };
+                let world = &resolve.worlds[id];
+                (name.to_owned(), names(&world.imports), names(&world.exports))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_import_of_every_world_is_provided() {
+        for (world, imports, exports) in worlds() {
+            assert!(imports.len() > 10, "{world}: {imports:?}");
+            for import in &imports {
+                let missing = why_missing(import);
+                if import.starts_with("wasi:http/") && !cfg!(feature = "http") {
+                    assert!(missing.is_some(), "{world}: {import}");
+                } else {
+                    assert!(missing.is_none(), "{world}: {import}: {missing:?}");
+                }
+            }
+            let start = match world.as_str() {
+                "http-handler" => "wasi:http/incoming-handler@0.2.12",
+                _ => "wasi:cli/run@0.2.12",
+            };
+            assert_eq!(exports, vec![start.to_owned()], "{world}");
+        }
+    }
+
+    #[test]
+    fn the_service_world_has_the_guests_world() {
+        let (_, imports, _) = worlds().into_iter().find(|(w, _, _)| w == "service").expect("service");
+        for wanted in [
+            "arcella:service/lifecycle@0.1.0",
+            "wasi:sockets/tcp@0.2.12",
+            "wasi:keyvalue/store@0.2.0-draft",
+            "wasi:config/store@0.2.0-rc.1",
+            "wasi:logging/logging@0.1.0-draft",
+            "wasi:http/outgoing-handler@0.2.12",
+        ] {
+            assert!(imports.iter().any(|i| i == wanted), "{wanted} not in {imports:?}");
+        }
+    }
+}

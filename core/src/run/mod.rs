@@ -195,7 +195,7 @@ pub type StopFlag = Arc<AtomicBool>;
 pub const SHUTDOWN_IMPORT: (&str, &str) = ("arcella", "shutdown_requested");
 
 /// The same call for components: `shutdown-requested: func() -> bool` in
-/// this interface (wit/lifecycle.wit).
+/// this interface (wit/deps/service/lifecycle.wit).
 pub const SHUTDOWN_INTERFACE: &str = crate::host::lifecycle::INTERFACE;
 
 /// Whether `program` imports the shutdown call ([`SHUTDOWN_IMPORT`] or

@@ -22,7 +22,7 @@ mod bindings {
                 import arcella:service/lifecycle@0.1.0;
             }
         ",
-        path: ["../../wit/deps/config", "../../wit/deps/logging", "../../wit/deps/keyvalue", "../../wit/lifecycle.wit"],
+        path: ["../../wit/deps/config", "../../wit/deps/logging", "../../wit/deps/keyvalue", "../../wit/deps/service"],
         generate_all,
     });
 }

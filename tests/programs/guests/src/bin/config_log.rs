@@ -17,7 +17,7 @@ mod logging {
 
 #[cfg(target_env = "p2")]
 mod lifecycle {
-    wit_bindgen::generate!({ path: "../../../wit/lifecycle.wit", world: "service" });
+    wit_bindgen::generate!({ path: "../../../wit/deps/service", world: "service" });
 }
 
 #[cfg(target_env = "p2")]

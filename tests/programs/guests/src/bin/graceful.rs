@@ -3,7 +3,7 @@
 //! 0. Given the argument `ignore`, it never looks and must be cancelled.
 //! As a core module (wasip1) it uses the `arcella.shutdown_requested`
 //! import; as a component (wasip2), `arcella:service/lifecycle` from the
-//! repository's wit/lifecycle.wit.
+//! repository's wit/deps/service/lifecycle.wit.
 
 #[cfg(target_env = "p1")]
 #[link(wasm_import_module = "arcella")]
@@ -18,7 +18,7 @@ fn should_stop() -> bool {
 }
 
 #[cfg(target_env = "p2")]
-wit_bindgen::generate!({ path: "../../../wit/lifecycle.wit", world: "service" });
+wit_bindgen::generate!({ path: "../../../wit/deps/service", world: "service" });
 
 #[cfg(target_env = "p2")]
 fn should_stop() -> bool {

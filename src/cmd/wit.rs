@@ -1,0 +1,109 @@
+//! `arcella wit --out DIR`: the WIT package set guests build against
+//! (`wit/` of the source tree: the `arcella:platform` worlds and their
+//! dependencies at the versions this daemon provides), written from the
+//! binary, so a user of the package has it without the repository.
+
+use crate::cmd::render::json_value;
+use crate::exit::Failure;
+use crate::output::outln;
+use std::path::Path;
+
+/// Every file of `wit/`, as (path under it, contents).
+pub const FILES: &[(&str, &str)] = &[
+    ("README.md", include_str!("../../wit/README.md")),
+    ("platform.wit", include_str!("../../wit/platform.wit")),
+    ("deps/cli.wit", include_str!("../../wit/deps/cli.wit")),
+    ("deps/clocks.wit", include_str!("../../wit/deps/clocks.wit")),
+    ("deps/filesystem.wit", include_str!("../../wit/deps/filesystem.wit")),
+    ("deps/http.wit", include_str!("../../wit/deps/http.wit")),
+    ("deps/io.wit", include_str!("../../wit/deps/io.wit")),
+    ("deps/random.wit", include_str!("../../wit/deps/random.wit")),
+    ("deps/sockets.wit", include_str!("../../wit/deps/sockets.wit")),
+    (
+        "deps/service/lifecycle.wit",
+        include_str!("../../wit/deps/service/lifecycle.wit"),
+    ),
+    ("deps/config/store.wit", include_str!("../../wit/deps/config/store.wit")),
+    ("deps/config/world.wit", include_str!("../../wit/deps/config/world.wit")),
+    (
+        "deps/keyvalue/atomic.wit",
+        include_str!("../../wit/deps/keyvalue/atomic.wit"),
+    ),
+    (
+        "deps/keyvalue/batch.wit",
+        include_str!("../../wit/deps/keyvalue/batch.wit"),
+    ),
+    (
+        "deps/keyvalue/store.wit",
+        include_str!("../../wit/deps/keyvalue/store.wit"),
+    ),
+    (
+        "deps/keyvalue/watch.wit",
+        include_str!("../../wit/deps/keyvalue/watch.wit"),
+    ),
+    (
+        "deps/keyvalue/world.wit",
+        include_str!("../../wit/deps/keyvalue/world.wit"),
+    ),
+    (
+        "deps/logging/logging.wit",
+        include_str!("../../wit/deps/logging/logging.wit"),
+    ),
+    (
+        "deps/logging/world.wit",
+        include_str!("../../wit/deps/logging/world.wit"),
+    ),
+];
+
+/// Why the files were not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WitError {
+    #[error("{path}: cannot write: {source}")]
+    Write {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl From<WitError> for Failure {
+    fn from(err: WitError) -> Self {
+        Failure::new("io", err)
+    }
+}
+
+/// What `wit --json` prints.
+#[derive(Debug, serde::Serialize)]
+struct Written {
+    dir: String,
+    files: Vec<&'static str>,
+}
+
+/// Writes every file under `out` (created if need be; files of the same
+/// name are replaced, others left alone).
+pub fn write(out: &Path, json: bool) -> Result<(), WitError> {
+    for (name, text) in FILES {
+        let path = out.join(name);
+        let failed = |source| WitError::Write {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(failed)?;
+        }
+        std::fs::write(&path, text).map_err(failed)?;
+    }
+    if json {
+        json_value(&Written {
+            dir: out.display().to_string(),
+            files: FILES.iter().map(|(name, _)| *name).collect(),
+        });
+    } else {
+        outln!(
+            "wrote {} files to {}: worlds arcella:platform/command, service, http-handler",
+            FILES.len(),
+            out.display()
+        );
+    }
+    Ok(())
+}
