@@ -51,7 +51,8 @@ pub fn completions(shell: Shell) {
     crate::output::bytes(&script(shell).1);
 }
 
-fn write(path: PathBuf, bytes: &[u8]) -> Result<(), DocsError> {
+/// Writes `bytes` to `path`, making its directory first.
+pub(crate) fn write(path: PathBuf, bytes: &[u8]) -> Result<(), DocsError> {
     let write_err = |source| DocsError::Write {
         path: path.display().to_string(),
         source,

@@ -3,8 +3,8 @@
 //! dependencies at the versions this daemon provides), written from the
 //! binary, so a user of the package has it without the repository.
 
+use super::docs::DocsError;
 use crate::cmd::render::json_value;
-use crate::exit::Failure;
 use crate::output::outln;
 use std::path::Path;
 
@@ -55,23 +55,6 @@ pub const FILES: &[(&str, &str)] = &[
     ),
 ];
 
-/// Why the files were not written.
-#[derive(Debug, thiserror::Error)]
-pub enum WitError {
-    #[error("{path}: cannot write: {source}")]
-    Write {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl From<WitError> for Failure {
-    fn from(err: WitError) -> Self {
-        Failure::new("io", err)
-    }
-}
-
 /// What `wit --json` prints.
 #[derive(Debug, serde::Serialize)]
 struct Written {
@@ -81,17 +64,9 @@ struct Written {
 
 /// Writes every file under `out` (created if need be; files of the same
 /// name are replaced, others left alone).
-pub fn write(out: &Path, json: bool) -> Result<(), WitError> {
+pub fn write(out: &Path, json: bool) -> Result<(), DocsError> {
     for (name, text) in FILES {
-        let path = out.join(name);
-        let failed = |source| WitError::Write {
-            path: path.display().to_string(),
-            source,
-        };
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(failed)?;
-        }
-        std::fs::write(&path, text).map_err(failed)?;
+        super::docs::write(out.join(name), text.as_bytes())?;
     }
     if json {
         json_value(&Written {

@@ -174,11 +174,6 @@ async fn serve(
         Ok(()),
         &format!("arcella {}", env!("CARGO_PKG_VERSION")),
     );
-    // Checked when the configuration was loaded.
-    let http_roots = config.http.roots().unwrap_or_default();
-    if let Err(e) = crate::host::http::trust_roots(&http_roots) {
-        log::error!("[http] ca_file: {e}; guests' https requests trust Mozilla's roots only");
-    }
     let supervisor = Supervisor::new(engines, config.clone(), store, registry, uploads, executors, audit);
     supervisor.load_registry()?;
     let (listener, bound) = bind(&socket, socket_group(&access)?)?;

@@ -192,12 +192,18 @@ impl Supervisor {
         executors: Executors,
         audit: super::audit::Audit,
     ) -> Self {
+        // Read once (checked when the configuration was loaded): trusted
+        // here for in-process guests, handed to every worker in its Hello.
+        let http_roots = config.http.roots().unwrap_or_default();
+        if let Err(e) = crate::host::http::trust_roots(&http_roots) {
+            log::error!("[http] ca_file: {e}; guests' https requests trust Mozilla's roots only");
+        }
         let workers = WorkerPool::new(
             &config.workers,
             &config.engine,
             executors.control.clone(),
             Some(&config.data_dir),
-            config.http.roots().unwrap_or_default(),
+            http_roots,
         );
         let kv = super::kvstores::KvStores::new(&config.data_dir);
         let inner = Inner {

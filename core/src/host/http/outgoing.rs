@@ -185,7 +185,12 @@ impl Shared {
         let candidates: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
             Err(_) => match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host, port))).await {
-                Ok(Ok(found)) => found.collect(),
+                Ok(Ok(found)) => {
+                    let found: Vec<SocketAddr> = found.collect();
+                    let ips: Vec<IpAddr> = found.iter().map(|a| a.ip()).collect();
+                    checker.remember(host, &ips);
+                    found
+                }
                 Ok(Err(e)) => {
                     return Err(Error::DnsError {
                         rcode: Some(e.to_string()),

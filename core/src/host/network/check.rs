@@ -119,6 +119,18 @@ impl Checker {
         self.remote_allowed(addr, RuleList::Connect).await
     }
 
+    /// Records what the host just resolved `name` to (the HTTP connector
+    /// resolves a request's host itself), so a name rule for it is
+    /// checked against those very addresses instead of a second lookup.
+    pub fn remember(&self, name: &str, addrs: &[IpAddr]) {
+        let addrs: Arc<[IpAddr]> = addrs.iter().map(|ip| ip.to_canonical()).collect();
+        let mut cache = self.cache();
+        if cache.len() > 64 {
+            cache.clear();
+        }
+        cache.insert(name.to_ascii_lowercase(), (Instant::now(), addrs));
+    }
+
     /// A local address against the `listen` rules.
     fn bind_allowed(&self, addr: SocketAddr) -> Result<(), String> {
         let ip = addr.ip().to_canonical();
@@ -182,11 +194,7 @@ impl Checker {
             Ok(Ok(found)) => found.map(|a| a.ip().to_canonical()).collect(),
             _ => Arc::from([]),
         };
-        let mut cache = self.cache();
-        if cache.len() > 64 {
-            cache.clear();
-        }
-        cache.insert(name.to_owned(), (now, addrs.clone()));
+        self.remember(name, &addrs);
         addrs
     }
 

@@ -3,13 +3,9 @@
 
 use super::*;
 
-const DOC: &str = include_str!("../../../../docs/manifests.md");
-
 /// The docs' `[http]` example block.
 fn doc_example() -> &'static str {
-    let start = DOC.find("```\nkind = \"service\"\n[http]\n").expect("the example") + 4;
-    let len = DOC[start..].find("```").expect("its end");
-    &DOC[start..start + len]
+    doc_block("kind = \"service\"\n[http]\n")
 }
 
 #[test]

@@ -13,6 +13,16 @@ mod validate;
 use super::*;
 use crate::artifact::ArtifactKind;
 
+/// docs/manifests.md, whose examples are tested as code.
+pub(super) const MANIFESTS_DOC: &str = include_str!("../../../../docs/manifests.md");
+
+/// The docs' untagged example block that starts with `first_lines`.
+pub(super) fn doc_block(first_lines: &str) -> &'static str {
+    let start = MANIFESTS_DOC.find(&format!("```\n{first_lines}")).expect("the example") + 4;
+    let len = MANIFESTS_DOC[start..].find("```").expect("its end");
+    &MANIFESTS_DOC[start..start + len]
+}
+
 /// A component.toml with every key.
 pub(super) const FULL_COMPONENT: &str = r#"
 name = "sensor-hub"

@@ -3,13 +3,9 @@
 
 use super::*;
 
-const DOC: &str = include_str!("../../../../docs/manifests.md");
-
 /// The docs' `[capabilities.network]` example block.
 fn doc_example() -> &'static str {
-    let start = DOC.find("```\n[capabilities.network]\n").expect("the example") + 4;
-    let len = DOC[start..].find("```").expect("its end");
-    &DOC[start..start + len]
+    doc_block("[capabilities.network]\n")
 }
 
 #[test]
