@@ -129,6 +129,9 @@ pub enum Command {
     Config(crate::cmd::config::ConfigArgs),
     /// Show the daemon's version, engine fingerprint, board, data dir.
     Info(ConnectOnly),
+    /// Show typed calls between modules: who provides which interface,
+    /// who consumes it, at which version, in which process; and who waits.
+    Wiring(ConnectOnly),
     /// Show the audit trail: who changed what, denials, starts and exits.
     Audit(AuditArgs),
     /// Make an Ed25519 key pair for signing artifacts.
@@ -169,7 +172,7 @@ impl Command {
             Command::Audit(a) => Some(&a.connect),
             Command::Config(a) => Some(&a.connect),
             Command::Inspect(a) => Some(&a.connect),
-            Command::Gc(a) | Command::List(a) | Command::Info(a) => Some(&a.connect),
+            Command::Gc(a) | Command::List(a) | Command::Info(a) | Command::Wiring(a) => Some(&a.connect),
             Command::Rollback(a) | Command::Start(a) | Command::Stop(a) | Command::Restart(a) | Command::Status(a) => {
                 Some(&a.connect)
             }

@@ -28,7 +28,7 @@ pub fn error_kind(kind: ErrorKind) -> &'static str {
 /// beside it.
 #[derive(Debug, Serialize)]
 pub struct State {
-    /// stopped, starting, running, stopping, exited, backing_off, failed.
+    /// stopped, starting, running, stopping, exited, backing_off, failed, waiting.
     pub state: &'static str,
     /// With `exited`: the exit code.
     pub exit_code: Option<i32>,
@@ -37,6 +37,8 @@ pub struct State {
     /// With `backing_off`: the restart attempt to come, and in how long.
     pub restart_attempt: Option<u32>,
     pub restart_in_ms: Option<u64>,
+    /// With `waiting`: the import that has no provider yet.
+    pub waiting_for: Option<String>,
 }
 
 impl From<&ModuleState> for State {
@@ -47,6 +49,7 @@ impl From<&ModuleState> for State {
             failure: None,
             restart_attempt: None,
             restart_in_ms: None,
+            waiting_for: None,
         };
         match state {
             ModuleState::Stopped => word("stopped"),
@@ -66,6 +69,10 @@ impl From<&ModuleState> for State {
                 failure: Some(reason.clone()),
                 ..word("failed")
             },
+            ModuleState::Waiting { reason } => Self {
+                waiting_for: Some(reason.clone()),
+                ..word("waiting")
+            },
         }
     }
 }
@@ -74,6 +81,7 @@ pub fn kind(kind: ModuleKind) -> &'static str {
     match kind {
         ModuleKind::Command => "command",
         ModuleKind::Service => "service",
+        ModuleKind::Provider => "provider",
     }
 }
 
@@ -327,4 +335,69 @@ pub struct ErrorBody<'a> {
     pub message: &'a str,
     /// The process's exit code, repeated for whoever reads only the text.
     pub exit_code: u8,
+}
+
+/// `arcella wiring --json`: `{"providers": [...], "links": [...], "waiting": [...]}`.
+#[derive(Debug, Serialize)]
+pub struct Wiring {
+    pub providers: Vec<WiringProvider>,
+    pub links: Vec<WiringLink>,
+    pub waiting: Vec<WiringWaiting>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WiringProvider {
+    pub module: String,
+    pub version: String,
+    pub exports: Vec<String>,
+    pub process: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WiringLink {
+    pub consumer: String,
+    pub import: String,
+    pub provider: String,
+    pub process: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WiringWaiting {
+    pub module: String,
+    pub reason: String,
+}
+
+impl From<&arcella_core::protocol::Wiring> for Wiring {
+    fn from(w: &arcella_core::protocol::Wiring) -> Self {
+        Self {
+            providers: w
+                .providers
+                .iter()
+                .map(|p| WiringProvider {
+                    module: p.module.clone(),
+                    version: p.version.clone(),
+                    exports: p.exports.clone(),
+                    process: p.process.clone(),
+                })
+                .collect(),
+            links: w
+                .links
+                .iter()
+                .map(|l| WiringLink {
+                    consumer: l.consumer.clone(),
+                    import: l.import.clone(),
+                    provider: l.provider.clone(),
+                    process: l.process.clone(),
+                })
+                .collect(),
+            waiting: w
+                .waiting
+                .iter()
+                .map(|(module, reason)| WiringWaiting {
+                    module: module.clone(),
+                    reason: reason.clone(),
+                })
+                .collect(),
+        }
+    }
 }

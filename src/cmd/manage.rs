@@ -214,6 +214,7 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
             module: m.module.clone(),
         },
         Command::Info(_) => Request::Info,
+        Command::Wiring(_) => Request::Wiring,
         Command::Logs(args) => return logs(&mut client, args, json),
         Command::Audit(args) => super::audit::request(args),
         Command::Config(args) => return crate::cmd::config::execute(&mut client, args, json),

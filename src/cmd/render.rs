@@ -28,6 +28,7 @@ fn response_json(response: &Response) {
         Response::Uploaded { .. } | Response::Following | Response::Unfollowed | Response::Config(_) => {}
         // `arcella kv` prints its own answers (cmd/kv.rs).
         Response::Kv(_) => {}
+        Response::Wiring(w) => json_value(&json::Wiring::from(w)),
     }
 }
 
@@ -50,6 +51,7 @@ pub fn response(response: &Response, json: bool) {
                 outln!("{label:<12} {line}");
             }
         }
+        Response::Wiring(w) => wiring(w),
         Response::Modules(modules) if modules.is_empty() => outln!("no modules installed"),
         Response::Modules(modules) => {
             outln!("{:<24} {:<12} {:<8} {:<7} STATE", "MODULE", "VERSION", "KIND", "WHERE");
@@ -154,6 +156,7 @@ pub fn state(state: &ModuleState) -> String {
         ModuleState::Exited { code } => format!("exited ({code})"),
         ModuleState::BackingOff { attempt, in_ms } => format!("restarting (attempt {attempt} in {in_ms} ms)"),
         ModuleState::Failed { reason } => format!("failed: {reason}"),
+        ModuleState::Waiting { reason } => format!("waiting: {reason}"),
     }
 }
 
@@ -214,4 +217,27 @@ fn provided_packages(interfaces: &[String]) -> Vec<String> {
         .into_iter()
         .map(|(key, list)| format!("{key}: {}", list.join(", ")))
         .collect()
+}
+
+/// `arcella wiring` as text: providers, then links, then who waits.
+fn wiring(w: &arcella_core::protocol::Wiring) {
+    if w.providers.is_empty() && w.links.is_empty() && w.waiting.is_empty() {
+        outln!("no providers running and no module imports one");
+        return;
+    }
+    outln!("{:<20} {:<10} {:<18} PROVIDES", "PROVIDER", "VERSION", "PROCESS");
+    for p in &w.providers {
+        outln!("{:<20} {:<10} {:<18} {}", p.module, p.version, p.process, p.exports.join(", "));
+    }
+    if !w.links.is_empty() {
+        outln!();
+        outln!("{:<20} {:<18} {:<36} PROVIDER", "CONSUMER", "PROCESS", "IMPORT");
+        for l in &w.links {
+            outln!("{:<20} {:<18} {:<36} {}", l.consumer, l.process, l.import, l.provider);
+        }
+    }
+    for (module, why) in &w.waiting {
+        outln!();
+        outln!("{module} waits: {why}");
+    }
 }

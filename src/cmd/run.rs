@@ -76,6 +76,7 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         entrypoint: None,
         stop: Some(stop),
         health: None,
+        provide: None,
         host: &stderr_denials(),
     };
     match run_blocking(&invocation) {

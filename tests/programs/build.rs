@@ -86,6 +86,17 @@ fn main() -> Result<(), BoxError> {
         fs::copy(&built, guests_out.join(format!("{name}.wasm"))).map_err(|e| format!("{}: {e}", built.display()))?;
         names.push(name.to_owned());
     }
+    // Typed calls between modules: a provider library and its consumers.
+    let typed = manifest_dir.join("typed");
+    for watched in ["src", "wit", "wit-misfit", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", typed.join(watched).display());
+    }
+    build_rust_project(&typed, &out_dir, "wasm32-wasip2", &["--lib", "--bins"])?;
+    for name in ["thermo_provider", "thermo_consumer", "thermo_misfit"] {
+        let built = out_dir.join(format!("guests-target/wasm32-wasip2/release/{name}.wasm"));
+        fs::copy(&built, guests_out.join(format!("{name}.wasm"))).map_err(|e| format!("{}: {e}", built.display()))?;
+        names.push(name.to_owned());
+    }
     let mut wat_files: Vec<PathBuf> = fs::read_dir(manifest_dir.join("wat"))?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;

@@ -6,6 +6,10 @@ use arcella_core::engine::EngineSet;
 use arcella_core::fingerprint::EngineFingerprint;
 use arcella_core::host::calls::HostCalls;
 use arcella_core::host::keyvalue::proxy::Proxy;
+use arcella_core::host::typed::proxy::CallProxy;
+use arcella_core::host::typed::value::{from_wire, to_wire};
+use arcella_core::host::typed::{CallError, ProviderHandle};
+use arcella_core::protocol::host_call::MAX_HOST_PAYLOAD;
 use arcella_core::host::{ConfigValues, Denial, HostServices};
 use arcella_core::protocol::worker::{
     self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive,
@@ -38,6 +42,8 @@ struct Running {
     name: String,
     /// What its `wasi:config` calls read; replaced by `ToWorker::Config`.
     config: ConfigValues,
+    /// A provider's entrance, where `ToWorker::Call`s go.
+    provide: Option<Arc<ProviderHandle>>,
 }
 
 #[derive(Default)]
@@ -228,6 +234,9 @@ impl Context {
                     running
                 };
                 if let Some(running) = running {
+                    if let Some(handle) = &running.provide {
+                        handle.close();
+                    }
                     drop(running.task);
                     let outcome = Err(format!("{}: cancelled", running.name));
                     let _ = self.outbox.send(FromWorker::Exited { instance, outcome }).await;
@@ -241,6 +250,39 @@ impl Context {
                 let _ = self.outbox.send(FromWorker::Pong { id, usage }).await;
             }
             ToWorker::HostReply { call, reply } => self.calls.deliver(call, reply),
+            ToWorker::Call {
+                instance,
+                call,
+                export,
+                function,
+                args,
+                timeout_ms,
+            } => {
+                let handle = lock(&self.instances)
+                    .running
+                    .get(&instance)
+                    .and_then(|r| r.provide.clone());
+                let outbox = self.outbox.clone();
+                self.executor
+                    .spawn(async move {
+                        let result = match handle {
+                            Some(handle) => {
+                                let deadline =
+                                    std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+                                let timeout = run::humanize(std::time::Duration::from_millis(timeout_ms));
+                                handle
+                                    .call(&export, &function, from_wire(args), deadline, &timeout)
+                                    .await
+                                    .and_then(|answer| wire_answer(&function, &answer))
+                            }
+                            None => Err(CallError::Refused(format!(
+                                "no provider instance {instance} in this worker"
+                            ))),
+                        };
+                        let _ = outbox.send(FromWorker::CallReply { call, result }).await;
+                    })
+                    .detach();
+            }
             ToWorker::Hello { .. } => log::warn!("worker `{}`: a second Hello ignored", self.group),
             ToWorker::Config { instance, values } => {
                 let values = values.into_iter().collect();
@@ -326,7 +368,16 @@ impl Context {
                 calls: self.calls.clone(),
                 instance,
             })),
+            // Calls to providers go through the daemon, which links them.
+            calls: Some(Arc::new(CallProxy {
+                calls: self.calls.clone(),
+                instance,
+            })),
         };
+        let provide = spec
+            .provider_instances
+            .map(|instances| Arc::new(ProviderHandle::new(&spec.name, instances)));
+        let provide_kept = provide.clone();
         let task = self.executor.spawn(async move {
             let output = Output::Capture(book);
             let invocation = Invocation {
@@ -340,6 +391,7 @@ impl Context {
                 stop: Some(flag),
                 health: Some(check),
                 host: &host,
+                provide: provide.clone(),
             };
             let outcome = run::run(&invocation).await.map_err(|e| e.to_string());
             {
@@ -367,11 +419,31 @@ impl Context {
                     health,
                     name,
                     config,
+                    provide: provide_kept,
                 },
             );
         }
         let _ = self.outbox.send(FromWorker::Started { instance }).await;
     }
+}
+
+/// A provider's answer for the wire, refused if it cannot fit a message.
+fn wire_answer(
+    function: &str,
+    answer: &[arcella_core::wasmtime::component::Val],
+) -> Result<Vec<arcella_core::host::typed::value::WireVal>, CallError> {
+    let bad = |why: String| CallError::BadValues {
+        function: function.to_owned(),
+        why,
+    };
+    let wire = to_wire(answer).map_err(|e| bad(e.to_string()))?;
+    let size = postcard::experimental::serialized_size(&wire).unwrap_or(usize::MAX);
+    if size > MAX_HOST_PAYLOAD {
+        return Err(bad(format!(
+            "the answer takes {size} bytes; a call between modules carries at most {MAX_HOST_PAYLOAD}"
+        )));
+    }
+    Ok(wire)
 }
 
 /// Maps the code file the daemon verified and passed.

@@ -14,6 +14,7 @@ pub mod remote;
 pub mod server;
 pub mod supervisor;
 pub mod uploads;
+pub mod wiring;
 pub mod workers;
 
 use crate::artifact::ArtifactStore;

@@ -75,6 +75,7 @@ fn audited(request: &Request) -> Option<(&'static str, Option<String>, String)> 
 fn serve(sup: &Supervisor, request: Request) -> Result<Response, RemoteError> {
     match request {
         Request::Info => Ok(Response::Info(sup.info())),
+        Request::Wiring => Ok(Response::Wiring(sup.wiring())),
         Request::List => Ok(Response::Modules(sup.list())),
         Request::Status { module } => sup.status(&module).map(|s| Response::Status(Box::new(s))),
         Request::Inspect { module } => sup.inspect(&module).map(Response::Inspect),

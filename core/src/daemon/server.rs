@@ -322,6 +322,7 @@ async fn handle(
         }
         // Answered from memory (or by a quick signal to a task): here.
         Request::Info
+        | Request::Wiring
         | Request::List
         | Request::Status { .. }
         | Request::Inspect { .. }

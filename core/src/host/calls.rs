@@ -96,6 +96,11 @@ impl HostServices {
     pub async fn serve(&self, request: HostRequest) -> HostReply {
         match request {
             HostRequest::KeyValue(request) => HostReply::KeyValue(self.kv_call(request).await),
+            HostRequest::Call {
+                import,
+                function,
+                args,
+            } => HostReply::Call(self.typed_call(&import, &function, args).await),
         }
     }
 
@@ -106,6 +111,34 @@ impl HostServices {
             Some(backend) => backend.call(request).await,
             None => super::keyvalue::backend::ungranted(&request, self.denials.as_ref()),
         }
+    }
+}
+
+impl HostServices {
+    /// One typed call from a consumer in a worker, routed by the
+    /// instance's router here; refused (and reported) when the instance
+    /// imports no provider's interface at all.
+    pub async fn typed_call(
+        &self,
+        import: &str,
+        function: &str,
+        args: Vec<crate::host::typed::value::WireVal>,
+    ) -> Result<Vec<crate::host::typed::value::WireVal>, crate::host::typed::CallError> {
+        use crate::host::typed::{CallError, value};
+        let Some(router) = &self.calls else {
+            self.deny(
+                super::Capability::Calls,
+                format!("call {import}#{function}: the module imports no provider's interface"),
+            );
+            return Err(CallError::NotLinked {
+                import: import.to_owned(),
+            });
+        };
+        let answer = router.call(import, function, value::from_wire(args)).await?;
+        value::to_wire(&answer).map_err(|e| CallError::BadValues {
+            function: function.to_owned(),
+            why: e.to_string(),
+        })
     }
 }
 

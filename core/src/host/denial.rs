@@ -12,6 +12,8 @@ pub enum Capability {
     KeyValue,
     Config,
     Http,
+    /// A typed call to a provider the module's `[imports]` does not grant.
+    Calls,
 }
 
 impl Capability {
@@ -24,6 +26,7 @@ impl Capability {
             Self::KeyValue => "keyvalue",
             Self::Config => "config",
             Self::Http => "http",
+            Self::Calls => "calls",
         }
     }
 }

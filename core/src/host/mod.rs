@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod network;
 pub mod provided;
+pub mod typed;
 
 pub use config::ConfigValues;
 pub use denial::{Capability, Denial, DenialSink};
@@ -44,6 +45,10 @@ pub struct HostServices {
     /// the proxy to it in a worker; `None`: no store granted (every
     /// `open` is refused).
     pub keyvalue: Option<std::sync::Arc<dyn keyvalue::backend::KeyValue>>,
+    /// Who answers the instance's calls to provider modules (typed
+    /// calls): the daemon's router, or the proxy to it in a worker; `None`
+    /// (`arcella run`): imports only providers could serve are refused.
+    pub calls: Option<std::sync::Arc<dyn typed::Calls>>,
 }
 
 impl std::fmt::Debug for HostServices {
@@ -53,6 +58,7 @@ impl std::fmt::Debug for HostServices {
             .field("config", &self.config)
             .field("logs", &self.logs.is_some())
             .field("keyvalue", &self.keyvalue.is_some())
+            .field("calls", &self.calls.is_some())
             .finish()
     }
 }

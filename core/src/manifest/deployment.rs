@@ -43,6 +43,14 @@ pub struct DeploymentManifest {
     /// this address (components only, `kind = "service"`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http: Option<super::http::HttpSection>,
+    /// `[imports]`: which provider module each imported interface may be
+    /// linked to (manifest/imports.rs).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub imports: super::imports::ImportsSection,
+    /// `[calls]`: how long this module's calls to providers may wait.
+    pub calls: super::imports::CallsSection,
+    /// `[provider]`: the instance pool of a `kind = "provider"` module.
+    pub provider: super::imports::ProviderSection,
 }
 
 impl Default for DeploymentManifest {
@@ -60,6 +68,9 @@ impl Default for DeploymentManifest {
             capabilities: Capabilities::default(),
             config: BTreeMap::new(),
             http: None,
+            imports: BTreeMap::new(),
+            calls: Default::default(),
+            provider: Default::default(),
         }
     }
 }
@@ -240,8 +251,22 @@ impl DeploymentManifest {
             .check()
             .map_err(|(key, m)| invalid(KeyPath::new("capabilities").join(key), m))?;
         super::config::check_config(&self.config).map_err(|(key, m)| invalid(key, m))?;
-        if self.kind == ModuleKind::Service && self.limits.timeout.is_some() {
+        if self.kind != ModuleKind::Command && self.limits.timeout.is_some() {
             return Err(ManifestError::TimeoutOnService { place: place() });
+        }
+        super::imports::check(&self.imports, &self.calls, &self.provider).map_err(|(key, m)| invalid(key, m))?;
+        if self.kind == ModuleKind::Provider && self.http.is_some() {
+            return Err(invalid(
+                KeyPath::new("http"),
+                "a provider serves calls from other modules, not HTTP: make it kind = \"service\", or remove [http]"
+                    .to_owned(),
+            ));
+        }
+        if self.provider != super::imports::ProviderSection::default() && self.kind != ModuleKind::Provider {
+            return Err(invalid(
+                KeyPath::new("provider"),
+                "applies to kind = \"provider\" only: set the kind, or remove [provider]".to_owned(),
+            ));
         }
         if let Some(http) = &self.http {
             http.grant().map_err(|(key, m)| invalid(key, m))?;

@@ -39,7 +39,11 @@ impl<T: Copy> Visitor<'_> for Choice<T> {
     }
 }
 
-const KINDS: Choice<ModuleKind> = Choice(&[("command", ModuleKind::Command), ("service", ModuleKind::Service)]);
+const KINDS: Choice<ModuleKind> = Choice(&[
+    ("command", ModuleKind::Command),
+    ("service", ModuleKind::Service),
+    ("provider", ModuleKind::Provider),
+]);
 const ISOLATIONS: Choice<Isolation> = Choice(&[("main", Isolation::Main), ("worker", Isolation::Worker)]);
 
 /// The TOML spelling of a [`ModuleKind`]: `"command"` or `"service"`.

@@ -15,6 +15,7 @@ mod deployment;
 mod enums;
 mod error;
 mod http;
+pub mod imports;
 mod keyvalue;
 mod locate;
 mod names;

@@ -112,6 +112,29 @@ pub fn validate(
             Some(KeyPath::new("startup").key("entrypoint")),
         ),
         (None, Some(e)) => (e, COMPONENT_FILE, Some(KeyPath::new("entrypoint"))),
+        (None, None) if deployment.kind == crate::protocol::ModuleKind::Provider => {
+            // A provider is entered through the interfaces it exports.
+            let offered = interface.exports.iter().find(|e| !e.starts_with("wasi:"));
+            match offered {
+                Some(export) => (export.clone(), DEPLOYMENT_FILE, Some(KeyPath::new("kind"))),
+                None => {
+                    return Err(ManifestError::Invalid {
+                        place: Place::file(DEPLOYMENT_FILE),
+                        key: KeyPath::new("kind"),
+                        message: format!(
+                            "= \"provider\", but `{}` exports no interface for other modules to call (only {}): \
+                             export one (`acme:thermo/sensor@1.0.0`, say), or make it a service or command",
+                            interface.source_name,
+                            if interface.exports.is_empty() {
+                                "nothing".to_owned()
+                            } else {
+                                interface.exports.join(", ")
+                            }
+                        ),
+                    });
+                }
+            }
+        }
         (None, None) if deployment.http.is_some() => (
             super::http::INCOMING_HANDLER.to_owned(),
             DEPLOYMENT_FILE,

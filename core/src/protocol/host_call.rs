@@ -22,15 +22,22 @@ pub const MAX_HOST_PAYLOAD: usize = 15 * 1024;
 pub const MAX_CALLS_IN_FLIGHT: usize = 64;
 
 /// A call the worker forwards.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum HostRequest {
     KeyValue(KvRequest),
+    /// A typed call to the provider linked to the instance's import.
+    Call {
+        import: String,
+        function: String,
+        args: Vec<crate::host::typed::value::WireVal>,
+    },
 }
 
 /// The daemon's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum HostReply {
     KeyValue(Result<KvReply, KvError>),
+    Call(Result<Vec<crate::host::typed::value::WireVal>, crate::host::typed::CallError>),
     /// The daemon would not serve the call at all (unknown instance, too
     /// many calls in flight, a request that does not fit).
     Refused(String),

@@ -132,6 +132,8 @@ pub enum Request {
         bucket: String,
         op: super::KvOp,
     },
+    /// Who provides which interface to whom (typed calls).
+    Wiring,
 }
 
 /// Which audit records to return: the last `limit` (at most 128) about
@@ -168,6 +170,7 @@ impl Request {
             | Request::Follow { .. }
             | Request::Unfollow
             | Request::GetConfig { .. }
+            | Request::Wiring
             | Request::Audit(_) => Access::Read,
             Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } => Access::Operate,
             Request::Upload(_)
@@ -248,6 +251,38 @@ pub enum Response {
     Audit(Vec<crate::protocol::audit::AuditRecord>),
     /// The answer to [`Request::Kv`].
     Kv(super::KvAnswer),
+    Wiring(Wiring),
+}
+
+/// Typed calls on a device: the running providers, the links of the
+/// running consumers, and the modules waiting for a provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wiring {
+    pub providers: Vec<WiringProvider>,
+    pub links: Vec<WiringLink>,
+    /// (module, what it waits for).
+    pub waiting: Vec<(String, String)>,
+}
+
+/// One running provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WiringProvider {
+    pub module: String,
+    pub version: String,
+    /// `package:name/interface@version`, each.
+    pub exports: Vec<String>,
+    /// `daemon` or `worker GROUP`.
+    pub process: String,
+}
+
+/// One import of a running consumer, linked to a provider module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WiringLink {
+    pub consumer: String,
+    pub import: String,
+    pub provider: String,
+    /// The consumer's process: `daemon` or `worker GROUP`.
+    pub process: String,
 }
 
 /// A module's runtime configuration as its guest reads it.
@@ -330,11 +365,13 @@ pub struct DaemonInfo {
     pub interfaces: Vec<String>,
 }
 
-/// A command runs to completion; a service runs until stopped.
+/// A command runs to completion; a service runs until stopped; a
+/// provider serves typed calls from other modules until stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ModuleKind {
     Command,
     Service,
+    Provider,
 }
 
 /// Where a module runs.
@@ -370,6 +407,11 @@ pub enum ModuleState {
     },
     /// Given up: the restart policy says no more, or it cannot start.
     Failed {
+        reason: String,
+    },
+    /// Desired running, but an import has no provider it may be linked
+    /// to yet (`reason` names the interface); it starts when one appears.
+    Waiting {
         reason: String,
     },
 }

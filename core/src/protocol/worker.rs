@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
-pub const WORKER_PROTOCOL_VERSION: u16 = 4;
+pub const WORKER_PROTOCOL_VERSION: u16 = 5;
 
 /// The largest message either side sends or accepts.
 pub const MAX_WORKER_MESSAGE: usize = 16 * 1024;
@@ -68,6 +68,17 @@ pub enum ToWorker {
         call: u32,
         reply: super::host_call::HostReply,
     },
+    /// A typed call to the provider `instance` (the daemon's number
+    /// `call`, echoed in [`FromWorker::CallReply`]); the worker gives up
+    /// on it after `timeout_ms`.
+    Call {
+        instance: InstanceId,
+        call: u32,
+        export: String,
+        function: String,
+        args: Vec<crate::host::typed::value::WireVal>,
+        timeout_ms: u64,
+    },
 }
 
 /// What to run.
@@ -78,10 +89,13 @@ pub struct InstanceSpec {
     pub grants: Grants,
     pub limits: Limits,
     pub entrypoint: Option<String>,
+    /// For a provider: the calls it serves at once (`[provider]
+    /// instances`); it then serves [`ToWorker::Call`]s instead of running.
+    pub provider_instances: Option<u16>,
 }
 
 /// Worker to daemon.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum FromWorker {
     /// The sandbox is complete; the worker serves requests.
     Ready {
@@ -126,6 +140,11 @@ pub enum FromWorker {
         instance: InstanceId,
         call: u32,
         request: super::host_call::HostRequest,
+    },
+    /// The answer to [`ToWorker::Call`] number `call`.
+    CallReply {
+        call: u32,
+        result: Result<Vec<crate::host::typed::value::WireVal>, crate::host::typed::CallError>,
     },
 }
 

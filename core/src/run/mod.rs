@@ -16,6 +16,8 @@ pub mod grants;
 #[cfg(feature = "http")]
 mod http;
 pub mod limits;
+mod owned;
+mod provider;
 pub mod ticker;
 
 pub use capture::{LogBook, LogSink};
@@ -111,6 +113,9 @@ pub struct Invocation<'a> {
     /// The backends of the host interfaces (key-value, config, …) and
     /// where denials go.
     pub host: &'a HostServices,
+    /// For a provider (`kind = "provider"`): where its calls arrive; the
+    /// run serves them until stopped instead of calling `wasi:cli/run`.
+    pub provide: Option<std::sync::Arc<crate::host::typed::ProviderHandle>>,
 }
 
 /// A core module's optional health export: `(func (export
@@ -483,14 +488,19 @@ async fn run_component(
     sinks: Option<(LogSink, LogSink)>,
     deadline: Option<Instant>,
 ) -> Result<i32, GuestFailure> {
+    // With a router, imports of other modules' interfaces go to providers.
     let imports: Vec<String> = component
         .component_type()
         .imports(engine)
         .map(|(name, _)| name.to_owned())
+        .filter(|name| command.host.calls.is_none() || !crate::host::typed::from_provider(name))
         .collect();
     let missing = crate::host::provided::missing_imports(&imports);
     if !missing.is_empty() {
         return Err(GuestFailure::Link(crate::host::provided::refusal(&missing)));
+    }
+    if let Some(handle) = &command.provide {
+        return provider::serve(engine, component, command, sinks, handle.clone()).await;
     }
     #[cfg(feature = "http")]
     if let Some(grant) = command.grants.http {
@@ -571,6 +581,9 @@ fn component_pre(
     let mut linker: ComponentLinker<ComponentState> = ComponentLinker::new(engine);
     crate::host::link_component(&mut linker)?;
     crate::host::network::refuse::link(&mut linker, &command.grants.network)?;
+    if let Some(calls) = &command.host.calls {
+        crate::host::typed::link(&mut linker, engine, component, calls.clone())?;
+    }
     linker
         .instantiate_pre(component)
         .map_err(|e| GuestFailure::Link(format!("{e:#}")))

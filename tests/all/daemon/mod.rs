@@ -29,6 +29,7 @@ mod notify;
 mod protocol;
 mod sensor_gateway;
 mod shutdown;
+mod typed;
 mod undumpable;
 mod updates;
 mod variants;

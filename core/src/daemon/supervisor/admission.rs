@@ -28,9 +28,14 @@ pub(super) fn memory_limit(deployment: &DeploymentManifest, defaults: &crate::bo
 }
 
 /// The memory a module may hold at once: its limit per instance, times
-/// the instances serving its HTTP requests at once (`[http] instances`).
+/// the instances serving its HTTP requests at once (`[http] instances`)
+/// or a provider's calls (`[provider] instances`).
 fn declared_memory(deployment: &DeploymentManifest, defaults: &crate::board::ModuleDefaults) -> Option<u64> {
-    let instances = deployment.http.as_ref().map_or(1, |http| u64::from(http.instances));
+    let instances = match (&deployment.http, deployment.kind) {
+        (Some(http), _) => u64::from(http.instances),
+        (None, crate::protocol::ModuleKind::Provider) => u64::from(deployment.provider.instances),
+        (None, _) => 1,
+    };
     memory_limit(deployment, defaults).map(|per_instance| per_instance.saturating_mul(instances))
 }
 
@@ -179,6 +184,8 @@ impl Supervisor {
         let declared = declared_memory(deployment, &config.module_defaults);
         let what = if deployment.http.as_ref().is_some_and(|h| h.instances > 1) {
             "limits.memory × [http] instances"
+        } else if deployment.kind == crate::protocol::ModuleKind::Provider && deployment.provider.instances > 1 {
+            "limits.memory × [provider] instances"
         } else {
             "limits.memory"
         };

@@ -122,20 +122,29 @@ impl Supervisor {
         deployment_toml: &str,
     ) -> Result<Validated, RemoteError> {
         let interface = interface::describe(program, source_name);
+        let component = component_toml
+            .map(|text| manifest::parse_component(text, "component.toml"))
+            .transpose()
+            .map_err(invalid_manifest)?;
+        let deployment = manifest::parse_deployment(deployment_toml, "deployment.toml").map_err(invalid_manifest)?;
         if interface.kind == artifact::ArtifactKind::Component {
-            let missing = crate::host::provided::missing_imports(&interface.imports);
+            // Imports of other modules' interfaces go to providers, where granted.
+            let host_missing: Vec<String> = interface
+                .imports
+                .iter()
+                .filter(|i| !crate::host::typed::from_provider(i))
+                .cloned()
+                .collect();
+            let missing = crate::host::provided::missing_imports(&host_missing);
             if !missing.is_empty() {
                 return Err(RemoteError::new(
                     ErrorKind::Unavailable,
                     crate::host::provided::refusal(&missing),
                 ));
             }
+            super::wiring::check_imports(program, &deployment)
+                .map_err(|e| RemoteError::new(ErrorKind::InvalidManifest, e))?;
         }
-        let component = component_toml
-            .map(|text| manifest::parse_component(text, "component.toml"))
-            .transpose()
-            .map_err(invalid_manifest)?;
-        let deployment = manifest::parse_deployment(deployment_toml, "deployment.toml").map_err(invalid_manifest)?;
         let validated = manifest::validate(component, deployment, &interface).map_err(invalid_manifest)?;
         let engine_stack = self.inner.config.engine.max_wasm_stack as u64;
         if let Some(stack) = validated.deployment.limits.stack
@@ -175,6 +184,9 @@ impl Supervisor {
             ));
         }
         let served = validated.deployment.http.is_some();
+        if validated.deployment.kind == crate::protocol::ModuleKind::Provider {
+            return Ok(validated);
+        }
         let start = if served {
             crate::manifest::INCOMING_HANDLER
         } else {
@@ -461,6 +473,7 @@ impl Supervisor {
             .remove(id)
             .map_err(|e| internal("removing the module record", e))?;
         state.modules.remove(id);
+        self.provider_gone(&mut state, id);
         drop(state);
         self.collect_garbage();
         Ok(())

@@ -42,7 +42,11 @@ impl Supervisor {
         let mut state = self.lock();
         let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
         self.set_desired(slot, DesiredState::Stopped)?;
+        let provider = slot.loaded.as_ref().map(|l| l.manifests.deployment.kind) == Some(ModuleKind::Provider);
         self.wind_down(&mut state, id, "stopped on request");
+        if provider {
+            self.provider_gone(&mut state, id);
+        }
         Ok(())
     }
 
@@ -118,7 +122,7 @@ impl Supervisor {
         self.start(id)
     }
 
-    fn set_desired(&self, slot: &mut Slot, desired: DesiredState) -> Result<(), RemoteError> {
+    pub(super) fn set_desired(&self, slot: &mut Slot, desired: DesiredState) -> Result<(), RemoteError> {
         if slot.record.desired != desired {
             let mut record = slot.record.clone();
             record.desired = desired;
@@ -144,7 +148,9 @@ impl Supervisor {
         slot.config_notice = None;
         slot.host = None;
         slot.health = None;
-        slot.instance = None;
+        if let Some(generation) = slot.instance.take().and_then(|i| i.provides) {
+            self.inner.wiring.unregister(id, generation);
+        }
         drop(slot.outgoing.take());
         slot.logs.note(why);
         self.set_state(state, id, ModuleState::Stopped);
@@ -153,14 +159,21 @@ impl Supervisor {
 
     /// Spawns an instance of `id` under a new generation.
     pub(super) fn launch(&self, state: &mut State, id: &str, loaded: Loaded) {
+        let links = match self.links_for(state, id, &loaded) {
+            Ok(links) => links,
+            Err(unlinked) => return self.unlinked(state, id, unlinked),
+        };
         let Some(slot) = state.modules.get_mut(id) else { return };
         slot.generation += 1;
         let generation = slot.generation;
         slot.started_at = Some(unix_now());
+        let provides = (loaded.manifests.deployment.kind == ModuleKind::Provider).then_some(generation);
         slot.instance = Some(Instance {
             version: loaded.manifests.version.clone(),
             hears_shutdown: loaded.hears_shutdown,
             in_process: loaded.manifests.deployment.isolation == Isolation::Main,
+            links: links.clone(),
+            provides,
         });
         slot.logs
             .note(&format!("starting version {}", loaded.manifests.version));
@@ -180,23 +193,30 @@ impl Supervisor {
             let (config_notice, config_changed) = async_channel::bounded(1);
             slot.config_notice = Some(config_notice);
             let artifact = slot.record.current.artifact.clone();
-            let services = self.services_for(id, &book, config);
+            let services = self.with_router(id, &loaded, links, self.services_for(id, &book, config));
+            let provide = provides.map(|generation| self.register_provider(id, &loaded, generation));
             let task = self.launch_in_worker(
                 id,
                 generation,
                 loaded,
                 artifact,
                 (book, services, config_changed),
-                (stop_asked, check),
+                (stop_asked, check, provide),
             );
-            slot.task = Some(task);
+            if let Some(slot) = state.modules.get_mut(id) {
+                slot.task = Some(task);
+            }
             self.set_state(state, id, ModuleState::Running);
+            if provides.is_some() {
+                self.wake_waiting(state);
+            }
             return;
         }
         let supervisor = self.clone();
         let profile = self.inner.engines.profile(loaded.metered);
         let id_owned = id.to_owned();
-        let services = self.services_for(id, &book, config);
+        let services = self.with_router(id, &loaded, links, self.services_for(id, &book, config));
+        let provide = provides.map(|generation| self.register_provider(id, &loaded, generation));
         // On the guest thread: never where the control plane runs.
         let task = self.inner.guests.spawn(async move {
             let deployment = &loaded.manifests.deployment;
@@ -219,13 +239,40 @@ impl Supervisor {
                 stop: Some(stop),
                 health: check,
                 host: &services,
+                provide: provide.clone(),
             };
+            // However the run ends (or is cancelled), its calls fail at once.
+            let _closing = provide.map(crate::host::typed::handle::CloseOnDrop);
             let outcome = run::run(&invocation).await;
             supervisor.on_exit(&id_owned, generation, outcome, began.elapsed());
         });
-        slot.task = Some(task);
+        if let Some(slot) = state.modules.get_mut(id) {
+            slot.task = Some(task);
+        }
         self.refresh_ticker(state);
         self.set_state(state, id, ModuleState::Running);
+        if provides.is_some() {
+            self.wake_waiting(state);
+        }
+    }
+
+    /// A module that cannot be linked now: `waiting` for a provider, or
+    /// failed for good (an import cycle).
+    fn unlinked(&self, state: &mut State, id: &str, unlinked: super::wiring::Unlinked) {
+        let Some(slot) = state.modules.get_mut(id) else { return };
+        match unlinked {
+            super::wiring::Unlinked::Waiting(reason) => {
+                if slot.state != (ModuleState::Waiting { reason: reason.clone() }) {
+                    slot.logs.note(&format!("waiting: {reason}"));
+                }
+                self.set_state(state, id, ModuleState::Waiting { reason });
+            }
+            super::wiring::Unlinked::Cycle(reason) => {
+                slot.logs.note(&reason);
+                slot.last_error = Some(reason.clone());
+                self.set_state(state, id, ModuleState::Failed { reason });
+            }
+        }
     }
 
     /// Runs the epoch thread exactly while some instance runs in this
@@ -256,7 +303,9 @@ impl Supervisor {
             self.outgoing_ended(&mut state, id, generation, &outcome);
             return;
         }
-        slot.instance = None;
+        if let Some(provided) = slot.instance.take().and_then(|i| i.provides) {
+            self.inner.wiring.unregister(id, provided);
+        }
         if let Some(task) = slot.task.take() {
             task.detach();
         }
@@ -333,6 +382,9 @@ impl Supervisor {
         self.refresh_ticker(&mut state);
         if !restart {
             self.set_state(&mut state, id, settled);
+            if deployment.kind == ModuleKind::Provider {
+                self.provider_gone(&mut state, id);
+            }
             return;
         }
         let Some(slot) = state.modules.get_mut(id) else { return };
@@ -349,6 +401,9 @@ impl Supervisor {
             slot.logs.note(&reason);
             slot.last_error = Some(reason.clone());
             self.set_state(&mut state, id, ModuleState::Failed { reason });
+            if deployment.kind == ModuleKind::Provider {
+                self.provider_gone(&mut state, id);
+            }
             return;
         }
         let delay = backoff(deployment, slot.failures);
@@ -487,11 +542,16 @@ impl Supervisor {
             crate::host::HostServices,
             async_channel::Receiver<()>,
         ),
-        (stop_asked, health): (async_channel::Receiver<()>, Option<Arc<run::HealthCheck>>),
+        (stop_asked, health, provide): (
+            async_channel::Receiver<()>,
+            Option<Arc<run::HealthCheck>>,
+            Option<Arc<crate::host::typed::ProviderHandle>>,
+        ),
     ) -> smol::Task<()> {
         let supervisor = self.clone();
         let id_owned = id.to_owned();
         self.inner.executor.spawn(async move {
+            let _closing = provide.clone().map(crate::host::typed::handle::CloseOnDrop);
             let began = Instant::now();
             let deployment = &loaded.manifests.deployment;
             let store = supervisor.inner.store.clone();
@@ -514,6 +574,7 @@ impl Supervisor {
                             grants: grants_for(&id_owned, deployment),
                             limits: limits_for(deployment, &supervisor.inner.config.module_defaults, loaded.metered),
                             entrypoint: Some(loaded.manifests.entrypoint.clone()),
+                            provider_instances: provide.as_ref().map(|p| p.instances),
                         },
                         code,
                         book,
@@ -522,6 +583,7 @@ impl Supervisor {
                         health,
                         host: services,
                         config_changed,
+                        provide: provide.clone(),
                     };
                     supervisor.inner.workers.run(request).await
                 }
@@ -657,6 +719,7 @@ mod tests {
                 grants: grants_for(&id, &d),
                 limits: limits_for(&d, &Default::default(), true),
                 entrypoint: Some("e".repeat(MAX_SYMBOL_LEN)),
+                provider_instances: Some(u16::MAX),
             },
         };
         let bytes = encode(&start).expect("the start message fits");

@@ -18,6 +18,7 @@ mod queries;
 mod quota;
 mod services;
 mod swap;
+mod wiring;
 
 use super::config::DaemonConfig;
 use super::registry::{ModuleRecord, Registry};
@@ -71,6 +72,8 @@ struct Inner {
     audit: super::audit::Audit,
     /// Modules' key-value state (daemon/kvstores.rs).
     kv: super::kvstores::KvStores,
+    /// The running providers of typed calls (daemon/wiring.rs).
+    wiring: Arc<super::wiring::Wiring>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -139,6 +142,10 @@ struct Instance {
     hears_shutdown: bool,
     /// In the daemon's process (not a worker): it needs the epoch thread.
     in_process: bool,
+    /// A consumer's links: each provider-served import → provider module.
+    links: BTreeMap<String, String>,
+    /// For a provider: the start number its entrance is registered under.
+    provides: Option<u64>,
 }
 
 /// A module's program and validated manifests.
@@ -153,11 +160,18 @@ struct Loaded {
     has_health: bool,
     /// Whether its artifact meters fuel (compiled with `--fuel`).
     metered: bool,
+    /// Imports that provider modules serve (typed calls).
+    needs: Vec<String>,
+    /// Interfaces it exports for other modules to call.
+    offers: Vec<String>,
 }
 
 impl Loaded {
     fn new(program: Program, manifests: Validated, metered: bool) -> Self {
-        let hears_shutdown = crate::run::hears_shutdown(&program);
+        // A provider is stopped at once: its calls fail for their callers.
+        let hears_shutdown = crate::run::hears_shutdown(&program)
+            && manifests.deployment.kind != crate::protocol::ModuleKind::Provider;
+        let (needs, offers) = wiring::interfaces(&program);
         let has_health = match &program {
             Program::Module(m) => m.get_export(crate::run::HEALTH_EXPORT).is_some(),
             Program::Component(_) => false,
@@ -168,6 +182,8 @@ impl Loaded {
             hears_shutdown,
             has_health,
             metered,
+            needs,
+            offers,
         }
     }
 }
@@ -223,6 +239,7 @@ impl Supervisor {
             journal: Default::default(),
             audit,
             kv,
+            wiring: Arc::default(),
         };
         Self { inner: Arc::new(inner) }
     }

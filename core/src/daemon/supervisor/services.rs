@@ -28,6 +28,7 @@ impl Supervisor {
             config,
             logs: Some(book.clone()),
             keyvalue: None,
+            calls: None,
         }
     }
 
@@ -44,6 +45,7 @@ impl Supervisor {
                 format!("restart attempt {attempt} in {in_ms} ms"),
             ),
             ModuleState::Failed { reason } => ("failed", Err(reason.as_str()), String::new()),
+            ModuleState::Waiting { reason } => ("waiting", Ok(()), reason.clone()),
             ModuleState::Starting | ModuleState::Stopping => return,
         };
         self.inner.audit.note(Actor::Daemon, action, Some(id), outcome, &detail);

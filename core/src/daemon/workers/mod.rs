@@ -10,6 +10,7 @@
 pub(crate) mod churn;
 mod config;
 mod process;
+mod provider;
 mod uids;
 
 pub use config::{GroupConfig, GroupLimits, WorkerConfig};
@@ -79,6 +80,8 @@ pub struct RemoteRun {
     pub host: crate::host::HostServices,
     /// Rings when `host.config` changed: its values go to the worker.
     pub config_changed: async_channel::Receiver<()>,
+    /// For a provider: where its calls arrive, to be passed on to the worker.
+    pub provide: Option<Arc<crate::host::typed::ProviderHandle>>,
 }
 
 impl std::fmt::Debug for RemoteRun {
@@ -257,6 +260,11 @@ impl WorkerPool {
                 ),
             ),
         }
+        // A provider's calls go to the worker while the instance lives.
+        let _forwarding = request
+            .provide
+            .clone()
+            .map(|handle| provider::forward(&self.inner.executor, worker.clone(), instance, handle));
         let mut stop = Some(request.stop);
         let mut config_changed = Some(request.config_changed);
         let outcome = loop {

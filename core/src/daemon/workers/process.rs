@@ -45,6 +45,12 @@ pub(super) struct Table {
     /// Host calls being served for this worker (at most
     /// [`MAX_CALLS_IN_FLIGHT`]: a worker cannot queue unbounded work here).
     pub calls_in_flight: usize,
+    /// Typed calls sent to providers in this worker, waiting for replies.
+    pub calls_out: HashMap<
+        u32,
+        async_channel::Sender<Result<Vec<crate::host::typed::value::WireVal>, crate::host::typed::CallError>>,
+    >,
+    pub next_call_out: u32,
 }
 
 /// A live worker process.
@@ -278,6 +284,11 @@ fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
         FromWorker::Denied { instance, denial } => {
             if let Some(pending) = table.instances.get(&instance) {
                 pending.host.deny(denial.capability, denial.bounded().detail);
+            }
+        }
+        FromWorker::CallReply { call, result } => {
+            if let Some(waiting) = table.calls_out.remove(&call) {
+                let _ = waiting.try_send(result);
             }
         }
         FromWorker::Pong { id, usage } => {

@@ -18,6 +18,7 @@
 //! stopping or cancelling the module closes the listener and ends every
 //! request with it.
 
+use super::owned::Owned;
 use super::{GuestFailure, Invocation, LogSink, Output, component_pre, component_store};
 use crate::host::http::ServeGrant;
 use bytes::Bytes;
@@ -44,48 +45,6 @@ pub const MAX_CONNECTIONS: usize = 128;
 /// How long a connection may take to send a request's head (also while
 /// idle between requests).
 pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// An [`Invocation`]'s parts, owned, so request tasks need no borrow.
-struct Owned {
-    name: String,
-    program: crate::artifact::Program,
-    grants: super::Grants,
-    limits: super::Limits,
-    profile: crate::engine::EngineProfile,
-    output: Output,
-    stop: Option<super::StopFlag>,
-    host: crate::host::HostServices,
-}
-
-impl Owned {
-    fn of(command: &Invocation<'_>) -> Self {
-        Self {
-            name: command.name.to_owned(),
-            program: command.program.clone(),
-            grants: command.grants.clone(),
-            limits: command.limits.clone(),
-            profile: command.profile.clone(),
-            output: command.output.clone(),
-            stop: command.stop.clone(),
-            host: command.host.clone(),
-        }
-    }
-
-    fn invocation(&self) -> Invocation<'_> {
-        Invocation {
-            name: &self.name,
-            program: &self.program,
-            grants: &self.grants,
-            limits: &self.limits,
-            profile: &self.profile,
-            output: &self.output,
-            entrypoint: None,
-            stop: self.stop.clone(),
-            health: None,
-            host: &self.host,
-        }
-    }
-}
 
 /// One module's server: what every request's instance is made from.
 struct Server {
