@@ -122,6 +122,7 @@ fn main() {
             stop: None,
             health: None,
             host: &host,
+            provide: None,
         };
         assert_eq!(run::run(&invocation).await.expect("runs"), 0);
         let (set, get) = figures(&book);
@@ -141,6 +142,7 @@ fn main() {
                 grants: grants.clone(),
                 limits: Limits::default(),
                 entrypoint: None,
+                provider_instances: None,
             },
             code: store.open_code(&id).expect("code"),
             book: book.clone(),
@@ -149,6 +151,7 @@ fn main() {
             health: None,
             host: services(state.path(), "worker"),
             config_changed: async_channel::bounded(1).1,
+            provide: None,
         };
         assert_eq!(pool.run(request).await.expect("runs"), 0);
         let (set, get) = figures(&book);

@@ -120,6 +120,7 @@ fn guest(addr: SocketAddr, target: &str) -> (Duration, Duration) {
         stop: None,
         health: None,
         host: &HostServices::default(),
+        provide: None,
     };
     let code = run_blocking(&invocation).expect("run");
     let lines = book.tail(20);

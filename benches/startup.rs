@@ -73,6 +73,7 @@ fn hello_from_store() {
             stop: None,
             health: None,
             host: &arcella_core::host::HostServices::default(),
+            provide: None,
         };
         assert_eq!(run_blocking(&invocation).expect("run"), 0);
     });
@@ -153,6 +154,7 @@ fn cpu_native_vs_pulley() {
             stop: None,
             health: None,
             host: &arcella_core::host::HostServices::default(),
+            provide: None,
         };
         let mut runs: Vec<Duration> = (0..5)
             .map(|_| {

@@ -47,7 +47,12 @@ fn status(client: &mut Client, id: &str) -> ModuleStatus {
 
 /// The consumer's `bench:` line: (p50 µs, p99 µs).
 fn run_consumer(client: &mut Client, id: &str, deployment: &str) -> (f64, f64) {
-    support::install(client, &std::fs::read(artifact("thermo_consumer", "native")).unwrap(), id, deployment);
+    support::install(
+        client,
+        &std::fs::read(artifact("thermo_consumer", "native")).unwrap(),
+        id,
+        deployment,
+    );
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let logs = match client

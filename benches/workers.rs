@@ -53,6 +53,7 @@ impl Bench {
                 },
                 limits: Limits::default(),
                 entrypoint: None,
+                provider_instances: None,
             },
             code: self.store.open_code(id).expect("code"),
             book: LogBook::new(name, None),
@@ -62,6 +63,7 @@ impl Bench {
             health: None,
             // Never changed: a closed channel reads as "no change will come".
             config_changed: async_channel::bounded(1).1,
+            provide: None,
         }
     }
 }
@@ -183,6 +185,7 @@ async fn worker_vs_in_process(bench: &Bench, profile: &EngineProfile) {
             stop: None,
             health: None,
             host: &arcella_core::host::HostServices::default(),
+            provide: None,
         };
         let asked = Instant::now();
         assert_eq!(run::run(&invocation).await.expect("runs"), 0);

@@ -86,7 +86,7 @@ impl From<&RunError> for Failure {
             | RunError::Handles { .. } => (MEMORY, "memory"),
             RunError::Stack { .. } => (STACK, "stack"),
             RunError::Timeout { .. } => (TIMEOUT, "timeout"),
-            RunError::Trap { .. } => (TRAP, "trap"),
+            RunError::Trap { .. } | RunError::Call { .. } => (TRAP, "trap"),
             RunError::NotACommand { .. }
             | RunError::Link { .. }
             | RunError::Grant { .. }

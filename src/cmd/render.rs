@@ -227,7 +227,13 @@ fn wiring(w: &arcella_core::protocol::Wiring) {
     }
     outln!("{:<20} {:<10} {:<18} PROVIDES", "PROVIDER", "VERSION", "PROCESS");
     for p in &w.providers {
-        outln!("{:<20} {:<10} {:<18} {}", p.module, p.version, p.process, p.exports.join(", "));
+        outln!(
+            "{:<20} {:<10} {:<18} {}",
+            p.module,
+            p.version,
+            p.process,
+            p.exports.join(", ")
+        );
     }
     if !w.links.is_empty() {
         outln!();

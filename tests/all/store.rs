@@ -38,6 +38,7 @@ fn run(program: &Program, profile: &EngineProfile) -> i32 {
         stop: None,
         health: None,
         host: &arcella_core::host::HostServices::default(),
+        provide: None,
     };
     run_blocking(&invocation).unwrap()
 }

@@ -9,8 +9,8 @@ use arcella_core::host::keyvalue::proxy::Proxy;
 use arcella_core::host::typed::proxy::CallProxy;
 use arcella_core::host::typed::value::{from_wire, to_wire};
 use arcella_core::host::typed::{CallError, ProviderHandle};
-use arcella_core::protocol::host_call::MAX_HOST_PAYLOAD;
 use arcella_core::host::{ConfigValues, Denial, HostServices};
+use arcella_core::protocol::host_call::MAX_HOST_PAYLOAD;
 use arcella_core::protocol::worker::{
     self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive,
     send,
@@ -267,8 +267,7 @@ impl Context {
                     .spawn(async move {
                         let result = match handle {
                             Some(handle) => {
-                                let deadline =
-                                    std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
+                                let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms);
                                 let timeout = run::humanize(std::time::Duration::from_millis(timeout_ms));
                                 handle
                                     .call(&export, &function, from_wire(args), deadline, &timeout)

@@ -105,7 +105,18 @@ impl Calls for Router {
                 let why = match self.wiring.get(provider) {
                     Some(p) if !p.handle.is_closed() => match p.exports.iter().find(|e| serves(e, import)) {
                         Some(export) => {
-                            return p.handle.call(export, function, args, deadline, &timeout).await;
+                            // Whoever gave up (the provider at the deadline, a
+                            // worker, this side), the caller's setting is what it hit.
+                            return p.handle.call(export, function, args, deadline, &timeout).await.map_err(
+                                |e| match e {
+                                    CallError::Timeout { provider, function, .. } => CallError::Timeout {
+                                        provider,
+                                        function,
+                                        timeout: timeout.clone(),
+                                    },
+                                    other => other,
+                                },
+                            );
                         }
                         None => format!(
                             "`{provider}` runs version {} now, which no longer provides a compatible version",

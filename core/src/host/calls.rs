@@ -96,11 +96,9 @@ impl HostServices {
     pub async fn serve(&self, request: HostRequest) -> HostReply {
         match request {
             HostRequest::KeyValue(request) => HostReply::KeyValue(self.kv_call(request).await),
-            HostRequest::Call {
-                import,
-                function,
-                args,
-            } => HostReply::Call(self.typed_call(&import, &function, args).await),
+            HostRequest::Call { import, function, args } => {
+                HostReply::Call(self.typed_call(&import, &function, args).await)
+            }
         }
     }
 

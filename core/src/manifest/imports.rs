@@ -126,7 +126,10 @@ pub fn check(
     if provider.instances == 0 || provider.instances > MAX_PROVIDER_INSTANCES {
         return Err((
             KeyPath::new("provider").key("instances"),
-            format!("= {} must be between 1 and {MAX_PROVIDER_INSTANCES}", provider.instances),
+            format!(
+                "= {} must be between 1 and {MAX_PROVIDER_INSTANCES}",
+                provider.instances
+            ),
         ));
     }
     Ok(())

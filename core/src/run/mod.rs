@@ -62,6 +62,12 @@ pub enum RunError {
     NotACommand { module: String, reason: String },
     #[error("{module}: cannot link: {reason}")]
     Link { module: String, reason: String },
+    /// A typed call to a provider failed; the consumer traps with it.
+    #[error("{module}: wasm trap: a call to a provider failed: {cause}")]
+    Call {
+        module: String,
+        cause: crate::host::typed::CallError,
+    },
     #[error("{module}: {source}")]
     Grant {
         module: String,
@@ -338,6 +344,12 @@ impl GuestFailure {
             Self::Serve(message) => return RunError::Setup { module, message },
             Self::Wasmtime(err) => err,
         };
+        if let Some(cause) = err.downcast_ref::<crate::host::typed::CallError>() {
+            return RunError::Call {
+                module,
+                cause: cause.clone(),
+            };
+        }
         if let Some(cause) = err.downcast_ref::<MemoryLimitExceeded>() {
             return RunError::Memory { module, cause: *cause };
         }

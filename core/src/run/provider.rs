@@ -279,7 +279,10 @@ mod tests {
             HostServices::default(),
         );
         let serving = handle.clone();
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let invocation = Invocation {
                 name: "math",
@@ -322,7 +325,10 @@ mod tests {
             smol::future::or(async { panic!("the provider ended: {:?}", run.await) }, calls).await;
         });
         let notes: Vec<String> = book.tail(0).into_iter().map(|l| l.text).collect();
-        assert!(notes.iter().any(|n| n.contains("providing acme:math/ops@1.0.0")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("providing acme:math/ops@1.0.0")),
+            "{notes:?}"
+        );
         assert!(notes.iter().any(|n| n.contains("#trap")), "{notes:?}");
         // Closing the handle fails what comes next at once.
         handle.close();

@@ -169,8 +169,8 @@ struct Loaded {
 impl Loaded {
     fn new(program: Program, manifests: Validated, metered: bool) -> Self {
         // A provider is stopped at once: its calls fail for their callers.
-        let hears_shutdown = crate::run::hears_shutdown(&program)
-            && manifests.deployment.kind != crate::protocol::ModuleKind::Provider;
+        let hears_shutdown =
+            crate::run::hears_shutdown(&program) && manifests.deployment.kind != crate::protocol::ModuleKind::Provider;
         let (needs, offers) = wiring::interfaces(&program);
         let has_health = match &program {
             Program::Module(m) => m.get_export(crate::run::HEALTH_EXPORT).is_some(),

@@ -60,7 +60,9 @@ fn misfit(consumer: &Program, import: &str, provider: &Program, export: &str) ->
     };
     let given: BTreeMap<String, ComponentItem> = given.exports(&engine).map(|(n, i)| (n.to_owned(), i.ty)).collect();
     for (name, want) in wanted.exports(&engine) {
-        let ComponentItem::ComponentFunc(want) = want.ty else { continue };
+        let ComponentItem::ComponentFunc(want) = want.ty else {
+            continue;
+        };
         match given.get(name) {
             Some(ComponentItem::ComponentFunc(have)) => {
                 if let Some(why) = func_mismatch(&want, have) {
@@ -91,7 +93,9 @@ pub(super) fn check_imports(program: &Program, deployment: &crate::manifest::Dep
             ));
         }
         if let Some(why) = not_callable(engine, &item) {
-            return Err(format!("the component imports `{import}`, which cannot be called across modules: {why}"));
+            return Err(format!(
+                "the component imports `{import}`, which cannot be called across modules: {why}"
+            ));
         }
     }
     if deployment.kind == ModuleKind::Provider {
@@ -110,7 +114,12 @@ impl Supervisor {
     /// The provider module each of `id`'s provider-served imports links
     /// to: one its `[imports]` grants, running, of a compatible version,
     /// whose functions fit.
-    pub(super) fn links_for(&self, state: &State, id: &str, loaded: &Loaded) -> Result<BTreeMap<String, String>, Unlinked> {
+    pub(super) fn links_for(
+        &self,
+        state: &State,
+        id: &str,
+        loaded: &Loaded,
+    ) -> Result<BTreeMap<String, String>, Unlinked> {
         let mut links = BTreeMap::new();
         let running = self.inner.wiring.all();
         for import in &loaded.needs {

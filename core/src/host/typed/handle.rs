@@ -109,10 +109,13 @@ impl ProviderHandle {
         // The provider interrupts the call at the deadline itself; the
         // grace covers the interrupt's way back.
         let grace = deadline + std::time::Duration::from_millis(250);
-        smol::future::or(async { answer.recv().await.unwrap_or_else(|_| Err(stopped())) }, async {
-            smol::Timer::at(grace).await;
-            Err(late())
-        })
+        smol::future::or(
+            async { answer.recv().await.unwrap_or_else(|_| Err(stopped())) },
+            async {
+                smol::Timer::at(grace).await;
+                Err(late())
+            },
+        )
         .await
     }
 }

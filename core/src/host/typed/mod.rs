@@ -36,7 +36,11 @@ pub enum CallError {
     #[error("`{import}` is not linked for this module (its deployment's [imports] does not grant it)")]
     NotLinked { import: String },
     #[error("no provider of `{import}` answered within the call timeout of {timeout}: {why}")]
-    NoProvider { import: String, timeout: String, why: String },
+    NoProvider {
+        import: String,
+        timeout: String,
+        why: String,
+    },
     #[error("`{provider}` did not answer `{function}` within the call timeout of {timeout}")]
     Timeout {
         provider: String,
@@ -92,9 +96,7 @@ pub fn offered(engine: &wasmtime::Engine, component: &Component) -> Vec<(String,
     component
         .component_type()
         .exports(engine)
-        .filter(|(name, item)| {
-            !name.starts_with("wasi:") && matches!(item.ty, ComponentItem::ComponentInstance(_))
-        })
+        .filter(|(name, item)| !name.starts_with("wasi:") && matches!(item.ty, ComponentItem::ComponentInstance(_)))
         .map(|(name, item)| (name.to_owned(), item.ty))
         .collect()
 }

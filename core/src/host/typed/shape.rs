@@ -60,9 +60,9 @@ pub fn mismatch(a: &Type, b: &Type) -> Option<String> {
             if xs.len() != ys.len() || xs.iter().zip(&ys).any(|(x, y)| x.name != y.name) {
                 return differ();
             }
-            xs.iter().zip(&ys).find_map(|(x, y)| {
-                optional(x.ty.clone(), y.ty.clone()).map(|why| format!("case `{}`: {why}", x.name))
-            })
+            xs.iter()
+                .zip(&ys)
+                .find_map(|(x, y)| optional(x.ty.clone(), y.ty.clone()).map(|why| format!("case `{}`: {why}", x.name)))
         }
         (Type::Enum(x), Type::Enum(y)) => (!x.names().eq(y.names())).then(|| differ()).flatten(),
         (Type::Flags(x), Type::Flags(y)) => (!x.names().eq(y.names())).then(|| differ()).flatten(),
@@ -113,7 +113,10 @@ pub fn describe(ty: &Type) -> String {
             let side = |t: Option<Type>| t.map_or("_".to_owned(), |t| describe(&t));
             format!("result<{}, {}>", side(r.ok()), side(r.err()))
         }
-        Type::Tuple(t) => format!("tuple<{}>", t.types().map(|t| describe(&t)).collect::<Vec<_>>().join(", ")),
+        Type::Tuple(t) => format!(
+            "tuple<{}>",
+            t.types().map(|t| describe(&t)).collect::<Vec<_>>().join(", ")
+        ),
         Type::Record(r) => format!(
             "record {{ {} }}",
             r.fields().map(|f| f.name.to_owned()).collect::<Vec<_>>().join(", ")
@@ -145,7 +148,10 @@ fn handle_in(ty: &Type) -> Option<&'static str> {
         Type::Map(m) => handle_in(&m.key()).or_else(|| handle_in(&m.value())),
         Type::FixedLengthList(l) => handle_in(&l.ty()),
         Type::Option(o) => handle_in(&o.ty()),
-        Type::Result(r) => r.ok().and_then(|t| handle_in(&t)).or_else(|| r.err().and_then(|t| handle_in(&t))),
+        Type::Result(r) => r
+            .ok()
+            .and_then(|t| handle_in(&t))
+            .or_else(|| r.err().and_then(|t| handle_in(&t))),
         Type::Tuple(t) => t.types().find_map(|t| handle_in(&t)),
         Type::Record(r) => r.fields().find_map(|f| handle_in(&f.ty)),
         Type::Variant(v) => v.cases().find_map(|c| c.ty.and_then(|t| handle_in(&t))),

@@ -152,7 +152,10 @@ mod tests {
             ("n".into(), Val::S64(-3)),
             ("s".into(), Val::String("grüße".into())),
             ("l".into(), Val::List(vec![Val::U8(1), Val::U8(2)])),
-            ("v".into(), Val::Variant("out-of-range".into(), Some(Box::new(Val::Float64(99.5))))),
+            (
+                "v".into(),
+                Val::Variant("out-of-range".into(), Some(Box::new(Val::Float64(99.5)))),
+            ),
             ("e".into(), Val::Enum("celsius".into())),
             ("o".into(), Val::Option(None)),
             ("r".into(), Val::Result(Err(Some(Box::new(Val::Char('x')))))),
