@@ -102,6 +102,6 @@ mod tests {
                 self.0.expecting(f)
             }
         }
-        assert_eq!(Show(&KINDS).to_string(), "\"command\" or \"service\"");
+        assert_eq!(Show(&KINDS).to_string(), "\"command\", \"service\" or \"provider\"");
     }
 }

@@ -123,9 +123,9 @@ mod tests {
 
     #[test]
     fn handshake_layout_is_frozen() {
-        // Frame: u32 LE length 7; magic "ARCP"; version varint 3; peer "t".
+        // Frame: u32 LE length 7; magic "ARCP"; version varint 4; peer "t".
         // Only byte 8 may change, when PROTOCOL_VERSION is bumped.
-        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 3, 1, b't'];
+        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 4, 1, b't'];
         assert_eq!(encode(&hello("t")).unwrap(), hello_frame);
         // Welcome is variant 0: version varint 1, daemon "d".
         assert_eq!(encode(&welcome(1, "d")).unwrap(), [4, 0, 0, 0, 0, 1, 1, b'd']);
@@ -342,6 +342,7 @@ mod layout_tests {
             Exited { code: -1 },
             backing_off,
             Failed { reason: s("trap") },
+            Waiting { reason: s("no provider") },
         ]
     }
 
@@ -391,6 +392,7 @@ mod layout_tests {
                 limit: 20,
             }),
             RemovePurgingState { module: m() },
+            Wiring,
             Kv {
                 module: m(),
                 bucket: s("default"),
@@ -514,6 +516,16 @@ mod layout_tests {
                 entries: vec![(s("k"), vec![1])],
                 more: true,
             }),
+            Wiring(crate::protocol::Wiring {
+                providers: vec![crate::protocol::WiringProvider {
+                    module: s("thermo"),
+                    version: s("1.0.0"),
+                    exports: vec![s("acme:thermo/sensor@1.2.0")],
+                    process: s("daemon"),
+                }],
+                links: vec![],
+                waiting: vec![(s("c"), s("no provider"))],
+            }),
         ]
         .into_iter()
         .chain(updating.into_iter().map(|s| Status(Box::new(s))))
@@ -567,7 +579,7 @@ mod layout_tests {
         use Request::*;
         variant_index!(v => Info, List, Status { .. }, Inspect { .. }, Logs { .. }, Follow { .. }, Unfollow,
             Upload(_), Install(_), Update { .. }, Start { .. }, Stop { .. }, Restart { .. }, Remove { .. },
-            Rollback { .. }, Gc, GetConfig { .. }, SetConfig { .. }, Audit(_), RemovePurgingState { .. }, Kv { .. })
+            Rollback { .. }, Gc, GetConfig { .. }, SetConfig { .. }, Audit(_), RemovePurgingState { .. }, Kv { .. }, Wiring)
     }
 
     #[test]
@@ -576,7 +588,7 @@ mod layout_tests {
         check(&responses(), |v| {
             use Response::*;
             variant_index!(v => Info(_), Modules(_), Status(_), Inspect(_), Logs(_), Uploaded { .. }, Module(_),
-                Removed { .. }, Following, Unfollowed, Collected(_), Config(_), Audit(_), Kv(_))
+                Removed { .. }, Following, Unfollowed, Collected(_), Config(_), Audit(_), Kv(_), Wiring(_))
         });
         let outcomes = [
             UpdateOutcome::Probation { until: 1 },
@@ -590,7 +602,8 @@ mod layout_tests {
         });
         check(&module_states(), |v| {
             use ModuleState::*;
-            variant_index!(v => Stopped, Starting, Running, Stopping, Exited { .. }, BackingOff { .. }, Failed { .. })
+            variant_index!(v => Stopped, Starting, Running, Stopping, Exited { .. }, BackingOff { .. }, Failed { .. },
+                Waiting { .. })
         });
         check(&error_kinds(), |v| {
             use ErrorKind::*;
@@ -602,9 +615,9 @@ mod layout_tests {
             variant_index!(v => Response { .. }, Event(_), Error(_))
         });
         check(&events(), |v| variant_index!(v => Event::State { .. }, Event::Log(_)));
-        check(&[ModuleKind::Command, ModuleKind::Service], |v| {
+        check(&[ModuleKind::Command, ModuleKind::Service, ModuleKind::Provider], |v| {
             use ModuleKind::*;
-            variant_index!(v => Command, Service)
+            variant_index!(v => Command, Service, Provider)
         });
         check(&[Isolation::Main, Isolation::Worker], |v| {
             use Isolation::*;

@@ -22,4 +22,4 @@ pub fn now_ms() -> u64 {
 }
 
 /// The protocol version this build speaks; peers must match exactly.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;

@@ -346,6 +346,7 @@ mod tests {
                     grants: Grants::default(),
                     limits: Limits::default(),
                     entrypoint: Some("_start".into()),
+                    provider_instances: Some(2),
                 },
             },
             ToWorker::Stop { instance: 7 },

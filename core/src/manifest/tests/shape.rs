@@ -58,11 +58,11 @@ fn wrong_types_are_named_with_their_key() {
     let cases = [
         (
             "kind = 1",
-            "1:8: `kind`: invalid type: integer `1`, expected \"command\" or \"service\"",
+            "1:8: `kind`: invalid type: integer `1`, expected \"command\", \"service\" or \"provider\"",
         ),
         (
             "kind = \"daemon\"",
-            "1:8: `kind`: invalid value: string \"daemon\", expected \"command\" or \"service\"",
+            "1:8: `kind`: invalid value: string \"daemon\", expected \"command\", \"service\" or \"provider\"",
         ),
         (
             "isolation = \"Main\"",
