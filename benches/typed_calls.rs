@@ -87,7 +87,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("arcella.sock");
     let mut daemon = support::spawn_daemon(dir.path(), &socket);
-    let mut client = Client::connect(&socket).expect("connect");
+    let mut client = Client::connect(&socket, "typed-calls bench").expect("connect");
     let provider_code = std::fs::read(artifact("thermo_provider", "native")).unwrap();
     support::install(&mut client, &provider_code, "in-daemon", &provider(true));
     support::install(&mut client, &provider_code, "in-worker", &provider(false));

@@ -342,7 +342,9 @@ mod layout_tests {
             Exited { code: -1 },
             backing_off,
             Failed { reason: s("trap") },
-            Waiting { reason: s("no provider") },
+            Waiting {
+                reason: s("no provider"),
+            },
         ]
     }
 

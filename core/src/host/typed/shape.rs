@@ -64,8 +64,8 @@ pub fn mismatch(a: &Type, b: &Type) -> Option<String> {
                 .zip(&ys)
                 .find_map(|(x, y)| optional(x.ty.clone(), y.ty.clone()).map(|why| format!("case `{}`: {why}", x.name)))
         }
-        (Type::Enum(x), Type::Enum(y)) => (!x.names().eq(y.names())).then(|| differ()).flatten(),
-        (Type::Flags(x), Type::Flags(y)) => (!x.names().eq(y.names())).then(|| differ()).flatten(),
+        (Type::Enum(x), Type::Enum(y)) if x.names().eq(y.names()) => None,
+        (Type::Flags(x), Type::Flags(y)) if x.names().eq(y.names()) => None,
         _ if primitive(a).is_some() && primitive(a) == primitive(b) => None,
         _ => differ(),
     }
