@@ -38,6 +38,9 @@ struct Running {
     name: String,
     /// What its `wasi:config` calls read; replaced by `ToWorker::Config`.
     config: ConfigValues,
+    /// Where `ToWorker::Deliver` puts messages for its handler (it
+    /// subscribes to topics); the daemon sends one at a time.
+    deliveries: Option<async_channel::Sender<arcella_core::protocol::messaging::BusMessage>>,
 }
 
 #[derive(Default)]
@@ -241,6 +244,23 @@ impl Context {
                 let _ = self.outbox.send(FromWorker::Pong { id, usage }).await;
             }
             ToWorker::HostReply { call, reply } => self.calls.deliver(call, reply),
+            ToWorker::Deliver { instance, message } => {
+                let sender = lock(&self.instances)
+                    .running
+                    .get(&instance)
+                    .and_then(|r| r.deliveries.clone());
+                match sender {
+                    Some(sender) => {
+                        if sender.try_send(message).is_err() {
+                            log::warn!("worker `{}`: a message for a busy handler dropped", self.group);
+                        }
+                    }
+                    None => {
+                        let outcome = Err("no handler for it in this worker".to_owned());
+                        let _ = self.outbox.send(FromWorker::Handled { instance, outcome }).await;
+                    }
+                }
+            }
             ToWorker::Hello { .. } => log::warn!("worker `{}`: a second Hello ignored", self.group),
             ToWorker::Config { instance, values } => {
                 let values = values.into_iter().collect();
@@ -314,6 +334,17 @@ impl Context {
         let check = health.clone();
         let name = spec.name.clone();
         let denied = self.outbox.clone();
+        let (deliveries, inbox) = if spec.grants.subscribe.is_empty() {
+            (None, None)
+        } else {
+            let (sender, messages) = async_channel::bounded(1);
+            let inbox = arcella_core::host::messaging::backend::Relayed {
+                messages,
+                outbox: self.outbox.clone(),
+                instance,
+            };
+            (Some(sender), Some(inbox))
+        };
         let host = HostServices {
             denials: Some(Arc::new(move |denial: Denial| {
                 let denial = denial.bounded();
@@ -326,6 +357,11 @@ impl Context {
                 calls: self.calls.clone(),
                 instance,
             })),
+            messaging: Some(Arc::new(arcella_core::host::messaging::proxy::Proxy {
+                calls: self.calls.clone(),
+                instance,
+            })),
+            inbox: inbox.map(|inbox| Arc::new(inbox) as Arc<dyn arcella_core::host::messaging::backend::Inbox>),
         };
         let task = self.executor.spawn(async move {
             let output = Output::Capture(book);
@@ -367,6 +403,7 @@ impl Context {
                     health,
                     name,
                     config,
+                    deliveries,
                 },
             );
         }

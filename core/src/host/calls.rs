@@ -96,6 +96,9 @@ impl HostServices {
     pub async fn serve(&self, request: HostRequest) -> HostReply {
         match request {
             HostRequest::KeyValue(request) => HostReply::KeyValue(self.kv_call(request).await),
+            HostRequest::Messaging(crate::protocol::messaging::MsgRequest::Publish(message)) => {
+                HostReply::Messaging(self.publish(message).await)
+            }
         }
     }
 

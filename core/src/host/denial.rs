@@ -12,6 +12,7 @@ pub enum Capability {
     KeyValue,
     Config,
     Http,
+    Messaging,
 }
 
 impl Capability {
@@ -24,6 +25,7 @@ impl Capability {
             Self::KeyValue => "keyvalue",
             Self::Config => "config",
             Self::Http => "http",
+            Self::Messaging => "messaging",
         }
     }
 }

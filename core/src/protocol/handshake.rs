@@ -123,9 +123,9 @@ mod tests {
 
     #[test]
     fn handshake_layout_is_frozen() {
-        // Frame: u32 LE length 7; magic "ARCP"; version varint 3; peer "t".
+        // Frame: u32 LE length 7; magic "ARCP"; version varint 4; peer "t".
         // Only byte 8 may change, when PROTOCOL_VERSION is bumped.
-        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 3, 1, b't'];
+        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 4, 1, b't'];
         assert_eq!(encode(&hello("t")).unwrap(), hello_frame);
         // Welcome is variant 0: version varint 1, daemon "d".
         assert_eq!(encode(&welcome(1, "d")).unwrap(), [4, 0, 0, 0, 0, 1, 1, b'd']);
@@ -434,6 +434,16 @@ mod layout_tests {
                 to: s("1.1.0"),
                 at: u64::MAX,
                 outcome: UpdateOutcome::RolledBack { reason: s("trap") },
+            }),
+            messaging: Some(super::super::messaging::MessagingStats {
+                published: 1,
+                denied: 2,
+                received: u64::MAX,
+                handled: 3,
+                failed: 4,
+                dropped: 5,
+                queued: 6,
+                capacity: 64,
             }),
         };
         let inspect = ModuleInspect {

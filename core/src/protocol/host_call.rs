@@ -25,12 +25,15 @@ pub const MAX_CALLS_IN_FLIGHT: usize = 64;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HostRequest {
     KeyValue(KvRequest),
+    /// `wasi:messaging` (protocol/messaging.rs).
+    Messaging(super::messaging::MsgRequest),
 }
 
 /// The daemon's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HostReply {
     KeyValue(Result<KvReply, KvError>),
+    Messaging(Result<(), super::messaging::MsgError>),
     /// The daemon would not serve the call at all (unknown instance, too
     /// many calls in flight, a request that does not fit).
     Refused(String),

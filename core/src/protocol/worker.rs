@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
-pub const WORKER_PROTOCOL_VERSION: u16 = 4;
+pub const WORKER_PROTOCOL_VERSION: u16 = 5;
 
 /// The largest message either side sends or accepts.
 pub const MAX_WORKER_MESSAGE: usize = 16 * 1024;
@@ -67,6 +67,13 @@ pub enum ToWorker {
     HostReply {
         call: u32,
         reply: super::host_call::HostReply,
+    },
+    /// A message for the instance's `wasi:messaging` handler. The daemon
+    /// sends the next only after [`FromWorker::Handled`]: the queue (and
+    /// its drop-oldest bound) stays in the daemon.
+    Deliver {
+        instance: InstanceId,
+        message: super::messaging::BusMessage,
     },
 }
 
@@ -126,6 +133,12 @@ pub enum FromWorker {
         instance: InstanceId,
         call: u32,
         request: super::host_call::HostRequest,
+    },
+    /// The instance's handler finished the last [`ToWorker::Deliver`]:
+    /// `Err` says how it failed.
+    Handled {
+        instance: InstanceId,
+        outcome: Result<(), String>,
     },
 }
 
@@ -341,6 +354,15 @@ mod tests {
                 call: 3,
                 reply: crate::protocol::host_call::HostReply::Refused("busy".into()),
             },
+            ToWorker::Deliver {
+                instance: 7,
+                message: crate::protocol::messaging::BusMessage {
+                    topic: "cmd/thermo/set".into(),
+                    data: vec![b'2'; crate::protocol::messaging::MAX_DATA],
+                    content_type: Some("text/plain".into()),
+                    metadata: vec![("k".into(), "v".into())],
+                },
+            },
         ];
         for message in to {
             let bytes = encode(&message).unwrap();
@@ -395,6 +417,10 @@ mod tests {
                         bucket: "default".into(),
                     },
                 ),
+            },
+            FromWorker::Handled {
+                instance: 1,
+                outcome: Err("trap".into()),
             },
         ];
         for message in from {

@@ -22,6 +22,7 @@ mod http;
 mod inject;
 mod install_limits;
 mod keyvalue;
+mod messaging;
 mod lifecycle;
 mod mqtt;
 mod network;

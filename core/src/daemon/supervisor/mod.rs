@@ -71,6 +71,8 @@ struct Inner {
     audit: super::audit::Audit,
     /// Modules' key-value state (daemon/kvstores.rs).
     kv: super::kvstores::KvStores,
+    /// The device's message bus (`wasi:messaging`, host/messaging/bus.rs).
+    bus: Arc<crate::host::messaging::bus::Bus>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -223,6 +225,7 @@ impl Supervisor {
             journal: Default::default(),
             audit,
             kv,
+            bus: crate::host::messaging::bus::Bus::new(),
         };
         Self { inner: Arc::new(inner) }
     }
