@@ -144,7 +144,16 @@ fn bridge_out(qos: u8) {
     arcella_mqtt::bridge::Bridge::spawn(&settings, &broker_settings, bus.clone()).unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let mut sub = std::process::Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string(), "-t", "far/#", "-C", &N.to_string()])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-t",
+            "far/#",
+            "-C",
+            &N.to_string(),
+        ])
         .args(["-q", &qos.to_string()])
         .stdout(std::process::Stdio::null())
         .spawn()

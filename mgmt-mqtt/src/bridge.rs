@@ -63,12 +63,10 @@ pub struct Bridge;
 
 /// rumqttc options for `[bridge]`, with its password read.
 pub fn broker_settings(settings: &BridgeSettings, device: Option<&str>) -> Result<BrokerSettings, BridgeError> {
-    let password = settings
-        .read_password()
-        .map_err(|message| BridgeError::Invalid {
-            key: "password_file",
-            message,
-        })?;
+    let password = settings.read_password().map_err(|message| BridgeError::Invalid {
+        key: "password_file",
+        message,
+    })?;
     let broker = BrokerSettings {
         username: settings.username.clone(),
         password,
@@ -173,7 +171,11 @@ impl Incoming {
                 Err(e) => {
                     self.link.set(false);
                     if !warned {
-                        log::warn!("bridge: the broker {} is away ({e}); retrying every {}s", self.url, RETRY.as_secs());
+                        log::warn!(
+                            "bridge: the broker {} is away ({e}); retrying every {}s",
+                            self.url,
+                            RETRY.as_secs()
+                        );
                         warned = true;
                     }
                     std::thread::sleep(RETRY);
@@ -189,7 +191,10 @@ impl Incoming {
         };
         if publish.payload.len() > MAX_DATA {
             counters.denied();
-            log::debug!("bridge: a {}-byte message for {topic} is over the bus's limit", publish.payload.len());
+            log::debug!(
+                "bridge: a {}-byte message for {topic} is over the bus's limit",
+                publish.payload.len()
+            );
             return;
         }
         counters.published();

@@ -86,7 +86,10 @@ mod tests {
     #[test]
     fn bad_filters_name_the_key_and_the_fix() {
         let e = error("[capabilities.messaging]\nsubscribe = [\"cmd/#/x\"]\n");
-        assert!(e.contains("capabilities.messaging.subscribe[0]") && e.contains("`#` may only end"), "{e}");
+        assert!(
+            e.contains("capabilities.messaging.subscribe[0]") && e.contains("`#` may only end"),
+            "{e}"
+        );
         let e = error("[capabilities.messaging]\npublish = [\"a/b+\"]\n");
         assert!(e.contains("publish[0]") && e.contains("whole level"), "{e}");
         let e = error("[capabilities.messaging]\nqueue = 0\n");

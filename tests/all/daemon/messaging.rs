@@ -106,8 +106,16 @@ const HANDLER: &str = "subscribe = [\"cmd/thermo/#\"]\npublish = [\"echo/#\"]";
 fn publish_grants_wildcards_subscribe_filters_and_handlers_in_both_places() {
     let daemon = Daemon::start();
     // A handler in the daemon's process and one in a worker.
-    install(&daemon, "h-main", &deployment("service", Place::Main, &["handle"], Some(HANDLER)));
-    install(&daemon, "h-worker", &deployment("service", Place::Worker, &["handle"], Some(HANDLER)));
+    install(
+        &daemon,
+        "h-main",
+        &deployment("service", Place::Main, &["handle"], Some(HANDLER)),
+    );
+    install(
+        &daemon,
+        "h-worker",
+        &deployment("service", Place::Worker, &["handle"], Some(HANDLER)),
+    );
     for place in [Place::Main, Place::Worker] {
         let tag = format!("{place:?}").to_lowercase();
         let name = format!("pub-{tag}");
@@ -118,7 +126,14 @@ fn publish_grants_wildcards_subscribe_filters_and_handlers_in_both_places() {
             &deployment(
                 "command",
                 place,
-                &["say", "cmd/thermo/set", &format!("hello-{tag}"), "fail", "trap", &format!("after-{tag}")],
+                &[
+                    "say",
+                    "cmd/thermo/set",
+                    &format!("hello-{tag}"),
+                    "fail",
+                    "trap",
+                    &format!("after-{tag}"),
+                ],
                 Some(grant),
             ),
         );
@@ -127,7 +142,10 @@ fn publish_grants_wildcards_subscribe_filters_and_handlers_in_both_places() {
             // A trap costs its own message only: the next one is handled
             // by a fresh instance.
             let lines = wait_out(&daemon, handler, &format!("got cmd/thermo/set after-{tag}"));
-            assert!(lines.iter().any(|l| l == &format!("got cmd/thermo/set hello-{tag}")), "{lines:?}");
+            assert!(
+                lines.iter().any(|l| l == &format!("got cmd/thermo/set hello-{tag}")),
+                "{lines:?}"
+            );
         }
         // Outside the grant: refused, in the module's log and the audit trail.
         let denied = format!("denied-{tag}");
@@ -152,9 +170,16 @@ fn publish_grants_wildcards_subscribe_filters_and_handlers_in_both_places() {
         assert!(audited(&daemon, &wild, "holds the wildcard `+`"), "{place:?}");
         // No grant at all.
         let bare = format!("bare-{tag}");
-        install(&daemon, &bare, &deployment("command", place, &["say", "cmd/thermo/set", "x"], None));
+        install(
+            &daemon,
+            &bare,
+            &deployment("command", place, &["say", "cmd/thermo/set", "x"], None),
+        );
         wait_out(&daemon, &bare, "say x failed: Error::PermissionDenied");
-        assert!(audited(&daemon, &bare, "has no [capabilities.messaging] publish"), "{place:?}");
+        assert!(
+            audited(&daemon, &bare, "has no [capabilities.messaging] publish"),
+            "{place:?}"
+        );
         // Granted to publish, but no handler subscribes to it: it reaches no one.
         let other = format!("other-{tag}");
         install(
@@ -168,7 +193,12 @@ fn publish_grants_wildcards_subscribe_filters_and_handlers_in_both_places() {
     install(
         &daemon,
         "pub-echo",
-        &deployment("command", Place::Worker, &["say", "cmd/thermo/ping", "echo"], Some("publish = [\"cmd/#\"]")),
+        &deployment(
+            "command",
+            Place::Worker,
+            &["say", "cmd/thermo/ping", "echo"],
+            Some("publish = [\"cmd/#\"]"),
+        ),
     );
     install(
         &daemon,
@@ -180,11 +210,17 @@ fn publish_grants_wildcards_subscribe_filters_and_handlers_in_both_places() {
     wait_out(&daemon, "h-echo", "got echo/cmd/thermo/ping echoed");
     for handler in ["h-main", "h-worker"] {
         let lines = out(&daemon, handler);
-        assert!(!lines.iter().any(|l| l.contains("stray")), "{handler} got a topic it does not subscribe to: {lines:?}");
+        assert!(
+            !lines.iter().any(|l| l.contains("stray")),
+            "{handler} got a topic it does not subscribe to: {lines:?}"
+        );
         let s = stats(&daemon, handler);
         // 2 publishers × 4 words, and one ping (twice: before and after h-echo).
         assert!(s["received"].as_u64().unwrap() >= 9, "{handler}: {s}");
-        assert!(s["failed"].as_u64().unwrap() >= 4, "{handler}: fail and trap, twice: {s}");
+        assert!(
+            s["failed"].as_u64().unwrap() >= 4,
+            "{handler}: fail and trap, twice: {s}"
+        );
         assert_eq!(s["dropped"], 0, "{handler}: {s}");
         daemon
             .cli(["logs", handler])
@@ -208,13 +244,26 @@ fn rss_kib(pid: u32) -> u64 {
 fn a_flood_against_a_slow_handler_is_bounded_counted_and_the_daemon_stays_flat() {
     let daemon = Daemon::start();
     let slow = "subscribe = [\"flood/#\"]\nqueue = 8";
-    install(&daemon, "slow-main", &deployment("service", Place::Main, &["handle", "200"], Some(slow)));
-    install(&daemon, "slow-worker", &deployment("service", Place::Worker, &["handle", "200"], Some(slow)));
+    install(
+        &daemon,
+        "slow-main",
+        &deployment("service", Place::Main, &["handle", "200"], Some(slow)),
+    );
+    install(
+        &daemon,
+        "slow-worker",
+        &deployment("service", Place::Worker, &["handle", "200"], Some(slow)),
+    );
     let flood = |name: &str, place: Place| {
         install(
             &daemon,
             name,
-            &deployment("command", place, &["publish", "flood/x", "2000", "4096"], Some("publish = [\"flood/#\"]")),
+            &deployment(
+                "command",
+                place,
+                &["publish", "flood/x", "2000", "4096"],
+                Some("publish = [\"flood/#\"]"),
+            ),
         );
         wait_out(&daemon, name, "published 2000 failed 0");
     };
@@ -231,9 +280,15 @@ fn a_flood_against_a_slow_handler_is_bounded_counted_and_the_daemon_stays_flat()
         let dropped = s["dropped"].as_u64().unwrap();
         assert!(dropped >= 5000, "{handler}: most were dropped, the oldest first: {s}");
         let handled = s["handled"].as_u64().unwrap();
-        assert!(dropped + handled + s["queued"].as_u64().unwrap() + 1 >= 6000, "{handler}: every message is accounted for: {s}");
+        assert!(
+            dropped + handled + s["queued"].as_u64().unwrap() + 1 >= 6000,
+            "{handler}: every message is accounted for: {s}"
+        );
         let text = daemon.cli(["status", handler]).expect_code(0).stdout;
-        assert!(text.contains(&format!("dropped {dropped}")) || text.contains("dropped"), "{text}");
+        assert!(
+            text.contains(&format!("dropped {dropped}")) || text.contains("dropped"),
+            "{text}"
+        );
     }
     // 4000 messages of 4 KiB (16 MiB) passed through; the queues hold 2 × 8.
     assert!(
@@ -257,7 +312,17 @@ fn bridge_config(broker: &Mosquitto, buffer: usize) -> String {
 fn subscriber(broker: &Mosquitto, filter: &str, count: usize, secs: u32, session: Option<&str>) -> std::process::Child {
     let mut command = Command::new("mosquitto_sub");
     command
-        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string(), "-t", filter, "-v", "-q", "1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-t",
+            filter,
+            "-v",
+            "-q",
+            "1",
+        ])
         .args(["-C", &count.to_string(), "-W", &secs.to_string()]);
     if let Some(id) = session {
         command.args(["-c", "-i", id]);
@@ -267,12 +332,26 @@ fn subscriber(broker: &Mosquitto, filter: &str, count: usize, secs: u32, session
 
 fn lines_of(child: std::process::Child) -> Vec<String> {
     let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect()
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
 }
 
 fn mosquitto_pub(broker: &Mosquitto, topic: &str, message: &str) {
     let status = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &broker.port().to_string(), "-t", topic, "-m", message, "-q", "1"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port().to_string(),
+            "-t",
+            topic,
+            "-m",
+            message,
+            "-q",
+            "1",
+        ])
         .status()
         .unwrap();
     assert!(status.success());
@@ -281,7 +360,11 @@ fn mosquitto_pub(broker: &Mosquitto, topic: &str, message: &str) {
 fn wait_connected(daemon: &Daemon) {
     let deadline = Instant::now() + WAIT;
     while !daemon.log().contains("bridge: connected to") {
-        assert!(Instant::now() < deadline, "the bridge never connected:\n{}", daemon.log());
+        assert!(
+            Instant::now() < deadline,
+            "the bridge never connected:\n{}",
+            daemon.log()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -292,7 +375,11 @@ fn the_bridge_maps_topics_out_and_in_through_mosquitto() {
     let daemon = Daemon::start_with_config(&bridge_config(&broker, 100));
     wait_connected(&daemon);
     // In: zigbee2mqtt/# on the broker reaches a handler in a worker as z2m/#.
-    install(&daemon, "z2m", &deployment("service", Place::Worker, &["handle"], Some("subscribe = [\"z2m/#\"]")));
+    install(
+        &daemon,
+        "z2m",
+        &deployment("service", Place::Worker, &["handle"], Some("subscribe = [\"z2m/#\"]")),
+    );
     let deadline = Instant::now() + WAIT;
     loop {
         mosquitto_pub(&broker, "zigbee2mqtt/plug/state", "on");
@@ -336,7 +423,12 @@ fn the_bridge_maps_topics_out_and_in_through_mosquitto() {
     install(
         &daemon,
         "local-only",
-        &deployment("command", Place::Main, &["say", "garden/rain", "yes"], Some("publish = [\"garden/#\"]")),
+        &deployment(
+            "command",
+            Place::Main,
+            &["say", "garden/rain", "yes"],
+            Some("publish = [\"garden/#\"]"),
+        ),
     );
     mosquitto_pub(&broker, "zigbee2mqtt/plug/state", "again");
     wait_out(&daemon, "local-only", "said yes");
@@ -344,7 +436,11 @@ fn the_bridge_maps_topics_out_and_in_through_mosquitto() {
     let lines = lines_of(watcher);
     // z2m/# has an out route, yet what came in through the bridge is not
     // sent back out.
-    assert_eq!(lines, vec!["zigbee2mqtt/plug/state again"], "only the outside publish is seen outside");
+    assert_eq!(
+        lines,
+        vec!["zigbee2mqtt/plug/state again"],
+        "only the outside publish is seen outside"
+    );
     assert!(!out(&daemon, "z2m").iter().any(|l| l.contains("other")));
 }
 
@@ -368,7 +464,11 @@ fn while_the_broker_is_away_the_bridge_keeps_the_newest_messages_bounded() {
     let words: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
     let mut args = vec!["say", "home/x"];
     args.extend(words.iter().map(String::as_str));
-    install(&daemon, "burst", &deployment("command", Place::Main, &args, Some("publish = [\"home/#\"]")));
+    install(
+        &daemon,
+        "burst",
+        &deployment("command", Place::Main, &args, Some("publish = [\"home/#\"]")),
+    );
     wait_out(&daemon, "burst", "said m19");
     broker.restart();
     let deadline = Instant::now() + WAIT;
@@ -396,5 +496,9 @@ fn a_bad_bridge_section_is_refused_naming_the_route() {
     );
     let ran = crate::support::arcella(["daemon", "--check", "--config", config.to_str().unwrap()]);
     assert_ne!(ran.code, Some(0));
-    assert!(ran.stderr.contains("bridge.out") && ran.stderr.contains("uses `+`"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("bridge.out") && ran.stderr.contains("uses `+`"),
+        "{}",
+        ran.stderr
+    );
 }

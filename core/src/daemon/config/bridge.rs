@@ -179,7 +179,10 @@ impl BridgeSettings {
             return Err(("bridge.client_id", "must not be empty (it names the session)".into()));
         }
         if self.password.is_some() && self.password_file.is_some() {
-            return Err(("bridge.password_file", "give password or password_file, not both".into()));
+            return Err((
+                "bridge.password_file",
+                "give password or password_file, not both".into(),
+            ));
         }
         if (self.password.is_some() || self.password_file.is_some()) && self.username.is_none() {
             return Err(("bridge.username", "a password needs a username".into()));
@@ -199,7 +202,10 @@ impl BridgeSettings {
         if !(1..=MAX_BUFFER).contains(&self.buffer) {
             return Err((
                 "bridge.buffer",
-                format!("= {} is out of range: give between 1 and {MAX_BUFFER} messages", self.buffer),
+                format!(
+                    "= {} is out of range: give between 1 and {MAX_BUFFER} messages",
+                    self.buffer
+                ),
             ));
         }
         if self.out.is_empty() && self.into.is_empty() {
@@ -219,8 +225,8 @@ impl BridgeSettings {
         let Some(path) = &self.password_file else {
             return Ok(self.password.clone());
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("[bridge] password_file `{}`: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("[bridge] password_file `{}`: {e}", path.display()))?;
         Ok(Some(text.trim_end_matches(['\n', '\r']).to_owned()))
     }
 }

@@ -181,7 +181,9 @@ impl Supervisor {
             "wasi:cli/run"
         };
         let handles_messages = validated.entrypoint == crate::host::messaging::HANDLER;
-        if interface.kind == artifact::ArtifactKind::Component && !validated.entrypoint.starts_with(start) && !handles_messages
+        if interface.kind == artifact::ArtifactKind::Component
+            && !validated.entrypoint.starts_with(start)
+            && !handles_messages
         {
             let how = if served {
                 "with [http], components are started through wasi:http/incoming-handler"

@@ -118,11 +118,7 @@ impl Bus {
 
     /// The counters of `owner` (a module id, or `bridge`), made on first use.
     pub fn counters(&self, owner: &str) -> Arc<Counters> {
-        self.inner()
-            .counters
-            .entry(owner.to_owned())
-            .or_default()
-            .clone()
+        self.inner().counters.entry(owner.to_owned()).or_default().clone()
     }
 
     /// Subscribes `owner` to `filters` (checked by the caller) with a
@@ -302,16 +298,26 @@ mod tests {
         let sub = bus.subscribe("thermo", vec!["cmd/thermo/#".into()], 3);
         let other = bus.subscribe("other", vec!["sensors/+/temp".into()], 3);
         for n in 0..10 {
-            assert_eq!(bus.publish(&Origin::Module("p".into()), &message("cmd/thermo/set", n)), 1);
+            assert_eq!(
+                bus.publish(&Origin::Module("p".into()), &message("cmd/thermo/set", n)),
+                1
+            );
         }
         let stats = bus.stats("thermo").unwrap();
-        assert_eq!((stats.received, stats.dropped, stats.queued, stats.capacity), (10, 7, 3, 3));
+        assert_eq!(
+            (stats.received, stats.dropped, stats.queued, stats.capacity),
+            (10, 7, 3, 3)
+        );
         let kept: Vec<u8> = std::iter::from_fn(|| sub.try_next()).map(|m| m.data[0]).collect();
         assert_eq!(kept, vec![7, 8, 9], "the newest are kept");
         assert!(other.is_empty());
         drop(sub);
         assert_eq!(bus.subscriptions(), 1);
-        assert_eq!(bus.stats("thermo").unwrap().dropped, 7, "counters outlive the subscription");
+        assert_eq!(
+            bus.stats("thermo").unwrap().dropped,
+            7,
+            "counters outlive the subscription"
+        );
     }
 
     #[test]

@@ -128,7 +128,10 @@ mod tests {
         assert_eq!(check_topic("sensors/+/temp"), Err(TopicError::Wildcard('+')));
         assert_eq!(check_topic("sensors/#"), Err(TopicError::Wildcard('#')));
         assert_eq!(check_topic("a\0b"), Err(TopicError::Nul));
-        assert_eq!(check_topic(&"t".repeat(MAX_TOPIC + 1)), Err(TopicError::TooLong(MAX_TOPIC + 1)));
+        assert_eq!(
+            check_topic(&"t".repeat(MAX_TOPIC + 1)),
+            Err(TopicError::TooLong(MAX_TOPIC + 1))
+        );
         check_topic("sensors/kitchen/temp").unwrap();
     }
 }
