@@ -150,6 +150,66 @@ pub enum Command {
     /// Write the WIT package set components build against (the
     /// arcella:platform worlds and their dependencies) into DIR.
     Wit(WitArgs),
+    /// Start a guest project: source, manifests, `./build.sh`, README and
+    /// wit/, in Rust, C, Python or JavaScript.
+    #[cfg(feature = "compiler")]
+    New(NewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The project's name, also its module id: a-z, 0-9, '-' and '_',
+    /// starting with a letter.
+    pub name: String,
+    /// The language it is written in.
+    #[arg(long, value_name = "LANG")]
+    pub lang: GuestLang,
+    /// What it is: a long-running service or a command that runs to
+    /// completion.
+    #[arg(long, value_name = "KIND", default_value = "service")]
+    pub kind: GuestKind,
+    /// Where to write it [default: ./NAME]; must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The languages `arcella new` has templates for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuestLang {
+    Rust,
+    C,
+    Python,
+    Js,
+}
+
+/// The kinds of project `arcella new` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GuestKind {
+    /// Long-running, with logging, config and key-value
+    /// (`arcella:platform/service`).
+    Service,
+    /// Runs to completion (`arcella:platform/command`).
+    Command,
+}
+
+impl GuestLang {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestLang::Rust => "rust",
+            GuestLang::C => "c",
+            GuestLang::Python => "python",
+            GuestLang::Js => "js",
+        }
+    }
+}
+
+impl GuestKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GuestKind::Service => "service",
+            GuestKind::Command => "command",
+        }
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -21,6 +21,9 @@ mod http;
 mod limits;
 mod network;
 mod packaging;
+mod polyglot;
+#[cfg(feature = "compiler")]
+mod polyglot_new;
 mod store;
 mod support;
 mod wit;

@@ -38,6 +38,8 @@ const FUEL_GUESTS: &[&str] = &["cpu_loop_p1", "cpu_loop_p2", "hello_p1"];
 
 type BoxError = Box<dyn std::error::Error>;
 
+mod polyglot;
+
 fn main() -> Result<(), BoxError> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
@@ -141,6 +143,12 @@ fn main() -> Result<(), BoxError> {
     ];
     precompile(&guests_out, "hello_p1", &foreign)?;
 
+    // The polyglot examples: native artifacts only.
+    let polyglot = polyglot::build(&manifest_dir, &out_dir, &guests_out)?;
+    if let Ok(built) = &polyglot {
+        names.extend(built.iter().cloned());
+    }
+
     let suite = find_wasi_testsuite(&manifest_dir);
     let mut suite_tests = Vec::new();
     let suite_out = out_dir.join("wasi-testsuite");
@@ -195,6 +203,15 @@ fn main() -> Result<(), BoxError> {
     )?;
     writeln!(generated, "/// Every conformance test, by name.")?;
     writeln!(generated, "pub const WASI_TESTS: &[&str] = &{suite_tests:?};")?;
+    writeln!(
+        generated,
+        "/// Why the polyglot examples were not built (no guest tools), if they were not."
+    )?;
+    writeln!(
+        generated,
+        "pub const POLYGLOT_MISSING: Option<&str> = {:?};",
+        polyglot.err()
+    )?;
     fs::write(out_dir.join("programs.rs"), generated)?;
     Ok(())
 }
