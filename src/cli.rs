@@ -156,6 +156,7 @@ pub enum Command {
     New(NewArgs),
 }
 
+#[cfg(feature = "compiler")]
 #[derive(Debug, clap::Args)]
 pub struct NewArgs {
     /// The project's name, also its module id: a-z, 0-9, '-' and '_',
@@ -173,6 +174,7 @@ pub struct NewArgs {
     pub dir: Option<PathBuf>,
 }
 
+#[cfg(feature = "compiler")]
 /// The languages `arcella new` has templates for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GuestLang {
@@ -182,6 +184,7 @@ pub enum GuestLang {
     Js,
 }
 
+#[cfg(feature = "compiler")]
 /// The kinds of project `arcella new` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GuestKind {
@@ -192,6 +195,7 @@ pub enum GuestKind {
     Command,
 }
 
+#[cfg(feature = "compiler")]
 impl GuestLang {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -203,6 +207,7 @@ impl GuestLang {
     }
 }
 
+#[cfg(feature = "compiler")]
 impl GuestKind {
     pub fn as_str(self) -> &'static str {
         match self {

@@ -82,11 +82,12 @@ fn the_service_examples_are_what_arcella_new_writes() {
 fn new_refuses_bad_names_busy_directories_and_unknown_languages_or_kinds() {
     let tmp = tempfile::tempdir().unwrap();
     let at = Some(tmp.path());
+    let long = "a".repeat(64);
     for (name, says) in [
         ("My App", "contains ' '"),
         ("9lives", "starts with a digit"),
-        ("-x", "starts with"),
-        (&"a".repeat(64), "64 characters long"),
+        ("_x", "starts with \"_\""),
+        (long.as_str(), "64 characters long"),
     ] {
         arcella_in(at, ["new", name, "--lang", "rust"])
             .expect_code(1)
