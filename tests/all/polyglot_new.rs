@@ -18,7 +18,11 @@ fn files(dir: &Path) -> Vec<PathBuf> {
         let meta = std::fs::symlink_metadata(&path).unwrap();
         if meta.is_dir() {
             for entry in std::fs::read_dir(&path).unwrap() {
-                stack.push(entry.unwrap().path());
+                let entry = entry.unwrap().path();
+                // What a build leaves behind (componentize-py's bytecode).
+                if !entry.ends_with("__pycache__") {
+                    stack.push(entry);
+                }
             }
         } else {
             all.push(path.strip_prefix(dir).unwrap().to_path_buf());
@@ -84,7 +88,7 @@ fn new_refuses_bad_names_busy_directories_and_unknown_languages_or_kinds() {
     let at = Some(tmp.path());
     let long = "a".repeat(64);
     for (name, says) in [
-        ("My App", "contains ' '"),
+        ("my app", "contains ' '"),
         ("9lives", "starts with a digit"),
         ("_x", "starts with \"_\""),
         (long.as_str(), "64 characters long"),

@@ -114,7 +114,7 @@ fn newest(roots: &[PathBuf]) -> Result<SystemTime, BoxError> {
                 let entry = entry?.path();
                 let skip = entry
                     .file_name()
-                    .is_some_and(|n| n == "target" || n == "build" || n == "node_modules");
+                    .is_some_and(|n| n == "target" || n == "build" || n == "node_modules" || n == "__pycache__");
                 if !skip {
                     stack.push(entry);
                 }

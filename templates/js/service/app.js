@@ -13,6 +13,9 @@ import { shutdownRequested } from "arcella:service/lifecycle@0.1.0";
 import { subscribeDuration } from "wasi:clocks/monotonic-clock@0.2.12";
 
 const LANG = "js";
+// Resources (the clock's pollables here) are not collected soon enough to
+// stay under the daemon's host handle limit: drop each one when done.
+const dispose = Symbol.dispose ?? Symbol.for("dispose");
 
 function greeting() {
   try {
@@ -45,7 +48,9 @@ function serve() {
       log("info", LANG, `greeting is now ${said}`);
     }
     // No sleep in JavaScript without an event loop: block on a clock.
-    subscribeDuration(50_000_000n).block();
+    const pause = subscribeDuration(50_000_000n);
+    pause.block();
+    pause[dispose]();
   }
   log("info", LANG, "stopping");
 }
