@@ -89,7 +89,10 @@ fn time_build(repo: &Path, lang: &str, scratch: &Path) -> Duration {
     .unwrap();
     let began = Instant::now();
     let status = Command::new(repo.join(format!("examples/{lang}-service/build.sh")))
-        .env("PATH", format!("{}:{}", tools.display(), std::env::var("PATH").unwrap()))
+        .env(
+            "PATH",
+            format!("{}:{}", tools.display(), std::env::var("PATH").unwrap()),
+        )
         .env("OUT", scratch.join(format!("{lang}.wasm")))
         .env("BUILD", scratch.join(format!("{lang}-build")))
         .env("ADAPTER", &adapter)
@@ -108,7 +111,11 @@ fn arcella(socket: &Path, args: &[&std::ffi::OsStr]) -> String {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -148,7 +155,10 @@ fn install(socket: &Path, lang: &str, cwasm: &Path, scratch: &Path, i: usize) ->
 }
 
 fn worker_rss(socket: &Path, lang: &str) -> u64 {
-    let status = arcella(socket, &["--json".as_ref(), "status".as_ref(), format!("{lang}-0").as_ref()]);
+    let status = arcella(
+        socket,
+        &["--json".as_ref(), "status".as_ref(), format!("{lang}-0").as_ref()],
+    );
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
     let pid = status["worker_pid"].as_u64().expect("worker_pid") as u32;
     std::thread::sleep(Duration::from_millis(500));

@@ -151,9 +151,9 @@ fn values(name: &str, lang: GuestLang, kind: GuestKind) -> Vec<(&'static str, St
 
 /// `text` with each `{{key}}` replaced by its value.
 fn render(text: &str, values: &[(&'static str, String)]) -> String {
-    values
-        .iter()
-        .fold(text.to_owned(), |text, (key, value)| text.replace(&format!("{{{{{key}}}}}"), value))
+    values.iter().fold(text.to_owned(), |text, (key, value)| {
+        text.replace(&format!("{{{{{key}}}}}"), value)
+    })
 }
 
 /// Every file of the project, as (path in it, bytes, executable).
@@ -164,7 +164,13 @@ pub fn project(name: &str, lang: GuestLang, kind: GuestKind) -> Vec<(String, Vec
         .chain(lang_files(lang))
         .copied()
         .chain([source(lang, kind), ("deployment.toml", deployment(kind))])
-        .map(|(path, text)| (path.to_owned(), render(text, &values).into_bytes(), path.ends_with(".sh")))
+        .map(|(path, text)| {
+            (
+                path.to_owned(),
+                render(text, &values).into_bytes(),
+                path.ends_with(".sh"),
+            )
+        })
         .collect();
     if lang == GuestLang::C {
         files.push((C_ADAPTER.0.to_owned(), C_ADAPTER.1.to_vec(), false));

@@ -19,7 +19,10 @@ const EXAMPLES: &[(&str, &str, &str)] = &[
 ];
 
 fn example(dir: &str, file: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join(dir).join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(dir)
+        .join(file);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -38,7 +41,10 @@ fn wait_log(daemon: &Daemon, id: &str, needle: &str, within: Duration) -> String
         if logs.contains(needle) {
             return logs;
         }
-        assert!(Instant::now() < deadline, "{id}: no {needle:?} within {within:?} in:\n{logs}");
+        assert!(
+            Instant::now() < deadline,
+            "{id}: no {needle:?} within {within:?} in:\n{logs}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -49,7 +55,11 @@ fn every_language_logs_counts_in_keyvalue_follows_config_and_stops_on_a_daemon()
     let daemon = Daemon::start();
     let mut running = Vec::new();
     for &(dir, guest, lang) in EXAMPLES {
-        let installed = daemon.install(guest, Some(&example(dir, "component.toml")), &example(dir, "deployment.toml"));
+        let installed = daemon.install(
+            guest,
+            Some(&example(dir, "component.toml")),
+            &example(dir, "deployment.toml"),
+        );
         // componentize-py and componentize-js import every interface of
         // the world, outgoing wasi:http among them: a daemon built without
         // it refuses them at install, naming the import and the fix.

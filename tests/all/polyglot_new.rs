@@ -156,8 +156,14 @@ fn command_projects_in_rust_and_c_build_and_run_with_arcella_run() {
         let dir = tmp.path().join(&name);
         build(&dir);
         let wasm = dir.join(format!("{name}.wasm"));
-        arcella(["run".as_ref(), wasm.as_os_str(), "--".as_ref(), "one".as_ref(), "two".as_ref()])
-            .expect_code(0)
-            .stdout_has(&[&format!("hello from {lang}, args"), "one", "two"]);
+        arcella([
+            "run".as_ref(),
+            wasm.as_os_str(),
+            "--".as_ref(),
+            "one".as_ref(),
+            "two".as_ref(),
+        ])
+        .expect_code(0)
+        .stdout_has(&[&format!("hello from {lang}, args"), "one", "two"]);
     }
 }

@@ -2,7 +2,7 @@
 //! arguments. Bindings come from the `arcella:platform/command` world
 //! (wit/); the component exports `wasi:cli/run`.
 
-wit_bindgen::generate!({ path: "wit", world: "arcella:platform/command" });
+wit_bindgen::generate!({ path: "wit", world: "arcella:platform/command", generate_all });
 
 struct Command;
 

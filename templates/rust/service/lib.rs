@@ -3,7 +3,7 @@
 //! when the daemon asks (arcella:service/lifecycle). Bindings come from the
 //! `arcella:platform/service` world; the component exports `wasi:cli/run`.
 
-wit_bindgen::generate!({ path: "wit", world: "arcella:platform/service" });
+wit_bindgen::generate!({ path: "wit", world: "arcella:platform/service", generate_all });
 
 use arcella::service::lifecycle::shutdown_requested;
 use std::time::Duration;
