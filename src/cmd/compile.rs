@@ -48,8 +48,19 @@ pub fn execute(args: &CompileArgs, json: bool) -> Result<(), CmdError> {
     );
     let profile = profile(args)?;
     let compiled = compile(&profile, &source, &name)?;
-    for missing in arcella_core::host::provided::missing_imports(&compiled.imports) {
+    let (from_providers, from_host): (Vec<String>, Vec<String>) = compiled
+        .imports
+        .iter()
+        .cloned()
+        .partition(|i| arcella_core::host::typed::from_provider(i));
+    for missing in arcella_core::host::provided::missing_imports(&from_host) {
         eprintln!("warning: a device running this Arcella will refuse to install it: {missing}");
+    }
+    for import in &from_providers {
+        eprintln!(
+            "note: imports `{import}`, which another module must provide: grant it in deployment.toml [imports] \
+             (docs/typed-calls.md)"
+        );
     }
     let output = args
         .output

@@ -123,18 +123,20 @@ fn info_lists_what_the_daemon_provides_and_install_refuses_the_rest() {
     assert_eq!(refused.code, Some(1), "{refused:?}");
     // wasi:http is provided by builds with the `http` feature (the
     // default); one without it names the fix for componentize-js.
+    // An interface no daemon provides is one another module may provide
+    // (typed calls): the fix named is the [imports] grant.
     let wants: &[&str] = if cfg!(feature = "http") {
         &[
-            "1 interface(s) this daemon does not provide",
-            "`acme:thermo/sensor@1.2.0`",
+            "`acme:thermo/sensor@1.2.0`, which this daemon does not provide and no [imports] entry grants",
+            "[imports] \"acme:thermo/sensor\" = \"PROVIDER\"",
             "arcella info",
         ]
     } else {
         &[
-            "2 interface(s) this daemon does not provide",
+            "1 interface(s) this daemon does not provide",
             "`wasi:http/types@0.2.3`",
             "-d http",
-            "`acme:thermo/sensor@1.2.0`",
+            "`acme:thermo/sensor@1.2.0`, which this daemon does not provide and no [imports] entry grants",
             "arcella info",
         ]
     };

@@ -136,14 +136,16 @@ impl Supervisor {
                 .cloned()
                 .collect();
             let missing = crate::host::provided::missing_imports(&host_missing);
+            let linking = super::wiring::check_imports(program, &deployment);
             if !missing.is_empty() {
-                return Err(RemoteError::new(
-                    ErrorKind::Unavailable,
-                    crate::host::provided::refusal(&missing),
-                ));
+                // Both problems at once, so one rebuild or edit fixes all.
+                let mut refusal = crate::host::provided::refusal(&missing);
+                if let Err(also) = linking {
+                    refusal = format!("{refusal}; and {also}");
+                }
+                return Err(RemoteError::new(ErrorKind::Unavailable, refusal));
             }
-            super::wiring::check_imports(program, &deployment)
-                .map_err(|e| RemoteError::new(ErrorKind::InvalidManifest, e))?;
+            linking.map_err(|e| RemoteError::new(ErrorKind::InvalidManifest, e))?;
         }
         let validated = manifest::validate(component, deployment, &interface).map_err(invalid_manifest)?;
         let engine_stack = self.inner.config.engine.max_wasm_stack as u64;
