@@ -323,6 +323,34 @@ impl Daemon {
         Some(serde_json::from_str(&ran.stdout).unwrap())
     }
 
+    /// A module's guest stdout lines so far (`arcella logs`).
+    pub fn guest_out(&self, module: &str) -> Vec<String> {
+        self.cli(["logs", module])
+            .stdout
+            .lines()
+            .filter_map(|l| l.trim_start().strip_prefix("out | ").map(str::to_owned))
+            .collect()
+    }
+
+    /// Waits until the module's stdout has a line containing `needle`
+    /// (or panics after `within`); returns the lines so far.
+    pub fn wait_guest_out(&self, module: &str, needle: &str, within: Duration) -> Vec<String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let lines = self.guest_out(module);
+            if lines.iter().any(|l| l.contains(needle)) {
+                return lines;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{module} never printed {needle:?}; it printed {lines:#?}\nlogs:\n{}\ndaemon:\n{}",
+                self.cli(["logs", module]).stdout,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Polls `status` until `check` holds (or panics after `within`).
     pub fn wait_for(
         &self,

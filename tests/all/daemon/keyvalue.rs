@@ -7,7 +7,7 @@
 
 use super::harness::*;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 const GUEST: &str = "kv_counter_p2";
@@ -50,32 +50,12 @@ fn install(daemon: &Daemon, name: &str, deployment: &str) {
         .expect_code(0);
 }
 
-/// The guest's stdout lines so far.
 fn out(daemon: &Daemon, module: &str) -> Vec<String> {
-    daemon
-        .cli(["logs", module])
-        .stdout
-        .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("out | ").map(str::to_owned))
-        .collect()
+    daemon.guest_out(module)
 }
 
-/// Waits until the module's output has a line containing `needle`.
 fn wait_out(daemon: &Daemon, module: &str, needle: &str) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let lines = out(daemon, module);
-        if lines.iter().any(|l| l.contains(needle)) {
-            return lines;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{module} never printed {needle:?}; it printed {lines:#?}\nlogs:\n{}\ndaemon:\n{}",
-            daemon.cli(["logs", module]).stdout,
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_guest_out(module, needle, WAIT)
 }
 
 fn exited(daemon: &Daemon, module: &str) {

@@ -49,14 +49,12 @@ fn install(daemon: &Daemon, guest: &str, name: &str, deployment: &str) {
         .expect_code(0);
 }
 
-/// The module's stdout lines so far.
 fn out(daemon: &Daemon, module: &str) -> Vec<String> {
-    daemon
-        .cli(["logs", module])
-        .stdout
-        .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("out | ").map(str::to_owned))
-        .collect()
+    daemon.guest_out(module)
+}
+
+fn wait_out(daemon: &Daemon, module: &str, needle: &str) -> Vec<String> {
+    daemon.wait_guest_out(module, needle, WAIT)
 }
 
 fn line<'a>(lines: &'a [String], prefix: &str) -> &'a str {
@@ -64,23 +62,6 @@ fn line<'a>(lines: &'a [String], prefix: &str) -> &'a str {
         .iter()
         .find(|l| l.starts_with(prefix))
         .unwrap_or_else(|| panic!("no line starting {prefix:?} in {lines:#?}"))
-}
-
-fn wait_out(daemon: &Daemon, module: &str, needle: &str) -> Vec<String> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let lines = out(daemon, module);
-        if lines.iter().any(|l| l.contains(needle)) {
-            return lines;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{module} never printed {needle:?}; it printed {lines:#?}\nlogs:\n{}\ndaemon:\n{}",
-            daemon.cli(["logs", module]).stdout,
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn state(daemon: &Daemon, id: &str) -> String {

@@ -110,6 +110,14 @@ pub(super) fn check_imports(program: &Program, deployment: &crate::manifest::Dep
     Ok(())
 }
 
+/// Where a module runs, as `wiring` shows it: `daemon` or `worker GROUP`.
+fn process_of(deployment: &crate::manifest::DeploymentManifest) -> String {
+    match deployment.isolation {
+        Isolation::Main => "daemon".to_owned(),
+        Isolation::Worker => format!("worker {}", deployment.group),
+    }
+}
+
 impl Supervisor {
     /// The provider module each of `id`'s provider-served imports links
     /// to: one its `[imports]` grants, running, of a compatible version,
@@ -245,10 +253,7 @@ impl Supervisor {
     pub(super) fn register_provider(&self, id: &str, loaded: &Loaded, generation: u64) -> Arc<ProviderHandle> {
         let deployment = &loaded.manifests.deployment;
         let handle = Arc::new(ProviderHandle::new(id, deployment.provider.instances));
-        let process = match deployment.isolation {
-            Isolation::Main => "daemon".to_owned(),
-            Isolation::Worker => format!("worker {}", deployment.group),
-        };
+        let process = process_of(deployment);
         self.inner.wiring.register(
             id,
             Provided {
@@ -341,11 +346,7 @@ impl Supervisor {
             let (Some(instance), Some(loaded)) = (&slot.instance, &slot.loaded) else {
                 continue;
             };
-            let deployment = &loaded.manifests.deployment;
-            let process = match deployment.isolation {
-                Isolation::Main => "daemon".to_owned(),
-                Isolation::Worker => format!("worker {}", deployment.group),
-            };
+            let process = process_of(&loaded.manifests.deployment);
             for (import, provider) in &instance.links {
                 report.links.push(WiringLink {
                     consumer: id.clone(),
