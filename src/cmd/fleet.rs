@@ -205,8 +205,15 @@ fn devices(operator: &Operator, json: bool) -> Result<(), FleetError> {
         let desired = view.convergence.as_ref().map_or_else(
             || "-".to_owned(),
             |c| {
+                // A device that is not converged says which module keeps it
+                // from it, and why.
+                let why = c
+                    .modules
+                    .iter()
+                    .find(|m| m.step.is_verdict() && !m.step.is_success())
+                    .map_or_else(String::new, |m| format!(": {} {}", m.id, m.step));
                 format!(
-                    "{:?} (group v{}, device v{})",
+                    "{:?} (group v{}, device v{}){why}",
                     c.phase,
                     c.group_document.map_or("-".into(), |d| d.version.to_string()),
                     c.device_document.map_or("-".into(), |d| d.version.to_string())

@@ -516,6 +516,9 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
         .expect_code(0)
         .stdout_has(&["gw-cli: healthy", "1 healthy, 0 failed"]);
     assert_eq!(state_name(&daemon.status("ticker").unwrap()), "running");
+    crate::support::arcella(["fleet", "--broker", &url, "devices"])
+        .expect_code(0)
+        .stdout_has(&["gw-cli", "online", "Converged"]);
 
     // Any local verb on the remote device; all but reads signed.
     let unsigned = |args: &[&str]| {
@@ -574,9 +577,25 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
     crate::support::arcella(["--broker", &url, "--device", "gw-nobody", "info"])
         .expect_code(1)
         .stderr_has(&["no device `gw-nobody`"]);
-    crate::support::arcella(["fleet", "--broker", &url, "devices"])
-        .expect_code(0)
-        .stdout_has(&["gw-cli", "online", "Converged"]);
+    // The remote stop went against the device's desired state: the fleet
+    // view says so (at the next drift check) rather than "Converged".
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let listed = crate::support::arcella(["fleet", "--broker", &url, "devices"]);
+        listed.expect_code(0);
+        if listed
+            .stdout
+            .contains("Failed (group v-, device v2): ticker drifted: stopped by hand")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a device stopped against its desired state is not reported as drifted:\n{}",
+            listed.stdout
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
     // Remote install of a module that would run in the daemon's process:
     // refused, though signed; the default deployment (a worker) is not.
     let main = write(work.path(), "main.toml", TICKER_SERVICE);
