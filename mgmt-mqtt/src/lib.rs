@@ -4,6 +4,7 @@
 //! layout and payloads: docs/mqtt.md.
 
 pub mod agent;
+pub mod bridge;
 pub mod broker;
 pub mod deploy;
 pub mod device;

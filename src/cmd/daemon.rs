@@ -24,6 +24,8 @@ pub enum DaemonCmdError {
     Mqtt(#[from] BrokerError),
     #[error(transparent)]
     Engine(#[from] arcella_core::engine::EngineError),
+    #[error(transparent)]
+    Bridge(#[from] arcella_mqtt::bridge::BridgeError),
 }
 
 impl From<DaemonCmdError> for Failure {
@@ -57,6 +59,7 @@ fn check(config: &DaemonConfig, json: bool) -> Result<(), DaemonCmdError> {
     if let Some(mqtt) = &config.mqtt {
         agent_config(mqtt)?;
     }
+    bridge_config(config)?;
     let [plain, metered] = engines.fingerprints();
     if json {
         crate::cmd::render::json_value(&Checked {
@@ -94,23 +97,45 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>, json: bool) -> Result
         return check(&config, json);
     }
     crate::logging::init(&config.log_level);
-    let Some(mqtt) = config.mqtt.clone() else {
+    if config.mqtt.is_none() && config.bridge.is_none() {
         daemon::run(config)?;
         return Ok(());
-    };
-    let agent_config = agent_config(&mqtt)?;
+    }
+    let agent_config = config.mqtt.as_ref().map(agent_config).transpose()?;
+    let bridge = bridge_config(&config)?;
     daemon::run_with(
         config,
         Box::new(move |supervisor| {
-            let device: std::sync::Arc<dyn arcella_mqtt::device::Device> = std::sync::Arc::new(supervisor);
-            match arcella_mqtt::agent::Agent::spawn(agent_config, device) {
-                // The agent's threads live as long as the process.
-                Ok(agent) => std::mem::forget(agent),
-                Err(e) => log::error!("MQTT management is off: {e}"),
+            if let Some((settings, broker)) = bridge {
+                match arcella_mqtt::bridge::Bridge::spawn(&settings, &broker, supervisor.bus()) {
+                    Ok(_) => log::info!("bridge: joining the message bus to {}", settings.url),
+                    Err(e) => log::error!("the MQTT bridge is off: {e}"),
+                }
+            }
+            if let Some(agent_config) = agent_config {
+                let device: std::sync::Arc<dyn arcella_mqtt::device::Device> = std::sync::Arc::new(supervisor);
+                match arcella_mqtt::agent::Agent::spawn(agent_config, device) {
+                    // The agent's threads live as long as the process.
+                    Ok(agent) => std::mem::forget(agent),
+                    Err(e) => log::error!("MQTT management is off: {e}"),
+                }
             }
         }),
     )?;
     Ok(())
+}
+
+/// `[bridge]` with its password read and its TLS files checked now, like
+/// `[mqtt]`'s: a mistake stops the daemon at start, naming it.
+fn bridge_config(
+    config: &DaemonConfig,
+) -> Result<Option<(arcella_core::daemon::config::BridgeSettings, BrokerSettings)>, DaemonCmdError> {
+    let Some(settings) = &config.bridge else {
+        return Ok(None);
+    };
+    let device = config.mqtt.as_ref().map(|m| m.device.as_str());
+    let broker = arcella_mqtt::bridge::broker_settings(settings, device)?;
+    Ok(Some((settings.clone(), broker)))
 }
 
 /// The agent's settings from `[mqtt]`, with the password file read and the

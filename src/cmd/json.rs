@@ -151,6 +151,9 @@ pub struct Status {
     pub update_until: Option<u64>,
     /// With `rolled_back`: why.
     pub update_reason: Option<String>,
+    /// Its use of the message bus (docs/messaging.md); absent if none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messaging: Option<protocol::messaging::MessagingStats>,
 }
 
 impl From<&ModuleStatus> for Status {
@@ -189,6 +192,7 @@ impl From<&ModuleStatus> for Status {
                 Some(UpdateOutcome::RolledBack { reason }) => Some(reason.clone()),
                 _ => None,
             },
+            messaging: s.messaging,
         }
     }
 }

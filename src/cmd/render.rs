@@ -85,6 +85,20 @@ pub fn response(response: &Response, json: bool) {
                 outln!("last update: {}", update_line(update));
             }
             outln!("restarts:    {}", status.restarts);
+            if let Some(m) = &status.messaging {
+                outln!(
+                    "messages:    published {}, denied {}; received {}, handled {} ({} failed), dropped {}, \
+                     queued {}/{}",
+                    m.published,
+                    m.denied,
+                    m.received,
+                    m.handled,
+                    m.failed,
+                    m.dropped,
+                    m.queued,
+                    m.capacity
+                );
+            }
             if let Some(code) = status.last_exit {
                 outln!("last exit:   {code}");
             }

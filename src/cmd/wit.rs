@@ -53,6 +53,26 @@ pub const FILES: &[(&str, &str)] = &[
         "deps/logging/world.wit",
         include_str!("../../wit/deps/logging/world.wit"),
     ),
+    (
+        "deps/messaging/guest.wit",
+        include_str!("../../wit/deps/messaging/guest.wit"),
+    ),
+    (
+        "deps/messaging/messaging.wit",
+        include_str!("../../wit/deps/messaging/messaging.wit"),
+    ),
+    (
+        "deps/messaging/producer.wit",
+        include_str!("../../wit/deps/messaging/producer.wit"),
+    ),
+    (
+        "deps/messaging/request-reply.wit",
+        include_str!("../../wit/deps/messaging/request-reply.wit"),
+    ),
+    (
+        "deps/messaging/types.wit",
+        include_str!("../../wit/deps/messaging/types.wit"),
+    ),
 ];
 
 /// What `wit --json` prints.

@@ -27,6 +27,7 @@ const RUST_GUESTS: &[&str] = &[
     "config_log",
     "tcp_echo",
     "kv_counter",
+    "messenger",
 ];
 /// (wasm target, suffix): preview 1 gives core modules, preview 2 components.
 const WASI_TARGETS: &[(&str, &str)] = &[("wasm32-wasip1", "p1"), ("wasm32-wasip2", "p2")];

@@ -44,6 +44,9 @@ struct Running {
     config: ConfigValues,
     /// A provider's entrance, where `ToWorker::Call`s go.
     provide: Option<Arc<ProviderHandle>>,
+    /// Where `ToWorker::Deliver` puts messages for its handler (it
+    /// subscribes to topics); the daemon sends one at a time.
+    deliveries: Option<async_channel::Sender<arcella_core::protocol::messaging::BusMessage>>,
 }
 
 #[derive(Default)]
@@ -282,6 +285,23 @@ impl Context {
                     })
                     .detach();
             }
+            ToWorker::Deliver { instance, message } => {
+                let sender = lock(&self.instances)
+                    .running
+                    .get(&instance)
+                    .and_then(|r| r.deliveries.clone());
+                match sender {
+                    Some(sender) => {
+                        if sender.try_send(message).is_err() {
+                            log::warn!("worker `{}`: a message for a busy handler dropped", self.group);
+                        }
+                    }
+                    None => {
+                        let outcome = Err("no handler for it in this worker".to_owned());
+                        let _ = self.outbox.send(FromWorker::Handled { instance, outcome }).await;
+                    }
+                }
+            }
             ToWorker::Hello { .. } => log::warn!("worker `{}`: a second Hello ignored", self.group),
             ToWorker::Config { instance, values } => {
                 let values = values.into_iter().collect();
@@ -355,6 +375,17 @@ impl Context {
         let check = health.clone();
         let name = spec.name.clone();
         let denied = self.outbox.clone();
+        let (deliveries, inbox) = if spec.grants.subscribe.is_empty() {
+            (None, None)
+        } else {
+            let (sender, messages) = async_channel::bounded(1);
+            let inbox = arcella_core::host::messaging::backend::Relayed {
+                messages,
+                outbox: self.outbox.clone(),
+                instance,
+            };
+            (Some(sender), Some(inbox))
+        };
         let host = HostServices {
             denials: Some(Arc::new(move |denial: Denial| {
                 let denial = denial.bounded();
@@ -372,6 +403,11 @@ impl Context {
                 calls: self.calls.clone(),
                 instance,
             })),
+            messaging: Some(Arc::new(arcella_core::host::messaging::proxy::Proxy {
+                calls: self.calls.clone(),
+                instance,
+            })),
+            inbox: inbox.map(|inbox| Arc::new(inbox) as Arc<dyn arcella_core::host::messaging::backend::Inbox>),
         };
         let provide = spec
             .provider_instances
@@ -419,6 +455,7 @@ impl Context {
                     name,
                     config,
                     provide: provide_kept,
+                    deliveries,
                 },
             );
         }

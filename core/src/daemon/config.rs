@@ -7,8 +7,10 @@ use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod bridge;
 pub mod mqtt;
 
+pub use bridge::BridgeSettings;
 pub use mqtt::MqttSettings;
 
 /// `arcella.toml`.
@@ -54,6 +56,9 @@ pub struct DaemonConfig {
     pub policy: Policy,
     /// Fleet management over MQTT; off unless configured.
     pub mqtt: Option<MqttSettings>,
+    /// The message bus joined to an MQTT broker (config/bridge.rs); off
+    /// unless configured.
+    pub bridge: Option<BridgeSettings>,
     /// The audit trail (`<data_dir>/audit/`).
     pub audit: AuditConfig,
     /// Guests' HTTP (`wasi:http`).
@@ -176,6 +181,7 @@ impl Default for DaemonConfig {
             module_defaults: ModuleDefaults::default(),
             policy: Policy::default(),
             mqtt: None,
+            bridge: None,
             audit: AuditConfig::default(),
             http: HttpConfig::default(),
         }
@@ -335,6 +341,9 @@ impl DaemonConfig {
         }
         if let Some(mqtt) = &self.mqtt {
             mqtt.validate().map_err(|(key, message)| invalid(key, message))?;
+        }
+        if let Some(bridge) = &self.bridge {
+            bridge.validate().map_err(|(key, message)| invalid(key, message))?;
         }
         Ok(())
     }

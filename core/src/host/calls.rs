@@ -99,6 +99,9 @@ impl HostServices {
             HostRequest::Call { import, function, args } => {
                 HostReply::Call(self.typed_call(&import, &function, args).await)
             }
+            HostRequest::Messaging(crate::protocol::messaging::MsgRequest::Publish(message)) => {
+                HostReply::Messaging(self.publish(message).await)
+            }
         }
     }
 

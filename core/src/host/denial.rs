@@ -14,6 +14,7 @@ pub enum Capability {
     Http,
     /// A typed call to a provider the module's `[imports]` does not grant.
     Calls,
+    Messaging,
 }
 
 impl Capability {
@@ -27,6 +28,7 @@ impl Capability {
             Self::Config => "config",
             Self::Http => "http",
             Self::Calls => "calls",
+            Self::Messaging => "messaging",
         }
     }
 }

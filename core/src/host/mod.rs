@@ -17,6 +17,7 @@ pub mod http;
 pub mod keyvalue;
 pub mod lifecycle;
 pub mod logging;
+pub mod messaging;
 pub mod network;
 pub mod provided;
 pub mod typed;
@@ -49,6 +50,12 @@ pub struct HostServices {
     /// calls): the daemon's router, or the proxy to it in a worker; `None`
     /// (`arcella run`): imports only providers could serve are refused.
     pub calls: Option<std::sync::Arc<dyn typed::Calls>>,
+    /// Who serves `wasi:messaging` publishes: the bus in the daemon, or
+    /// the proxy to it in a worker; `None`: no publishing granted.
+    pub messaging: Option<std::sync::Arc<dyn messaging::backend::Messaging>>,
+    /// Where the instance's messaging handler gets its messages (it
+    /// subscribes to topics); `None`: it subscribes to nothing.
+    pub inbox: Option<std::sync::Arc<dyn messaging::backend::Inbox>>,
 }
 
 impl std::fmt::Debug for HostServices {
@@ -59,6 +66,8 @@ impl std::fmt::Debug for HostServices {
             .field("logs", &self.logs.is_some())
             .field("keyvalue", &self.keyvalue.is_some())
             .field("calls", &self.calls.is_some())
+            .field("messaging", &self.messaging.is_some())
+            .field("inbox", &self.inbox.is_some())
             .finish()
     }
 }
@@ -110,6 +119,7 @@ pub fn link_component(linker: &mut Linker<ComponentState>) -> wasmtime::Result<(
     config::link(linker)?;
     logging::link(linker)?;
     keyvalue::link(linker)?;
+    messaging::link(linker)?;
     #[cfg(feature = "http")]
     http::link(linker)?;
     Ok(())

@@ -61,6 +61,8 @@ pub const PROVIDED: &[Provided] = &[
     p("wasi:keyvalue/store", "0.2.0-draft"),
     p("wasi:keyvalue/atomics", "0.2.0-draft"),
     p("wasi:keyvalue/batch", "0.2.0-draft"),
+    p("wasi:messaging/types", "0.2.0-draft"),
+    p("wasi:messaging/producer", "0.2.0-draft"),
 ];
 
 /// What the `http` feature adds to [`PROVIDED`]: `wasi:http` 0.2, as
@@ -338,7 +340,7 @@ mod agree_with_the_wit {
         let mut resolve = Resolve::default();
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
         let (package, _) = resolve.push_dir(&dir).expect("wit/ parses");
-        ["command", "service", "http-handler", "provider"]
+        ["command", "service", "http-handler", "message-handler", "provider"]
             .into_iter()
             .map(|name| {
                 let id = resolve.select_world(&[package], Some(name)).expect("the world");
@@ -371,6 +373,7 @@ mod agree_with_the_wit {
             }
             let start = match world.as_str() {
                 "http-handler" => vec!["wasi:http/incoming-handler@0.2.12".to_owned()],
+                "message-handler" => vec!["wasi:messaging/incoming-handler@0.2.0-draft".to_owned()],
                 // A provider's world exports what its own world adds.
                 "provider" => vec![],
                 _ => vec!["wasi:cli/run@0.2.12".to_owned()],
@@ -389,6 +392,7 @@ mod agree_with_the_wit {
             "wasi:config/store@0.2.0-rc.1",
             "wasi:logging/logging@0.1.0-draft",
             "wasi:http/outgoing-handler@0.2.12",
+            "wasi:messaging/producer@0.2.0-draft",
         ] {
             assert!(imports.iter().any(|i| i == wanted), "{wanted} not in {imports:?}");
         }

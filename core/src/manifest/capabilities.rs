@@ -29,6 +29,10 @@ pub struct Capabilities {
     pub network: super::network::NetworkCapability,
     /// `[capabilities.keyvalue]`: durable key-value buckets (none if absent).
     pub keyvalue: Option<super::keyvalue::KeyValueCapability>,
+    /// `[capabilities.messaging]`: topics to publish on and to receive
+    /// (none if absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub messaging: Option<super::messaging::MessagingCapability>,
 }
 
 /// A host directory preopened in the guest.
@@ -168,6 +172,9 @@ impl Capabilities {
         self.network.rules()?;
         if let Some(kv) = &self.keyvalue {
             kv.check()?;
+        }
+        if let Some(messaging) = &self.messaging {
+            messaging.check()?;
         }
         let size = postcard::experimental::serialized_size(self).unwrap_or(usize::MAX);
         if size > MAX_CAPABILITIES_BYTES {

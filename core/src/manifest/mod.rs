@@ -18,6 +18,7 @@ mod http;
 pub mod imports;
 mod keyvalue;
 mod locate;
+mod messaging;
 mod names;
 mod network;
 mod units;
@@ -42,6 +43,7 @@ pub use error::{COMPONENT_FILE, DEPLOYMENT_FILE, ManifestError, MissingExport, P
 pub use http::{DEFAULT_INSTANCES, HttpSection, INCOMING_HANDLER};
 pub use keyvalue::{DEFAULT_KV_QUOTA, KeyValueCapability};
 pub use locate::{KeyPath, KeySegment, Location};
+pub use messaging::MessagingCapability;
 pub use names::{MAX_NAME_LEN, MAX_SYMBOL_LEN, MAX_VERSION_LEN, check_name, derive_id};
 pub use network::NetworkCapability;
 pub use validate::{

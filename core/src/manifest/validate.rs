@@ -93,6 +93,17 @@ pub fn validate(
             ),
         });
     }
+    if interface.kind == ArtifactKind::Module && deployment.capabilities.messaging.is_some() {
+        return Err(ManifestError::Invalid {
+            place: Place::file(DEPLOYMENT_FILE),
+            key: KeyPath::new("capabilities").key("messaging"),
+            message: format!(
+                "grants wasi:messaging, but `{}` is a core module (WASI preview 1), which cannot import it: \
+                 build it as a component (wasm32-wasip2), or remove [capabilities.messaging]",
+                interface.source_name
+            ),
+        });
+    }
     let missing = |file: &str, key: Option<KeyPath>, name: &str| {
         ManifestError::MissingExport(Box::new(MissingExport {
             place: Place::file(file),
@@ -140,8 +151,20 @@ pub fn validate(
             DEPLOYMENT_FILE,
             Some(KeyPath::new("http")),
         ),
+        (None, None) if subscribes(&deployment) && !interface.has_export(default_entrypoint(interface.kind)) => (
+            crate::host::messaging::HANDLER.to_owned(),
+            DEPLOYMENT_FILE,
+            Some(KeyPath::new("capabilities").key("messaging").key("subscribe")),
+        ),
         (None, None) => (default_entrypoint(interface.kind).to_owned(), DEPLOYMENT_FILE, None),
     };
+    if subscribes(&deployment) && !interface.has_export(crate::host::messaging::HANDLER) {
+        return Err(missing(
+            DEPLOYMENT_FILE,
+            Some(KeyPath::new("capabilities").key("messaging").key("subscribe")),
+            crate::host::messaging::HANDLER,
+        ));
+    }
     if !interface.has_export(&entrypoint) {
         return Err(missing(file, key, &entrypoint));
     }
@@ -170,6 +193,15 @@ pub fn validate(
         deployment,
         entrypoint,
     })
+}
+
+/// Whether the module's handler receives messages.
+fn subscribes(deployment: &DeploymentManifest) -> bool {
+    deployment
+        .capabilities
+        .messaging
+        .as_ref()
+        .is_some_and(|m| !m.subscribe.is_empty())
 }
 
 /// The entrypoint used when neither manifest names one.

@@ -439,6 +439,16 @@ mod layout_tests {
                 at: u64::MAX,
                 outcome: UpdateOutcome::RolledBack { reason: s("trap") },
             }),
+            messaging: Some(super::super::messaging::MessagingStats {
+                published: 1,
+                denied: 2,
+                received: u64::MAX,
+                handled: 3,
+                failed: 4,
+                dropped: 5,
+                queued: 6,
+                capacity: 64,
+            }),
         };
         let inspect = ModuleInspect {
             id: s("blinky"),

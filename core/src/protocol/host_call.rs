@@ -31,6 +31,8 @@ pub enum HostRequest {
         function: String,
         args: Vec<crate::host::typed::value::WireVal>,
     },
+    /// `wasi:messaging` (protocol/messaging.rs).
+    Messaging(super::messaging::MsgRequest),
 }
 
 /// The daemon's answer.
@@ -38,6 +40,7 @@ pub enum HostRequest {
 pub enum HostReply {
     KeyValue(Result<KvReply, KvError>),
     Call(Result<Vec<crate::host::typed::value::WireVal>, crate::host::typed::CallError>),
+    Messaging(Result<(), super::messaging::MsgError>),
     /// The daemon would not serve the call at all (unknown instance, too
     /// many calls in flight, a request that does not fit).
     Refused(String),

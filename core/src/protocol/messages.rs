@@ -441,6 +441,8 @@ pub struct ModuleStatus {
     pub worker: Option<WorkerHost>,
     /// The last update or rollback, and how it ended.
     pub last_update: Option<UpdateReport>,
+    /// Its use of the message bus (`wasi:messaging`), if any.
+    pub messaging: Option<super::messaging::MessagingStats>,
 }
 
 /// An update (or rollback) of a module and its outcome.

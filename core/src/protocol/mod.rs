@@ -8,6 +8,7 @@ pub mod handshake;
 pub mod host_call;
 pub mod kv;
 pub mod messages;
+pub mod messaging;
 pub mod worker;
 
 pub use kv::{KvAnswer, KvOp};
@@ -22,4 +23,4 @@ pub fn now_ms() -> u64 {
 }
 
 /// The protocol version this build speaks; peers must match exactly.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;

@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
-pub const WORKER_PROTOCOL_VERSION: u16 = 5;
+pub const WORKER_PROTOCOL_VERSION: u16 = 6;
 
 /// The largest message either side sends or accepts.
 pub const MAX_WORKER_MESSAGE: usize = 16 * 1024;
@@ -78,6 +78,13 @@ pub enum ToWorker {
         function: String,
         args: Vec<crate::host::typed::value::WireVal>,
         timeout_ms: u64,
+    },
+    /// A message for the instance's `wasi:messaging` handler. The daemon
+    /// sends the next only after [`FromWorker::Handled`]: the queue (and
+    /// its drop-oldest bound) stays in the daemon.
+    Deliver {
+        instance: InstanceId,
+        message: super::messaging::BusMessage,
     },
 }
 
@@ -145,6 +152,12 @@ pub enum FromWorker {
     CallReply {
         call: u32,
         result: Result<Vec<crate::host::typed::value::WireVal>, crate::host::typed::CallError>,
+    },
+    /// The instance's handler finished the last [`ToWorker::Deliver`]:
+    /// `Err` says how it failed.
+    Handled {
+        instance: InstanceId,
+        outcome: Result<(), String>,
     },
 }
 
@@ -361,6 +374,15 @@ mod tests {
                 call: 3,
                 reply: crate::protocol::host_call::HostReply::Refused("busy".into()),
             },
+            ToWorker::Deliver {
+                instance: 7,
+                message: crate::protocol::messaging::BusMessage {
+                    topic: "cmd/thermo/set".into(),
+                    data: vec![b'2'; crate::protocol::messaging::MAX_DATA],
+                    content_type: Some("text/plain".into()),
+                    metadata: vec![("k".into(), "v".into())],
+                },
+            },
         ];
         for message in to {
             let bytes = encode(&message).unwrap();
@@ -415,6 +437,10 @@ mod tests {
                         bucket: "default".into(),
                     },
                 ),
+            },
+            FromWorker::Handled {
+                instance: 1,
+                outcome: Err("trap".into()),
             },
         ];
         for message in from {

@@ -71,6 +71,12 @@ pub struct Grants {
     /// (`[http]` of its deployment); `None`: it is run through
     /// `wasi:cli/run` (or `_start`).
     pub http: Option<crate::host::http::ServeGrant>,
+    /// The topic filters of `[capabilities.messaging] subscribe`: non-empty,
+    /// the component's `wasi:messaging/incoming-handler` is served with the
+    /// messages the daemon's bus delivers (a worker learns from this that
+    /// it must serve them; the daemon matches the filters).
+    #[serde(default)]
+    pub subscribe: Vec<String>,
 }
 
 impl Grants {

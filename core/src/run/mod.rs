@@ -16,6 +16,7 @@ pub mod grants;
 #[cfg(feature = "http")]
 mod http;
 pub mod limits;
+mod messaging;
 mod owned;
 mod provider;
 pub mod ticker;
@@ -278,7 +279,11 @@ pub fn run_blocking(command: &Invocation<'_>) -> Result<i32, RunError> {
 /// engine.
 pub async fn run(command: &Invocation<'_>) -> Result<i32, RunError> {
     let engine = command.program.engine();
-    let deadline = command.limits.timeout.map(|t| Instant::now() + t);
+    // A message handler's timeout bounds each message (messaging.rs).
+    let deadline = match command.host.inbox {
+        Some(_) => None,
+        None => command.limits.timeout.map(|t| Instant::now() + t),
+    };
     let sinks = command.output.sinks();
     let guest = async {
         match command.program {
@@ -514,6 +519,14 @@ async fn run_component(
     if let Some(handle) = &command.provide {
         return provider::serve(engine, component, command, sinks, handle.clone()).await;
     }
+    if let Some(inbox) = command.host.inbox.clone() {
+        let serving = messaging::serve(engine, component, command, sinks.clone(), inbox);
+        if !exports_run(engine, component) {
+            return serving.await;
+        }
+        // Both: its own run beside the messages it handles.
+        return smol::future::or(serving, run_cli(engine, component, command, sinks, deadline)).await;
+    }
     #[cfg(feature = "http")]
     if let Some(grant) = command.grants.http {
         let serving = http::serve(engine, component, command, sinks.clone(), grant);
@@ -528,7 +541,6 @@ async fn run_component(
 }
 
 /// Whether a component exports `wasi:cli/run` (any 0.2 version).
-#[cfg(feature = "http")]
 fn exports_run(engine: &Engine, component: &wasmtime::component::Component) -> bool {
     component
         .component_type()

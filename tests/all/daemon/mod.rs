@@ -23,6 +23,7 @@ mod inject;
 mod install_limits;
 mod keyvalue;
 mod lifecycle;
+mod messaging;
 mod mqtt;
 mod network;
 mod notify;

@@ -194,7 +194,11 @@ impl Supervisor {
         } else {
             "wasi:cli/run"
         };
-        if interface.kind == artifact::ArtifactKind::Component && !validated.entrypoint.starts_with(start) {
+        let handles_messages = validated.entrypoint == crate::host::messaging::HANDLER;
+        if interface.kind == artifact::ArtifactKind::Component
+            && !validated.entrypoint.starts_with(start)
+            && !handles_messages
+        {
             let how = if served {
                 "with [http], components are started through wasi:http/incoming-handler"
             } else {

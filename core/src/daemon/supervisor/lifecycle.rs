@@ -221,7 +221,7 @@ impl Supervisor {
         let task = self.inner.guests.spawn(async move {
             let deployment = &loaded.manifests.deployment;
             let began = Instant::now();
-            let services = match supervisor.with_keyvalue(&id_owned, deployment, services).await {
+            let services = match supervisor.with_backends(&id_owned, deployment, services).await {
                 Ok(services) => services,
                 Err(e) => return supervisor.on_exit(&id_owned, generation, Err(e), began.elapsed()),
             };
@@ -556,7 +556,7 @@ impl Supervisor {
             let deployment = &loaded.manifests.deployment;
             let store = supervisor.inner.store.clone();
             let code = smol::unblock(move || store.open_code(&artifact)).await;
-            let services = supervisor.with_keyvalue(&id_owned, deployment, services).await;
+            let services = supervisor.with_backends(&id_owned, deployment, services).await;
             let outcome = match (code, services) {
                 (Err(e), _) => Err(RunError::Setup {
                     module: id_owned.clone(),
@@ -654,6 +654,7 @@ fn grants_for(id: &str, deployment: &DeploymentManifest) -> Grants {
             crate::host::network::NetworkRules::default()
         }),
         http: deployment.http.as_ref().and_then(|http| http.grant().ok()),
+        subscribe: caps.messaging.as_ref().map(|m| m.subscribe.clone()).unwrap_or_default(),
     }
 }
 

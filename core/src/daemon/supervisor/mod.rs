@@ -74,6 +74,8 @@ struct Inner {
     kv: super::kvstores::KvStores,
     /// The running providers of typed calls (daemon/wiring.rs).
     wiring: Arc<super::wiring::Wiring>,
+    /// The device's message bus (`wasi:messaging`, host/messaging/bus.rs).
+    bus: Arc<crate::host::messaging::bus::Bus>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -240,6 +242,7 @@ impl Supervisor {
             audit,
             kv,
             wiring: Arc::default(),
+            bus: crate::host::messaging::bus::Bus::new(),
         };
         Self { inner: Arc::new(inner) }
     }

@@ -50,6 +50,7 @@ impl Supervisor {
                 resident_bytes: crate::sys::process::resident_bytes(host.pid).unwrap_or(0),
             }),
             last_update: slot.record.last_update.clone(),
+            messaging: self.inner.bus.stats(id),
         })
     }
 

@@ -29,6 +29,8 @@ impl Supervisor {
             logs: Some(book.clone()),
             keyvalue: None,
             calls: None,
+            messaging: None,
+            inbox: None,
         }
     }
 
@@ -82,6 +84,43 @@ impl Supervisor {
             },
             denials: services.denials.clone(),
         }));
+        Ok(services)
+    }
+}
+
+impl Supervisor {
+    /// The device's message bus (the MQTT bridge joins it).
+    pub fn bus(&self) -> Arc<crate::host::messaging::bus::Bus> {
+        self.inner.bus.clone()
+    }
+
+    /// `services` with everything the deployment grants attached: the
+    /// key-value store, publishing on the bus, and (for a module that
+    /// subscribes) its queue on the bus as the handler's inbox. The
+    /// subscription lives as long as these services (the instance).
+    pub(super) async fn with_backends(
+        &self,
+        id: &str,
+        deployment: &DeploymentManifest,
+        services: HostServices,
+    ) -> Result<HostServices, RunError> {
+        let mut services = self.with_keyvalue(id, deployment, services).await?;
+        let Some(grant) = &deployment.capabilities.messaging else {
+            return Ok(services);
+        };
+        let bus = self.inner.bus.clone();
+        if !grant.publish.is_empty() {
+            services.messaging = Some(Arc::new(crate::host::messaging::backend::Served {
+                bus: bus.clone(),
+                module: id.to_owned(),
+                publish: grant.publish.clone(),
+                counters: bus.counters(id),
+                denials: services.denials.clone(),
+            }));
+        }
+        if !grant.subscribe.is_empty() {
+            services.inbox = Some(Arc::new(bus.subscribe(id, grant.subscribe.clone(), grant.queue())));
+        }
         Ok(services)
     }
 }

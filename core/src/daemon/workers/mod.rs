@@ -9,6 +9,7 @@
 
 pub(crate) mod churn;
 mod config;
+mod deliver;
 mod process;
 mod provider;
 mod uids;
@@ -193,6 +194,8 @@ impl WorkerPool {
         let (started_tx, started) = async_channel::bounded(1);
         let health = request.health.clone();
         let config = request.host.config.clone();
+        let inbox = request.host.inbox.clone();
+        let (handled_tx, handled) = async_channel::bounded(1);
         let pending = Pending {
             name: name.clone(),
             book: request.book,
@@ -200,6 +203,7 @@ impl WorkerPool {
             host: request.host,
             started: Some(started_tx),
             done: done_tx,
+            handled: inbox.is_some().then_some(handled_tx),
         };
         let worker = self
             .attach(&request.group, instance, pending, &request.spec.grants)
@@ -265,6 +269,12 @@ impl WorkerPool {
             .provide
             .clone()
             .map(|handle| provider::forward(&self.inner.executor, worker.clone(), instance, handle));
+        // Messages for its handler, one at a time; dropped with the instance.
+        let _deliveries = inbox.map(|inbox| {
+            self.inner
+                .executor
+                .spawn(deliver::pump(worker.clone(), instance, inbox, handled))
+        });
         let mut stop = Some(request.stop);
         let mut config_changed = Some(request.config_changed);
         let outcome = loop {

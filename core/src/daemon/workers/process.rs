@@ -31,6 +31,8 @@ pub(super) struct Pending {
     pub host: crate::host::HostServices,
     pub started: Option<async_channel::Sender<()>>,
     pub done: async_channel::Sender<Result<i32, String>>,
+    /// Where the worker's `Handled` for this instance goes (deliver.rs).
+    pub handled: Option<async_channel::Sender<Result<(), String>>>,
 }
 
 #[derive(Default)]
@@ -289,6 +291,13 @@ fn dispatch(pool: &Arc<PoolInner>, worker: &Arc<Worker>, message: FromWorker) {
         FromWorker::CallReply { call, result } => {
             if let Some(waiting) = table.calls_out.remove(&call) {
                 let _ = waiting.try_send(result);
+            }
+        }
+        FromWorker::Handled { instance, outcome } => {
+            if let Some(handled) = table.instances.get(&instance).and_then(|p| p.handled.as_ref()) {
+                // Bounded(1) and one message in flight: a second one is a
+                // confused (or hostile) worker, and is dropped.
+                let _ = handled.try_send(outcome);
             }
         }
         FromWorker::Pong { id, usage } => {

@@ -24,7 +24,7 @@ impl KeyValue for Proxy {
             match self.calls.call(self.instance, HostRequest::KeyValue(request)).await {
                 HostReply::KeyValue(result) => result,
                 HostReply::Refused(why) => Err(KvError::Other(format!("the daemon refused the call: {why}"))),
-                HostReply::Call(_) => Err(KvError::Other(
+                HostReply::Call(_) | HostReply::Messaging(_) => Err(KvError::Other(
                     "the daemon answered with another kind of reply".to_owned(),
                 )),
             }
