@@ -71,12 +71,12 @@ fn guests(store: &ArtifactStore, id: &str) {
             ..Grants::default()
         };
         let output = Output::Capture(book);
-        let program = program.clone();
+        let handler_program = program.clone();
         let (profile_h, limits_h) = (profile.clone(), limits.clone());
         let handler = executor.spawn(async_compat::Compat::new(async move {
             let invocation = Invocation {
                 name: "handler",
-                program: &program,
+                program: &handler_program,
                 grants: &grants,
                 limits: &limits_h,
                 profile: &profile_h,
@@ -84,6 +84,7 @@ fn guests(store: &ArtifactStore, id: &str) {
                 entrypoint: None,
                 stop: None,
                 health: None,
+                provide: None,
                 host: &handler_host,
             };
             let _ = run::run(&invocation).await;
@@ -114,6 +115,7 @@ fn guests(store: &ArtifactStore, id: &str) {
             entrypoint: None,
             stop: None,
             health: None,
+            provide: None,
             host: &publisher_host,
         };
         let began = Instant::now();

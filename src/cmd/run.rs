@@ -60,6 +60,7 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         dirs: args.dirs.clone(),
         network,
         http,
+        subscribe: Vec::new(),
     };
     let limits = Limits {
         fuel: args.fuel,

@@ -70,13 +70,17 @@ mod tests {
     use crate::manifest::parse_deployment;
 
     fn error(text: &str) -> String {
-        parse_deployment(text).map(drop).unwrap_err().to_string()
+        parse_deployment(text, "deployment.toml")
+            .map(drop)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn the_docs_example_parses() {
         let d = parse_deployment(
             "[capabilities.messaging]\npublish = [\"sensors/+/temp\"]\nsubscribe = [\"cmd/thermo/#\"]\nqueue = 8\n",
+            "deployment.toml",
         )
         .unwrap();
         let m = d.capabilities.messaging.unwrap();

@@ -226,7 +226,7 @@ fn publish_grants_wildcards_subscribe_filters_and_handlers_in_both_places() {
             .cli(["logs", handler])
             .stdout_has(&["message on \"cmd/thermo/set\": the handler returned an error"]);
     }
-    let text = daemon.cli(["status", "h-worker"]).expect_code(0).stdout;
+    let text = daemon.cli(["status", "h-worker"]).expect_code(0).stdout.clone();
     assert!(text.contains("messages:    published"), "{text}");
 }
 
@@ -284,7 +284,7 @@ fn a_flood_against_a_slow_handler_is_bounded_counted_and_the_daemon_stays_flat()
             dropped + handled + s["queued"].as_u64().unwrap() + 1 >= 6000,
             "{handler}: every message is accounted for: {s}"
         );
-        let text = daemon.cli(["status", handler]).expect_code(0).stdout;
+        let text = daemon.cli(["status", handler]).expect_code(0).stdout.clone();
         assert!(
             text.contains(&format!("dropped {dropped}")) || text.contains("dropped"),
             "{text}"

@@ -27,7 +27,9 @@ impl Messaging for Proxy {
             match self.calls.call(self.instance, request).await {
                 HostReply::Messaging(result) => result,
                 HostReply::Refused(why) => Err(MsgError::Other(format!("the daemon refused the call: {why}"))),
-                HostReply::KeyValue(_) => Err(MsgError::Other("the daemon answered another call".to_owned())),
+                HostReply::KeyValue(_) | HostReply::Call(_) => Err(MsgError::Other(
+                    "the daemon answered with another kind of reply".to_owned(),
+                )),
             }
         })
     }
