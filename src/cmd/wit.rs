@@ -82,6 +82,16 @@ struct Written {
     files: Vec<&'static str>,
 }
 
+/// The worlds `platform.wit` declares, in order.
+fn platform_worlds() -> Vec<&'static str> {
+    FILES
+        .iter()
+        .filter(|(name, _)| *name == "platform.wit")
+        .flat_map(|(_, text)| text.lines())
+        .filter_map(|line| line.strip_prefix("world ")?.split_whitespace().next())
+        .collect()
+}
+
 /// Writes every file under `out` (created if need be; files of the same
 /// name are replaced, others left alone).
 pub fn write(out: &Path, json: bool) -> Result<(), DocsError> {
@@ -95,9 +105,10 @@ pub fn write(out: &Path, json: bool) -> Result<(), DocsError> {
         });
     } else {
         outln!(
-            "wrote {} files to {}: worlds arcella:platform/command, service, http-handler",
+            "wrote {} files to {}: worlds arcella:platform/{}",
             FILES.len(),
-            out.display()
+            out.display(),
+            platform_worlds().join(", ")
         );
     }
     Ok(())

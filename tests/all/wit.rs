@@ -30,7 +30,10 @@ fn the_binary_writes_the_wit_package_set_of_the_source_tree() {
     let dir = out.path().join("wit");
     arcella(["wit", "--out", dir.to_str().unwrap()])
         .expect_code(0)
-        .stdout_has(&["wrote 19 files", "arcella:platform/command, service, http-handler"]);
+        .stdout_has(&[
+            "wrote 24 files",
+            "arcella:platform/command, service, http-handler, message-handler, provider",
+        ]);
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("wit");
     let (written, expected) = (files(&dir), files(&repo));
     assert_eq!(written.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>());
@@ -38,7 +41,7 @@ fn the_binary_writes_the_wit_package_set_of_the_source_tree() {
     // Written again over itself: the same, and --json says what it wrote.
     let ran = arcella(["--json", "wit", "--out", dir.to_str().unwrap()]);
     let json: serde_json::Value = serde_json::from_str(ran.expect_code(0).stdout.trim()).unwrap();
-    assert_eq!(json["files"].as_array().unwrap().len(), 19);
+    assert_eq!(json["files"].as_array().unwrap().len(), 24);
     // Somewhere it cannot write: the error names the file.
     let blocked = out.path().join("file");
     std::fs::write(&blocked, "").unwrap();
