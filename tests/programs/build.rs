@@ -98,6 +98,18 @@ fn main() -> Result<(), BoxError> {
         fs::copy(&built, guests_out.join(format!("{name}.wasm"))).map_err(|e| format!("{}: {e}", built.display()))?;
         names.push(name.to_owned());
     }
+    // The thermostat example: the room sensor (a provider library) and the
+    // thermostat (a service calling it), from the example's own project.
+    let example = manifest_dir.join("../../examples/thermostat");
+    for watched in ["src", "wit", "Cargo.toml"] {
+        println!("cargo:rerun-if-changed={}", example.join(watched).display());
+    }
+    build_rust_project(&example, &out_dir, "wasm32-wasip2", &["--lib", "--bins"])?;
+    for name in ["room_sensor", "thermostat"] {
+        let built = out_dir.join(format!("guests-target/wasm32-wasip2/release/{name}.wasm"));
+        fs::copy(&built, guests_out.join(format!("{name}.wasm"))).map_err(|e| format!("{}: {e}", built.display()))?;
+        names.push(name.to_owned());
+    }
     let mut wat_files: Vec<PathBuf> = fs::read_dir(manifest_dir.join("wat"))?
         .map(|entry| entry.map(|e| e.path()))
         .collect::<Result<_, _>>()?;

@@ -10,7 +10,7 @@ use super::{GuestFailure, Invocation, LogSink, Output, component_pre, component_
 use crate::host::ComponentState;
 use crate::host::messaging::backend::Inbox;
 use crate::host::messaging::generated::{MessagingCore, MessagingCorePre};
-use crate::host::messaging::{HANDLER, Message};
+use crate::host::messaging::{HANDLER, Message, describe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;
@@ -72,7 +72,7 @@ pub(super) async fn serve(
             }
             Some(Ok(Err(error))) => {
                 current = Some((store, handler));
-                Err(format!("the handler returned an error: {error:?}"))
+                Err(format!("the handler returned an error: {}", describe(&error)))
             }
             Some(Err(trap)) => Err(GuestFailure::Wasmtime(trap).explain(command).to_string()),
             None => Err(format!("the handler ran longer than {}", super::humanize(budget))),

@@ -30,6 +30,7 @@ mod notify;
 mod protocol;
 mod sensor_gateway;
 mod shutdown;
+mod thermostat;
 mod typed;
 mod undumpable;
 mod updates;

@@ -85,6 +85,35 @@ impl Mosquitto {
         }
     }
 
+    /// `mosquitto_pub` of one QoS 1 message, as a client outside Arcella.
+    pub fn publish(&self, topic: &str, message: &str) {
+        let status = Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1"])
+            .args(["-t", topic, "-m", message])
+            .status()
+            .expect("mosquitto_pub runs (Debian: mosquitto-clients)");
+        assert!(status.success(), "mosquitto_pub -t {topic} failed");
+    }
+
+    /// `mosquitto_sub` on `filter` at QoS 1, as a client outside Arcella,
+    /// until `count` messages or `secs` seconds; with `session`, in a
+    /// persistent session of that client id.
+    pub fn subscriber(&self, filter: &str, count: usize, secs: u32, session: Option<&str>) -> Subscriber {
+        let mut command = Command::new("mosquitto_sub");
+        command
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1", "-v"])
+            .args(["-t", filter, "-C", &count.to_string(), "-W", &secs.to_string()]);
+        if let Some(id) = session {
+            command.args(["-c", "-i", id]);
+        }
+        let child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub runs (Debian: mosquitto-clients)");
+        Subscriber(child)
+    }
+
     /// The broker's own folder (its config, password file, database).
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -214,4 +243,20 @@ fn render(config: &BrokerConfig, port: u16, dir: &Path) -> String {
         .unwrap();
     }
     text
+}
+
+/// A running `mosquitto_sub` ([`Mosquitto::subscriber`]).
+#[derive(Debug)]
+pub struct Subscriber(Child);
+
+impl Subscriber {
+    /// Waits for it to end; what it received, one `topic payload` line
+    /// per message.
+    pub fn lines(self) -> Vec<String> {
+        let out = self.0.wait_with_output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
 }

@@ -120,6 +120,17 @@ fn to_wit(e: MsgError) -> types::Error {
     }
 }
 
+/// A guest's error as a sentence for its log: the text it gave, after
+/// what kind of error it is (`other` needs no name).
+pub fn describe(error: &types::Error) -> String {
+    match error {
+        types::Error::Timeout => "timeout".to_owned(),
+        types::Error::Connection(why) => format!("connection: {why}"),
+        types::Error::PermissionDenied(why) => format!("permission denied: {why}"),
+        types::Error::Other(why) => why.clone(),
+    }
+}
+
 type Answer<T> = wasmtime::Result<Result<T, types::Error>>;
 
 impl types::Host for ComponentState {}
