@@ -26,6 +26,19 @@ fn provider(main: bool) -> String {
     format!("kind = \"provider\"\n{place}")
 }
 
+/// A provider in worker group `pool` (its pool grows on demand; idle, it
+/// holds one instance).
+const POOLED: &str = "kind = \"provider\"\nisolation = \"worker\"\ngroup = \"pool\"\n";
+
+/// The worker's resident memory once it has settled, in KiB.
+fn worker_kib(client: &mut Client, id: &str) -> u64 {
+    std::thread::sleep(Duration::from_millis(500));
+    status(client, id)
+        .worker
+        .as_ref()
+        .map_or(0, |w| w.resident_bytes / 1024)
+}
+
 fn consumer(main: bool, provider: &str) -> String {
     let place = if main {
         "isolation = \"main\"\ntrusted = true\n"
@@ -129,10 +142,18 @@ fn main() {
         let (p50, p99) = run_consumer(&mut client, id, &consumer(main, provider));
         println!("{label:<36} {p50:>9.1} {p99:>9.1}");
     }
-    let worker = status(&mut client, "in-worker");
+    // Memory per provider instance: one worker holding 1, then 8 idle
+    // providers of the same artifact (one instance each).
+    support::install(&mut client, &provider_code, "pool-0", POOLED);
+    let one = worker_kib(&mut client, "pool-0");
+    for i in 1..8 {
+        support::install(&mut client, &provider_code, &format!("pool-{i}"), POOLED);
+    }
+    let eight = worker_kib(&mut client, "pool-0");
+    println!("one worker with 1 idle provider instance: {one} KiB resident; with 8: {eight} KiB");
     println!(
-        "provider in a worker: worker resident {} KiB with one idle instance",
-        worker.worker.as_ref().map_or(0, |w| w.resident_bytes / 1024)
+        "memory per further provider instance: {} KiB (no goal set; compare an idle trusted service)",
+        eight.saturating_sub(one) / 7
     );
     let _ = daemon.kill();
     let _ = daemon.wait();

@@ -121,6 +121,9 @@ pub(crate) struct PoolInner {
     /// Looked for at the first worker start (and said once if absent).
     cgroups: std::sync::OnceLock<Option<CgroupParent>>,
     workers: Mutex<BTreeMap<String, Arc<Worker>>>,
+    /// Workers told to exit (nothing left to run) that have not ended yet:
+    /// shutdown waits for them too. Each leaves when it ends.
+    leaving: Mutex<Vec<Arc<Worker>>>,
     /// One spawn at a time, so two starts in a group share one worker.
     spawning: smol::lock::Mutex<()>,
     next_instance: AtomicU64,
@@ -172,6 +175,7 @@ impl WorkerPool {
             executor,
             cgroups: std::sync::OnceLock::new(),
             workers: Mutex::new(BTreeMap::new()),
+            leaving: Mutex::new(Vec::new()),
             spawning: smol::lock::Mutex::new(()),
             next_instance: AtomicU64::new(1),
             next_ping: AtomicU32::new(1),
@@ -415,7 +419,8 @@ impl WorkerPool {
 
     pub async fn shutdown(&self) {
         self.begin_shutdown();
-        let workers: Vec<Arc<Worker>> = std::mem::take(&mut *self.inner.workers()).into_values().collect();
+        let mut workers: Vec<Arc<Worker>> = std::mem::take(&mut *self.inner.workers()).into_values().collect();
+        workers.extend(self.inner.leaving().iter().cloned());
         for worker in &workers {
             worker.table().retiring = true;
             worker.outbox.close();
@@ -487,6 +492,10 @@ impl PoolInner {
         self.workers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn leaving(&self) -> MutexGuard<'_, Vec<Arc<Worker>>> {
+        self.leaving.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// A worker with nothing left to run is told to exit.
     fn retire_if_idle(&self, worker: &Arc<Worker>) {
         let mut workers = self.workers();
@@ -497,6 +506,9 @@ impl PoolInner {
             worker.outbox.close();
             if current {
                 workers.remove(&worker.group);
+            }
+            if table.ended.is_none() {
+                self.leaving().push(worker.clone());
             }
         }
     }
@@ -522,6 +534,9 @@ impl PoolInner {
             table.pings.clear();
             (std::mem::take(&mut table.instances), table.retiring)
         };
+        // After `ended` is set: a retirement that saw it unset has pushed
+        // the worker by now (under the same table lock), and none will after.
+        self.leaving().retain(|w| !Arc::ptr_eq(w, worker));
         if !stopping && retiring && orphans.is_empty() && ended == Ended::Exited(0) {
             self.churn.log(group, log::Level::Info, || {
                 format!("worker `{group}` (pid {pid}) exited: no modules left")
