@@ -107,16 +107,23 @@ impl Calls for Router {
                         Some(export) => {
                             // Whoever gave up (the provider at the deadline, a
                             // worker, this side), the caller's setting is what it hit.
-                            return p.handle.call(export, function, args, deadline, &timeout).await.map_err(
-                                |e| match e {
-                                    CallError::Timeout { provider, function, .. } => CallError::Timeout {
+                            match p.handle.call(export, function, args.clone(), deadline, &timeout).await {
+                                // No code of it ran: pass it on to the version
+                                // that runs next (an update's swap, a rollback).
+                                Err(CallError::Unserved { .. }) => {
+                                    format!("`{provider}` stopped before it took the call")
+                                }
+                                // Whoever gave up (the provider at the deadline, a
+                                // worker, this side), the caller's setting is what it hit.
+                                Err(CallError::Timeout { provider, function, .. }) => {
+                                    return Err(CallError::Timeout {
                                         provider,
                                         function,
                                         timeout: timeout.clone(),
-                                    },
-                                    other => other,
-                                },
-                            );
+                                    });
+                                }
+                                answer => return answer,
+                            }
                         }
                         None => format!(
                             "`{provider}` runs version {} now, which no longer provides a compatible version",

@@ -215,6 +215,41 @@ fn consumers_wait_for_providers_and_follow_them_through_stop_update_and_removal(
         "the consumer was restarted: {after}"
     );
 
+    // An update that cannot start (its memory limit is below what the
+    // provider's instance needs) fails its health window and rolls back to
+    // v2: calls queued on it go to v2, the consumers never notice more
+    // than the wait, and the next good update reaches them.
+    let cannot_start = format!(
+        "kind = \"provider\"\n{}[update]\nhealth_window = \"2s\"\n[limits]\nmemory = \"64K\"\n",
+        placement(false, "providers")
+    );
+    let deployment_path = write(dir.path(), "d3.toml", &cannot_start);
+    let component_path = write(dir.path(), "c3.toml", &component("thermo", "3.0.0"));
+    daemon.update("thermo", &artifact, &component_path, &deployment_path);
+    let back = daemon.wait_for("thermo", Duration::from_secs(20), "back on 2.0.0", |s| {
+        state_name(s) == "running" && s["version"] == "2.0.0"
+    });
+    assert_eq!(back["update_outcome"], "rolled_back", "{back}");
+    assert!(
+        back["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memory limit of 65536 bytes"),
+        "{back}"
+    );
+    let deployment_path = write(dir.path(), "d4.toml", &provider(false, "v4", 1));
+    let component_path = write(dir.path(), "c4.toml", &component("thermo", "4.0.0"));
+    daemon
+        .update("thermo", &artifact, &component_path, &deployment_path)
+        .expect_code(0);
+    for consumer in ["waiter", "stopper"] {
+        wait_out(&daemon, consumer, "whoami: v4");
+        let now = daemon.status(consumer).unwrap();
+        assert_eq!(state_name(&now), "running", "{consumer}: {now}");
+        assert_eq!(now["restarts"], 0, "{consumer} was restarted: {now}");
+        assert!(now["last_error"].is_null(), "{consumer} saw a failed call: {now}");
+    }
+
     // Stopping the provider: "wait" waits, "stop" stops.
     daemon.cli(["stop", "thermo"]).expect_code(0);
     let status = wait_state(&daemon, "waiter", "waiting");

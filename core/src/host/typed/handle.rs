@@ -53,11 +53,12 @@ impl ProviderHandle {
         self.rx.clone()
     }
 
-    /// Fails every queued and future call (the provider stopped).
+    /// Fails every queued and future call (the provider stopped); the
+    /// queued ones as [`CallError::Unserved`], as none of them ran.
     pub fn close(&self) {
         self.tx.close();
         while let Ok(request) = self.rx.try_recv() {
-            let _ = request.reply.try_send(Err(CallError::Stopped {
+            let _ = request.reply.try_send(Err(CallError::Unserved {
                 provider: self.provider.clone(),
                 function: request.function,
             }));
@@ -128,5 +129,45 @@ pub struct CloseOnDrop(pub std::sync::Arc<ProviderHandle>);
 impl Drop for CloseOnDrop {
     fn drop(&mut self) {
         self.0.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// A call still queued when its provider goes (a new version that
+    /// never came up, a stop) is `Unserved`, which the router passes on to
+    /// the next version; a call being served is `Stopped`.
+    #[test]
+    fn queued_calls_are_unserved_and_taken_ones_stopped_when_the_handle_closes() {
+        let handle = ProviderHandle::new("thermo", 1);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let queued = smol::block_on(async {
+            let call = handle.call("acme:thermo/sensor@1.2.0", "read", vec![], deadline, "5s");
+            let close = async {
+                smol::Timer::after(Duration::from_millis(20)).await;
+                handle.close();
+                std::future::pending::<Result<Vec<Val>, CallError>>().await
+            };
+            smol::future::or(call, close).await
+        });
+        assert!(matches!(queued, Err(CallError::Unserved { .. })), "{queued:?}");
+
+        let handle = ProviderHandle::new("thermo", 1);
+        let requests = handle.requests();
+        let taken = smol::block_on(async {
+            let call = handle.call("acme:thermo/sensor@1.2.0", "read", vec![], deadline, "5s");
+            let serve = async {
+                // The provider takes the call, then goes without answering.
+                let request = requests.recv().await.unwrap();
+                handle.close();
+                drop(request);
+                std::future::pending::<Result<Vec<Val>, CallError>>().await
+            };
+            smol::future::or(call, serve).await
+        });
+        assert!(matches!(taken, Err(CallError::Stopped { .. })), "{taken:?}");
     }
 }

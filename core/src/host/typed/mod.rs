@@ -59,6 +59,11 @@ pub enum CallError {
     Stopped { provider: String, function: String },
     #[error("the call could not be passed on: {0}")]
     Refused(String),
+    /// The provider stopped (or its new version never came up) while the
+    /// call was still queued: no code of it ran, so the router passes the
+    /// call on to the version that runs next, within the caller's timeout.
+    #[error("`{provider}` stopped before it took the call to `{function}`")]
+    Unserved { provider: String, function: String },
 }
 
 /// Boxed future of a call's answer.
