@@ -313,6 +313,15 @@ impl Daemon {
         ])
     }
 
+    /// Waits until the daemon's `[bridge]` has connected to its broker.
+    pub fn wait_bridge_connected(&self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains("bridge: connected to") {
+            assert!(Instant::now() < deadline, "the bridge never connected:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// `arcella --json status ID` parsed, or `None` if it is not installed.
     pub fn status(&self, id: &str) -> Option<serde_json::Value> {
         let ran = self.cli(["--json", "status", id]);

@@ -306,23 +306,11 @@ fn bridge_config(broker: &Mosquitto, buffer: usize) -> String {
     )
 }
 
-fn wait_connected(daemon: &Daemon) {
-    let deadline = Instant::now() + WAIT;
-    while !daemon.log().contains("bridge: connected to") {
-        assert!(
-            Instant::now() < deadline,
-            "the bridge never connected:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 #[test]
 fn the_bridge_maps_topics_out_and_in_through_mosquitto() {
     let broker = Mosquitto::start();
     let daemon = Daemon::start_with_config(&bridge_config(&broker, 100));
-    wait_connected(&daemon);
+    daemon.wait_bridge_connected(WAIT);
     // In: zigbee2mqtt/# on the broker reaches a handler in a worker as z2m/#.
     install(
         &daemon,
@@ -403,7 +391,7 @@ fn while_the_broker_is_away_the_bridge_keeps_the_newest_messages_bounded() {
     // keeps what the bridge delivers until the watcher comes back.
     broker.subscriber("site1/#", 1, 1, Some("watcher")).lines();
     let daemon = Daemon::start_with_config(&bridge_config(&broker, 5));
-    wait_connected(&daemon);
+    daemon.wait_bridge_connected(WAIT);
     broker.stop();
     let deadline = Instant::now() + WAIT;
     while !daemon.log().contains("is away") {

@@ -59,15 +59,7 @@ fn the_thermostat_publishes_through_the_bridge_and_obeys_mosquitto_pub() {
         .unwrap()
         .replace("mqtt://127.0.0.1:1883", &broker.url());
     let daemon = Daemon::start_with_config(&config);
-    let deadline = Instant::now() + WAIT;
-    while !daemon.log().contains("bridge: connected to") {
-        assert!(
-            Instant::now() < deadline,
-            "the bridge never connected:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    daemon.wait_bridge_connected(WAIT);
     for (module, manifests) in [("room_sensor", "sensor"), ("thermostat", "controller")] {
         daemon
             .install_file(
