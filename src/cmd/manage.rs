@@ -224,12 +224,16 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
         // The offline verbs (compile, run, daemon, …) are dispatched in main.rs.
         _ => return Ok(()),
     };
+    let updated = matches!(command, Command::Update(_));
     let manifests = match command {
         Command::Update(args) => Manifests::named(args.component.as_deref(), args.deployment.as_deref()),
         _ => Manifests::default(),
     };
     let response = client.call(request).map_err(|e| manifests.rename(e))?;
     render::response(&response, json);
+    if updated {
+        health_window_note(&mut client, &response, json);
+    }
     Ok(())
 }
 
@@ -247,13 +251,36 @@ fn install(client: &mut Link, args: &InstallArgs, json: bool) -> Result<(), Mana
         true => installed_id(client, args)?,
         false => None,
     };
+    let updated = existing.is_some();
     let request = match existing {
         Some(module) => Request::Update { module, spec },
         None => Request::Install(spec),
     };
     let response = client.call(request).map_err(|e| manifests.rename(e))?;
     render::response(&response, json);
+    if updated {
+        health_window_note(client, &response, json);
+    }
     Ok(())
+}
+
+/// After an update the new version "is running" only so far: while its
+/// health window lasts it may still fail and roll back. Says so, with how
+/// long and how to find out, instead of letting "running" read as final.
+/// (`--json` callers read `update_outcome` from `status`.)
+fn health_window_note(client: &mut Link, response: &Response, json: bool) {
+    let Response::Module(module) = response else { return };
+    if json {
+        return;
+    }
+    let Ok(Response::Status(status)) = client.call(Request::Status {
+        module: module.id.clone(),
+    }) else {
+        return;
+    };
+    if let Some(note) = render::health_window_note(&status) {
+        outln!("{note}");
+    }
 }
 
 /// The id the daemon will give this install, if a module with that id is

@@ -208,6 +208,22 @@ fn update_line(update: &arcella_core::protocol::UpdateReport) -> String {
     }
 }
 
+/// `in its health window for 28s more: …` while the last update is on
+/// probation, else nothing.
+pub fn health_window_note(status: &arcella_core::protocol::ModuleStatus) -> Option<String> {
+    use arcella_core::protocol::UpdateOutcome;
+    let update = status.last_update.as_ref()?;
+    let UpdateOutcome::Probation { until } = update.outcome else {
+        return None;
+    };
+    let left = until.saturating_sub(unix_now());
+    Some(format!(
+        "{} {} is in its health window for {left}s more: if it fails before then, {} comes back; \
+         `arcella status {}` tells whether it held",
+        status.summary.id, update.to, update.from, status.summary.id
+    ))
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

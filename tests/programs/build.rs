@@ -5,9 +5,17 @@
 //!
 //! Modelled on wasmtime's `crates/test-programs/artifacts/build.rs`: a
 //! nested `cargo build` of a separate workspace, into a target directory of
-//! its own under OUT_DIR so it never waits on the outer build's lock.
+//! its own (`target/debug/guest-programs`) so it never waits on the outer
+//! build's lock.
+//!
+//! Both test builds (host and `--no-default-features`) run this script, as
+//! do clippy's: the guests' target directory and the precompiled artifacts
+//! are shared between them, the artifacts in a cache keyed by the wasm, the
+//! engine profile and every source file of arcella-core (its compiler), so
+//! the second run builds and compiles nothing a first one did.
 
 use arcella_core::artifact::compile::compile;
+use arcella_core::digest::{hex, sha256};
 use arcella_core::{ArtifactTarget, EngineProfile};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -44,6 +52,14 @@ fn main() -> Result<(), BoxError> {
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let guests_out = out_dir.join("guests");
     fs::create_dir_all(&guests_out)?;
+    // OUT_DIR is <target>/<profile>/build/<package>-<hash>/out.
+    let shared = out_dir
+        .ancestors()
+        .nth(3)
+        .ok_or("OUT_DIR is not under a target directory")?
+        .join("guest-programs");
+    let guests_target = shared.join("target");
+    let cache = Cache::new(&manifest_dir, shared.join("cwasm"))?;
 
     println!("cargo:rerun-if-changed=guests/src");
     println!("cargo:rerun-if-changed=guests/Cargo.toml");
@@ -53,10 +69,9 @@ fn main() -> Result<(), BoxError> {
 
     let mut names = Vec::new();
     for &(wasm_target, suffix) in WASI_TARGETS {
-        build_rust_guests(&manifest_dir.join("guests"), &out_dir, wasm_target)?;
+        build_rust_guests(&manifest_dir.join("guests"), &guests_target, wasm_target)?;
         for guest in RUST_GUESTS {
-            let built = out_dir
-                .join("guests-target")
+            let built = guests_target
                 .join(wasm_target)
                 .join("release")
                 .join(format!("{guest}.wasm"));
@@ -72,8 +87,8 @@ fn main() -> Result<(), BoxError> {
     let example = manifest_dir.join("../../examples/sensor-gateway");
     println!("cargo:rerun-if-changed={}", example.join("src").display());
     println!("cargo:rerun-if-changed={}", example.join("Cargo.toml").display());
-    build_rust_guests(&example, &out_dir, "wasm32-wasip2")?;
-    let built = out_dir.join("guests-target/wasm32-wasip2/release/sensor_gateway.wasm");
+    build_rust_guests(&example, &guests_target, "wasm32-wasip2")?;
+    let built = guests_target.join("wasm32-wasip2/release/sensor_gateway.wasm");
     fs::copy(&built, guests_out.join("sensor_gateway.wasm")).map_err(|e| format!("{}: {e}", built.display()))?;
     names.push("sensor_gateway".to_owned());
     // The HTTP example (a wasi:http/incoming-handler library and the
@@ -81,9 +96,9 @@ fn main() -> Result<(), BoxError> {
     let example = manifest_dir.join("../../examples/http-hello");
     println!("cargo:rerun-if-changed={}", example.join("src").display());
     println!("cargo:rerun-if-changed={}", example.join("Cargo.toml").display());
-    build_rust_project(&example, &out_dir, "wasm32-wasip2", &["--lib", "--bins"])?;
+    build_rust_project(&example, &guests_target, "wasm32-wasip2", &["--lib", "--bins"])?;
     for name in ["http_hello", "http_get"] {
-        let built = out_dir.join(format!("guests-target/wasm32-wasip2/release/{name}.wasm"));
+        let built = guests_target.join(format!("wasm32-wasip2/release/{name}.wasm"));
         fs::copy(&built, guests_out.join(format!("{name}.wasm"))).map_err(|e| format!("{}: {e}", built.display()))?;
         names.push(name.to_owned());
     }
@@ -92,9 +107,9 @@ fn main() -> Result<(), BoxError> {
     for watched in ["src", "wit", "wit-misfit", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", typed.join(watched).display());
     }
-    build_rust_project(&typed, &out_dir, "wasm32-wasip2", &["--lib", "--bins"])?;
+    build_rust_project(&typed, &guests_target, "wasm32-wasip2", &["--lib", "--bins"])?;
     for name in ["thermo_provider", "thermo_consumer", "thermo_misfit"] {
-        let built = out_dir.join(format!("guests-target/wasm32-wasip2/release/{name}.wasm"));
+        let built = guests_target.join(format!("wasm32-wasip2/release/{name}.wasm"));
         fs::copy(&built, guests_out.join(format!("{name}.wasm"))).map_err(|e| format!("{}: {e}", built.display()))?;
         names.push(name.to_owned());
     }
@@ -104,9 +119,9 @@ fn main() -> Result<(), BoxError> {
     for watched in ["src", "wit", "Cargo.toml"] {
         println!("cargo:rerun-if-changed={}", example.join(watched).display());
     }
-    build_rust_project(&example, &out_dir, "wasm32-wasip2", &["--lib", "--bins"])?;
+    build_rust_project(&example, &guests_target, "wasm32-wasip2", &["--lib", "--bins"])?;
     for name in ["room_sensor", "thermostat"] {
-        let built = out_dir.join(format!("guests-target/wasm32-wasip2/release/{name}.wasm"));
+        let built = guests_target.join(format!("wasm32-wasip2/release/{name}.wasm"));
         fs::copy(&built, guests_out.join(format!("{name}.wasm"))).map_err(|e| format!("{}: {e}", built.display()))?;
         names.push(name.to_owned());
     }
@@ -136,15 +151,16 @@ fn main() -> Result<(), BoxError> {
     }
     names.sort();
     let standard = standard_variants();
+    let mut jobs: Vec<Job> = Vec::new();
     for name in &names {
-        precompile(&guests_out, name, &standard)?;
+        jobs.extend(Job::each(&guests_out, name, &standard));
     }
     let metered: Vec<_> = standard
         .iter()
         .map(|(label, profile)| (format!("{label}-fuel"), profile.clone().with_fuel(true)))
         .collect();
     for name in FUEL_GUESTS {
-        precompile(&guests_out, name, &metered)?;
+        jobs.extend(Job::each(&guests_out, name, &metered));
     }
     // Artifacts a host must refuse: another target, another engine setting
     // (a 16 MiB memory reservation); and one without epoch checks, which
@@ -163,7 +179,7 @@ fn main() -> Result<(), BoxError> {
         ),
         ("noepoch".to_owned(), EngineProfile::default().with_epoch(false)),
     ];
-    precompile(&guests_out, "hello_p1", &foreign)?;
+    jobs.extend(Job::each(&guests_out, "hello_p1", &foreign));
 
     let suite = find_wasi_testsuite(&manifest_dir);
     let mut suite_tests = Vec::new();
@@ -176,7 +192,7 @@ fn main() -> Result<(), BoxError> {
             if path.extension().is_some_and(|e| e == "wasm") {
                 let name = file_stem(&path);
                 fs::copy(&path, suite_out.join(format!("{name}.wasm")))?;
-                precompile(&suite_out, &name, &standard)?;
+                jobs.extend(Job::each(&suite_out, &name, &standard));
                 suite_tests.push(name);
             }
         }
@@ -186,6 +202,8 @@ fn main() -> Result<(), BoxError> {
             "cargo:warning=wasi-testsuite not found: the conformance test will fail until ARCELLA_WASI_TESTSUITE names it"
         );
     }
+
+    precompile_all(&cache, jobs)?;
 
     let mut generated = String::new();
     writeln!(
@@ -229,19 +247,19 @@ fn file_stem(path: &Path) -> String {
         .unwrap_or_default()
 }
 
-fn build_rust_guests(guests: &Path, out_dir: &Path, wasm_target: &str) -> Result<(), BoxError> {
-    build_rust_project(guests, out_dir, wasm_target, &["--bins"])
+fn build_rust_guests(guests: &Path, target_dir: &Path, wasm_target: &str) -> Result<(), BoxError> {
+    build_rust_project(guests, target_dir, wasm_target, &["--bins"])
 }
 
 /// Builds `selection` (`--bins`, `--lib`) of the Rust project in `dir`.
-fn build_rust_project(dir: &Path, out_dir: &Path, wasm_target: &str, selection: &[&str]) -> Result<(), BoxError> {
+fn build_rust_project(dir: &Path, target_dir: &Path, wasm_target: &str, selection: &[&str]) -> Result<(), BoxError> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(dir)
         .arg("build")
         .args(selection)
         .args(["--release", "--quiet", "--target", wasm_target, "--target-dir"])
-        .arg(out_dir.join("guests-target"));
+        .arg(target_dir);
     // Flags and wrappers meant for the host build (clippy's among them) must
     // not leak into the guests'.
     for var in [
@@ -278,12 +296,149 @@ fn standard_variants() -> Vec<(String, EngineProfile)> {
         .collect()
 }
 
-fn precompile(dir: &Path, name: &str, variants: &Variants) -> Result<(), BoxError> {
-    let wasm_path = dir.join(format!("{name}.wasm"));
-    let wasm = fs::read(&wasm_path)?;
-    for (label, profile) in variants {
-        let compiled = compile(profile, &wasm, &format!("{name}.wasm"))?;
-        fs::write(dir.join(format!("{name}.{label}.cwasm")), compiled.encode())?;
+/// One artifact to make: `DIR/NAME.wasm` compiled with `profile` into
+/// `DIR/NAME.LABEL.cwasm`.
+struct Job {
+    wasm: PathBuf,
+    cwasm: PathBuf,
+    label: String,
+    profile: EngineProfile,
+}
+
+impl Job {
+    fn each(dir: &Path, name: &str, variants: &Variants) -> Vec<Job> {
+        variants
+            .iter()
+            .map(|(label, profile)| Job {
+                wasm: dir.join(format!("{name}.wasm")),
+                cwasm: dir.join(format!("{name}.{label}.cwasm")),
+                label: label.clone(),
+                profile: profile.clone(),
+            })
+            .collect()
+    }
+
+    fn run(&self, cache: &Cache) -> Result<(), String> {
+        let wasm = fs::read(&self.wasm).map_err(|e| format!("{}: {e}", self.wasm.display()))?;
+        let key = cache.key(&wasm, &self.label, &self.profile);
+        if let Some(compiled) = cache.get(&key) {
+            return fs::write(&self.cwasm, compiled).map_err(|e| format!("{}: {e}", self.cwasm.display()));
+        }
+        let name = self
+            .wasm
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let compiled = compile(&self.profile, &wasm, &name)
+            .map_err(|e| format!("{name} ({}): {e}", self.label))?
+            .encode();
+        fs::write(&self.cwasm, &compiled).map_err(|e| format!("{}: {e}", self.cwasm.display()))?;
+        cache.put(&key, &compiled);
+        Ok(())
+    }
+}
+
+/// Compiles every job on as many threads as the build may use.
+fn precompile_all(cache: &Cache, jobs: Vec<Job>) -> Result<(), BoxError> {
+    let threads = env::var("NUM_JOBS")
+        .ok()
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(2)
+        .clamp(1, 8);
+    let queue = std::sync::Mutex::new(jobs);
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut failed = Vec::new();
+                    loop {
+                        let job = queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop();
+                        let Some(job) = job else { return failed };
+                        if let Err(e) = job.run(cache) {
+                            failed.push(e);
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|_| vec!["a compile thread panicked".to_owned()])
+            })
+            .collect()
+    });
+    match failures.is_empty() {
+        true => Ok(()),
+        false => Err(failures.join("\n").into()),
+    }
+}
+
+/// Precompiled artifacts shared by every run of this script on one target
+/// directory, keyed by what they are made of.
+struct Cache {
+    dir: PathBuf,
+    /// The digest of arcella-core's sources: its compiler and artifact
+    /// format are in them.
+    compiler: String,
+}
+
+impl Cache {
+    fn new(manifest_dir: &Path, dir: PathBuf) -> Result<Self, BoxError> {
+        fs::create_dir_all(&dir)?;
+        let core = manifest_dir.join("../../core");
+        let mut files = Vec::new();
+        collect_files(&core.join("src"), &mut files)?;
+        files.push(core.join("Cargo.toml"));
+        files.push(manifest_dir.join("../../Cargo.lock"));
+        files.sort();
+        let mut all = Vec::new();
+        for file in &files {
+            all.extend_from_slice(file.to_string_lossy().as_bytes());
+            all.extend_from_slice(&fs::read(file)?);
+        }
+        let compiler = hex(&sha256(&all));
+        // One directory per compiler: the others are stale (the sources
+        // changed since), so they go and the cache stays one set large.
+        for entry in fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.file_name().is_some_and(|n| n != compiler.as_str()) {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+        let dir = dir.join(&compiler);
+        fs::create_dir_all(&dir)?;
+        Ok(Cache { dir, compiler })
+    }
+
+    fn key(&self, wasm: &[u8], label: &str, profile: &EngineProfile) -> String {
+        let described = format!("{}\n{label}\n{profile:?}\n{}", self.compiler, hex(&sha256(wasm)));
+        hex(&sha256(described.as_bytes()))
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        fs::read(self.dir.join(key)).ok()
+    }
+
+    /// Written whole under a temporary name, then renamed: a concurrent
+    /// run never reads half an artifact.
+    fn put(&self, key: &str, compiled: &[u8]) {
+        let partial = self.dir.join(format!("{key}.{}.partial", std::process::id()));
+        if fs::write(&partial, compiled).is_ok() {
+            let _ = fs::rename(&partial, self.dir.join(key));
+        }
+    }
+}
+
+fn collect_files(dir: &Path, into: &mut Vec<PathBuf>) -> Result<(), BoxError> {
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.is_dir() {
+            collect_files(&path, into)?;
+        } else {
+            into.push(path);
+        }
     }
     Ok(())
 }

@@ -285,12 +285,15 @@ pub async fn run(command: &Invocation<'_>) -> Result<i32, RunError> {
         None => command.limits.timeout.map(|t| Instant::now() + t),
     };
     let sinks = command.output.sinks();
-    let guest = async {
+    // Everything of the guest (its instance, a provider's pool, HTTP
+    // handlers, message handlers) runs inside this one future: the epoch
+    // ticks while it is polled, and not while it waits (ticker.rs).
+    let guest = ticker::ticking(async {
         match command.program {
             Program::Module(module) => run_module(engine, module, command, sinks.clone(), deadline).await,
             Program::Component(component) => run_component(engine, component, command, sinks.clone(), deadline).await,
         }
-    };
+    });
     let result = match deadline {
         Some(deadline) => {
             // Catches a guest blocked in a host call, where no epoch check

@@ -18,6 +18,7 @@ pub(crate) mod harness;
 mod housekeeping;
 #[cfg(feature = "http")]
 mod http;
+mod idle;
 #[cfg(target_arch = "x86_64")]
 mod inject;
 mod install_limits;

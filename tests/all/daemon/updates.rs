@@ -95,7 +95,15 @@ fn start_first_runs_the_new_version_before_the_old_one_is_asked_to_stop() {
     let daemon = Daemon::start();
     install_svc(&daemon, "ticker", "kind = \"service\"\ngroup = \"swap\"\n");
     running_version(&daemon, "1.0.0");
-    update_svc(&daemon, "ticker", "1.1.0", None).expect_code(0);
+    // "is running" is not the last word while the health window (5 s by
+    // default) lasts: the CLI says the update may still roll back.
+    update_svc(&daemon, "ticker", "1.1.0", None)
+        .expect_code(0)
+        .stdout_has(&[
+            "svc 1.1.0 is running",
+            "svc 1.1.0 is in its health window for",
+            "if it fails before then, 1.0.0 comes back; `arcella status svc` tells whether it held",
+        ]);
     let deadline = Instant::now() + WAIT;
     while !notes(&daemon).iter().any(|n| n.starts_with("previous version")) {
         assert!(
