@@ -12,6 +12,7 @@ pub mod engine;
 pub mod fingerprint;
 pub mod host;
 pub mod manifest;
+pub mod offload;
 pub mod protocol;
 pub mod run;
 pub mod signing;

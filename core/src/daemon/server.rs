@@ -334,7 +334,7 @@ async fn handle(
         request => {
             let sup = sup.clone();
             let actor = actor.clone();
-            smol::unblock(move || super::remote::answer(&sup, &actor, request)).await
+            crate::offload::offload(move || super::remote::answer(&sup, &actor, request)).await
         }
     }
 }

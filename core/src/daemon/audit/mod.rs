@@ -126,7 +126,8 @@ async fn write_loop(
             .filter_map(|record| serde_json::to_string(record).ok())
             .collect();
         let file = file.clone();
-        let written = smol::unblock(move || file.lock().unwrap_or_else(PoisonError::into_inner).append(&lines)).await;
+        let written =
+            crate::offload::offload(move || file.lock().unwrap_or_else(PoisonError::into_inner).append(&lines)).await;
         match (written, failing) {
             (Err(e), false) => {
                 log::error!("cannot write the audit trail: {e}; records are lost until it can");

@@ -175,6 +175,16 @@ impl Supervisor {
             links: links.clone(),
             provides,
         });
+        if loaded
+            .manifests
+            .deployment
+            .capabilities
+            .dirs
+            .iter()
+            .any(|d| d.quota.is_some())
+        {
+            self.inner.quota_wake.wake();
+        }
         slot.logs
             .note(&format!("starting version {}", loaded.manifests.version));
         let book = slot.logs.clone();
@@ -555,7 +565,7 @@ impl Supervisor {
             let began = Instant::now();
             let deployment = &loaded.manifests.deployment;
             let store = supervisor.inner.store.clone();
-            let code = smol::unblock(move || store.open_code(&artifact)).await;
+            let code = crate::offload::offload(move || store.open_code(&artifact)).await;
             let services = supervisor.with_backends(&id_owned, deployment, services).await;
             let outcome = match (code, services) {
                 (Err(e), _) => Err(RunError::Setup {

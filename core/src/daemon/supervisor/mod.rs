@@ -76,6 +76,9 @@ struct Inner {
     wiring: Arc<super::wiring::Wiring>,
     /// The device's message bus (`wasi:messaging`, host/messaging/bus.rs).
     bus: Arc<crate::host::messaging::bus::Bus>,
+    /// Wakes the disk-quota measurement when an instance starts (quota.rs):
+    /// with nothing quota'd running it sleeps without a timer.
+    quota_wake: quota::Wake,
 }
 
 impl std::fmt::Debug for Inner {
@@ -243,6 +246,7 @@ impl Supervisor {
             kv,
             wiring: Arc::default(),
             bus: crate::host::messaging::bus::Bus::new(),
+            quota_wake: quota::Wake::default(),
         };
         Self { inner: Arc::new(inner) }
     }

@@ -30,10 +30,15 @@ impl Supervisor {
 
     async fn measure_quotas(self) {
         loop {
+            // Nothing quota'd runs: sleep until an instance that has a
+            // quota'd directory starts (no timer, no wake-ups meanwhile).
+            if self.quota_dirs().is_empty() {
+                self.inner.quota_wake.wait().await;
+            }
             smol::Timer::after(QUOTA_PERIOD).await;
             for watched in self.quota_dirs() {
                 let dir = watched.dir.clone();
-                let used = smol::unblock(move || crate::sys::fs::tree_size(&dir)).await;
+                let used = crate::offload::offload(move || crate::sys::fs::tree_size(&dir)).await;
                 match used {
                     Ok(used) if used > watched.quota => self.over_quota(&watched, used),
                     Ok(_) => {}
@@ -94,5 +99,29 @@ impl Supervisor {
             slot.last_error = Some(reason.clone());
         }
         self.set_state(&mut state, &watched.id, ModuleState::Failed { reason });
+    }
+}
+
+/// A level-triggered wake-up for the measurement loop: a wake before the
+/// wait is not lost (a channel of one).
+pub(super) struct Wake {
+    tx: async_channel::Sender<()>,
+    rx: async_channel::Receiver<()>,
+}
+
+impl Default for Wake {
+    fn default() -> Self {
+        let (tx, rx) = async_channel::bounded(1);
+        Self { tx, rx }
+    }
+}
+
+impl Wake {
+    pub(super) fn wake(&self) {
+        let _ = self.tx.try_send(());
+    }
+
+    async fn wait(&self) {
+        let _ = self.rx.recv().await;
     }
 }

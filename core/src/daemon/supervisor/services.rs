@@ -70,7 +70,7 @@ impl Supervisor {
         };
         let supervisor = self.clone();
         let module = id.to_owned();
-        let store = smol::unblock(move || supervisor.inner.kv.open(&module))
+        let store = crate::offload::offload(move || supervisor.inner.kv.open(&module))
             .await
             .map_err(|e| RunError::Setup {
                 module: id.to_owned(),

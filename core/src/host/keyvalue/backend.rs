@@ -73,7 +73,7 @@ impl KeyValue for Served {
             }
             let store = self.store.clone();
             let quota = self.grant.quota;
-            let reply = smol::unblock(move || store.apply(request, quota)).await;
+            let reply = crate::offload::offload(move || store.apply(request, quota)).await;
             if let Err(KvError::Other(message)) = &reply
                 && message.starts_with("quota exceeded")
             {

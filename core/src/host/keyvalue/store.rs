@@ -7,7 +7,7 @@
 //! Every write is one redb write transaction committed with redb's default
 //! durability (fsync before `commit` returns): a write the guest saw
 //! succeed survives a power cut. Blocking; callers off an executor use
-//! `smol::unblock`.
+//! `crate::offload::offload`.
 
 use crate::protocol::host_call::{KvError, KvReply, KvRequest, MAX_HOST_PAYLOAD};
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
