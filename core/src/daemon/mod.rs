@@ -234,7 +234,10 @@ async fn serve(
 /// stale socket file but never a live daemon's; returns the listener and
 /// the socket file's identity.
 fn bind(path: &Path, group: Option<u32>) -> Result<(smol::net::unix::UnixListener, (u64, u64)), DaemonError> {
+    // `--socket arcella.sock` names the current directory, which exists
+    // (its parent is "", which does not).
     if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
         && !dir.exists()
     {
         crate::sys::fs::create_private_dir(dir).map_err(io_err("cannot create the socket directory", dir))?;

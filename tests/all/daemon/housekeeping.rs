@@ -9,10 +9,12 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `arcella daemon` with `data` and `socket`, its config and log in `dir`.
+/// `arcella daemon` with `data` and `socket`, its config and log in `dir`
+/// (also its working directory).
 fn spawn_daemon(dir: &Path, data: &Path, socket: &Path) -> Child {
     write(dir, "arcella.toml", "");
     Command::new(env!("CARGO_BIN_EXE_arcella"))
+        .current_dir(dir)
         .arg("daemon")
         .arg("--config")
         .arg(dir.join("arcella.toml"))
@@ -74,6 +76,27 @@ fn a_second_daemon_on_a_data_dir_in_use_is_refused_with_the_first_ones_pid() {
     let mut third = Daemon::start_with_data_dir(&data);
     third.cli(["list"]).expect_code(0);
     assert_eq!(third.terminate(), Some(0));
+}
+
+#[test]
+fn a_socket_named_relative_to_the_working_directory_is_bound_there() {
+    // Was: "cannot create the socket directory : No such file or directory"
+    // (the parent of `arcella.sock` is "").
+    let dir = tempfile::tempdir().unwrap();
+    let mut daemon = spawn_daemon(dir.path(), Path::new("data"), Path::new("here.sock"));
+    let socket = dir.path().join("here.sock");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while UnixStream::connect(&socket).is_err() {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            let out = daemon.wait_with_output().unwrap();
+            panic!("the daemon exited ({status}): {}", String::from_utf8_lossy(&out.stderr));
+        }
+        assert!(Instant::now() < deadline, "the daemon did not serve on ./here.sock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(dir.path().join("data").is_dir(), "the relative data directory is not in the working directory");
+    let _ = daemon.kill();
+    let _ = daemon.wait();
 }
 
 #[test]
