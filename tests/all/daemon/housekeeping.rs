@@ -94,7 +94,10 @@ fn a_socket_named_relative_to_the_working_directory_is_bound_there() {
         assert!(Instant::now() < deadline, "the daemon did not serve on ./here.sock");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(dir.path().join("data").is_dir(), "the relative data directory is not in the working directory");
+    assert!(
+        dir.path().join("data").is_dir(),
+        "the relative data directory is not in the working directory"
+    );
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
