@@ -119,7 +119,11 @@ fn a_stopping_daemon_used_to_delete_the_socket_another_daemon_had_taken_over() {
         assert!(Instant::now() < deadline, "the second daemon did not serve");
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(first.terminate(), Some(0));
+    // (Once, in CI's device-build pass under the full suite's load, this
+    // was Some(1); not reproduced in 15 runs, 12 of them under load: the
+    // log says why if it happens again.)
+    let code = first.terminate();
+    assert_eq!(code, Some(0), "the first daemon's log:\n{}", first.log());
     assert!(socket.exists(), "the first daemon removed the second one's socket");
     first.cli(["list"]).expect_code(0);
     assert!(
