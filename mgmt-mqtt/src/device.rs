@@ -23,7 +23,8 @@ pub trait Device: Send + Sync {
     fn is_staged(&self, sha256: &Sha256Digest) -> bool;
     /// The device's reported state.
     fn report(&self) -> DeviceReport;
-    /// Module events, for the events topic (None: not reported).
+    /// Module events for the events topic: state changes, and the log
+    /// lines the fleet is sent (None: not reported).
     fn events(&self) -> Option<async_channel::Receiver<Event>>;
     /// Where the agent keeps what it applied (survives restarts).
     fn state_dir(&self) -> PathBuf;
@@ -54,7 +55,7 @@ impl Device for Supervisor {
     }
 
     fn events(&self) -> Option<async_channel::Receiver<Event>> {
-        self.follow(None).ok()
+        Some(self.follow_fleet())
     }
 
     fn state_dir(&self) -> PathBuf {

@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod config;
+pub mod fleet_logs;
 pub mod guests;
 pub mod interface;
 pub mod kvstores;

@@ -51,6 +51,8 @@ pub struct DeploymentManifest {
     pub calls: super::imports::CallsSection,
     /// `[provider]`: the instance pool of a `kind = "provider"` module.
     pub provider: super::imports::ProviderSection,
+    /// `[logs]`: which of its log lines go to the fleet over MQTT.
+    pub logs: super::logs::LogsSection,
 }
 
 impl Default for DeploymentManifest {
@@ -71,6 +73,7 @@ impl Default for DeploymentManifest {
             imports: BTreeMap::new(),
             calls: Default::default(),
             provider: Default::default(),
+            logs: Default::default(),
         }
     }
 }

@@ -18,6 +18,7 @@ mod http;
 pub mod imports;
 mod keyvalue;
 mod locate;
+pub mod logs;
 mod messaging;
 mod names;
 mod network;

@@ -3,7 +3,7 @@
 //! in with a password file; `[mqtt]` files that cannot be used.
 
 use super::harness::*;
-use crate::support::arcella;
+use crate::support::{arcella, code};
 use arcella_core::protocol::fleet::RemoteCommand;
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
 use arcella_core::protocol::{DeviceReport, ModuleState, Request, Response, ServerMessage};
@@ -155,4 +155,108 @@ fn mqtt_files_that_cannot_be_used_stop_the_daemon_at_start_naming_them() {
         .expect_code(1)
         .stderr_has(&["mqtt.url", "mqtt:// or mqtts://"])
         .no_panic();
+}
+
+/// The `Event`s published on `topic` until `until` (rumqttc's connection
+/// polled with a timeout, so a quiet topic ends the wait on time).
+fn events_until(
+    connection: &mut rumqttc::Connection,
+    topic: &str,
+    until: Instant,
+) -> Vec<arcella_core::protocol::Event> {
+    let mut events = Vec::new();
+    while let Some(left) = until.checked_duration_since(Instant::now()) {
+        match connection.recv_timeout(left) {
+            Ok(Ok(Event::Incoming(Packet::Publish(p)))) if p.topic == topic => {
+                events.push(arcella_mqtt::wire::decode(&p.payload).expect("an Event"));
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    events
+}
+
+#[test]
+fn log_lines_reach_the_fleet_only_where_a_deployment_asks_and_state_changes_always() {
+    use arcella_core::protocol::Event as DaemonEvent;
+    let broker = Mosquitto::start();
+    let daemon = Daemon::start_with_config(&format!("[mqtt]\nurl = \"{}\"\ndevice = \"gw-logs\"\n", broker.url()));
+    let topic = "arcella/v1/gw-logs/events";
+    let (watcher, mut connection) = Client::new(MqttOptions::new("watch", "127.0.0.1", broker.port()), 64);
+    watcher.subscribe(topic, QoS::AtMostOnce).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for event in connection.iter() {
+        assert!(Instant::now() < deadline, "no SubAck");
+        if let Ok(Event::Incoming(Packet::SubAck(_))) = event {
+            break;
+        }
+    }
+    // Two tickers (a line a second each): one with the default (the
+    // device's `logs`, off), one whose deployment asks for info and above.
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    daemon
+        .install(
+            "ticker",
+            Some("name = \"loud\"\nversion = \"1.0.0\"\n"),
+            &format!("{TICKER_SERVICE}[logs]\nforward = \"info\"\n"),
+        )
+        .expect_code(0);
+    // A level that does not exist: refused by name, nothing installed.
+    daemon
+        .install(
+            "ticker",
+            Some("name = \"typo\"\nversion = \"1.0.0\"\n"),
+            &format!("{TICKER_SERVICE}[logs]\nforward = \"loud\"\n"),
+        )
+        .expect_code(code::FAILURE)
+        .stderr_has(&["forward", "\"loud\"", "\"off\", \"trace\""]);
+    let events = events_until(&mut connection, topic, Instant::now() + Duration::from_millis(3500));
+    let running = |id: &str| {
+        events
+            .iter()
+            .any(|e| matches!(e, DaemonEvent::State { module, state: ModuleState::Running } if module == id))
+    };
+    assert!(
+        running("ticker") && running("loud"),
+        "state changes are always sent: {events:?}"
+    );
+    let lines = |id: &str| {
+        events
+            .iter()
+            .filter(|e| matches!(e, DaemonEvent::Log(l) if l.module == id))
+            .count()
+    };
+    assert_eq!(lines("ticker"), 0, "the default is off: {events:?}");
+    assert!(
+        lines("loud") >= 2,
+        "the module that asked for its lines got too few: {events:?}"
+    );
+    // Its lines are all still on the device.
+    daemon.cli(["logs", "ticker"]).expect_code(0).stdout_has(&["tick"]);
+    daemon.cli(["status", "typo"]).expect_code(code::FAILURE);
+}
+
+#[test]
+fn a_log_rate_of_zero_and_a_level_that_does_not_exist_are_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\ndevice = \"gw-x\"\n";
+    let check = |name: &str, extra: &str| {
+        let path = write(dir.path(), name, &format!("{base}{extra}"));
+        arcella([
+            OsStr::new("daemon"),
+            OsStr::new("--config"),
+            path.as_os_str(),
+            OsStr::new("--check"),
+        ])
+    };
+    check("zero.toml", "logs = \"warn\"\nlogs_per_minute = 0\n")
+        .expect_code(code::FAILURE)
+        .stderr_has(&["mqtt.logs_per_minute", "0 is not between 1 and 6000", "logs = \"off\""]);
+    check("loud.toml", "logs = \"loud\"\n")
+        .expect_code(code::FAILURE)
+        .stderr_has(&["\"loud\"", "\"off\", \"trace\""]);
+    check("fine.toml", "logs = \"warn\"\nlogs_per_minute = 30\n").expect_code(0);
 }

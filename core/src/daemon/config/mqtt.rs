@@ -64,6 +64,19 @@ pub struct MqttSettings {
     /// `"report"` it, or `"restore"` the desired state.
     #[serde(default)]
     pub drift: DriftPolicy,
+    /// Which module log lines go to the fleet (`<base>/events`): `"off"`
+    /// (default: a cellular link pays for every line) or the lowest level
+    /// sent. A module's own `[logs] forward` overrides it.
+    #[serde(default)]
+    pub logs: crate::manifest::logs::LogForward,
+    /// At most this many lines a minute per module are sent (1..=6000,
+    /// default 60); the rest are counted, and the count is sent instead.
+    #[serde(default = "default_logs_per_minute")]
+    pub logs_per_minute: u32,
+}
+
+fn default_logs_per_minute() -> u32 {
+    60
 }
 
 /// `[mqtt] drift`.
@@ -137,6 +150,15 @@ impl MqttSettings {
             crate::manifest::check_name(group).map_err(|m| ("mqtt.group", format!("`{group}` {m}")))?;
         }
         self.trust_policy().map_err(|e| ("mqtt.trusted_keys", e.to_string()))?;
+        if !(1..=6000).contains(&self.logs_per_minute) {
+            return Err((
+                "mqtt.logs_per_minute",
+                format!(
+                    "{} is not between 1 and 6000 (to send no log lines, set logs = \"off\")",
+                    self.logs_per_minute
+                ),
+            ));
+        }
         if self.client_id.as_deref() == Some("") {
             return Err(("mqtt.client_id", "must not be empty (it names the session)".into()));
         }

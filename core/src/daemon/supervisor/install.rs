@@ -479,6 +479,9 @@ impl Supervisor {
             .remove(id)
             .map_err(|e| internal("removing the module record", e))?;
         state.modules.remove(id);
+        if let Some(fleet_logs) = &self.inner.fleet_logs {
+            fleet_logs.remove_module(id);
+        }
         self.provider_gone(&mut state, id);
         drop(state);
         self.collect_garbage();

@@ -175,6 +175,9 @@ impl Supervisor {
             links: links.clone(),
             provides,
         });
+        if let Some(fleet_logs) = &self.inner.fleet_logs {
+            fleet_logs.set_module(id, loaded.manifests.deployment.logs.forward);
+        }
         if loaded
             .manifests
             .deployment

@@ -79,6 +79,8 @@ struct Inner {
     /// Wakes the disk-quota measurement when an instance starts (quota.rs):
     /// with nothing quota'd running it sleeps without a timer.
     quota_wake: quota::Wake,
+    /// Which log lines reach the fleet (with `[mqtt]`).
+    fleet_logs: Option<crate::daemon::fleet_logs::FleetLogs>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -101,6 +103,9 @@ struct State {
 
 struct Follower {
     module: Option<String>,
+    /// The fleet's follower (the MQTT agent): log lines pass the fleet's
+    /// filter (`daemon/fleet_logs.rs`).
+    fleet: bool,
     tx: async_channel::Sender<Event>,
 }
 
@@ -227,6 +232,10 @@ impl Supervisor {
             http_roots,
         );
         let kv = super::kvstores::KvStores::new(&config.data_dir);
+        let fleet_logs = config
+            .mqtt
+            .as_ref()
+            .map(|m| crate::daemon::fleet_logs::FleetLogs::new(m.logs, m.logs_per_minute));
         let inner = Inner {
             engines,
             workers,
@@ -247,6 +256,7 @@ impl Supervisor {
             wiring: Arc::default(),
             bus: crate::host::messaging::bus::Bus::new(),
             quota_wake: quota::Wake::default(),
+            fleet_logs,
         };
         Self { inner: Arc::new(inner) }
     }
@@ -277,11 +287,22 @@ impl Supervisor {
         {
             return Err(not_found(id));
         }
+        Ok(self.add_follower(module, false))
+    }
+
+    /// Every state change, and the log lines the fleet is sent
+    /// (`[mqtt] logs`, a module's `[logs] forward`): the MQTT agent's
+    /// `events`.
+    pub fn follow_fleet(&self) -> async_channel::Receiver<Event> {
+        self.add_follower(None, true)
+    }
+
+    fn add_follower(&self, module: Option<String>, fleet: bool) -> async_channel::Receiver<Event> {
         let (tx, rx) = async_channel::bounded(FOLLOWER_QUEUE);
         let mut followers = self.inner.followers.lock().unwrap_or_else(PoisonError::into_inner);
         followers.retain(|f| !f.tx.is_closed());
-        followers.push(Follower { module, tx });
-        Ok(rx)
+        followers.push(Follower { module, fleet, tx });
+        rx
     }
 
     /// A listener that forwards a module's log lines to followers.
@@ -302,8 +323,19 @@ impl Inner {
     fn broadcast(&self, module: &str, event: &Event) {
         let followers = self.followers.lock().unwrap_or_else(PoisonError::into_inner);
         for follower in followers.iter() {
-            if follower.module.as_deref().is_none_or(|m| m == module) {
-                let _ = follower.tx.try_send(event.clone());
+            if !follower.module.as_deref().is_none_or(|m| m == module) {
+                continue;
+            }
+            match (event, follower.fleet) {
+                (Event::Log(line), true) => {
+                    let admitted = self.fleet_logs.as_ref().map(|f| f.admit(line)).unwrap_or_default();
+                    for line in admitted {
+                        let _ = follower.tx.try_send(Event::Log(line));
+                    }
+                }
+                _ => {
+                    let _ = follower.tx.try_send(event.clone());
+                }
             }
         }
     }
