@@ -323,7 +323,7 @@ impl Inner {
     fn broadcast(&self, module: &str, event: &Event) {
         let followers = self.followers.lock().unwrap_or_else(PoisonError::into_inner);
         for follower in followers.iter() {
-            if !follower.module.as_deref().is_none_or(|m| m == module) {
+            if follower.module.as_deref().is_some_and(|m| m != module) {
                 continue;
             }
             match (event, follower.fleet) {
