@@ -177,12 +177,9 @@ fn events_until(
     events
 }
 
-#[test]
-fn log_lines_reach_the_fleet_only_where_a_deployment_asks_and_state_changes_always() {
-    use arcella_core::protocol::Event as DaemonEvent;
-    let broker = Mosquitto::start();
-    let daemon = Daemon::start_with_config(&format!("[mqtt]\nurl = \"{}\"\ndevice = \"gw-logs\"\n", broker.url()));
-    let topic = "arcella/v1/gw-logs/events";
+/// A client subscribed to `topic` (the SubAck received), and its
+/// connection.
+fn watch(broker: &Mosquitto, topic: &str) -> (Client, rumqttc::Connection) {
     let (watcher, mut connection) = Client::new(MqttOptions::new("watch", "127.0.0.1", broker.port()), 64);
     watcher.subscribe(topic, QoS::AtMostOnce).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -192,6 +189,16 @@ fn log_lines_reach_the_fleet_only_where_a_deployment_asks_and_state_changes_alwa
             break;
         }
     }
+    (watcher, connection)
+}
+
+#[test]
+fn log_lines_reach_the_fleet_only_where_a_deployment_asks_and_state_changes_always() {
+    use arcella_core::protocol::Event as DaemonEvent;
+    let broker = Mosquitto::start();
+    let daemon = Daemon::start_with_config(&format!("[mqtt]\nurl = \"{}\"\ndevice = \"gw-logs\"\n", broker.url()));
+    let topic = "arcella/v1/gw-logs/events";
+    let (_watcher, mut connection) = watch(&broker, topic);
     // Two tickers (a line a second each): one with the default (the
     // device's `logs`, off), one whose deployment asks for info and above.
     daemon
@@ -259,4 +266,47 @@ fn a_log_rate_of_zero_and_a_level_that_does_not_exist_are_refused_naming_the_key
         .expect_code(code::FAILURE)
         .stderr_has(&["\"loud\"", "\"off\", \"trace\""]);
     check("fine.toml", "logs = \"warn\"\nlogs_per_minute = 30\n").expect_code(0);
+}
+
+#[test]
+fn a_flood_of_log_lines_is_cut_to_the_rate_and_the_drops_are_counted() {
+    use arcella_core::protocol::Event as DaemonEvent;
+    let broker = Mosquitto::start();
+    let daemon = Daemon::start_with_config(&format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"gw-flood\"\nlogs = \"info\"\n",
+        broker.url()
+    ));
+    let topic = "arcella/v1/gw-flood/events";
+    let (_watcher, mut connection) = watch(&broker, topic);
+    // 200 lines at once, then one burst a second; the default limit is 60
+    // a minute, a bucket holding a minute's worth.
+    daemon
+        .install(
+            "chatter",
+            Some("name = \"chatter\"\nversion = \"1.0.0\"\n"),
+            TICKER_SERVICE,
+        )
+        .expect_code(0);
+    let events = events_until(&mut connection, topic, Instant::now() + Duration::from_millis(3500));
+    let texts: Vec<&str> = events
+        .iter()
+        .filter_map(|e| match e {
+            DaemonEvent::Log(line) if line.module == "chatter" => Some(line.text.as_str()),
+            _ => None,
+        })
+        .collect();
+    let sent = texts.iter().filter(|t| **t == "chatt").count();
+    // A minute's worth at once, then about one a second for the 3.5 s.
+    assert!((60..=65).contains(&sent), "{sent} lines of the flood went out");
+    let counted: Vec<&&str> = texts.iter().filter(|t| t.contains("not sent to the fleet")).collect();
+    assert!(!counted.is_empty(), "the drops were not counted: {texts:?}");
+    assert!(counted[0].contains("logs_per_minute = 60"), "{}", counted[0]);
+    // The device kept what the fleet was not sent.
+    let kept = daemon
+        .cli(["logs", "chatter"])
+        .expect_code(0)
+        .stdout
+        .matches("chatt")
+        .count();
+    assert!(kept > sent, "the device kept {kept} lines, the fleet got {sent}");
 }

@@ -237,6 +237,28 @@ mod tests {
             .map_err(|e| e.to_string())
     }
 
+    /// docs/mqtt.md stays true: each ```toml block is an arcella.toml
+    /// `[mqtt]` that parses and validates, or a deployment.toml fragment.
+    #[test]
+    fn the_docs_examples_parse_and_validate() {
+        let doc = include_str!("../../../../docs/mqtt.md");
+        let blocks: Vec<&str> = doc
+            .split("```toml\n")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("```").map(|(block, _)| block))
+            .collect();
+        assert!(blocks.len() >= 3, "{blocks:?}");
+        for block in blocks {
+            if block.starts_with("# deployment.toml") {
+                crate::manifest::parse_deployment(block, "deployment.toml").unwrap_or_else(|e| panic!("{block}: {e}"));
+                continue;
+            }
+            let config = DaemonConfig::parse(block, "arcella.toml").unwrap_or_else(|e| panic!("{block}: {e}"));
+            let mqtt = config.mqtt.unwrap_or_else(|| panic!("no [mqtt] in {block}"));
+            mqtt.validate().unwrap_or_else(|e| panic!("{block}: {e:?}"));
+        }
+    }
+
     #[test]
     fn the_keys_are_read_and_the_client_id_defaults_to_the_device() {
         let m = parse(

@@ -17,8 +17,14 @@ fn toml_blocks() -> Vec<(&'static str, &'static str)> {
 
 #[test]
 fn examples_parse_and_validate() {
-    let blocks = toml_blocks();
+    let (blocks, fragments): (Vec<_>, Vec<_>) = toml_blocks()
+        .into_iter()
+        .partition(|(head, _)| *head == "# component.toml" || *head == "# deployment.toml");
     assert_eq!(blocks.len(), 4, "two examples of two files each");
+    // The other blocks show one section of deployment.toml each.
+    for (_, fragment) in fragments {
+        parse_deployment(fragment, DEPLOYMENT_FILE).unwrap_or_else(|e| panic!("{fragment}: {e}"));
+    }
     let pairs = [
         (
             blocks[0],
