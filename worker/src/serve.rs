@@ -266,6 +266,7 @@ impl Context {
                     .get(&instance)
                     .and_then(|r| r.provide.clone());
                 let outbox = self.outbox.clone();
+                let group = self.group.clone();
                 self.executor
                     .spawn(async move {
                         let result = match handle {
@@ -277,9 +278,14 @@ impl Context {
                                     .await
                                     .and_then(|answer| wire_answer(&function, &answer))
                             }
-                            None => Err(CallError::Refused(format!(
-                                "no provider instance {instance} in this worker"
-                            ))),
+                            // Gone before the call arrived (a version that
+                            // failed to start, a stop racing the call): no
+                            // code of it ran, so the daemon's router passes
+                            // the call on to the version that runs next.
+                            None => Err(CallError::Unserved {
+                                provider: format!("provider instance {instance} of worker `{group}`"),
+                                function: function.clone(),
+                            }),
                         };
                         let _ = outbox.send(FromWorker::CallReply { call, result }).await;
                     })
