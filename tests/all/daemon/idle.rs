@@ -12,22 +12,9 @@ const WAIT: Duration = Duration::from_secs(15);
 
 /// Context switches so far of the daemon's epoch thread, if it has one.
 fn epoch_switches(pid: u32) -> Option<u64> {
-    for task in fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let dir = task.ok()?.path();
-        let comm = fs::read_to_string(dir.join("comm")).unwrap_or_default();
-        if comm.trim() != "arcella-epoch" {
-            continue;
-        }
-        let status = fs::read_to_string(dir.join("status")).ok()?;
-        return Some(
-            status
-                .lines()
-                .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
-                .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-                .sum(),
-        );
-    }
-    None
+    all_switches(pid)
+        .into_iter()
+        .find_map(|(name, n)| (name == "arcella-epoch").then_some(n))
 }
 
 /// Context switches so far of every thread of `pid`, by thread name.
