@@ -9,6 +9,7 @@ pub mod host_call;
 pub mod kv;
 pub mod messages;
 pub mod messaging;
+pub mod telemetry;
 pub mod worker;
 
 pub use kv::{KvAnswer, KvOp};

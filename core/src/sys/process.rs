@@ -209,10 +209,20 @@ impl OwnResidentMemory {
 
 /// MemAvailable from `/proc/meminfo`, in bytes.
 pub fn available_memory() -> Option<u64> {
+    meminfo_bytes("MemAvailable:")
+}
+
+/// MemTotal from `/proc/meminfo`, in bytes.
+pub fn total_memory() -> Option<u64> {
+    meminfo_bytes("MemTotal:")
+}
+
+/// One `/proc/meminfo` field (given with its colon), in bytes.
+fn meminfo_bytes(field: &str) -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kib: u64 = meminfo
         .lines()
-        .find_map(|l| l.strip_prefix("MemAvailable:"))?
+        .find_map(|l| l.strip_prefix(field))?
         .split_whitespace()
         .next()?
         .parse()

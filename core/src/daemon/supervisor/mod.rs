@@ -18,6 +18,7 @@ mod queries;
 mod quota;
 mod services;
 mod swap;
+mod telemetry;
 mod wiring;
 
 use super::config::DaemonConfig;
