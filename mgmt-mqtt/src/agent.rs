@@ -20,12 +20,14 @@
 use crate::broker::{BrokerError, BrokerSettings};
 use crate::device::Device;
 use crate::gate::Gate;
+use crate::json::JsonSettings;
 use crate::reconcile::{FleetSettings, Input, Mailbox, Reconciler};
+use crate::report::Reporter;
 use crate::topics::{self, BadName, DeviceTopics};
 use crate::wire;
 use arcella_core::protocol::fleet::RemoteCommand;
 use arcella_core::protocol::frame;
-use arcella_core::protocol::{ErrorKind, Event, RemoteError, ServerMessage};
+use arcella_core::protocol::{ErrorKind, RemoteError, ServerMessage};
 use rumqttc::{Client, LastWill, Packet, QoS};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +40,8 @@ pub struct AgentConfig {
     /// This device's id, the topics' second level.
     pub device: String,
     pub fleet: FleetSettings,
+    /// The JSON mirror (None: off, `[mqtt] json = false`).
+    pub json: Option<JsonSettings>,
 }
 
 /// Why the agent could not start.
@@ -99,11 +103,16 @@ impl Agent {
             .name("arcella-fleet".into())
             .spawn(move || reconciler.run(&inbox))?;
         if let Some(events) = device.events() {
-            let (client, topics, device) = (client.clone(), topics.clone(), device.clone());
-            let group = config.fleet.group.clone();
+            let reporter = Reporter::new(
+                client.clone(),
+                topics.clone(),
+                device.clone(),
+                config.fleet.group.clone(),
+                config.json.clone(),
+            );
             std::thread::Builder::new()
                 .name("arcella-mqtt-report".into())
-                .spawn(move || report(&client, &topics, device.as_ref(), group.as_deref(), &events))?;
+                .spawn(move || reporter.run(&events))?;
         }
         let serve = Connection {
             client,
@@ -123,33 +132,6 @@ impl Agent {
     /// Whether the agent's connection thread still runs.
     pub fn is_running(&self) -> bool {
         !self.thread.is_finished()
-    }
-}
-
-/// Publishes the state (retained) now and after every state change, and
-/// the events themselves, until the daemon goes.
-fn report(
-    client: &Client,
-    topics: &DeviceTopics,
-    device: &dyn Device,
-    group: Option<&str>,
-    events: &async_channel::Receiver<Event>,
-) {
-    let publish_state = || {
-        let mut report = device.report();
-        report.group = group.map(str::to_owned);
-        if let Ok(state) = wire::encode(&report) {
-            let _ = client.publish(topics.state(), QoS::AtLeastOnce, true, state);
-        }
-    };
-    publish_state();
-    while let Ok(event) = events.recv_blocking() {
-        if let Ok(bytes) = wire::encode(&event) {
-            let _ = client.publish(topics.events(), QoS::AtMostOnce, false, bytes);
-        }
-        if matches!(event, Event::State { .. }) {
-            publish_state();
-        }
     }
 }
 

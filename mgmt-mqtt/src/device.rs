@@ -6,6 +6,7 @@ use arcella_core::daemon::supervisor::Supervisor;
 use arcella_core::daemon::uploads::Piece;
 use arcella_core::digest::Sha256Digest;
 use arcella_core::protocol::audit::Actor;
+use arcella_core::protocol::telemetry::Telemetry;
 use arcella_core::protocol::{DeviceReport, Event, RemoteError, Request, Response};
 use std::path::PathBuf;
 
@@ -28,6 +29,11 @@ pub trait Device: Send + Sync {
     fn events(&self) -> Option<async_channel::Receiver<Event>>;
     /// Where the agent keeps what it applied (survives restarts).
     fn state_dir(&self) -> PathBuf;
+    /// A reading of the device and its modules for the JSON mirror's
+    /// telemetry (None: this device measures nothing).
+    fn telemetry(&self) -> Option<Telemetry> {
+        None
+    }
 }
 
 impl Device for Supervisor {
@@ -60,5 +66,9 @@ impl Device for Supervisor {
 
     fn state_dir(&self) -> PathBuf {
         PathBuf::from(self.info().data_dir).join("fleet")
+    }
+
+    fn telemetry(&self) -> Option<Telemetry> {
+        Some(Supervisor::telemetry(self))
     }
 }

@@ -92,6 +92,11 @@ impl DeviceTopics {
         format!("{}/instance", self.base)
     }
 
+    /// The JSON mirror's topic `leaf` (`json::STATE`, …).
+    pub fn json(&self, leaf: &str) -> String {
+        format!("{}/json/{leaf}", self.base)
+    }
+
     /// Retained documents the device applied, as signed (`AppliedDocuments`).
     pub fn applied(&self) -> String {
         format!("{}/applied", self.base)
@@ -133,6 +138,7 @@ mod tests {
         assert_eq!(t.desired(), "arcella/v1/gw-17/desired");
         assert_eq!(t.convergence(), "arcella/v1/gw-17/convergence");
         assert_eq!(t.applied(), "arcella/v1/gw-17/applied");
+        assert_eq!(t.json("state"), "arcella/v1/gw-17/json/state");
         assert_eq!(artifact_meta("ab"), "arcella/v1/artifacts/ab/meta");
         assert_eq!(t.instance(), "arcella/v1/gw-17/instance");
         assert_eq!(artifact_chunk("ab", 3), "arcella/v1/artifacts/ab/3");

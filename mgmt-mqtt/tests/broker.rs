@@ -61,6 +61,7 @@ fn a_command_travels_through_the_broker_and_its_answer_comes_back() {
             broker: BrokerSettings::new(broker.url(), "arcella-gw-2"),
             device: "gw-2".into(),
             fleet: no_fleet(),
+            json: None,
         },
         info_device(),
     )

@@ -25,6 +25,7 @@ fn spawn(device: &str, broker: BrokerSettings) -> Agent {
         broker,
         device: device.into(),
         fleet: no_fleet(),
+        json: None,
     };
     Agent::spawn(config, info_device()).unwrap()
 }

@@ -157,6 +157,11 @@ fn agent_config(mqtt: &MqttSettings) -> Result<AgentConfig, DaemonCmdError> {
         key: "mqtt.trusted_keys",
         message: e.to_string(),
     })?;
+    let telemetry = mqtt.telemetry_interval().map_err(|message| ConfigError::Invalid {
+        file: "the configuration".into(),
+        key: "mqtt.telemetry",
+        message,
+    })?;
     Ok(AgentConfig {
         broker,
         device: mqtt.device.clone(),
@@ -168,6 +173,11 @@ fn agent_config(mqtt: &MqttSettings) -> Result<AgentConfig, DaemonCmdError> {
                 allow_remote_trusted: mqtt.allow_remote_trusted,
             },
             drift: mqtt.drift,
+            json: mqtt.json,
         },
+        json: mqtt.json.then(|| arcella_mqtt::json::JsonSettings {
+            telemetry,
+            home_assistant: mqtt.home_assistant.then(|| mqtt.home_assistant_prefix.clone()),
+        }),
     })
 }

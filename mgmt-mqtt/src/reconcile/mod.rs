@@ -109,6 +109,8 @@ pub struct FleetSettings {
     /// Trusted keys and what remote requests and documents may do.
     pub gate: GatePolicy,
     pub drift: DriftPolicy,
+    /// Publish the convergence in the JSON mirror too (`[mqtt] json`).
+    pub json: bool,
 }
 
 /// Brings the device to its desired state; runs on a thread of its own.
@@ -286,6 +288,10 @@ impl Reconciler {
             let _ = self
                 .client
                 .publish(self.topics.convergence(), QoS::AtLeastOnce, true, bytes);
+        }
+        if self.settings.json {
+            let view = crate::json::views::ConvergenceView::new(self.topics.device(), &self.status);
+            crate::json::publish(&self.client, &self.topics, crate::json::CONVERGENCE, &view);
         }
     }
 

@@ -12,6 +12,7 @@ use arcella_core::protocol::fleet::{
 use arcella_core::signing;
 use arcella_mqtt::deploy::{self, ModuleSpec, Outcome, Signer};
 use arcella_mqtt::operator::{Operator, Target};
+use arcella_test_broker::mirror_schema::MirrorSchema;
 use arcella_test_broker::{BrokerConfig, Mosquitto};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
@@ -516,6 +517,18 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
         .expect_code(0)
         .stdout_has(&["gw-cli: healthy", "1 healthy, 0 failed"]);
     assert_eq!(state_name(&daemon.status("ticker").unwrap()), "running");
+    // What the CLI says, the JSON mirror says to anyone: read with
+    // mosquitto_sub, checked against the schema it is documented by.
+    let line = broker
+        .subscriber("arcella/v1/gw-cli/json/convergence", 1, 10, None)
+        .lines()
+        .pop()
+        .expect("the retained JSON convergence");
+    let (_, payload) = line.split_once(' ').unwrap();
+    let convergence = MirrorSchema::load().parse_valid("convergence", payload.as_bytes());
+    assert_eq!(convergence["phase"], "converged", "{convergence}");
+    assert_eq!(convergence["modules"]["ticker"]["step"], "healthy");
+    assert_eq!(convergence["device_document"]["version"], 2, "{convergence}");
     crate::support::arcella(["fleet", "--broker", &url, "devices"])
         .expect_code(0)
         .stdout_has(&["gw-cli", "online", "Converged"]);

@@ -285,6 +285,7 @@ fn the_shipped_acl_lets_a_deploy_through_and_keeps_each_device_to_its_own_topics
             ("gw-1".into(), "pw-gw-1".into()),
             ("gw-2".into(), "pw-gw-2".into()),
             ("ops".into(), "pw-ops".into()),
+            ("dashboard".into(), "pw-dashboard".into()),
         ],
         acl: Some(acl),
         ..BrokerConfig::default()
@@ -325,6 +326,21 @@ fn the_shipped_acl_lets_a_deploy_through_and_keeps_each_device_to_its_own_topics
     }
     // Commands and replies pass too.
     assert!(op.call("gw-2", Request::Info, Duration::from_secs(10)).is_ok());
+    // A dashboard reads the JSON mirror through the ACL (and only that:
+    // the postcard state is not among what it may read).
+    let (dash, dashed) = raw_client(options(&broker, "dash", Some(("dashboard", "pw-dashboard"))));
+    dash.subscribe("arcella/v1/gw-1/state", QoS::AtLeastOnce).unwrap();
+    dash.subscribe("arcella/v1/gw-1/json/state", QoS::AtLeastOnce).unwrap();
+    let mirrored = dashed
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the dashboard reads gw-1's JSON state");
+    assert_eq!(mirrored.topic, "arcella/v1/gw-1/json/state");
+    let state: serde_json::Value = serde_json::from_slice(&mirrored.payload).unwrap();
+    assert_eq!(state["modules"]["ticker"]["state"], "running", "{state}");
+    assert!(
+        dashed.recv_timeout(Duration::from_millis(300)).is_err(),
+        "more than the mirror"
+    );
 
     // gw-1's credentials try to read gw-2's commands, desired state and
     // reports. The group's desired state, which gw-1 may read, shows the
@@ -370,6 +386,8 @@ fn the_shipped_acl_lets_a_deploy_through_and_keeps_each_device_to_its_own_topics
     let forged_topics = [
         "arcella/v1/gw-2/presence",
         "arcella/v1/gw-2/state",
+        "arcella/v1/gw-2/json/state",
+        "homeassistant/sensor/arcella_gw-2/module_ticker/config",
         "arcella/v1/gw-2/reply/ops",
         "arcella/v1/gw-2/instance",
         "arcella/v1/gw-2/cmd/ops",
@@ -409,5 +427,5 @@ fn the_shipped_acl_lets_a_deploy_through_and_keeps_each_device_to_its_own_topics
     assert_eq!(state_name(&gw2.status("ticker").unwrap()), "running");
     let fleet = op.devices(Duration::from_millis(300)).unwrap();
     assert!(fleet["gw-2"].online, "{fleet:?}");
-    drop((spy, forger, watch));
+    drop((spy, forger, watch, dash));
 }

@@ -7,6 +7,7 @@ use crate::support::{arcella, code};
 use arcella_core::protocol::fleet::RemoteCommand;
 use arcella_core::protocol::frame::{self, LEN_PREFIX};
 use arcella_core::protocol::{DeviceReport, ModuleState, Request, Response, ServerMessage};
+use arcella_test_broker::mirror_schema::MirrorSchema;
 use arcella_test_broker::{BrokerConfig, Mosquitto};
 use rumqttc::{Client, Event, MqttOptions, Packet, QoS};
 use std::ffi::OsStr;
@@ -266,6 +267,27 @@ fn a_log_rate_of_zero_and_a_level_that_does_not_exist_are_refused_naming_the_key
         .expect_code(code::FAILURE)
         .stderr_has(&["\"loud\"", "\"off\", \"trace\""]);
     check("fine.toml", "logs = \"warn\"\nlogs_per_minute = 30\n").expect_code(0);
+    // The JSON mirror's keys.
+    check("fast.toml", "telemetry = \"5ms\"\n")
+        .expect_code(code::FAILURE)
+        .stderr_has(&[
+            "mqtt.telemetry",
+            "`5ms` is not between 1s and 24h",
+            "telemetry = \"off\"",
+        ]);
+    check("soon.toml", "telemetry = \"soon\"\n")
+        .expect_code(code::FAILURE)
+        .stderr_has(&["mqtt.telemetry", "soon", "\"5m\""]);
+    check("ha.toml", "json = false\nhome_assistant = true\n")
+        .expect_code(code::FAILURE)
+        .stderr_has(&["mqtt.home_assistant", "set json = true"]);
+    check(
+        "prefix.toml",
+        "home_assistant = true\nhome_assistant_prefix = \"ha/#\"\n",
+    )
+    .expect_code(code::FAILURE)
+    .stderr_has(&["mqtt.home_assistant_prefix", "no wildcards"]);
+    check("json.toml", "telemetry = \"off\"\nhome_assistant = true\n").expect_code(0);
 }
 
 #[test]
@@ -309,4 +331,161 @@ fn a_flood_of_log_lines_is_cut_to_the_rate_and_the_drops_are_counted() {
         .matches("chatt")
         .count();
     assert!(kept > sent, "the device kept {kept} lines, the fleet got {sent}");
+}
+
+/// What a client that knows nothing of Arcella saw: the last payload of
+/// each topic, and every JSON event.
+#[derive(Default)]
+struct Seen {
+    latest: std::collections::HashMap<String, Vec<u8>>,
+    events: Vec<serde_json::Value>,
+    telemetry: Vec<serde_json::Value>,
+}
+
+impl Seen {
+    fn json(&self, topic: &str) -> Option<serde_json::Value> {
+        self.latest
+            .get(topic)
+            .filter(|p| !p.is_empty())
+            .map(|p| serde_json::from_slice(p).unwrap())
+    }
+}
+
+/// Reads publishes into `seen` until `done` says so (or 15 s), checking
+/// every payload of `<device>/json/…` against the schema as it arrives.
+fn read_mirror(
+    connection: &mut rumqttc::Connection,
+    schema: &mut MirrorSchema,
+    seen: &mut Seen,
+    done: impl Fn(&Seen) -> bool,
+) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !done(seen) {
+        let left = deadline
+            .checked_duration_since(Instant::now())
+            .unwrap_or_else(|| panic!("not seen in time; seen: {:?}", seen.latest.keys().collect::<Vec<_>>()));
+        let Ok(Ok(Event::Incoming(Packet::Publish(p)))) = connection.recv_timeout(left) else {
+            continue;
+        };
+        if let Some((_, leaf)) = p.topic.split_once("/json/") {
+            let value = schema.parse_valid(leaf, &p.payload);
+            match leaf {
+                "events" => seen.events.push(value),
+                "telemetry" => seen.telemetry.push(value),
+                _ => {}
+            }
+        }
+        seen.latest.insert(p.topic.clone(), p.payload.to_vec());
+    }
+}
+
+#[test]
+fn a_plain_mqtt_client_reads_the_json_mirror_by_its_schema_and_home_assistant_finds_the_modules() {
+    let broker = Mosquitto::start();
+    let daemon = Daemon::start_with_config(&format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"gw-json\"\ntelemetry = \"1s\"\nhome_assistant = true\n",
+        broker.url()
+    ));
+    // rumqttc as any MQTT client: topic filters and JSON, no Arcella type.
+    let (watcher, mut connection) = watch(&broker, "arcella/v1/gw-json/json/#");
+    watcher.subscribe("homeassistant/#", QoS::AtMostOnce).unwrap();
+    daemon
+        .install(
+            "ticker",
+            Some(TICKER_COMPONENT),
+            &format!("{TICKER_SERVICE}[logs]\nforward = \"info\"\n"),
+        )
+        .expect_code(0);
+    let mut schema = MirrorSchema::load();
+    let mut seen = Seen::default();
+    let state = "arcella/v1/gw-json/json/state";
+    let module_config = "homeassistant/sensor/arcella_gw-json/module_ticker/config";
+    let ticker_running = |seen: &Seen| {
+        seen.json(state)
+            .is_some_and(|s| s["modules"]["ticker"]["state"] == "running")
+    };
+    read_mirror(&mut connection, &mut schema, &mut seen, |seen| {
+        ticker_running(seen)
+            && seen.latest.contains_key(module_config)
+            && seen.events.iter().any(|e| e["stream"] == "stdout")
+            && seen
+                .telemetry
+                .iter()
+                .filter(|t| t["modules"]["ticker"]["state"] == "running")
+                .count()
+                >= 2
+    });
+
+    let device = seen.json(state).unwrap();
+    assert_eq!(device["device"], "gw-json");
+    assert_eq!(device["module_count"], 1);
+    assert_eq!(device["modules"]["ticker"]["isolation"], "main");
+    assert_eq!(device["modules"]["ticker"]["healthy"], true);
+    assert!(device["free_memory"].as_u64().unwrap() > 0);
+    assert!(
+        seen.events
+            .iter()
+            .any(|e| e["type"] == "state" && e["module"] == "ticker" && e["state"] == "running"),
+        "{:?}",
+        seen.events
+    );
+    assert!(
+        seen.events.iter().any(|e| e["type"] == "log"
+            && e["module"] == "ticker"
+            && e["stream"] == "stdout"
+            && e["text"].as_str().is_some_and(|t| t.contains("tick"))),
+        "the ticker's own lines: {:?}",
+        seen.events
+    );
+    // Telemetry at its interval: readings a second apart, figures that
+    // are the device's.
+    let readings: Vec<_> = seen
+        .telemetry
+        .iter()
+        .filter(|t| t["modules"]["ticker"]["state"] == "running")
+        .collect();
+    let (first, last) = (readings[0], readings[readings.len() - 1]);
+    assert!(last["at"].as_u64() > first["at"].as_u64(), "{first}\n{last}");
+    assert!(first["daemon_resident"].as_u64().unwrap() > 1 << 20);
+    assert!(first["total_memory"].as_u64() >= first["free_memory"].as_u64());
+    assert!(first["free_disk"].as_u64().unwrap() > 0);
+    assert!(first["modules"]["ticker"]["started_at"].as_u64().is_some(), "{first}");
+    // Convergence: no fleet document yet, said so in JSON (retained).
+    let convergence = seen.json("arcella/v1/gw-json/json/convergence").unwrap();
+    assert_eq!(convergence["phase"], "idle");
+
+    // Home Assistant: the device's connectivity from its presence, a
+    // module count, and a sensor per module that reads its own entry.
+    let online: serde_json::Value =
+        serde_json::from_slice(&seen.latest["homeassistant/binary_sensor/arcella_gw-json/online/config"]).unwrap();
+    assert_eq!(online["state_topic"], "arcella/v1/gw-json/presence");
+    assert_eq!(online["device_class"], "connectivity");
+    assert!(
+        seen.latest
+            .contains_key("homeassistant/sensor/arcella_gw-json/modules/config")
+    );
+    let sensor = seen.json(module_config).unwrap();
+    assert_eq!(sensor["state_topic"], state);
+    assert_eq!(sensor["availability_topic"], "arcella/v1/gw-json/presence");
+    assert_eq!(sensor["device"]["identifiers"][0], "arcella_gw-json");
+    assert!(
+        sensor["value_template"]
+            .as_str()
+            .unwrap()
+            .contains("value_json.modules['ticker'].state"),
+        "{sensor}"
+    );
+
+    // Removed: Home Assistant is told to delete the entity (an empty
+    // retained config), and the state no longer lists it.
+    daemon.cli(["remove", "ticker"]).expect_code(0);
+    read_mirror(&mut connection, &mut schema, &mut seen, |seen| {
+        seen.latest.get(module_config).is_some_and(Vec::is_empty)
+            && seen.json(state).is_some_and(|s| s["module_count"] == 0)
+    });
+    // A client arriving later finds the same retained picture.
+    let (_late, mut late) = watch(&broker, "arcella/v1/gw-json/json/state");
+    let mut later = Seen::default();
+    read_mirror(&mut late, &mut schema, &mut later, |seen| seen.json(state).is_some());
+    assert_eq!(later.json(state).unwrap()["module_count"], 0);
 }

@@ -12,6 +12,7 @@ use crate::broker_url::BrokerUrl;
 use serde::Deserialize;
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `[mqtt]`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -73,11 +74,41 @@ pub struct MqttSettings {
     /// default 60); the rest are counted, and the count is sent instead.
     #[serde(default = "default_logs_per_minute")]
     pub logs_per_minute: u32,
+    /// Publish the JSON mirror (`<base>/json/…`: state, convergence,
+    /// events, telemetry) that tools without Arcella read. Default on.
+    #[serde(default = "yes")]
+    pub json: bool,
+    /// How often the JSON mirror's telemetry goes out: a duration from
+    /// `1s` to `24h` (default `5m`), or `"off"`.
+    #[serde(default = "default_telemetry")]
+    pub telemetry: String,
+    /// Announce the device and its modules to Home Assistant (MQTT
+    /// discovery, retained under `home_assistant_prefix`). Needs `json`.
+    #[serde(default)]
+    pub home_assistant: bool,
+    /// Home Assistant's discovery prefix (its default: `homeassistant`).
+    #[serde(default = "default_home_assistant_prefix")]
+    pub home_assistant_prefix: String,
 }
 
 fn default_logs_per_minute() -> u32 {
     60
 }
+
+fn yes() -> bool {
+    true
+}
+
+fn default_telemetry() -> String {
+    "5m".into()
+}
+
+fn default_home_assistant_prefix() -> String {
+    "homeassistant".into()
+}
+
+/// The bounds of `[mqtt] telemetry`.
+const TELEMETRY_RANGE: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(24 * 3600);
 
 /// `[mqtt] drift`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -128,6 +159,22 @@ impl MqttSettings {
         Ok(Some(password.to_owned()))
     }
 
+    /// How often telemetry goes out (`None`: never, or no JSON mirror).
+    pub fn telemetry_interval(&self) -> Result<Option<Duration>, String> {
+        if self.telemetry == "off" || !self.json {
+            return Ok(None);
+        }
+        let interval = crate::units::parse_duration(&self.telemetry)
+            .map_err(|e| format!("{e}; give a duration from 1s to 24h (\"30s\", \"5m\", \"1h\") or \"off\""))?;
+        if !TELEMETRY_RANGE.contains(&interval) {
+            return Err(format!(
+                "`{}` is not between 1s and 24h (to send no telemetry, set telemetry = \"off\")",
+                self.telemetry
+            ));
+        }
+        Ok(Some(interval))
+    }
+
     /// The trust store, checked: every key must parse.
     pub fn trust_policy(&self) -> Result<crate::signing::TrustPolicy, crate::signing::SigningError> {
         Ok(crate::signing::TrustPolicy {
@@ -156,6 +203,26 @@ impl MqttSettings {
                 format!(
                     "{} is not between 1 and 6000 (to send no log lines, set logs = \"off\")",
                     self.logs_per_minute
+                ),
+            ));
+        }
+        self.telemetry_interval().map_err(|m| ("mqtt.telemetry", m))?;
+        if self.home_assistant && !self.json {
+            return Err((
+                "mqtt.home_assistant",
+                "Home Assistant reads the JSON mirror: set json = true (or home_assistant = false)".into(),
+            ));
+        }
+        if self.home_assistant_prefix.is_empty()
+            || self.home_assistant_prefix.contains(['+', '#'])
+            || self.home_assistant_prefix.starts_with('/')
+            || self.home_assistant_prefix.ends_with('/')
+        {
+            return Err((
+                "mqtt.home_assistant_prefix",
+                format!(
+                    "`{}` is not a topic prefix: no wildcards (+ #), no leading or trailing /",
+                    self.home_assistant_prefix
                 ),
             ));
         }
