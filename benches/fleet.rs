@@ -6,7 +6,10 @@
 //! - broker bytes sent per device for that deploy, against the artifact's
 //!   size;
 //! - the cost of signing and verifying one request and one desired-state
-//!   document (Ed25519, as the operator and the device do it).
+//!   document (Ed25519, as the operator and the device do it);
+//! - what an idle fleet costs the broker link per device and hour with
+//!   telemetry every 60 s and log forwarding off (the default): the
+//!   readings' and keepalives' sizes as the broker carried them.
 //!
 //! Every deploy here is signed (document and artifact) and verified by
 //! every device, and devices wait out each module's health window before
@@ -28,6 +31,9 @@ use arcella_test_broker::{BrokerConfig, Mosquitto};
 use std::time::{Duration, Instant};
 
 const SAMPLES: usize = 500;
+/// The bench's telemetry interval: short, so a window of a few seconds
+/// holds readings from every device; the hourly figure is scaled to 60 s.
+const TELEMETRY_SECS: u64 = 5;
 
 fn operator(broker: &Mosquitto) -> Operator {
     let options = arcella_mqtt::rumqttc::MqttOptions::new("bench-ops", "127.0.0.1", broker.port());
@@ -36,7 +42,7 @@ fn operator(broker: &Mosquitto) -> Operator {
 
 fn config(broker: &Mosquitto, device: &str, key: &ed25519_dalek::SigningKey) -> String {
     format!(
-        "log_level = \"warn\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\ndevice = \"{device}\"\ngroup = \"bench\"\ntrusted_keys = [\"{}\"]\nallow_remote_trusted = true\n",
+        "log_level = \"warn\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\ndevice = \"{device}\"\ngroup = \"bench\"\ntrusted_keys = [\"{}\"]\nallow_remote_trusted = true\ntelemetry = \"{TELEMETRY_SECS}s\"\n",
         broker.port(),
         signing::public_to_text(&key.verifying_key())
     )
@@ -44,16 +50,21 @@ fn config(broker: &Mosquitto, device: &str, key: &ed25519_dalek::SigningKey) -> 
 
 /// `$SYS/broker/bytes/sent`, as mosquitto last published it.
 fn bytes_sent(op: &Operator) -> u64 {
+    sys_counter(op, "$SYS/broker/bytes/sent")
+}
+
+/// A `$SYS` counter, as mosquitto last published it.
+fn sys_counter(op: &Operator, topic: &str) -> u64 {
     // Behind a backlog of fleet messages it may take a few asks.
     (0..5)
         .find_map(|_| {
-            op.retained("$SYS/broker/bytes/sent", Duration::from_millis(1000))
+            op.retained(topic, Duration::from_millis(1000))
                 .unwrap()
                 .iter()
                 .rev()
                 .find_map(|(_, p)| std::str::from_utf8(p).ok()?.trim().parse().ok())
         })
-        .expect("mosquitto publishes $SYS/broker/bytes/sent (sys_interval)")
+        .expect("mosquitto publishes its $SYS counters (sys_interval)")
 }
 
 fn main() {
@@ -241,8 +252,54 @@ fn deploy_to_group(broker: &Mosquitto, count: usize) {
         sent / count as u64 / 1024,
         sent as f64 / count as f64 / artifact.len() as f64
     );
+    idle_traffic(broker, &op, count);
     for daemon in &mut daemons {
         let _ = daemon.kill();
         let _ = daemon.wait();
     }
+}
+
+/// An idle fleet's traffic: every telemetry reading that reaches the
+/// broker in a window is measured as the broker carried it (MQTT header,
+/// topic, payload), beside the broker's own count of bytes received; the
+/// hour is then a reading a minute and a keepalive ping every 30 s each
+/// way (PINGREQ and PINGRESP, 2 bytes each), plus the PUBACK of each
+/// QoS 1 reading (4 bytes).
+fn idle_traffic(broker: &Mosquitto, op: &Operator, count: usize) {
+    const WINDOW: Duration = Duration::from_secs(3 * TELEMETRY_SECS);
+    let watcher = broker.subscriber("arcella/v1/+/json/telemetry", 1_000_000, WINDOW.as_secs() as u32, None);
+    let received_before = sys_counter(op, "$SYS/broker/bytes/received");
+    let lines = watcher.lines();
+    let received = sys_counter(op, "$SYS/broker/bytes/received") - received_before;
+    // `mosquitto_sub -v` prints `topic payload`: the publish on the wire
+    // is a 2-byte fixed header (3 past 127 bytes), the topic with its
+    // 2-byte length, a 2-byte packet id (QoS 1) and the payload.
+    let sizes: Vec<usize> = lines
+        .iter()
+        .skip(count) // the retained readings the subscription brings first
+        .filter_map(|l| l.split_once(' '))
+        .map(|(topic, payload)| {
+            let body = 2 + topic.len() + 2 + payload.len();
+            body + if body > 127 { 3 } else { 2 }
+        })
+        .collect();
+    assert!(!sizes.is_empty(), "no telemetry reading in {WINDOW:?}");
+    let mean = sizes.iter().sum::<usize>() as f64 / sizes.len() as f64;
+    let per_hour = 60.0 * (mean + 4.0) + 120.0 * 4.0;
+    println!("idle fleet, {count} devices, log forwarding off, telemetry every {TELEMETRY_SECS} s in the window");
+    println!(
+        "  {} readings in {} s, {mean:.0} bytes each on the wire (broker's count of all bytes received: {} per device-second)",
+        sizes.len(),
+        WINDOW.as_secs(),
+        received / count as u64 / WINDOW.as_secs()
+    );
+    println!(
+        "  per device and hour at telemetry = \"60s\": {:.1} KiB (readings, their PUBACKs, keepalive pings); {:.1} MiB for {count} devices",
+        per_hour / 1024.0,
+        per_hour * count as f64 / 1024.0 / 1024.0
+    );
+    println!(
+        "  at the default telemetry = \"5m\": {:.1} KiB per device and hour",
+        (12.0 * (mean + 4.0) + 120.0 * 4.0) / 1024.0
+    );
 }
