@@ -237,3 +237,41 @@ fn the_schema_refuses_what_the_device_never_sends() {
         "a wasi:logging line without its level"
     );
 }
+
+#[test]
+fn a_state_too_big_for_one_message_leaves_modules_out_and_says_how_many() {
+    let mut schema = Schema::load();
+    let small = report();
+    let mut report = small.clone();
+    let (summary, health) = (report.modules[6].clone(), report.health[6].clone());
+    // The most modules a daemon holds, each with a long error.
+    report.modules = (0..1000)
+        .map(|i| ModuleSummary {
+            id: format!("module-{i:04}"),
+            ..summary.clone()
+        })
+        .collect();
+    report.health = (0..1000)
+        .map(|i| ModuleHealth {
+            id: format!("module-{i:04}"),
+            last_error: Some("\u{1}".repeat(400)),
+            ..health.clone()
+        })
+        .collect();
+    let view = StateView::new("gw-1", &report, 1);
+    assert!(serde_json::to_vec(&view).unwrap().len() > arcella_mqtt::json::MAX_PAYLOAD);
+    let payload = arcella_mqtt::json::bounded(&view, arcella_mqtt::json::MAX_PAYLOAD).unwrap();
+    assert!(payload.len() <= arcella_mqtt::json::MAX_PAYLOAD, "{}", payload.len());
+    let value: Value = serde_json::from_slice(&payload).unwrap();
+    schema.assert_valid("state", &value);
+    let kept = value["modules"].as_object().unwrap().len() as u64;
+    assert!(kept > 50, "kept only {kept}");
+    assert_eq!(kept + value["modules_omitted"].as_u64().unwrap(), 1000);
+    assert_eq!(value["module_count"], 1000);
+    // One that fits is sent whole, with no count.
+    let whole: Value = serde_json::from_slice(
+        &arcella_mqtt::json::bounded(&StateView::new("gw-1", &small, 1), arcella_mqtt::json::MAX_PAYLOAD).unwrap(),
+    )
+    .unwrap();
+    assert!(whole.get("modules_omitted").is_none());
+}

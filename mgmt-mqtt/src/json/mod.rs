@@ -29,15 +29,17 @@ pub const CONVERGENCE: &str = "convergence";
 pub const TELEMETRY: &str = "telemetry";
 pub const EVENTS: &str = "events";
 
+/// The largest JSON payload sent: the agent's MQTT client refuses (and
+/// drops its connection over) a packet past the frame limit plus 1 KiB.
+pub const MAX_PAYLOAD: usize = arcella_core::protocol::frame::MAX_FRAME_LEN;
+
 /// Publishes `view` on `<base>/json/<leaf>` (QoS 1 and retained, or QoS
-/// 0 for events). A view that cannot be encoded is a bug: logged, not sent.
+/// 0 for events), cut to [`MAX_PAYLOAD`] by [`bounded`]. A view that
+/// cannot be encoded is a bug: logged, not sent.
 pub fn publish<T: Serialize>(client: &Client, topics: &DeviceTopics, leaf: &str, view: &T) {
-    let payload = match serde_json::to_vec(view) {
-        Ok(payload) => payload,
-        Err(e) => {
-            log::error!("cannot encode the JSON mirror's {leaf}: {e}");
-            return;
-        }
+    let Some(payload) = bounded(view, MAX_PAYLOAD) else {
+        log::error!("cannot encode the JSON mirror's {leaf} within {MAX_PAYLOAD} bytes; not sent");
+        return;
     };
     let (qos, retain) = if leaf == EVENTS {
         (QoS::AtMostOnce, false)
@@ -45,6 +47,35 @@ pub fn publish<T: Serialize>(client: &Client, topics: &DeviceTopics, leaf: &str,
         (QoS::AtLeastOnce, true)
     };
     let _ = client.publish(topics.json(leaf), qos, retain, payload);
+}
+
+/// `view` as JSON of at most `limit` bytes. A device with many modules
+/// and long errors can outgrow it: then modules are left out of the
+/// `modules` object, last first, and `modules_omitted` counts them (the
+/// module count stays whole). `None`: it cannot be made to fit.
+pub fn bounded<T: Serialize>(view: &T, limit: usize) -> Option<Vec<u8>> {
+    let payload = serde_json::to_vec(view).ok()?;
+    if payload.len() <= limit {
+        return Some(payload);
+    }
+    let mut value = serde_json::to_value(view).ok()?;
+    let modules = value.get_mut("modules")?.as_object_mut()?;
+    let mut sizes: Vec<(String, usize)> = modules
+        .iter()
+        .map(|(id, m)| (id.clone(), id.len() + m.to_string().len() + 4))
+        .collect();
+    // What must go: the excess, and room for the count.
+    let mut excess = payload.len() - limit + r#","modules_omitted":4294967295"#.len();
+    let mut omitted = 0u64;
+    while excess > 0 {
+        let (id, size) = sizes.pop()?;
+        modules.remove(&id);
+        excess = excess.saturating_sub(size);
+        omitted += 1;
+    }
+    value.as_object_mut()?.insert("modules_omitted".into(), omitted.into());
+    let payload = serde_json::to_vec(&value).ok()?;
+    (payload.len() <= limit).then_some(payload)
 }
 
 /// Unix seconds now.
