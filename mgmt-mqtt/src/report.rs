@@ -31,10 +31,8 @@ impl Reporter {
         group: Option<String>,
         json: Option<JsonSettings>,
     ) -> Self {
-        let discovery = json
-            .as_ref()
-            .and_then(|j| j.home_assistant.as_deref())
-            .map(|prefix| Discovery::new(prefix, topics.device(), device.state_dir()));
+        let prefix = json.as_ref().and_then(|j| j.home_assistant.as_deref());
+        let discovery = Discovery::start(&client, prefix, topics.device(), device.state_dir());
         Self {
             client,
             topics,

@@ -4,9 +4,10 @@
 //! with the module's JSON as attributes; all read the JSON mirror. Each
 //! config is retained under `<prefix>/<component>/arcella_<device>/…/config`;
 //! a removed module's config is cleared (an empty retained message, which
-//! Home Assistant takes as "delete the entity"). The modules announced
-//! are kept in the fleet state directory, so one removed while the daemon
-//! was down is cleared at the next start.
+//! Home Assistant takes as "delete the entity"). The prefix and the
+//! modules announced are kept in the fleet state directory, so one removed
+//! while the daemon was down is cleared at the next start, and so is
+//! everything announced once discovery is turned off or its prefix changes.
 
 use crate::topics::DeviceTopics;
 use arcella_core::protocol::DeviceReport;
@@ -29,19 +30,62 @@ pub struct Discovery {
 }
 
 impl Discovery {
-    /// `state_dir` keeps the ids announced (file `home-assistant`).
-    pub fn new(prefix: &str, device: &str, state_dir: PathBuf) -> Self {
+    /// Discovery under `prefix` (`None`: off). What an earlier run
+    /// announced under another prefix, or at all when it is now off, is
+    /// cleared first. `state_dir` keeps the record (file `home-assistant`).
+    pub fn start(client: &Client, prefix: Option<&str>, device: &str, state_dir: PathBuf) -> Option<Self> {
         let file = state_dir.join("home-assistant");
-        let announced = std::fs::read_to_string(&file)
-            .map(|text| text.lines().map(str::to_owned).collect())
-            .unwrap_or_default();
-        Self {
-            prefix: prefix.to_owned(),
+        let earlier = Self::load(&file, device);
+        match (earlier, prefix) {
+            (Some(earlier), Some(prefix)) if earlier.prefix == prefix => return Some(earlier),
+            (Some(earlier), _) => {
+                earlier.clear(client);
+                if let Err(e) = std::fs::remove_file(&file) {
+                    log::warn!("cannot remove {}: {e}", file.display());
+                }
+            }
+            (None, _) => {}
+        }
+        Some(Self {
+            prefix: prefix?.to_owned(),
             device: device.to_owned(),
             node: format!("arcella_{device}"),
-            announced,
+            announced: BTreeSet::new(),
             device_announced: false,
             file,
+        })
+    }
+
+    /// The record an earlier run left: `prefix <prefix>`, then one id a line.
+    fn load(file: &std::path::Path, device: &str) -> Option<Self> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let mut lines = text.lines();
+        let prefix = lines.next()?.strip_prefix("prefix ")?.to_owned();
+        Some(Self {
+            prefix,
+            device: device.to_owned(),
+            node: format!("arcella_{device}"),
+            announced: lines.map(str::to_owned).collect(),
+            device_announced: false,
+            file: file.to_owned(),
+        })
+    }
+
+    /// Clears every config this record stands for: the device's own
+    /// entities and each module's.
+    fn clear(&self, client: &Client) {
+        let topics = [
+            self.config_topic("binary_sensor", "online"),
+            self.config_topic("sensor", "modules"),
+        ]
+        .into_iter()
+        .chain(
+            self.announced
+                .iter()
+                .map(|id| self.config_topic("sensor", &module_object(id))),
+        );
+        for topic in topics {
+            let _ = client.publish(topic, QoS::AtLeastOnce, true, Vec::new());
         }
     }
 
@@ -103,7 +147,7 @@ impl Discovery {
                 Vec::new(),
             );
         }
-        if now != self.announced {
+        if now != self.announced || !self.file.exists() {
             self.announced = now;
             self.save();
         }
@@ -121,7 +165,9 @@ impl Discovery {
     /// Keeps the ids announced; a failure costs only a stale entity in
     /// Home Assistant after a restart, so it is logged, not fatal.
     fn save(&self) {
-        let text: String = self.announced.iter().map(|id| format!("{id}\n")).collect();
+        let text: String = std::iter::once(format!("prefix {}\n", self.prefix))
+            .chain(self.announced.iter().map(|id| format!("{id}\n")))
+            .collect();
         let written = self
             .file
             .parent()

@@ -181,7 +181,12 @@ fn events_until(
 /// A client subscribed to `topic` (the SubAck received), and its
 /// connection.
 fn watch(broker: &Mosquitto, topic: &str) -> (Client, rumqttc::Connection) {
-    let (watcher, mut connection) = Client::new(MqttOptions::new("watch", "127.0.0.1", broker.port()), 64);
+    watch_as(broker, "watch", topic)
+}
+
+/// [`watch`] as client `id` (one broker session per client id).
+fn watch_as(broker: &Mosquitto, id: &str, topic: &str) -> (Client, rumqttc::Connection) {
+    let (watcher, mut connection) = Client::new(MqttOptions::new(id, "127.0.0.1", broker.port()), 64);
     watcher.subscribe(topic, QoS::AtMostOnce).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     for event in connection.iter() {
@@ -484,8 +489,25 @@ fn a_plain_mqtt_client_reads_the_json_mirror_by_its_schema_and_home_assistant_fi
             && seen.json(state).is_some_and(|s| s["module_count"] == 0)
     });
     // A client arriving later finds the same retained picture.
-    let (_late, mut late) = watch(&broker, "arcella/v1/gw-json/json/state");
+    let (_late, mut late) = watch_as(&broker, "late", "arcella/v1/gw-json/json/state");
     let mut later = Seen::default();
     read_mirror(&mut late, &mut schema, &mut later, |seen| seen.json(state).is_some());
     assert_eq!(later.json(state).unwrap()["module_count"], 0);
+
+    // Discovery turned off: what it announced is cleared at the next
+    // start, not left for Home Assistant to show as a device for good.
+    let mut daemon = daemon;
+    assert_eq!(daemon.terminate(), Some(0));
+    let config = daemon.socket().with_file_name("arcella.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("home_assistant = true", "home_assistant = false")).unwrap();
+    daemon.spawn();
+    let online = "homeassistant/binary_sensor/arcella_gw-json/online/config";
+    let count = "homeassistant/sensor/arcella_gw-json/modules/config";
+    read_mirror(&mut connection, &mut schema, &mut seen, |seen| {
+        [online, count]
+            .iter()
+            .all(|t| seen.latest.get(*t).is_some_and(Vec::is_empty))
+    });
+    assert!(!daemon.data_dir().join("fleet/home-assistant").exists());
 }
