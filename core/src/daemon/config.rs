@@ -63,6 +63,10 @@ pub struct DaemonConfig {
     pub audit: AuditConfig,
     /// Guests' HTTP (`wasi:http`).
     pub http: HttpConfig,
+    /// Whether this file sets `[engine]` keys of its own (over its
+    /// board's): then only a board file with them reproduces the engine.
+    #[serde(skip)]
+    pub own_engine_settings: bool,
 }
 
 /// `[http]`.
@@ -184,6 +188,7 @@ impl Default for DaemonConfig {
             bridge: None,
             audit: AuditConfig::default(),
             http: HttpConfig::default(),
+            own_engine_settings: false,
         }
     }
 }
@@ -245,8 +250,11 @@ impl DaemonConfig {
             message: crate::units::describe_toml_error(file, &e, text),
         };
         // The file alone first, so its errors point at its own lines.
-        let config: Self = toml::from_str(text).map_err(|e| parse_err(e, text))?;
+        let mut config: Self = toml::from_str(text).map_err(|e| parse_err(e, text))?;
+        let own: toml::Table = toml::from_str(text).map_err(|e| parse_err(e, text))?;
+        let own_engine_settings = own.contains_key("engine");
         if config.board == board::GENERIC {
+            config.own_engine_settings = own_engine_settings;
             config.validate(file)?;
             return Ok(config);
         }
@@ -258,14 +266,14 @@ impl DaemonConfig {
             .load(&config.board, dir)
             .map_err(board_err)?;
         let mut merged = board.config_defaults();
-        let own: toml::Table = toml::from_str(text).map_err(|e| parse_err(e, text))?;
         board::merge_tables(&mut merged, own);
         merged.insert("board".into(), toml::Value::String(board.name.clone()));
         let merged_text = toml::to_string(&merged).map_err(|e| ConfigError::Parse {
             file: file.to_owned(),
             message: format!("{file}: board `{}`: {e}", board.name),
         })?;
-        let config: Self = toml::from_str(&merged_text).map_err(|e| parse_err(e, &merged_text))?;
+        let mut config: Self = toml::from_str(&merged_text).map_err(|e| parse_err(e, &merged_text))?;
+        config.own_engine_settings = own_engine_settings;
         config.validate(file)?;
         Ok(config)
     }

@@ -4,6 +4,8 @@
 //! a full disk.
 
 use super::harness::*;
+use crate::support::code;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -404,4 +406,52 @@ fn a_health_export_the_host_could_never_call_is_refused() {
         .expect_code(1)
         .stderr_has(&["arcella_health", "arcella.shutdown_requested"]);
     running_version(&daemon, "1.0.0");
+}
+
+#[test]
+fn a_changed_engine_leaves_installed_modules_with_the_commands_that_recover_them() {
+    let mut daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    // The engine changes under the installed module ([engine] settings
+    // here; an Arcella upgrade does the same).
+    assert_eq!(daemon.terminate(), Some(0));
+    let config = daemon.socket().with_file_name("arcella.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n[engine]\nmemory_reservation = 67108864\n")).unwrap();
+    daemon.spawn();
+    let source = crate::support::wasm("ticker");
+    let source_name = source.file_name().unwrap().to_str().unwrap().to_owned();
+    let recover = [
+        "compiled for engine",
+        "but this daemon's engine is now",
+        "Arcella was upgraded, or the board or [engine] settings changed",
+        &format!("arcella compile {source_name} -o ticker.cwasm --board FILE"),
+        "arcella update ticker ticker.cwasm",
+    ];
+    daemon
+        .cli(["status", "ticker"])
+        .expect_code(0)
+        .stdout_has(&["failed"])
+        .stdout_has(&recover);
+    // Not the store's insides: the hint is about the module.
+    let status = daemon.status("ticker").unwrap();
+    assert!(!status.to_string().contains("/artifacts/"), "{status}");
+    daemon
+        .cli(["start", "ticker"])
+        .expect_code(code::FAILURE)
+        .stderr_has(&recover);
+    // With the compiler, the first command it names is enough: the daemon
+    // compiles the source for its own engine, and the module runs again.
+    #[cfg(feature = "compiler")]
+    {
+        daemon
+            .cli(["status", "ticker"])
+            .stdout_has(&[&format!("arcella update ticker {source_name}")]);
+        daemon
+            .cli([OsStr::new("update"), OsStr::new("ticker"), source.as_os_str()])
+            .expect_code(0);
+        daemon.wait_for("ticker", WAIT, "running again", |s| state_name(s) == "running");
+    }
 }

@@ -40,7 +40,10 @@ impl Supervisor {
         for record in records {
             let id = record.id.clone();
             let logs = LogBook::new(&id, Some(self.log_listener()));
-            let (loaded, state, last_error) = match self.load_version(&record.current) {
+            let loaded = self
+                .check_engine_unchanged(&id, &record.current)
+                .and_then(|()| self.load_version(&record.current));
+            let (loaded, state, last_error) = match loaded {
                 Ok(loaded) => (Some(loaded), ModuleState::Stopped, None),
                 Err(e) => {
                     log::error!("module `{id}` cannot be loaded: {e}");
@@ -63,7 +66,10 @@ impl Supervisor {
                     Some(new),
                 ) => {
                     let window = new.manifests.deployment.update.health_window;
-                    self.load_version(previous).ok().map(|previous| (previous, window))
+                    self.check_engine_unchanged(&id, previous)
+                        .and_then(|()| self.load_version(previous))
+                        .ok()
+                        .map(|previous| (previous, window))
                 }
                 _ => None,
             };

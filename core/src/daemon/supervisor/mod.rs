@@ -10,6 +10,7 @@
 
 mod admission;
 mod config;
+mod engine_changed;
 mod install;
 pub mod journal;
 mod kv;

@@ -343,7 +343,10 @@ impl Supervisor {
         };
         let loaded = match cached {
             Some(loaded) => loaded,
-            None => self.load_version(&previous)?,
+            None => {
+                self.check_engine_unchanged(id, &previous)?;
+                self.load_version(&previous)?
+            }
         };
         let run_it = {
             let mut state = self.lock();
