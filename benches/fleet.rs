@@ -126,6 +126,7 @@ fn signing_costs() {
             chunk_len: 64 * 1024,
             signature: Some(signing::sign(&key, &[7; 32])),
         },
+        variants: Vec::new(),
         component_toml: Some("name = \"sensor\"\nversion = \"1.2.3\"\n".into()),
         deployment_toml: "kind = \"service\"\n[limits]\nmemory = \"16M\"\n".repeat(4),
         run: true,

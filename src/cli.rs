@@ -295,12 +295,20 @@ pub struct TargetArgs {
 pub struct DeployArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// The artifact (.cwasm, compiled for the targeted devices).
+    /// The artifact (.cwasm, compiled for the targeted devices), or the
+    /// module's .wasm (or .wat): compiled here once per engine the
+    /// targeted devices report, each device getting its own (mixed
+    /// boards; builds with the compiler)
     pub artifact: PathBuf,
     #[arg(long, value_name = "FILE")]
     pub component: Option<PathBuf>,
     #[arg(long, value_name = "FILE")]
     pub deployment: PathBuf,
+    /// Where the devices' board names are looked up when compiling a .wasm
+    /// [default: ./board-configs, then boards/ beside the user's
+    /// arcella.toml, then /usr/share/arcella/boards, then the built-in ones]
+    #[arg(long, value_name = "DIR", env = "ARCELLA_BOARDS_DIR")]
+    pub boards_dir: Option<PathBuf>,
     #[command(flatten)]
     pub signer: SignerArgs,
     /// The artifact's signature made by `arcella sign` (e.g. on a build

@@ -8,7 +8,9 @@
 //! its retained messages never shrinks a device's module set.
 
 use crate::operator::{DeviceView, Operator, OperatorError, Target};
-use arcella_core::protocol::fleet::{ArtifactSignature, DesiredDocument, DesiredModule, Phase, SignedDocument};
+use arcella_core::protocol::fleet::{
+    ArtifactSignature, ArtifactVariant, DesiredDocument, DesiredModule, Phase, SignedDocument,
+};
 use arcella_core::signing::{TrustPolicy, document};
 use ed25519_dalek::SigningKey;
 use std::collections::BTreeMap;
@@ -60,11 +62,54 @@ pub fn deploy(
     signature: Option<ArtifactSignature>,
     module: ModuleSpec,
 ) -> Result<u64, OperatorError> {
-    let mut artifact_ref = operator.publish_artifact(artifact, chunk_len)?;
-    artifact_ref.signature = signature;
+    let build = Build {
+        fingerprint: None,
+        artifact,
+        signature,
+    };
+    deploy_builds(operator, signer, target, &[build], chunk_len, module)
+}
+
+/// One artifact of a module: for every device, or (`fingerprint`) for
+/// the devices whose engine it was compiled for.
+#[derive(Debug, Clone)]
+pub struct Build<'a> {
+    pub fingerprint: Option<String>,
+    pub artifact: &'a [u8],
+    pub signature: Option<ArtifactSignature>,
+}
+
+/// Publishes every build's artifact and a desired state with `module` in
+/// it, each device to take the build for its engine (mixed boards);
+/// returns the new version. `builds` must not be empty.
+pub fn deploy_builds(
+    operator: &Operator,
+    signer: &Signer,
+    target: &Target,
+    builds: &[Build<'_>],
+    chunk_len: u32,
+    module: ModuleSpec,
+) -> Result<u64, OperatorError> {
+    let mut variants = Vec::with_capacity(builds.len());
+    for build in builds {
+        let mut artifact = operator.publish_artifact(build.artifact, chunk_len)?;
+        artifact.signature = build.signature.clone();
+        variants.push(ArtifactVariant {
+            fingerprint: build.fingerprint.clone().unwrap_or_default(),
+            artifact,
+        });
+    }
+    let first = variants
+        .first()
+        .map(|v| v.artifact.clone())
+        .ok_or(OperatorError::NothingToDeploy)?;
+    if builds.iter().all(|b| b.fingerprint.is_none()) {
+        variants.clear();
+    }
     let entry = DesiredModule {
         id: module.id,
-        artifact: artifact_ref,
+        artifact: first,
+        variants,
         component_toml: module.component_toml,
         deployment_toml: module.deployment_toml,
         run: module.run,

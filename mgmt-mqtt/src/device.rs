@@ -29,6 +29,11 @@ pub trait Device: Send + Sync {
     fn events(&self) -> Option<async_channel::Receiver<Event>>;
     /// Where the agent keeps what it applied (survives restarts).
     fn state_dir(&self) -> PathBuf;
+    /// The engine fingerprints (plain and fuel-metered, as shown) the
+    /// device loads artifacts of; picks a document's artifact variant.
+    fn engines(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// A reading of the device and its modules for the JSON mirror's
     /// telemetry (None: this device measures nothing).
     fn telemetry(&self) -> Option<Telemetry> {
@@ -70,5 +75,9 @@ impl Device for Supervisor {
 
     fn telemetry(&self) -> Option<Telemetry> {
         Some(Supervisor::telemetry(self))
+    }
+
+    fn engines(&self) -> Vec<String> {
+        self.fingerprints().to_vec()
     }
 }

@@ -56,6 +56,8 @@ pub enum OperatorError {
         "devices of {target} already applied version {applied}, signed by key {key}, which this deploy does not build on; give that key's .pub with --trust (key rotation, another operator) so the next document keeps what they run"
     )]
     BehindDevices { target: String, applied: u64, key: String },
+    #[error("nothing to deploy: no artifact was built")]
+    NothingToDeploy,
 }
 
 /// What a desired state is for.

@@ -62,6 +62,8 @@ enum Progress {
         version: u64,
         artifact_sha256: Option<String>,
     },
+    /// A targeted device left out of a deploy of a .wasm: why.
+    Skipped { note: String },
     /// One device's verdict: healthy, failed, offline, pending.
     Device {
         device: String,
@@ -240,15 +242,7 @@ fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(
         path: args.artifact.display().to_string(),
         message: e.to_string(),
     })?;
-    let sha256 = digest::sha256(&artifact);
     let signer = signer(&args.signer)?;
-    let signature = match &args.signature {
-        Some(file) => signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
-            path: file.display().to_string(),
-            message: e.to_string(),
-        })?,
-        None => signing::sign(&signer.key, &sha256),
-    };
     let component_toml = args.component.as_deref().map(read_text).transpose()?;
     let deployment_toml = read_text(&args.deployment)?;
     let id = module_id(component_toml.as_deref()).ok_or_else(|| FleetError::File {
@@ -268,6 +262,22 @@ fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(
         deployment_toml,
         run: !args.stopped,
     };
+    let source = !matches!(
+        arcella_core::artifact::InputKind::of(&artifact),
+        arcella_core::artifact::InputKind::Artifact | arcella_core::artifact::InputKind::BareWasmtime
+    );
+    if source {
+        let version = deploy_source(operator, args, &signer, &target, &artifact, chunk_len, spec, json)?;
+        return follow(operator, &target, version, args.target.timeout, json);
+    }
+    let sha256 = digest::sha256(&artifact);
+    let signature = match &args.signature {
+        Some(file) => signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
+            path: file.display().to_string(),
+            message: e.to_string(),
+        })?,
+        None => signing::sign(&signer.key, &sha256),
+    };
     let version = deploy::deploy(operator, &signer, &target, &artifact, chunk_len, Some(signature), spec)?;
     if json {
         json_value(&Progress::Published {
@@ -281,6 +291,110 @@ fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(
         );
     }
     follow(operator, &target, version, args.target.timeout, json)
+}
+
+/// A `.wasm` deployed: compiled once per engine the targeted devices
+/// report, each artifact signed with --key; returns the version.
+#[cfg(feature = "compiler")]
+#[allow(clippy::too_many_arguments)]
+fn deploy_source(
+    operator: &Operator,
+    args: &DeployArgs,
+    signer: &Signer,
+    target: &Target,
+    source: &[u8],
+    chunk_len: u32,
+    spec: ModuleSpec,
+    json: bool,
+) -> Result<u64, FleetError> {
+    let refused = |message: String| FleetError::File {
+        path: args.artifact.display().to_string(),
+        message,
+    };
+    if args.signature.is_some() {
+        return Err(refused(
+            "is a .wasm, compiled here once per engine, and each artifact is signed with --key: give no \
+             --signature (or deploy a .cwasm signed on a build host)"
+                .into(),
+        ));
+    }
+    let fleet = operator.devices(Duration::from_millis(500))?;
+    let devices = deploy::targets(&fleet, target);
+    if devices.is_empty() {
+        return Err(refused(
+            "is a .wasm, compiled for the engines the targeted devices report, but no device of the target \
+             has reported its state yet"
+                .into(),
+        ));
+    }
+    let fuel = arcella_core::manifest::parse_deployment(&spec.deployment_toml, "deployment.toml")
+        .is_ok_and(|d| d.limits.fuel.is_some());
+    let name = args
+        .artifact
+        .file_name()
+        .map_or_else(|| "module.wasm".into(), |n| n.to_string_lossy().into_owned());
+    let builds = super::fleet_build::build_for(source, &name, &fleet, &devices, fuel, args.boards_dir.as_deref())
+        .map_err(refused)?;
+    for line in &builds.skipped {
+        if json {
+            json_value(&Progress::Skipped { note: line.clone() });
+        } else {
+            outln!("{line}");
+        }
+    }
+    if builds.artifacts.is_empty() {
+        return Err(refused(
+            "no targeted device has an engine this host can compile for (see above)".into(),
+        ));
+    }
+    let signed: Vec<deploy::Build<'_>> = builds
+        .artifacts
+        .iter()
+        .map(|(fingerprint, bytes, _)| deploy::Build {
+            fingerprint: Some(fingerprint.clone()),
+            artifact: bytes,
+            signature: Some(signing::sign(&signer.key, &digest::sha256(bytes))),
+        })
+        .collect();
+    let version = deploy::deploy_builds(operator, signer, target, &signed, chunk_len, spec)?;
+    for (fingerprint, bytes, devices) in &builds.artifacts {
+        let sha256 = digest::hex(&digest::sha256(bytes));
+        if json {
+            json_value(&Progress::Published {
+                version,
+                artifact_sha256: Some(sha256),
+            });
+        } else {
+            outln!(
+                "published artifact {sha256} for engine {fingerprint} ({})",
+                devices.join(", ")
+            );
+        }
+    }
+    if !json {
+        outln!("published desired state version {version}");
+    }
+    Ok(version)
+}
+
+#[cfg(not(feature = "compiler"))]
+#[allow(clippy::too_many_arguments)]
+fn deploy_source(
+    _: &Operator,
+    args: &DeployArgs,
+    _: &Signer,
+    _: &Target,
+    _: &[u8],
+    _: u32,
+    _: ModuleSpec,
+    _: bool,
+) -> Result<u64, FleetError> {
+    Err(FleetError::File {
+        path: args.artifact.display().to_string(),
+        message: "is not an artifact, and this arcella has no compiler (a device build): compile it with \
+                  `arcella compile --board NAME` on a build host, or deploy it from there"
+            .into(),
+    })
 }
 
 /// The module's id: component.toml's name.
@@ -380,7 +494,11 @@ fn purge_artifacts(operator: &Operator, args: &PurgeArgs, json: bool) -> Result<
     let referenced: BTreeSet<[u8; 32]> = documents
         .iter()
         .filter_map(signing::document::read_unverified)
-        .flat_map(|d| d.modules.into_iter().map(|m| m.artifact.sha256))
+        .flat_map(|d| {
+            d.modules
+                .into_iter()
+                .flat_map(|m| m.artifacts().map(|a| a.sha256).collect::<Vec<_>>())
+        })
         .collect();
     let mut cleared = 0;
     for artifact in operator.artifacts()? {

@@ -7,6 +7,8 @@ pub mod config;
 pub mod daemon;
 pub mod docs;
 pub mod fleet;
+#[cfg(feature = "compiler")]
+pub mod fleet_build;
 pub mod inspect;
 pub mod json;
 pub mod keys;

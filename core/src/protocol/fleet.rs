@@ -78,13 +78,49 @@ pub struct SignedDocument {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredModule {
     pub id: String,
+    /// The artifact, when every targeted device runs one engine (or the
+    /// first of `variants`).
     pub artifact: ArtifactRef,
+    /// One artifact per engine fingerprint, for a target whose devices run
+    /// different engines (mixed boards; `fleet deploy` of a `.wasm`
+    /// compiles one per engine the devices report). Empty: `artifact` is
+    /// for every device.
+    pub variants: Vec<ArtifactVariant>,
     /// `component.toml` text (required for preview-1 modules).
     pub component_toml: Option<String>,
     /// `deployment.toml` text.
     pub deployment_toml: String,
     /// Run it (`true`) or keep it installed and stopped.
     pub run: bool,
+}
+
+impl DesiredModule {
+    /// The artifact for a device whose engine fingerprints (plain and
+    /// fuel-metered) are `engines`: `artifact` when there are no variants,
+    /// else the variant compiled for one of them (`None`: none is).
+    pub fn artifact_for(&self, engines: &[String]) -> Option<&ArtifactRef> {
+        if self.variants.is_empty() {
+            return Some(&self.artifact);
+        }
+        self.variants
+            .iter()
+            .find(|v| engines.contains(&v.fingerprint))
+            .map(|v| &v.artifact)
+    }
+
+    /// Every artifact the entry refers to (`artifact` and the variants').
+    pub fn artifacts(&self) -> impl Iterator<Item = &ArtifactRef> {
+        std::iter::once(&self.artifact).chain(self.variants.iter().map(|v| &v.artifact))
+    }
+}
+
+/// An artifact compiled for one engine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactVariant {
+    /// The engine fingerprint it was compiled for, as shown
+    /// (`wasmtime-48.0.8/<target>/<hash>`).
+    pub fingerprint: String,
+    pub artifact: ArtifactRef,
 }
 
 /// An artifact published in chunks on `arcella/v1/artifacts/<sha256>/<i>`,

@@ -91,8 +91,25 @@ impl Reconciler {
     }
 
     fn converge(&mut self, module: &DesiredModule, inbox: &Inbox) -> Outcome {
+        let engines = self.device.engines();
+        let Some(artifact) = module.artifact_for(&engines) else {
+            return Outcome::Done(Step::Failed {
+                reason: format!(
+                    "the document has no artifact for this device's engine ({}); it has artifacts for {}; \
+                     deploy the module's .wasm again from a build host that has this device's board file, \
+                     or compile it for this engine; nothing installed",
+                    engines.join(" or "),
+                    module
+                        .variants
+                        .iter()
+                        .map(|v| v.fingerprint.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        };
         let wanted = Applied {
-            artifact: module.artifact.sha256,
+            artifact: artifact.sha256,
             manifests: manifests_digest(module),
         };
         let state = self.state_of(&module.id);
@@ -111,20 +128,20 @@ impl Reconciler {
             .settings
             .gate
             .trust
-            .check(&module.artifact.sha256, module.artifact.signature.as_ref())
+            .check(&artifact.sha256, artifact.signature.as_ref())
         {
             return Outcome::Done(Step::Failed {
                 reason: format!("{e}; nothing installed"),
             });
         }
-        match self.fetch(&module.id, &module.artifact, inbox) {
+        match self.fetch(&module.id, artifact, inbox) {
             Ok(()) => {}
             Err(FetchEnd::Superseded) => return Outcome::Superseded,
             Err(FetchEnd::Failed(reason)) => return Outcome::Done(Step::Failed { reason }),
         }
         self.progress(&module.id, Step::Installing);
         let spec = InstallSpec {
-            upload: module.artifact.sha256,
+            upload: artifact.sha256,
             component_toml: module.component_toml.clone(),
             deployment_toml: Some(module.deployment_toml.clone()),
         };

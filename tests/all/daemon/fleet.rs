@@ -65,6 +65,22 @@ pub fn converge(op: &Operator, target: &Target, version: u64) -> BTreeMap<String
     deploy::await_convergence(op, target, version, WAIT, |_, _| {}).unwrap()
 }
 
+/// Waits until the broker's retained view satisfies `check`.
+pub fn wait_for_fleet(
+    op: &Operator,
+    what: &str,
+    check: impl Fn(&BTreeMap<String, arcella_mqtt::operator::DeviceView>) -> bool,
+) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        if check(&op.devices(Duration::from_millis(300)).unwrap()) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "never: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// The running artifact digest of `ticker` on a daemon.
 pub fn ticker_artifact(daemon: &Daemon) -> String {
     let status = daemon.status("ticker").expect("ticker installed");
@@ -207,6 +223,7 @@ fn desired_state_documents_that_are_stale_conflicting_forged_misaddressed_or_abs
         modules: vec![DesiredModule {
             id: "ticker".into(),
             artifact: artifact_ref.clone(),
+            variants: Vec::new(),
             component_toml: Some(TICKER_COMPONENT.into()),
             deployment_toml: WORKER_SERVICE.into(),
             run,
@@ -353,6 +370,7 @@ fn unsigned_untrusted_tampered_and_foreign_artifacts_are_refused_and_change_noth
                 chunk_len: 64 * 1024,
                 signature: signed(&key, &ballast),
             },
+            variants: Vec::new(),
             component_toml: Some(TICKER_COMPONENT.into()),
             deployment_toml: WORKER_SERVICE.into(),
             run: true,
@@ -634,4 +652,106 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
     ])
     .expect_code(0);
     assert!(daemon.status("other").is_some());
+}
+
+/// A board file for this host with its own memory layout: the engine of a
+/// device that names it differs from one on the built-in defaults.
+#[cfg(feature = "compiler")]
+fn small_x86_board(dir: &std::path::Path) {
+    let generic = include_str!("../../../board-configs/x86_64-generic.toml");
+    let board = generic
+        .replace("name = \"x86_64-generic\"", "name = \"x86-small\"")
+        .replace("[engine]\n", "[engine]\nmemory_reservation = 67108864\n");
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("x86-small.toml"), board).unwrap();
+}
+
+#[cfg(feature = "compiler")]
+#[test]
+fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_is_named() {
+    let broker = Mosquitto::start();
+    let key = signing::generate().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let boards = work.path().join("boards");
+    small_x86_board(&boards);
+    let base = |name: &str| config(&broker, name, Some("mixed"), &key);
+    // Three engines in one group: the built-in defaults, a board, and
+    // [engine] keys of the device's own that no build host reproduces.
+    let generic = Daemon::start_with_config(&base("gw-generic"));
+    let small = Daemon::start_with_config(&format!(
+        "board = \"x86-small\"\nboards_dir = \"{}\"\n{}",
+        boards.display(),
+        base("gw-small")
+    ));
+    let odd = Daemon::start_with_config(&format!(
+        "{}\n[engine]\nmemory_reservation = 33554432\n",
+        base("gw-odd")
+    ));
+    let key_file = work.path().join("fleet.key");
+    std::fs::write(&key_file, signing::secret_to_text(&key)).unwrap();
+    let component = write(work.path(), "component.toml", TICKER_COMPONENT);
+    let deployment = write(work.path(), "deployment.toml", WORKER_SERVICE);
+    let url = broker.url();
+    let op = operator(&broker, "ops");
+    let group = Target::Group("mixed".into());
+    wait_for_fleet(&op, "three devices reporting", |fleet| {
+        deploy::targets(fleet, &group).len() == 3
+    });
+    let deploy = crate::support::arcella([
+        "fleet",
+        "--broker",
+        &url,
+        "deploy",
+        "--to-group",
+        "mixed",
+        crate::support::wasm("ticker").to_str().unwrap(),
+        "--component",
+        component.to_str().unwrap(),
+        "--deployment",
+        deployment.to_str().unwrap(),
+        "--key",
+        key_file.to_str().unwrap(),
+        "--boards-dir",
+        boards.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ]);
+    // Not every device converged (gw-odd), so exit 3; the others did.
+    deploy.expect_code(3).stdout_has(&[
+        "gw-odd: skipped: it reports engine",
+        "sets [engine] keys of its own",
+        "gw-generic: healthy",
+        "gw-small: healthy",
+        "gw-odd: FAILED",
+        "no artifact for this device's engine",
+    ]);
+    // One artifact per engine: each device runs the one compiled for it.
+    let (a, b) = (ticker_artifact(&generic), ticker_artifact(&small));
+    assert_ne!(a, b, "one artifact for two engines");
+    assert!(
+        odd.status("ticker").is_none(),
+        "nothing installed where no artifact fits"
+    );
+    // A .wasm with a signature made elsewhere cannot be: each artifact is
+    // made (and signed) here.
+    let sig = write(work.path(), "x.sig", "whatever");
+    crate::support::arcella([
+        "fleet",
+        "--broker",
+        &url,
+        "deploy",
+        "--to-group",
+        "mixed",
+        crate::support::wasm("ticker").to_str().unwrap(),
+        "--component",
+        component.to_str().unwrap(),
+        "--deployment",
+        deployment.to_str().unwrap(),
+        "--key",
+        key_file.to_str().unwrap(),
+        "--signature",
+        sig.to_str().unwrap(),
+    ])
+    .expect_code(1)
+    .stderr_has(&["is a .wasm", "give no --signature"]);
 }

@@ -4,18 +4,17 @@
 //! log instead of flapping, and the shipped broker ACL deploying to
 //! devices that cannot touch each other's topics.
 
-use super::fleet::{WAIT, artifact, config, signed, ticker_spec};
+use super::fleet::{WAIT, artifact, config, signed, ticker_spec, wait_for_fleet};
 use super::harness::*;
 use arcella_core::digest;
 use arcella_core::protocol::Request;
 use arcella_core::protocol::fleet::{ArtifactChunk, ArtifactRef, DesiredDocument, DesiredModule, DocumentTarget, Step};
 use arcella_core::signing;
 use arcella_mqtt::deploy::{self, Outcome, Signer};
-use arcella_mqtt::operator::{DeviceView, GATHER_CAP, Operator, Target};
+use arcella_mqtt::operator::{GATHER_CAP, Operator, Target};
 use arcella_mqtt::rumqttc::{self, MqttOptions, QoS};
 use arcella_test_broker::{BrokerConfig, Mosquitto};
 use ed25519_dalek::SigningKey;
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
@@ -33,18 +32,6 @@ fn options(broker: &Mosquitto, name: &str, login: Option<(&str, &str)>) -> MqttO
 
 fn operator(broker: &Mosquitto, login: Option<(&str, &str)>) -> Operator {
     Operator::connect(options(broker, "ops", login), "ops").unwrap()
-}
-
-/// Waits until the broker's retained view satisfies `check`.
-fn wait_for_fleet(op: &Operator, what: &str, check: impl Fn(&BTreeMap<String, DeviceView>) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if check(&op.devices(Duration::from_millis(300)).unwrap()) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "never: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// A plain MQTT client: every publish it receives comes out of the
@@ -189,6 +176,7 @@ fn a_chunked_fetch_used_to_start_over_after_a_daemon_restart_now_it_resumes() {
         modules: vec![DesiredModule {
             id: "ticker".into(),
             artifact: artifact_ref.clone(),
+            variants: Vec::new(),
             component_toml: Some(TICKER_COMPONENT.into()),
             deployment_toml: super::fleet::WORKER_SERVICE.into(),
             run: true,

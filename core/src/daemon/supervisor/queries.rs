@@ -139,6 +139,12 @@ impl Supervisor {
             .collect()
     }
 
+    /// The engine fingerprints artifacts must be compiled for: plain and
+    /// fuel-metered, as shown.
+    pub fn fingerprints(&self) -> [String; 2] {
+        self.inner.engines.fingerprints().map(|f| f.to_string())
+    }
+
     pub fn info(&self) -> DaemonInfo {
         let config = &self.inner.config;
         DaemonInfo {

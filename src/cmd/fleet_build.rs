@@ -1,0 +1,102 @@
+//! `fleet deploy` of a `.wasm`: one artifact per engine the targeted
+//! devices report (mixed boards in one group). Each device's engine is
+//! rebuilt here from what it reports, its board (looked up on this host
+//! like `arcella compile --board`) or its target with the built-in
+//! defaults, and kept only when the fingerprint comes out equal to the
+//! device's; a device whose engine this host cannot reproduce is named
+//! and skipped, and the rest proceed.
+
+use arcella_core::artifact::compile::compile;
+use arcella_core::board::BoardSearch;
+use arcella_core::daemon::paths::Defaults;
+use arcella_core::{EngineFingerprint, EngineProfile};
+use arcella_mqtt::operator::DeviceView;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The artifacts to deploy, one per engine, and the devices left out.
+#[derive(Debug, Default)]
+pub struct Builds {
+    /// (fingerprint, artifact bytes, devices it is for).
+    pub artifacts: Vec<(String, Vec<u8>, Vec<String>)>,
+    /// One line per device skipped: its id and why.
+    pub skipped: Vec<String>,
+}
+
+/// Builds `source` for every engine among `devices`' reports; `fuel`:
+/// the deployment has a fuel limit (the metered variant is needed).
+pub fn build_for(
+    source: &[u8],
+    name: &str,
+    fleet: &BTreeMap<String, DeviceView>,
+    devices: &[String],
+    fuel: bool,
+    boards_dir: Option<&Path>,
+) -> Result<Builds, String> {
+    let mut builds = Builds::default();
+    // The engines needed: fingerprint → (profile, devices).
+    let mut engines: BTreeMap<String, (EngineProfile, Vec<String>)> = BTreeMap::new();
+    for device in devices {
+        match engine_of(fleet.get(device), fuel, boards_dir) {
+            Ok((fingerprint, profile)) => engines
+                .entry(fingerprint)
+                .or_insert((profile, Vec::new()))
+                .1
+                .push(device.clone()),
+            Err(why) => builds.skipped.push(format!("{device}: skipped: {why}")),
+        }
+    }
+    for (fingerprint, (profile, devices)) in engines {
+        let compiled = compile(&profile, source, name).map_err(|e| e.to_string())?;
+        builds.artifacts.push((fingerprint, compiled.encode(), devices));
+    }
+    Ok(builds)
+}
+
+/// The engine a device reports, rebuilt here: its fingerprint and the
+/// profile that compiles for it, or why it cannot be.
+fn engine_of(
+    view: Option<&DeviceView>,
+    fuel: bool,
+    boards_dir: Option<&Path>,
+) -> Result<(String, EngineProfile), String> {
+    let report = view
+        .and_then(|v| v.report.as_ref())
+        .ok_or("it has reported no state yet, so its engine is unknown")?;
+    let info = &report.info;
+    let (plain, metered) = info
+        .fingerprint
+        .split_once(", with fuel metering ")
+        .ok_or_else(|| format!("its engine fingerprint `{}` is not in a known form", info.fingerprint))?;
+    let wanted = if fuel { metered } else { plain };
+    let profile = if info.board == arcella_core::board::GENERIC {
+        let target = info
+            .target
+            .parse()
+            .map_err(|e| format!("it reports target `{}`: {e}", info.target))?;
+        EngineProfile::default().with_target(target)
+    } else {
+        let config = Defaults::for_this_user().config;
+        let config_dir = config.parent().unwrap_or(Path::new("/"));
+        BoardSearch::for_build_host(boards_dir, config_dir)
+            .load(&info.board, Path::new("."))
+            .map_err(|e| {
+                format!(
+                    "it runs board `{}`, which this host cannot load ({e}); give --boards-dir",
+                    info.board
+                )
+            })?
+            .compile_profile()
+    }
+    .with_fuel(fuel);
+    let made = EngineFingerprint::of(&profile).to_string();
+    if made != wanted {
+        return Err(format!(
+            "it reports engine {wanted} (board `{}`, target `{}`), but this host compiles that to {made}: its \
+             arcella.toml sets [engine] keys of its own, or its board file or Arcella version differs from \
+             this host's; compile for it with `arcella compile --board FILE` and deploy that artifact to it",
+            info.board, info.target
+        ));
+    }
+    Ok((made, profile))
+}
