@@ -63,6 +63,7 @@ enum Progress {
         artifact_sha256: Option<String>,
     },
     /// A targeted device left out of a deploy of a .wasm: why.
+    #[cfg_attr(not(feature = "compiler"), allow(dead_code))]
     Skipped { note: String },
     /// One device's verdict: healthy, failed, offline, pending.
     Device {

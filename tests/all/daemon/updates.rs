@@ -5,7 +5,6 @@
 
 use super::harness::*;
 use crate::support::code;
-use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -450,7 +449,11 @@ fn a_changed_engine_leaves_installed_modules_with_the_commands_that_recover_them
             .cli(["status", "ticker"])
             .stdout_has(&[&format!("arcella update ticker {source_name}")]);
         daemon
-            .cli([OsStr::new("update"), OsStr::new("ticker"), source.as_os_str()])
+            .cli([
+                std::ffi::OsStr::new("update"),
+                std::ffi::OsStr::new("ticker"),
+                source.as_os_str(),
+            ])
             .expect_code(0);
         daemon.wait_for("ticker", WAIT, "running again", |s| state_name(s) == "running");
     }
