@@ -308,7 +308,11 @@ fn telemetry(t: &arcella_core::protocol::telemetry::Telemetry) {
     outln!();
     outln!(
         "{:<24} {:<7} {:>10} {:>10} {:>8}  STATE",
-        "MODULE", "WHERE", "MEMORY", "CPU", "RESTARTS"
+        "MODULE",
+        "WHERE",
+        "MEMORY",
+        "CPU",
+        "RESTARTS"
     );
     for m in &t.modules {
         outln!(

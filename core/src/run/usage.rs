@@ -53,9 +53,9 @@ impl Usage {
     /// A store holding `bytes` of linear memory was dropped.
     pub(crate) fn released(&self, bytes: u64) {
         // Never below zero, whatever order stores end in.
-        let _ = self
-            .memory
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| Some(held.saturating_sub(bytes)));
+        let _ = self.memory.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |held| {
+            Some(held.saturating_sub(bytes))
+        });
     }
 
     /// The guest's code ran for `spent`.

@@ -126,16 +126,10 @@ fn usage_is_measured(group: Option<&str>) {
     assert!(spin["memory_bytes"].is_null() && spin["cpu_ms"].is_null(), "{spin:#}");
 
     // The text: a row per module, `-` where nothing is known.
-    daemon.cli(["telemetry"]).expect_code(0).stdout_has(&[
-        "memory:",
-        "disk:",
-        "MODULE",
-        "CPU",
-        "RESTARTS",
-        "hog",
-        "MiB",
-        "stopped",
-    ]);
+    daemon
+        .cli(["telemetry"])
+        .expect_code(0)
+        .stdout_has(&["memory:", "disk:", "MODULE", "CPU", "RESTARTS", "hog", "MiB", "stopped"]);
 }
 
 #[test]
@@ -179,7 +173,10 @@ fn a_hung_or_killed_worker_never_holds_up_a_reading() {
 
     send_signal(pid, "KILL");
     let (killed, took) = reading(&daemon);
-    assert!(took < READING_BOUND, "a reading took {took:?} after the worker was killed");
+    assert!(
+        took < READING_BOUND,
+        "a reading took {took:?} after the worker was killed"
+    );
     let nap = module(&killed, "nap");
     assert!(
         nap["state"] != "running" || nap["memory_bytes"].is_null(),

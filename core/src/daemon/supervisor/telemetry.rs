@@ -65,11 +65,7 @@ impl Supervisor {
                     let running = matches!(slot.state, ModuleState::Running);
                     // A stopping instance still holds its memory.
                     let alive = running || matches!(slot.state, ModuleState::Stopping);
-                    let usage = slot
-                        .instance
-                        .as_ref()
-                        .and_then(|i| i.usage.as_ref())
-                        .filter(|_| alive);
+                    let usage = slot.instance.as_ref().and_then(|i| i.usage.as_ref()).filter(|_| alive);
                     if let Some(host) = slot.host.as_ref().filter(|_| alive) {
                         in_workers.push(InWorker {
                             index,
@@ -131,11 +127,7 @@ impl Supervisor {
 /// Pings the workers `pids` at once, on the control plane, and waits for
 /// their answers until [`WORKER_WAIT`] has passed; whoever has not
 /// answered by then is left out (its ping goes on without a listener).
-fn ask_workers(
-    pool: &WorkerPool,
-    executor: &smol::Executor<'static>,
-    pids: Vec<u32>,
-) -> BTreeMap<u32, WorkerUsage> {
+fn ask_workers(pool: &WorkerPool, executor: &smol::Executor<'static>, pids: Vec<u32>) -> BTreeMap<u32, WorkerUsage> {
     if pids.is_empty() {
         return BTreeMap::new();
     }
