@@ -123,6 +123,7 @@ fn main() {
             health: None,
             host: &host,
             provide: None,
+            usage: None,
         };
         assert_eq!(run::run(&invocation).await.expect("runs"), 0);
         let (set, get) = figures(&book);

@@ -85,6 +85,7 @@ fn guests(store: &ArtifactStore, id: &str) {
                 stop: None,
                 health: None,
                 provide: None,
+                usage: None,
                 host: &handler_host,
             };
             let _ = run::run(&invocation).await;
@@ -116,6 +117,7 @@ fn guests(store: &ArtifactStore, id: &str) {
             stop: None,
             health: None,
             provide: None,
+            usage: None,
             host: &publisher_host,
         };
         let began = Instant::now();

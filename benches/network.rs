@@ -121,6 +121,7 @@ fn guest(addr: SocketAddr, target: &str) -> (Duration, Duration) {
         health: None,
         host: &HostServices::default(),
         provide: None,
+        usage: None,
     };
     let code = run_blocking(&invocation).expect("run");
     let lines = book.tail(20);

@@ -74,6 +74,7 @@ fn hello_from_store() {
             health: None,
             host: &arcella_core::host::HostServices::default(),
             provide: None,
+            usage: None,
         };
         assert_eq!(run_blocking(&invocation).expect("run"), 0);
     });
@@ -155,6 +156,7 @@ fn cpu_native_vs_pulley() {
             health: None,
             host: &arcella_core::host::HostServices::default(),
             provide: None,
+            usage: None,
         };
         let mut runs: Vec<Duration> = (0..5)
             .map(|_| {

@@ -186,6 +186,7 @@ async fn worker_vs_in_process(bench: &Bench, profile: &EngineProfile) {
             health: None,
             host: &arcella_core::host::HostServices::default(),
             provide: None,
+            usage: None,
         };
         let asked = Instant::now();
         assert_eq!(run::run(&invocation).await.expect("runs"), 0);

@@ -132,6 +132,10 @@ pub enum Command {
     /// Show typed calls between modules: who provides which interface,
     /// who consumes it, at which version, in which process; and who waits.
     Wiring(ConnectOnly),
+    /// Show what the device and its modules use: free memory and disk,
+    /// uptime, resident memory of the daemon and each worker, and each
+    /// module's state, memory, CPU time and restarts.
+    Telemetry(ConnectOnly),
     /// Show the audit trail: who changed what, denials, starts and exits.
     Audit(AuditArgs),
     /// Make an Ed25519 key pair for signing artifacts.
@@ -172,7 +176,9 @@ impl Command {
             Command::Audit(a) => Some(&a.connect),
             Command::Config(a) => Some(&a.connect),
             Command::Inspect(a) => Some(&a.connect),
-            Command::Gc(a) | Command::List(a) | Command::Info(a) | Command::Wiring(a) => Some(&a.connect),
+            Command::Gc(a) | Command::List(a) | Command::Info(a) | Command::Wiring(a) | Command::Telemetry(a) => {
+                Some(&a.connect)
+            }
             Command::Rollback(a) | Command::Start(a) | Command::Stop(a) | Command::Restart(a) | Command::Status(a) => {
                 Some(&a.connect)
             }

@@ -405,3 +405,76 @@ impl From<&arcella_core::protocol::Wiring> for Wiring {
         }
     }
 }
+
+/// `arcella telemetry --json`: the device's figures, `modules` and `workers`.
+#[derive(Debug, Serialize)]
+pub struct Telemetry {
+    /// Unix seconds.
+    pub at: u64,
+    pub uptime_secs: u64,
+    pub free_memory_bytes: u64,
+    pub total_memory_bytes: u64,
+    pub free_disk_bytes: u64,
+    pub daemon_resident_bytes: u64,
+    pub modules: Vec<TelemetryModule>,
+    pub workers: Vec<TelemetryWorker>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TelemetryModule {
+    pub id: String,
+    pub version: String,
+    pub isolation: &'static str,
+    #[serde(flatten)]
+    pub state: State,
+    pub restarts: u32,
+    /// Unix seconds; while it runs.
+    pub started_at: Option<u64>,
+    /// Bytes of linear memory; while it runs.
+    pub memory_bytes: Option<u64>,
+    /// Milliseconds its code has run since it started; while it runs.
+    pub cpu_ms: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TelemetryWorker {
+    pub group: String,
+    pub pid: u32,
+    pub resident_bytes: u64,
+}
+
+impl From<&arcella_core::protocol::telemetry::Telemetry> for Telemetry {
+    fn from(t: &arcella_core::protocol::telemetry::Telemetry) -> Self {
+        Self {
+            at: t.at,
+            uptime_secs: t.uptime_secs,
+            free_memory_bytes: t.free_memory,
+            total_memory_bytes: t.total_memory,
+            free_disk_bytes: t.free_disk,
+            daemon_resident_bytes: t.daemon_resident,
+            modules: t
+                .modules
+                .iter()
+                .map(|m| TelemetryModule {
+                    id: m.id.clone(),
+                    version: m.version.clone(),
+                    isolation: isolation(m.isolation),
+                    state: State::from(&m.state),
+                    restarts: m.restarts,
+                    started_at: m.started_at,
+                    memory_bytes: m.memory,
+                    cpu_ms: m.cpu_ms,
+                })
+                .collect(),
+            workers: t
+                .workers
+                .iter()
+                .map(|w| TelemetryWorker {
+                    group: w.group.clone(),
+                    pid: w.pid,
+                    resident_bytes: w.resident,
+                })
+                .collect(),
+        }
+    }
+}

@@ -215,6 +215,7 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
         },
         Command::Info(_) => Request::Info,
         Command::Wiring(_) => Request::Wiring,
+        Command::Telemetry(_) => Request::Telemetry,
         Command::Logs(args) => return logs(&mut client, args, json),
         Command::Audit(args) => super::audit::request(args),
         Command::Config(args) => return crate::cmd::config::execute(&mut client, args, json),

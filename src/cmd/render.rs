@@ -29,6 +29,7 @@ fn response_json(response: &Response) {
         // `arcella kv` prints its own answers (cmd/kv.rs).
         Response::Kv(_) => {}
         Response::Wiring(w) => json_value(&json::Wiring::from(w)),
+        Response::Telemetry(t) => json_value(&json::Telemetry::from(t)),
     }
 }
 
@@ -52,6 +53,7 @@ pub fn response(response: &Response, json: bool) {
             }
         }
         Response::Wiring(w) => wiring(w),
+        Response::Telemetry(t) => telemetry(t),
         Response::Modules(modules) if modules.is_empty() => outln!("no modules installed"),
         Response::Modules(modules) => {
             outln!("{:<24} {:<12} {:<8} {:<7} STATE", "MODULE", "VERSION", "KIND", "WHERE");
@@ -275,5 +277,61 @@ fn wiring(w: &arcella_core::protocol::Wiring) {
     for (module, why) in &w.waiting {
         outln!();
         outln!("{module} waits: {why}");
+    }
+}
+
+/// `arcella telemetry` as text: the device, its workers, then a row per
+/// module (`-` where a figure is not known: not running, or its worker
+/// did not answer in time).
+fn telemetry(t: &arcella_core::protocol::telemetry::Telemetry) {
+    use arcella_core::units::format_bytes;
+    outln!("uptime:      {}s", t.uptime_secs);
+    outln!(
+        "memory:      {} free of {}",
+        format_bytes(t.free_memory),
+        format_bytes(t.total_memory)
+    );
+    outln!("disk:        {} free", format_bytes(t.free_disk));
+    outln!("daemon:      {} resident", format_bytes(t.daemon_resident));
+    for w in &t.workers {
+        outln!(
+            "worker:      group {}, pid {}, {} resident",
+            w.group,
+            w.pid,
+            format_bytes(w.resident)
+        );
+    }
+    if t.modules.is_empty() {
+        outln!("no modules installed");
+        return;
+    }
+    outln!();
+    outln!(
+        "{:<24} {:<7} {:>10} {:>10} {:>8}  STATE",
+        "MODULE",
+        "WHERE",
+        "MEMORY",
+        "CPU",
+        "RESTARTS"
+    );
+    for m in &t.modules {
+        outln!(
+            "{:<24} {:<7} {:>10} {:>10} {:>8}  {}",
+            m.id,
+            lower(&m.isolation),
+            m.memory.map_or_else(|| "-".to_owned(), format_bytes),
+            m.cpu_ms.map_or_else(|| "-".to_owned(), cpu_time),
+            m.restarts,
+            state(&m.state)
+        );
+    }
+}
+
+/// CPU time as people read it: `850 ms`, `12.3 s`, `2 h 5 min`.
+fn cpu_time(ms: u64) -> String {
+    match ms {
+        0..10_000 => format!("{ms} ms"),
+        10_000..3_600_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{} h {} min", ms / 3_600_000, ms % 3_600_000 / 60_000),
     }
 }

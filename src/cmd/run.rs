@@ -78,6 +78,7 @@ pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
         stop: Some(stop),
         health: None,
         provide: None,
+        usage: None,
         host: &stderr_denials(),
     };
     match run_blocking(&invocation) {

@@ -39,6 +39,7 @@ fn run(program: &Program, profile: &EngineProfile) -> i32 {
         health: None,
         host: &arcella_core::host::HostServices::default(),
         provide: None,
+        usage: None,
     };
     run_blocking(&invocation).unwrap()
 }

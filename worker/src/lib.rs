@@ -68,10 +68,31 @@ fn run() -> Result<(), WorkerError> {
     // The handshake raises the walls while this is the only thread.
     let greeted = serve::greet(&link)?;
     let executor = Arc::new(smol::Executor::new());
+    let serving = serve::serve(link, greeted, executor.clone());
     // wasmtime-wasi's host calls need a tokio context, as in the daemon.
-    smol::block_on(async_compat::Compat::new(executor.run(serve::serve(
-        link,
-        greeted,
-        executor.clone(),
-    ))))
+    smol::block_on(async_compat::Compat::new(between_tasks(&executor, serving)))
+}
+
+/// Task time after which the daemon's messages and the reactor get their
+/// turn again.
+const TURN: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Runs `serving` (the loop reading the daemon's messages) and the
+/// executor's tasks (guests, relays), coming back to `serving` and to the
+/// reactor once tasks have run for [`TURN`]. `Executor::run` comes back
+/// only every 200 tasks: beside a guest that spins (one poll per 10 ms
+/// epoch) that is 2 s, and the daemon's pings, stops and cancels waited
+/// that long.
+async fn between_tasks<T>(executor: &smol::Executor<'static>, serving: impl std::future::Future<Output = T>) -> T {
+    let tasks = async {
+        loop {
+            let turn = std::time::Instant::now();
+            while turn.elapsed() < TURN {
+                executor.tick().await;
+            }
+            // Woken at once: the runtime polls the reactor, then `serving`.
+            smol::future::yield_now().await;
+        }
+    };
+    smol::future::or(serving, tasks).await
 }

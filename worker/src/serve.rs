@@ -12,10 +12,10 @@ use arcella_core::host::typed::{CallError, ProviderHandle};
 use arcella_core::host::{ConfigValues, Denial, HostServices};
 use arcella_core::protocol::host_call::MAX_HOST_PAYLOAD;
 use arcella_core::protocol::worker::{
-    self, FromWorker, InstanceId, InstanceSpec, Link, ToWorker, WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive,
-    send,
+    self, FromWorker, InstanceId, InstanceSpec, InstanceUsage, Link, MAX_INSTANCE_USAGES, ToWorker,
+    WORKER_PROTOCOL_VERSION, Walls, WorkerUsage, receive, send,
 };
-use arcella_core::run::{self, HealthCheck, Invocation, LogBook, Output, StopFlag, ticker::EpochTicker};
+use arcella_core::run::{self, HealthCheck, Invocation, LogBook, Output, StopFlag, Usage, ticker::EpochTicker};
 use arcella_core::sys::process::OwnResidentMemory;
 use arcella_core::sys::seqpacket::SeqPacket;
 use arcella_core::wasmtime::{self, Engine};
@@ -47,6 +47,8 @@ struct Running {
     /// Where `ToWorker::Deliver` puts messages for its handler (it
     /// subscribes to topics); the daemon sends one at a time.
     deliveries: Option<async_channel::Sender<arcella_core::protocol::messaging::BusMessage>>,
+    /// Its memory and CPU time, counted by the run; reported in `Pong`.
+    usage: Arc<Usage>,
 }
 
 #[derive(Default)]
@@ -246,9 +248,24 @@ impl Context {
                 }
             }
             ToWorker::Ping { id } => {
+                let (instances, per_instance) = {
+                    let instances = lock(&self.instances);
+                    let per_instance = instances
+                        .running
+                        .iter()
+                        .take(MAX_INSTANCE_USAGES)
+                        .map(|(&instance, running)| InstanceUsage {
+                            instance,
+                            memory: running.usage.memory(),
+                            cpu_ms: running.usage.cpu_ms(),
+                        })
+                        .collect();
+                    (instances.running.len() as u32, per_instance)
+                };
                 let usage = WorkerUsage {
                     resident_bytes: self.resident.bytes().unwrap_or(0),
-                    instances: lock(&self.instances).running.len() as u32,
+                    instances,
+                    per_instance,
                 };
                 let _ = self.outbox.send(FromWorker::Pong { id, usage }).await;
             }
@@ -419,6 +436,8 @@ impl Context {
             .provider_instances
             .map(|instances| Arc::new(ProviderHandle::new(&spec.name, instances)));
         let provide_kept = provide.clone();
+        let usage = Usage::new();
+        let counted = usage.clone();
         let task = self.executor.spawn(async move {
             let output = Output::Capture(book);
             let invocation = Invocation {
@@ -433,6 +452,7 @@ impl Context {
                 health: Some(check),
                 host: &host,
                 provide: provide.clone(),
+                usage: Some(counted),
             };
             let outcome = run::run(&invocation).await.map_err(|e| e.to_string());
             {
@@ -462,6 +482,7 @@ impl Context {
                     config,
                     provide: provide_kept,
                     deliveries,
+                    usage,
                 },
             );
         }

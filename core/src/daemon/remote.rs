@@ -76,6 +76,9 @@ fn serve(sup: &Supervisor, request: Request) -> Result<Response, RemoteError> {
     match request {
         Request::Info => Ok(Response::Info(sup.info())),
         Request::Wiring => Ok(Response::Wiring(sup.wiring())),
+        // Waits up to a second for workers' figures: never on an executor
+        // (the socket server offloads it; see supervisor/telemetry.rs).
+        Request::Telemetry => Ok(Response::Telemetry(sup.telemetry())),
         Request::List => Ok(Response::Modules(sup.list())),
         Request::Status { module } => sup.status(&module).map(|s| Response::Status(Box::new(s))),
         Request::Inspect { module } => sup.inspect(&module).map(Response::Inspect),

@@ -330,7 +330,8 @@ async fn handle(
         | Request::Start { .. }
         | Request::Stop { .. }
         | Request::Restart { .. } => super::remote::answer(sup, actor, request),
-        // Disk, hashing, loading: on the blocking pool.
+        // Disk, hashing, loading, and `Telemetry` (it waits for workers'
+        // answers, supervisor/telemetry.rs): on the blocking pool.
         request => {
             let sup = sup.clone();
             let actor = actor.clone();

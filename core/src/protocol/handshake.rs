@@ -395,6 +395,7 @@ mod layout_tests {
             }),
             RemovePurgingState { module: m() },
             Wiring,
+            Telemetry,
             Kv {
                 module: m(),
                 bucket: s("default"),
@@ -538,6 +539,29 @@ mod layout_tests {
                 links: vec![],
                 waiting: vec![(s("c"), s("no provider"))],
             }),
+            Telemetry(crate::protocol::telemetry::Telemetry {
+                at: 1_700_000_000,
+                uptime_secs: 60,
+                free_memory: 1 << 27,
+                total_memory: 1 << 28,
+                free_disk: u64::MAX,
+                daemon_resident: 1 << 23,
+                modules: vec![crate::protocol::telemetry::ModuleTelemetry {
+                    id: s("blinky"),
+                    version: s("1.0.0"),
+                    isolation: Isolation::Worker,
+                    state: ModuleState::Running,
+                    restarts: 1,
+                    started_at: Some(1_700_000_000),
+                    memory: Some(1 << 20),
+                    cpu_ms: None,
+                }],
+                workers: vec![crate::protocol::telemetry::WorkerTelemetry {
+                    group: s("sensors"),
+                    pid: 42,
+                    resident: 1 << 22,
+                }],
+            }),
         ]
         .into_iter()
         .chain(updating.into_iter().map(|s| Status(Box::new(s))))
@@ -591,7 +615,8 @@ mod layout_tests {
         use Request::*;
         variant_index!(v => Info, List, Status { .. }, Inspect { .. }, Logs { .. }, Follow { .. }, Unfollow,
             Upload(_), Install(_), Update { .. }, Start { .. }, Stop { .. }, Restart { .. }, Remove { .. },
-            Rollback { .. }, Gc, GetConfig { .. }, SetConfig { .. }, Audit(_), RemovePurgingState { .. }, Kv { .. }, Wiring)
+            Rollback { .. }, Gc, GetConfig { .. }, SetConfig { .. }, Audit(_), RemovePurgingState { .. }, Kv { .. }, Wiring,
+            Telemetry)
     }
 
     #[test]
@@ -600,7 +625,8 @@ mod layout_tests {
         check(&responses(), |v| {
             use Response::*;
             variant_index!(v => Info(_), Modules(_), Status(_), Inspect(_), Logs(_), Uploaded { .. }, Module(_),
-                Removed { .. }, Following, Unfollowed, Collected(_), Config(_), Audit(_), Kv(_), Wiring(_))
+                Removed { .. }, Following, Unfollowed, Collected(_), Config(_), Audit(_), Kv(_), Wiring(_),
+                Telemetry(_))
         });
         let outcomes = [
             UpdateOutcome::Probation { until: 1 },

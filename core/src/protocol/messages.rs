@@ -134,6 +134,10 @@ pub enum Request {
     },
     /// Who provides which interface to whom (typed calls).
     Wiring,
+    /// A reading of the device and its modules: memory, disk, uptime;
+    /// each module's state, restarts, memory and CPU time (`arcella
+    /// telemetry`, the fleet's periodic report).
+    Telemetry,
 }
 
 /// Which audit records to return: the last `limit` (at most 128) about
@@ -171,6 +175,7 @@ impl Request {
             | Request::Unfollow
             | Request::GetConfig { .. }
             | Request::Wiring
+            | Request::Telemetry
             | Request::Audit(_) => Access::Read,
             Request::Start { .. } | Request::Stop { .. } | Request::Restart { .. } => Access::Operate,
             Request::Upload(_)
@@ -252,6 +257,7 @@ pub enum Response {
     /// The answer to [`Request::Kv`].
     Kv(super::KvAnswer),
     Wiring(Wiring),
+    Telemetry(super::telemetry::Telemetry),
 }
 
 /// Typed calls on a device: the running providers, the links of the

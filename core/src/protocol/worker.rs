@@ -18,7 +18,7 @@ use std::os::fd::{AsFd, OwnedFd};
 
 /// Bumped on any change to these messages; daemon and worker must match
 /// (they are built together, but a stale worker binary is refused).
-pub const WORKER_PROTOCOL_VERSION: u16 = 6;
+pub const WORKER_PROTOCOL_VERSION: u16 = 7;
 
 /// The largest message either side sends or accepts.
 pub const MAX_WORKER_MESSAGE: usize = 16 * 1024;
@@ -272,10 +272,30 @@ impl Walls {
 }
 
 /// A worker's resource use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkerUsage {
     pub resident_bytes: u64,
     pub instances: u32,
+    /// What its running instances use, at most [`MAX_INSTANCE_USAGES`] of
+    /// them (a worker running more leaves the rest out: the daemon then
+    /// knows no figures for those). Untrusted, like every worker message:
+    /// the daemon only looks its own instances up in it.
+    pub per_instance: Vec<InstanceUsage>,
+}
+
+/// Entries of [`WorkerUsage::per_instance`] a `Pong` carries at most: each
+/// takes at most 30 bytes (three varints), so 256 of them (7.5 KiB) keep
+/// the message well inside [`MAX_WORKER_MESSAGE`].
+pub const MAX_INSTANCE_USAGES: usize = 256;
+
+/// One instance's usage, as `run::Usage` counts it in the worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceUsage {
+    pub instance: InstanceId,
+    /// Bytes of linear memory its stores hold.
+    pub memory: u64,
+    /// Milliseconds its code has run.
+    pub cpu_ms: u64,
 }
 
 /// Encodes a message; one that would exceed [`MAX_WORKER_MESSAGE`] is an
@@ -415,7 +435,12 @@ mod tests {
                 id: 1,
                 usage: WorkerUsage {
                     resident_bytes: 1,
-                    instances: 0,
+                    instances: 1,
+                    per_instance: vec![InstanceUsage {
+                        instance: 7,
+                        memory: 65536,
+                        cpu_ms: 12,
+                    }],
                 },
             },
             FromWorker::Health {
@@ -447,6 +472,25 @@ mod tests {
             let bytes = encode(&message).unwrap();
             assert_eq!(decode::<FromWorker>(&bytes).unwrap(), message);
         }
+    }
+
+    #[test]
+    fn a_pong_with_the_most_instances_at_their_largest_fits_in_one_message() {
+        let largest = InstanceUsage {
+            instance: u64::MAX,
+            memory: u64::MAX,
+            cpu_ms: u64::MAX,
+        };
+        let pong = FromWorker::Pong {
+            id: u32::MAX,
+            usage: WorkerUsage {
+                resident_bytes: u64::MAX,
+                instances: u32::MAX,
+                per_instance: vec![largest; MAX_INSTANCE_USAGES],
+            },
+        };
+        let bytes = encode(&pong).expect("the largest pong fits");
+        assert!(bytes.len() <= MAX_WORKER_MESSAGE / 2, "{} bytes", bytes.len());
     }
 
     #[test]

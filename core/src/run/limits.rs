@@ -2,6 +2,8 @@
 //! `ResourceLimiter`, fuel and time by the store, each failure
 //! recognisable afterwards.
 
+use super::usage::Usage;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::ResourceLimiter;
 
@@ -66,20 +68,32 @@ pub struct HostOutOfMemory {
 }
 
 /// Tracks the linear memory and table elements a guest holds and refuses
-/// growth past their limits.
+/// growth past their limits; counts the memory into the instance's
+/// [`Usage`], if it has one, until the store (and this) is dropped.
 #[derive(Debug, Default)]
 pub struct GuestLimiter {
     max_memory: Option<u64>,
     in_use: u64,
     table_elements: u64,
+    usage: Option<Arc<Usage>>,
 }
 
 impl GuestLimiter {
-    pub fn new(max_memory: Option<u64>) -> Self {
+    pub fn new(max_memory: Option<u64>, usage: Option<Arc<Usage>>) -> Self {
         Self {
             max_memory,
             in_use: 0,
             table_elements: 0,
+            usage,
+        }
+    }
+}
+
+impl Drop for GuestLimiter {
+    fn drop(&mut self) {
+        // The store is gone, and its memories with it.
+        if let Some(usage) = &self.usage {
+            usage.released(self.in_use);
         }
     }
 }
@@ -108,6 +122,9 @@ impl ResourceLimiter for GuestLimiter {
             return Err(wasmtime::Error::new(MemoryLimitExceeded { limit, requested }));
         }
         self.in_use = requested;
+        if let Some(usage) = &self.usage {
+            usage.grew(growth);
+        }
         Ok(true)
     }
 
@@ -152,7 +169,7 @@ mod tests {
 
     #[test]
     fn growth_is_counted_across_memories() {
-        let mut limiter = GuestLimiter::new(Some(3 * 65536));
+        let mut limiter = GuestLimiter::new(Some(3 * 65536), None);
         assert!(limiter.memory_growing(0, 65536, None).unwrap());
         assert!(limiter.memory_growing(0, 2 * 65536, None).unwrap());
         let err = limiter.memory_growing(2 * 65536, 3 * 65536, None).unwrap_err();
@@ -162,7 +179,7 @@ mod tests {
 
     #[test]
     fn table_elements_are_counted_across_tables() {
-        let mut limiter = GuestLimiter::new(Some(65536));
+        let mut limiter = GuestLimiter::new(Some(65536), None);
         let half = (MAX_TABLE_ELEMENTS / 2) as usize;
         assert!(limiter.table_growing(0, half, None).unwrap());
         assert!(limiter.table_growing(0, half, None).unwrap());
@@ -172,8 +189,25 @@ mod tests {
     }
 
     #[test]
+    fn memory_is_counted_into_the_usage_until_the_store_goes() {
+        let usage = Usage::new();
+        let mut first = GuestLimiter::new(Some(4 * 65536), Some(usage.clone()));
+        let mut second = GuestLimiter::new(Some(4 * 65536), Some(usage.clone()));
+        assert!(first.memory_growing(0, 2 * 65536, None).unwrap());
+        assert!(second.memory_growing(0, 65536, None).unwrap());
+        assert_eq!(usage.memory(), 3 * 65536);
+        // A refused growth is not counted.
+        assert!(first.memory_growing(2 * 65536, 8 * 65536, None).is_err());
+        assert_eq!(usage.memory(), 3 * 65536);
+        drop(first);
+        assert_eq!(usage.memory(), 65536);
+        drop(second);
+        assert_eq!(usage.memory(), 0);
+    }
+
+    #[test]
     fn unlimited_grows_freely() {
-        let mut limiter = GuestLimiter::new(None);
+        let mut limiter = GuestLimiter::new(None, None);
         assert!(limiter.memory_growing(0, 1 << 30, None).unwrap());
     }
 }

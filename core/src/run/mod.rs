@@ -20,12 +20,14 @@ mod messaging;
 mod owned;
 mod provider;
 pub mod ticker;
+pub mod usage;
 
 pub use capture::{LogBook, LogSink};
 pub use grants::{DirGrant, GrantError, Grants, parse_env};
 pub use limits::{
     HandleLimitExceeded, HostOutOfMemory, Limits, MAX_HOST_HANDLES, MemoryLimitExceeded, TableLimitExceeded,
 };
+pub use usage::Usage;
 
 use crate::artifact::Program;
 use crate::engine::EngineProfile;
@@ -123,6 +125,9 @@ pub struct Invocation<'a> {
     /// For a provider (`kind = "provider"`): where its calls arrive; the
     /// run serves them until stopped instead of calling `wasi:cli/run`.
     pub provide: Option<std::sync::Arc<crate::host::typed::ProviderHandle>>,
+    /// Where the run counts the linear memory its stores hold and the
+    /// time its code runs (usage.rs), for whoever started it to read.
+    pub usage: Option<Arc<Usage>>,
 }
 
 /// A core module's optional health export: `(func (export
@@ -287,13 +292,14 @@ pub async fn run(command: &Invocation<'_>) -> Result<i32, RunError> {
     let sinks = command.output.sinks();
     // Everything of the guest (its instance, a provider's pool, HTTP
     // handlers, message handlers) runs inside this one future: the epoch
-    // ticks while it is polled, and not while it waits (ticker.rs).
-    let guest = ticker::ticking(async {
+    // ticks while it is polled, and not while it waits (ticker.rs), and
+    // the time its polls take is the instance's CPU time (usage.rs).
+    let guest = ticker::ticking(usage::timed(command.usage.clone(), async {
         match command.program {
             Program::Module(module) => run_module(engine, module, command, sinks.clone(), deadline).await,
             Program::Component(component) => run_component(engine, component, command, sinks.clone(), deadline).await,
         }
-    });
+    }));
     let result = match deadline {
         Some(deadline) => {
             // Catches a guest blocked in a host call, where no epoch check
@@ -466,7 +472,7 @@ async fn run_module(
         engine,
         P1State {
             wasi,
-            limiter: GuestLimiter::new(command.limits.max_memory),
+            limiter: GuestLimiter::new(command.limits.max_memory, command.usage.clone()),
             stop: command.stop.clone(),
             health: command.health.clone(),
         },
@@ -586,7 +592,7 @@ fn component_store(
     let state = ComponentState {
         ctx,
         table,
-        limiter: GuestLimiter::new(command.limits.max_memory),
+        limiter: GuestLimiter::new(command.limits.max_memory, command.usage.clone()),
         stop: command.stop.clone(),
         services: command.host.clone(),
         #[cfg(feature = "http")]

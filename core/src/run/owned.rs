@@ -14,6 +14,7 @@ pub(super) struct Owned {
     pub(super) output: Output,
     pub(super) stop: Option<super::StopFlag>,
     pub(super) host: crate::host::HostServices,
+    pub(super) usage: Option<std::sync::Arc<super::Usage>>,
 }
 
 impl Owned {
@@ -27,6 +28,7 @@ impl Owned {
             output: command.output.clone(),
             stop: command.stop.clone(),
             host: command.host.clone(),
+            usage: command.usage.clone(),
         }
     }
 
@@ -43,6 +45,7 @@ impl Owned {
             health: None,
             host: &self.host,
             provide: None,
+            usage: self.usage.clone(),
         }
     }
 }

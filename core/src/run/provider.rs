@@ -296,6 +296,7 @@ mod tests {
                 health: None,
                 host: &host,
                 provide: Some(serving),
+                usage: None,
             };
             let run = run::run(&invocation);
             let calls = async {

@@ -31,6 +31,7 @@ mod notify;
 mod protocol;
 mod sensor_gateway;
 mod shutdown;
+mod telemetry;
 mod thermostat;
 mod typed;
 mod undumpable;

@@ -168,12 +168,16 @@ impl Supervisor {
         let generation = slot.generation;
         slot.started_at = Some(unix_now());
         let provides = (loaded.manifests.deployment.kind == ModuleKind::Provider).then_some(generation);
+        let in_process = loaded.manifests.deployment.isolation == Isolation::Main;
+        // Read by `telemetry`; a worker counts its own instances' usage.
+        let usage = in_process.then(run::Usage::new);
         slot.instance = Some(Instance {
             version: loaded.manifests.version.clone(),
             hears_shutdown: loaded.hears_shutdown,
-            in_process: loaded.manifests.deployment.isolation == Isolation::Main,
+            in_process,
             links: links.clone(),
             provides,
+            usage: usage.clone(),
         });
         if let Some(fleet_logs) = &self.inner.fleet_logs {
             fleet_logs.set_module(id, loaded.manifests.deployment.logs.forward);
@@ -253,6 +257,7 @@ impl Supervisor {
                 health: check,
                 host: &services,
                 provide: provide.clone(),
+                usage,
             };
             // However the run ends (or is cancelled), its calls fail at once.
             let _closing = provide.map(crate::host::typed::handle::CloseOnDrop);

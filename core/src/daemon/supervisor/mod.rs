@@ -158,6 +158,9 @@ struct Instance {
     links: BTreeMap<String, String>,
     /// For a provider: the start number its entrance is registered under.
     provides: Option<u64>,
+    /// What it uses (memory, CPU time), counted by the run; `None` in a
+    /// worker, which reports its instances' usage when pinged.
+    usage: Option<Arc<crate::run::Usage>>,
 }
 
 /// A module's program and validated manifests.

@@ -164,7 +164,7 @@ impl Supervisor {
     }
 }
 
-fn summarize(slot: &Slot) -> ModuleSummary {
+pub(super) fn summarize(slot: &Slot) -> ModuleSummary {
     let (kind, isolation) = match &slot.loaded {
         Some(loaded) => (loaded.manifests.deployment.kind, loaded.manifests.deployment.isolation),
         None => (ModuleKind::Command, Isolation::Worker),
@@ -180,18 +180,26 @@ fn summarize(slot: &Slot) -> ModuleSummary {
 
 /// A summary cut to size for a list, whatever the record holds (one
 /// written before versions had a limit, a long failure).
-fn bounded(summary: ModuleSummary) -> ModuleSummary {
-    let state = match summary.state {
-        crate::protocol::ModuleState::Failed { reason } => crate::protocol::ModuleState::Failed {
-            reason: shortened(&reason, SUMMARY_REASON_LEN),
-        },
-        other => other,
-    };
+pub(super) fn bounded(summary: ModuleSummary) -> ModuleSummary {
     ModuleSummary {
         id: shortened(&summary.id, crate::manifest::MAX_NAME_LEN),
         version: shortened(&summary.version, crate::manifest::MAX_VERSION_LEN),
-        state,
+        state: bounded_state(summary.state, SUMMARY_REASON_LEN),
         ..summary
+    }
+}
+
+/// A state whose reason (a failure's, a wait's) is cut to `max` bytes.
+pub(super) fn bounded_state(state: crate::protocol::ModuleState, max: usize) -> crate::protocol::ModuleState {
+    use crate::protocol::ModuleState;
+    match state {
+        ModuleState::Failed { reason } => ModuleState::Failed {
+            reason: shortened(&reason, max),
+        },
+        ModuleState::Waiting { reason } => ModuleState::Waiting {
+            reason: shortened(&reason, max),
+        },
+        other => other,
     }
 }
 

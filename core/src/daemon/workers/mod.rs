@@ -56,11 +56,13 @@ pub enum WorkerError {
     Gone { group: String },
 }
 
-/// Which worker hosts an instance (shown by `status`).
+/// Which worker hosts an instance (shown by `status`), and the
+/// instance's number there (its usage in the worker's `Pong`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Host {
     pub group: String,
     pub pid: u32,
+    pub instance: InstanceId,
 }
 
 /// One instance to run in a worker.
@@ -254,6 +256,7 @@ impl WorkerPool {
             Some(Some(None)) => (request.on_started)(Host {
                 group: worker.group.clone(),
                 pid: worker.pid,
+                instance,
             }),
             Some(Some(Some(outcome))) => {
                 guard.armed = false;
@@ -374,9 +377,34 @@ impl WorkerPool {
         let Some(worker) = self.inner.workers().get(group).cloned() else {
             return Ok(None);
         };
+        self.ping(worker).await.map(Some)
+    }
+
+    /// Resource use reported by the worker `pid`, if it runs: the current
+    /// worker of its group or one still ending with its last instances.
+    pub async fn usage_of(&self, pid: u32) -> Result<Option<WorkerUsage>, WorkerError> {
+        let current = self.inner.workers().values().find(|w| w.pid == pid).cloned();
+        let Some(worker) = current.or_else(|| self.inner.leaving().iter().find(|w| w.pid == pid).cloned()) else {
+            return Ok(None);
+        };
+        self.ping(worker).await.map(Some)
+    }
+
+    /// Pings `worker` for its usage, within `workers.ipc_timeout`: one
+    /// that does not answer by then is deemed hung and terminated.
+    async fn ping(&self, worker: Arc<Worker>) -> Result<WorkerUsage, WorkerError> {
+        let group = worker.group.as_str();
         let id = self.inner.next_ping.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = async_channel::bounded(1);
-        worker.table().pings.insert(id, tx);
+        {
+            let mut table = worker.table();
+            if table.ended.is_some() {
+                return Err(WorkerError::Gone {
+                    group: group.to_owned(),
+                });
+            }
+            table.pings.insert(id, tx);
+        }
         let ping = Outgoing {
             message: ToWorker::Ping { id },
             fd: None,
@@ -388,7 +416,7 @@ impl WorkerPool {
         })
         .await;
         match answer {
-            Some(Some(usage)) => Ok(Some(usage)),
+            Some(Some(usage)) => Ok(usage),
             Some(None) => Err(WorkerError::Gone {
                 group: group.to_owned(),
             }),
