@@ -455,6 +455,9 @@ fn a_plain_mqtt_client_reads_the_json_mirror_by_its_schema_and_home_assistant_fi
     assert!(first["total_memory"].as_u64() >= first["free_memory"].as_u64());
     assert!(first["free_disk"].as_u64().unwrap() > 0);
     assert!(first["modules"]["ticker"]["started_at"].as_u64().is_some(), "{first}");
+    // The module's own figures: its linear memory, and the time its code ran.
+    assert!(last["modules"]["ticker"]["memory"].as_u64().unwrap() >= 65536, "{last}");
+    assert!(last["modules"]["ticker"]["cpu_ms"].as_u64().is_some(), "{last}");
     // Convergence: no fleet document yet, said so in JSON (retained).
     let convergence = seen.json("arcella/v1/gw-json/json/convergence").unwrap();
     assert_eq!(convergence["phase"], "idle");
