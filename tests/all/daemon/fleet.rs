@@ -697,25 +697,27 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
     wait_for_fleet(&op, "three devices reporting", |fleet| {
         deploy::targets(fleet, &group).len() == 3
     });
-    let deploy = crate::support::arcella([
-        "fleet",
-        "--broker",
-        &url,
-        "deploy",
-        "--to-group",
-        "mixed",
-        crate::support::wasm("ticker").to_str().unwrap(),
-        "--component",
-        component.to_str().unwrap(),
-        "--deployment",
-        deployment.to_str().unwrap(),
-        "--key",
-        key_file.to_str().unwrap(),
-        "--boards-dir",
-        boards.to_str().unwrap(),
-        "--timeout",
-        "60s",
-    ]);
+    let wasm = crate::support::wasm("ticker");
+    let deploy_wasm = |extra: &[&str]| {
+        let mut args = vec![
+            "fleet",
+            "--broker",
+            &url,
+            "deploy",
+            "--to-group",
+            "mixed",
+            wasm.to_str().unwrap(),
+            "--component",
+            component.to_str().unwrap(),
+            "--deployment",
+            deployment.to_str().unwrap(),
+            "--key",
+            key_file.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        crate::support::arcella(args)
+    };
+    let deploy = deploy_wasm(&["--boards-dir", boards.to_str().unwrap(), "--timeout", "60s"]);
     // Not every device converged (gw-odd), so exit 3; the others did.
     deploy.expect_code(3).stdout_has(&[
         "gw-odd: skipped: it reports engine",
@@ -735,23 +737,7 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
     // A .wasm with a signature made elsewhere cannot be: each artifact is
     // made (and signed) here.
     let sig = write(work.path(), "x.sig", "whatever");
-    crate::support::arcella([
-        "fleet",
-        "--broker",
-        &url,
-        "deploy",
-        "--to-group",
-        "mixed",
-        crate::support::wasm("ticker").to_str().unwrap(),
-        "--component",
-        component.to_str().unwrap(),
-        "--deployment",
-        deployment.to_str().unwrap(),
-        "--key",
-        key_file.to_str().unwrap(),
-        "--signature",
-        sig.to_str().unwrap(),
-    ])
-    .expect_code(1)
-    .stderr_has(&["is a .wasm", "give no --signature"]);
+    deploy_wasm(&["--signature", sig.to_str().unwrap()])
+        .expect_code(1)
+        .stderr_has(&["is a .wasm", "give no --signature"]);
 }
