@@ -33,11 +33,31 @@ pub fn build_for(
     fuel: bool,
     boards_dir: Option<&Path>,
 ) -> Result<Builds, String> {
+    let config = Defaults::for_this_user().config;
+    let boards = BoardSearch::for_build_host(boards_dir, config.parent().unwrap_or(Path::new("/")));
     let mut builds = Builds::default();
+    // Each (board, target) rebuilt once: its profile and fingerprint.
+    let mut rebuilt: BTreeMap<(String, String), Result<(String, EngineProfile), String>> = BTreeMap::new();
     // The engines needed: fingerprint → (profile, devices).
     let mut engines: BTreeMap<String, (EngineProfile, Vec<String>)> = BTreeMap::new();
     for device in devices {
-        match engine_of(fleet.get(device), fuel, boards_dir) {
+        let engine = reported(fleet.get(device), fuel).and_then(|(board, target, wanted)| {
+            let made = rebuilt
+                .entry((board.clone(), target.clone()))
+                .or_insert_with(|| rebuild(&board, &target, fuel, &boards))
+                .clone()?;
+            if made.0 != wanted {
+                return Err(format!(
+                    "it reports engine {wanted} (board `{board}`, target `{target}`), but this host compiles that \
+                     to {}: its arcella.toml sets [engine] keys of its own, or its board file or Arcella version \
+                     differs from this host's; compile for it with `arcella compile --board FILE` and deploy that \
+                     artifact to it",
+                    made.0
+                ));
+            }
+            Ok(made)
+        });
+        match engine {
             Ok((fingerprint, profile)) => engines
                 .entry(fingerprint)
                 .or_insert((profile, Vec::new()))
@@ -53,50 +73,35 @@ pub fn build_for(
     Ok(builds)
 }
 
-/// The engine a device reports, rebuilt here: its fingerprint and the
-/// profile that compiles for it, or why it cannot be.
-fn engine_of(
-    view: Option<&DeviceView>,
-    fuel: bool,
-    boards_dir: Option<&Path>,
-) -> Result<(String, EngineProfile), String> {
-    let report = view
+/// A device's board, target and the fingerprint it needs (plain, or
+/// fuel-metered with `fuel`), from its report.
+fn reported(view: Option<&DeviceView>, fuel: bool) -> Result<(String, String, String), String> {
+    let info = &view
         .and_then(|v| v.report.as_ref())
-        .ok_or("it has reported no state yet, so its engine is unknown")?;
-    let info = &report.info;
+        .ok_or("it has reported no state yet, so its engine is unknown")?
+        .info;
     let (plain, metered) = info
         .fingerprint
         .split_once(", with fuel metering ")
         .ok_or_else(|| format!("its engine fingerprint `{}` is not in a known form", info.fingerprint))?;
     let wanted = if fuel { metered } else { plain };
-    let profile = if info.board == arcella_core::board::GENERIC {
-        let target = info
-            .target
+    Ok((info.board.clone(), info.target.clone(), wanted.to_owned()))
+}
+
+/// The engine of `board` (or, for `generic`, the built-in defaults for
+/// `target`) as this host builds it: its fingerprint and profile.
+fn rebuild(board: &str, target: &str, fuel: bool, boards: &BoardSearch) -> Result<(String, EngineProfile), String> {
+    let profile = if board == arcella_core::board::GENERIC {
+        let target = target
             .parse()
-            .map_err(|e| format!("it reports target `{}`: {e}", info.target))?;
+            .map_err(|e| format!("it reports target `{target}`: {e}"))?;
         EngineProfile::default().with_target(target)
     } else {
-        let config = Defaults::for_this_user().config;
-        let config_dir = config.parent().unwrap_or(Path::new("/"));
-        BoardSearch::for_build_host(boards_dir, config_dir)
-            .load(&info.board, Path::new("."))
-            .map_err(|e| {
-                format!(
-                    "it runs board `{}`, which this host cannot load ({e}); give --boards-dir",
-                    info.board
-                )
-            })?
+        boards
+            .load(board, Path::new("."))
+            .map_err(|e| format!("it runs board `{board}`, which this host cannot load ({e}); give --boards-dir"))?
             .compile_profile()
     }
     .with_fuel(fuel);
-    let made = EngineFingerprint::of(&profile).to_string();
-    if made != wanted {
-        return Err(format!(
-            "it reports engine {wanted} (board `{}`, target `{}`), but this host compiles that to {made}: its \
-             arcella.toml sets [engine] keys of its own, or its board file or Arcella version differs from \
-             this host's; compile for it with `arcella compile --board FILE` and deploy that artifact to it",
-            info.board, info.target
-        ));
-    }
-    Ok((made, profile))
+    Ok((EngineFingerprint::of(&profile).to_string(), profile))
 }

@@ -4,8 +4,7 @@
 //! own types (postcard on the wire) are free to change shape, these are not.
 
 use arcella_core::protocol::{
-    self, DaemonInfo, ErrorKind, Isolation, LogLine, LogStream, ModuleKind, ModuleState, ModuleStatus, ModuleSummary,
-    UpdateOutcome,
+    self, DaemonInfo, ErrorKind, LogLine, LogStream, ModuleState, ModuleStatus, ModuleSummary, UpdateOutcome,
 };
 use serde::Serialize;
 
@@ -43,8 +42,8 @@ pub struct State {
 
 impl From<&ModuleState> for State {
     fn from(state: &ModuleState) -> Self {
-        let word = |state| Self {
-            state,
+        let mut fields = Self {
+            state: state.word(),
             exit_code: None,
             failure: None,
             restart_attempt: None,
@@ -52,43 +51,16 @@ impl From<&ModuleState> for State {
             waiting_for: None,
         };
         match state {
-            ModuleState::Stopped => word("stopped"),
-            ModuleState::Starting => word("starting"),
-            ModuleState::Running => word("running"),
-            ModuleState::Stopping => word("stopping"),
-            ModuleState::Exited { code } => Self {
-                exit_code: Some(*code),
-                ..word("exited")
-            },
-            ModuleState::BackingOff { attempt, in_ms } => Self {
-                restart_attempt: Some(*attempt),
-                restart_in_ms: Some(*in_ms),
-                ..word("backing_off")
-            },
-            ModuleState::Failed { reason } => Self {
-                failure: Some(reason.clone()),
-                ..word("failed")
-            },
-            ModuleState::Waiting { reason } => Self {
-                waiting_for: Some(reason.clone()),
-                ..word("waiting")
-            },
+            ModuleState::Exited { code } => fields.exit_code = Some(*code),
+            ModuleState::BackingOff { attempt, in_ms } => {
+                fields.restart_attempt = Some(*attempt);
+                fields.restart_in_ms = Some(*in_ms);
+            }
+            ModuleState::Failed { reason } => fields.failure = Some(reason.clone()),
+            ModuleState::Waiting { reason } => fields.waiting_for = Some(reason.clone()),
+            ModuleState::Stopped | ModuleState::Starting | ModuleState::Running | ModuleState::Stopping => {}
         }
-    }
-}
-
-pub fn kind(kind: ModuleKind) -> &'static str {
-    match kind {
-        ModuleKind::Command => "command",
-        ModuleKind::Service => "service",
-        ModuleKind::Provider => "provider",
-    }
-}
-
-pub fn isolation(isolation: Isolation) -> &'static str {
-    match isolation {
-        Isolation::Main => "main",
-        Isolation::Worker => "worker",
+        fields
     }
 }
 
@@ -117,8 +89,8 @@ impl From<&ModuleSummary> for Module {
         Self {
             id: m.id.clone(),
             version: m.version.clone(),
-            kind: kind(m.kind),
-            isolation: isolation(m.isolation),
+            kind: m.kind.word(),
+            isolation: m.isolation.word(),
             state: State::from(&m.state),
         }
     }
@@ -458,7 +430,7 @@ impl From<&arcella_core::protocol::telemetry::Telemetry> for Telemetry {
                 .map(|m| TelemetryModule {
                     id: m.id.clone(),
                     version: m.version.clone(),
-                    isolation: isolation(m.isolation),
+                    isolation: m.isolation.word(),
                     state: State::from(&m.state),
                     restarts: m.restarts,
                     started_at: m.started_at,

@@ -422,6 +422,43 @@ pub enum ModuleState {
     },
 }
 
+impl ModuleState {
+    /// The state as one word, as `--json` and the MQTT JSON mirror show it.
+    pub fn word(&self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Exited { .. } => "exited",
+            Self::BackingOff { .. } => "backing_off",
+            Self::Failed { .. } => "failed",
+            Self::Waiting { .. } => "waiting",
+        }
+    }
+}
+
+impl ModuleKind {
+    /// `command`, `service` or `provider`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Command => "command",
+            Self::Service => "service",
+            Self::Provider => "provider",
+        }
+    }
+}
+
+impl Isolation {
+    /// `main` or `worker`.
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Main => "main",
+            Self::Worker => "worker",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleSummary {
     pub id: String,

@@ -27,6 +27,8 @@ pub struct Discovery {
     /// Whether the device's own entities went out in this run.
     device_announced: bool,
     file: PathBuf,
+    /// Whether `file` holds `prefix` and `announced` as they are.
+    saved: bool,
 }
 
 impl Discovery {
@@ -46,29 +48,33 @@ impl Discovery {
             }
             (None, _) => {}
         }
-        Some(Self {
-            prefix: prefix?.to_owned(),
+        Some(Self::new(prefix?, device, file, BTreeSet::new(), false))
+    }
+
+    fn new(prefix: &str, device: &str, file: PathBuf, announced: BTreeSet<String>, saved: bool) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
             device: device.to_owned(),
             node: format!("arcella_{device}"),
-            announced: BTreeSet::new(),
+            announced,
             device_announced: false,
             file,
-        })
+            saved,
+        }
     }
 
     /// The record an earlier run left: `prefix <prefix>`, then one id a line.
     fn load(file: &std::path::Path, device: &str) -> Option<Self> {
         let text = std::fs::read_to_string(file).ok()?;
         let mut lines = text.lines();
-        let prefix = lines.next()?.strip_prefix("prefix ")?.to_owned();
-        Some(Self {
+        let prefix = lines.next()?.strip_prefix("prefix ")?;
+        Some(Self::new(
             prefix,
-            device: device.to_owned(),
-            node: format!("arcella_{device}"),
-            announced: lines.map(str::to_owned).collect(),
-            device_announced: false,
-            file: file.to_owned(),
-        })
+            device,
+            file.to_owned(),
+            lines.map(str::to_owned).collect(),
+            true,
+        ))
     }
 
     /// Clears every config this record stands for: the device's own
@@ -84,9 +90,7 @@ impl Discovery {
                 .iter()
                 .map(|id| self.config_topic("sensor", &module_object(id))),
         );
-        for topic in topics {
-            let _ = client.publish(topic, QoS::AtLeastOnce, true, Vec::new());
-        }
+        topics.for_each(|topic| remove(client, topic));
     }
 
     /// The config topic of one entity.
@@ -140,14 +144,9 @@ impl Discovery {
             );
         }
         for gone in self.announced.difference(&now) {
-            let _ = client.publish(
-                self.config_topic("sensor", &module_object(gone)),
-                QoS::AtLeastOnce,
-                true,
-                Vec::new(),
-            );
+            remove(client, self.config_topic("sensor", &module_object(gone)));
         }
-        if now != self.announced || !self.file.exists() {
+        if now != self.announced || !self.saved {
             self.announced = now;
             self.save();
         }
@@ -164,7 +163,7 @@ impl Discovery {
 
     /// Keeps the ids announced; a failure costs only a stale entity in
     /// Home Assistant after a restart, so it is logged, not fatal.
-    fn save(&self) {
+    fn save(&mut self) {
         let text: String = std::iter::once(format!("prefix {}\n", self.prefix))
             .chain(self.announced.iter().map(|id| format!("{id}\n")))
             .collect();
@@ -173,6 +172,7 @@ impl Discovery {
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
             .and_then(|()| std::fs::write(&self.file, text));
+        self.saved = written.is_ok();
         if let Err(e) = written {
             log::warn!(
                 "cannot keep the modules announced to Home Assistant in {}: {e}",
@@ -180,6 +180,11 @@ impl Discovery {
             );
         }
     }
+}
+
+/// Clears one entity's retained config: Home Assistant deletes it.
+fn remove(client: &Client, topic: String) {
+    let _ = client.publish(topic, QoS::AtLeastOnce, true, Vec::new());
 }
 
 fn module_object(id: &str) -> String {

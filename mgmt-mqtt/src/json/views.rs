@@ -7,7 +7,7 @@
 
 use arcella_core::protocol::fleet::{Convergence, DocumentId, Phase, Step};
 use arcella_core::protocol::telemetry::Telemetry;
-use arcella_core::protocol::{DeviceReport, Event, Isolation, LogLevel, LogStream, ModuleKind, ModuleState};
+use arcella_core::protocol::{DeviceReport, Event, LogLevel, LogStream, ModuleHealth, ModuleState};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -59,65 +59,38 @@ pub struct StateFields<'a> {
 
 impl<'a> StateFields<'a> {
     pub fn of(state: &'a ModuleState) -> Self {
-        let word = |state| Self {
-            state,
+        let mut fields = Self {
+            state: state.word(),
             exit_code: None,
             attempt: None,
             retry_in_ms: None,
             reason: None,
         };
         match state {
-            ModuleState::Stopped => word("stopped"),
-            ModuleState::Starting => word("starting"),
-            ModuleState::Running => word("running"),
-            ModuleState::Stopping => word("stopping"),
-            ModuleState::Exited { code } => Self {
-                exit_code: Some(*code),
-                ..word("exited")
-            },
-            ModuleState::BackingOff { attempt, in_ms } => Self {
-                attempt: Some(*attempt),
-                retry_in_ms: Some(*in_ms),
-                ..word("backing_off")
-            },
-            ModuleState::Failed { reason } => Self {
-                reason: Some(reason),
-                ..word("failed")
-            },
-            ModuleState::Waiting { reason } => Self {
-                reason: Some(reason),
-                ..word("waiting")
-            },
+            ModuleState::Exited { code } => fields.exit_code = Some(*code),
+            ModuleState::BackingOff { attempt, in_ms } => {
+                fields.attempt = Some(*attempt);
+                fields.retry_in_ms = Some(*in_ms);
+            }
+            ModuleState::Failed { reason } | ModuleState::Waiting { reason } => fields.reason = Some(reason),
+            ModuleState::Stopped | ModuleState::Starting | ModuleState::Running | ModuleState::Stopping => {}
         }
-    }
-}
-
-fn kind(kind: ModuleKind) -> &'static str {
-    match kind {
-        ModuleKind::Command => "command",
-        ModuleKind::Service => "service",
-        ModuleKind::Provider => "provider",
-    }
-}
-
-fn isolation(isolation: Isolation) -> &'static str {
-    match isolation {
-        Isolation::Main => "main",
-        Isolation::Worker => "worker",
+        fields
     }
 }
 
 impl<'a> StateView<'a> {
     pub fn new(device: &'a str, report: &'a DeviceReport, at: u64) -> Self {
+        let health: BTreeMap<&str, &ModuleHealth> = report.health.iter().map(|h| (h.id.as_str(), h)).collect();
         let modules = report
             .modules
             .iter()
             .map(|m| {
-                let health = report.health.iter().find(|h| h.id == m.id);
+                let health = health.get(m.id.as_str());
                 let view = ModuleView {
                     version: &m.version,
-                    kind: kind(m.kind),
-                    isolation: isolation(m.isolation),
+                    kind: m.kind.word(),
+                    isolation: m.isolation.word(),
                     state: StateFields::of(&m.state),
                     healthy: health.is_some_and(|h| h.healthy),
                     restarts: health.map_or(0, |h| h.restarts),
@@ -316,7 +289,7 @@ impl<'a> TelemetryView<'a> {
                 .map(|m| {
                     let view = ModuleUsageView {
                         version: &m.version,
-                        isolation: isolation(m.isolation),
+                        isolation: m.isolation.word(),
                         state: StateFields::of(&m.state),
                         restarts: m.restarts,
                         started_at: m.started_at,
