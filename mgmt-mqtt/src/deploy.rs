@@ -90,6 +90,18 @@ pub fn deploy_builds(
     chunk_len: u32,
     module: ModuleSpec,
 ) -> Result<u64, OperatorError> {
+    let entry = publish_entry(operator, builds, chunk_len, module)?;
+    change(operator, signer, target, |modules| put(modules, entry))
+}
+
+/// Publishes every build's artifact; returns the document entry that
+/// names them (one artifact for all, or one per engine fingerprint).
+pub fn publish_entry(
+    operator: &Operator,
+    builds: &[Build<'_>],
+    chunk_len: u32,
+    module: ModuleSpec,
+) -> Result<DesiredModule, OperatorError> {
     let mut variants = Vec::with_capacity(builds.len());
     for build in builds {
         let mut artifact = operator.publish_artifact(build.artifact, chunk_len)?;
@@ -106,18 +118,20 @@ pub fn deploy_builds(
     if builds.iter().all(|b| b.fingerprint.is_none()) {
         variants.clear();
     }
-    let entry = DesiredModule {
+    Ok(DesiredModule {
         id: module.id,
         artifact: first,
         variants,
         component_toml: module.component_toml,
         deployment_toml: module.deployment_toml,
         run: module.run,
-    };
-    change(operator, signer, target, |modules| {
-        modules.retain(|m| m.id != entry.id);
-        modules.push(entry);
     })
+}
+
+/// `modules` with `entry` in place of any entry of its id.
+pub fn put(modules: &mut Vec<DesiredModule>, entry: DesiredModule) {
+    modules.retain(|m| m.id != entry.id);
+    modules.push(entry);
 }
 
 /// Publishes a desired state without `module`; returns the new version.
@@ -125,49 +139,79 @@ pub fn undeploy(operator: &Operator, signer: &Signer, target: &Target, module: &
     change(operator, signer, target, |modules| modules.retain(|m| m.id != module))
 }
 
-/// What the broker holds for a target: the newest of the retained
-/// document and the documents devices applied, counting only those
-/// signed by a key `trust` names (others are reported and skipped).
+/// The documents a change builds on: those retained on the broker and
+/// those devices report they applied (`true`), as signed.
+#[derive(Debug, Clone, Default)]
+pub struct Documents {
+    candidates: Vec<(SignedDocument, bool)>,
+}
+
+impl Documents {
+    /// What a change of `target` builds on.
+    pub fn of(operator: &Operator, target: &Target) -> Result<Self, OperatorError> {
+        let mut candidates: Vec<(SignedDocument, bool)> =
+            operator.desired(target)?.into_iter().map(|d| (d, false)).collect();
+        candidates.extend(operator.applied()?.into_iter().map(|d| (d, true)));
+        Ok(Self { candidates })
+    }
+
+    /// What changes of any target build on: every document, gathered once
+    /// (a rollout changes many devices' documents).
+    pub fn all(operator: &Operator) -> Result<Self, OperatorError> {
+        let mut candidates: Vec<(SignedDocument, bool)> =
+            operator.all_desired()?.into_iter().map(|d| (d, false)).collect();
+        candidates.extend(operator.applied()?.into_iter().map(|d| (d, true)));
+        Ok(Self { candidates })
+    }
+
+    /// The newest document for `target` signed by a key `trust` names.
+    pub fn newest(&self, trust: &TrustPolicy, target: &Target) -> Option<DesiredDocument> {
+        self.survey(trust, target).newest
+    }
+
+    /// What the documents hold for `target`, counting only those signed by
+    /// a key `trust` names (others are reported and skipped).
+    fn survey(&self, trust: &TrustPolicy, target: &Target) -> Survey {
+        let wanted = target.document_target();
+        let mut survey = Survey {
+            newest: None,
+            applied: None,
+        };
+        for (signed, by_device) in &self.candidates {
+            let Some(unverified) = document::read_unverified(signed) else {
+                continue;
+            };
+            if unverified.target != wanted {
+                continue;
+            }
+            // Devices only apply what a key they trust signed: the version
+            // to stay above, whoever signed it. (The retained document is
+            // not counted: anyone the ACL lets publish could have put it there.)
+            if *by_device && survey.applied.is_none_or(|(v, _)| unverified.version > v) {
+                survey.applied = Some((unverified.version, signed.signature.key));
+            }
+            match document::open(trust, signed) {
+                Ok(doc) if survey.newest.as_ref().is_none_or(|n| doc.version > n.version) => {
+                    survey.newest = Some(doc);
+                }
+                Ok(_) => {}
+                Err(reason) => log::warn!(
+                    "a desired-state document for {wanted} (version {}) is ignored: {reason}",
+                    unverified.version
+                ),
+            }
+        }
+        survey
+    }
+}
+
+/// What the broker holds for a target.
 struct Survey {
     /// The newest document signed by a trusted key.
     newest: Option<DesiredDocument>,
     /// The newest version a device applied, whoever signed it, and the
     /// key that did.
     applied: Option<(u64, [u8; 32])>,
-}
-
-fn survey(operator: &Operator, trust: &TrustPolicy, target: &Target) -> Result<Survey, OperatorError> {
-    let wanted = target.document_target();
-    let mut candidates: Vec<(SignedDocument, bool)> =
-        operator.desired(target)?.into_iter().map(|d| (d, false)).collect();
-    candidates.extend(operator.applied()?.into_iter().map(|d| (d, true)));
-    let mut survey = Survey {
-        newest: None,
-        applied: None,
-    };
-    for (signed, by_device) in candidates {
-        let Some(unverified) = document::read_unverified(&signed) else {
-            continue;
-        };
-        if unverified.target != wanted {
-            continue;
-        }
-        // Devices only apply what a key they trust signed: the version
-        // to stay above, whoever signed it. (The retained document is
-        // not counted: anyone the ACL lets publish could have put it there.)
-        if by_device && survey.applied.is_none_or(|(v, _)| unverified.version > v) {
-            survey.applied = Some((unverified.version, signed.signature.key));
-        }
-        match document::open(trust, &signed) {
-            Ok(doc) if survey.newest.as_ref().is_none_or(|n| doc.version > n.version) => survey.newest = Some(doc),
-            Ok(_) => {}
-            Err(reason) => log::warn!(
-                "a desired-state document for {wanted} (version {}) is ignored: {reason}",
-                unverified.version
-            ),
-        }
-    }
-    Ok(survey)
 }
 
 /// Publishes the target's next desired-state version, changed by `edit`.
@@ -177,7 +221,18 @@ fn change(
     target: &Target,
     edit: impl FnOnce(&mut Vec<DesiredModule>),
 ) -> Result<u64, OperatorError> {
-    let survey = survey(operator, &signer.trust, target)?;
+    change_from(operator, signer, &mut Documents::of(operator, target)?, target, edit)
+}
+
+/// [`change`] built on `documents`, which then hold the new document too.
+pub fn change_from(
+    operator: &Operator,
+    signer: &Signer,
+    documents: &mut Documents,
+    target: &Target,
+    edit: impl FnOnce(&mut Vec<DesiredModule>),
+) -> Result<u64, OperatorError> {
+    let survey = documents.survey(&signer.trust, target);
     let (version, mut modules) = survey.newest.map_or((0, Vec::new()), |d| (d.version, d.modules));
     let wanted = target.document_target();
     let version = version
@@ -200,7 +255,9 @@ fn change(
         version,
         modules,
     };
-    operator.publish_desired(target, &document::sign(&signer.key, &document))?;
+    let signed = document::sign(&signer.key, &document);
+    operator.publish_desired(target, &signed)?;
+    documents.candidates.push((signed, false));
     Ok(version)
 }
 
@@ -238,7 +295,8 @@ pub fn targets(fleet: &BTreeMap<String, DeviceView>, target: &Target) -> Vec<Str
     }
 }
 
-fn outcome(view: &DeviceView, target: &Target, version: u64) -> Outcome {
+/// Where `view` stands with `target`'s document `version`.
+pub(crate) fn outcome(view: &DeviceView, target: &Target, version: u64) -> Outcome {
     let Some(c) = &view.convergence else {
         return if view.online {
             Outcome::Pending("no progress reported yet".into())

@@ -13,6 +13,7 @@ pub mod json;
 pub mod operator;
 pub mod reconcile;
 mod report;
+pub mod rollout;
 mod tls;
 pub mod topics;
 pub mod wire;

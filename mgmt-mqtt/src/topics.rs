@@ -122,6 +122,31 @@ pub fn group_desired(group: &str) -> Result<String, BadName> {
     Ok(format!("{ROOT}/group/{}/desired", checked(group)?))
 }
 
+/// Retained state of the group's staged rollout (signed `RolloutState`).
+pub fn group_rollout(group: &str) -> Result<String, BadName> {
+    Ok(format!("{ROOT}/group/{}/rollout", checked(group)?))
+}
+
+/// Retained claim of the operator connection running the group's
+/// rollout now (`nonce` names the connection); its last will clears it.
+pub fn group_rollout_claim(group: &str, nonce: &str) -> Result<String, BadName> {
+    Ok(format!(
+        "{ROOT}/group/{}/rollout/claims/{}",
+        checked(group)?,
+        checked(nonce)?
+    ))
+}
+
+/// Every claim on the group's rollout.
+pub fn group_rollout_claims(group: &str) -> Result<String, BadName> {
+    Ok(format!("{ROOT}/group/{}/rollout/claims/+", checked(group)?))
+}
+
+/// The JSON mirror's topic `leaf` for a group (`rollout`).
+pub fn group_json(group: &str, leaf: &str) -> Result<String, BadName> {
+    Ok(format!("{ROOT}/group/{}/json/{leaf}", checked(group)?))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +168,15 @@ mod tests {
         assert_eq!(t.instance(), "arcella/v1/gw-17/instance");
         assert_eq!(artifact_chunk("ab", 3), "arcella/v1/artifacts/ab/3");
         assert_eq!(group_desired("north").unwrap(), "arcella/v1/group/north/desired");
+        assert_eq!(group_rollout("north").unwrap(), "arcella/v1/group/north/rollout");
+        assert_eq!(
+            group_rollout_claim("north", "ab12").unwrap(),
+            "arcella/v1/group/north/rollout/claims/ab12"
+        );
+        assert_eq!(
+            group_json("north", "rollout").unwrap(),
+            "arcella/v1/group/north/json/rollout"
+        );
     }
 
     #[test]

@@ -4,15 +4,20 @@
 //! never sends. The live topics are checked against it too, through a real
 //! broker, in the daemon's tests (`daemon::mqtt`).
 
-use arcella_core::protocol::fleet::{Convergence, DocumentId, ModuleProgress, Phase, Refusal, RefusedDocument, Step};
+use arcella_core::protocol::fleet::{
+    ArtifactRef, Convergence, DesiredModule, DocumentId, ModuleProgress, Phase, Refusal, RefusedDocument, Step,
+};
 use arcella_core::protocol::telemetry::{ModuleTelemetry, Telemetry, WorkerTelemetry};
 use arcella_core::protocol::{
     DaemonInfo, DeviceReport, Event, Isolation, LogLevel, LogLine, LogStream, ModuleHealth, ModuleKind, ModuleState,
     ModuleSummary,
 };
-use arcella_mqtt::json::views::{ConvergenceView, EventView, StateView, TelemetryView};
+use arcella_mqtt::json::views::{ConvergenceView, EventView, RolloutView, StateView, TelemetryView};
+use arcella_mqtt::rollout::state::{DeviceProgress, DeviceStatus, RolloutPhase, RolloutState};
+use arcella_mqtt::rollout::{Plan, parse_waves};
 use arcella_test_broker::mirror_schema::MirrorSchema as Schema;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 fn every_state() -> Vec<ModuleState> {
     vec![
@@ -274,4 +279,111 @@ fn a_state_too_big_for_one_message_leaves_modules_out_and_says_how_many() {
     )
     .unwrap();
     assert!(whole.get("modules_omitted").is_none());
+}
+
+fn rollout(phase: RolloutPhase) -> RolloutState {
+    let statuses = [
+        (DeviceStatus::Waiting, None),
+        (DeviceStatus::Updating, None),
+        (DeviceStatus::Healthy, None),
+        (DeviceStatus::Failed, Some("ticker: rolled back: trap \"unreachable\"")),
+        (DeviceStatus::Restored, Some("went offline during the soak")),
+        (
+            DeviceStatus::RestorePending {
+                reason: "offline: it returns to the previous document when it is back".into(),
+            },
+            None,
+        ),
+    ];
+    let ids: Vec<String> = (0..statuses.len()).map(|i| format!("gw-{i}")).collect();
+    RolloutState {
+        id: "0123456789abcdef".into(),
+        group: "north".into(),
+        operator: "ops".into(),
+        started: 1,
+        updated: 2,
+        plan: Plan {
+            waves: parse_waves("1,50%,100%").unwrap(),
+            soak: Duration::from_secs(60),
+            max_failures: "5%".parse().unwrap(),
+            wave_timeout: Duration::from_secs(600),
+        },
+        entry: DesiredModule {
+            id: "ticker".into(),
+            artifact: ArtifactRef {
+                sha256: [1; 32],
+                len: 10,
+                chunk_len: 1024,
+                signature: None,
+            },
+            variants: vec![],
+            component_toml: None,
+            deployment_toml: String::new(),
+            run: true,
+        },
+        waves: vec![ids[..1].to_vec(), ids[1..3].to_vec(), ids[3..].to_vec()],
+        devices: statuses
+            .into_iter()
+            .enumerate()
+            .map(|(i, (status, failure))| {
+                (
+                    ids[i].clone(),
+                    DeviceProgress {
+                        wave: u32::from(i >= 1) + u32::from(i >= 3),
+                        version: Some(3),
+                        restore_version: None,
+                        status,
+                        failure: failure.map(str::to_owned),
+                    },
+                )
+            })
+            .collect(),
+        phase,
+        skipped: vec![],
+    }
+}
+
+#[test]
+fn a_rollout_in_every_phase_and_device_status_matches_the_schema() {
+    let mut schema = Schema::load();
+    for phase in [
+        RolloutPhase::Wave {
+            index: 1,
+            soak_until: None,
+        },
+        RolloutPhase::Wave {
+            index: 2,
+            soak_until: Some(99),
+        },
+        RolloutPhase::Finishing,
+        RolloutPhase::Done,
+        RolloutPhase::Aborting {
+            reason: "3 failures".into(),
+        },
+        RolloutPhase::Aborted {
+            reason: "aborted by ops".into(),
+        },
+    ] {
+        let state = rollout(phase);
+        let view = serde_json::to_value(RolloutView::new(&state)).unwrap();
+        schema.assert_valid("rollout", &view);
+        // A failed device returned to the previous document still counts.
+        assert_eq!(view["failures"], 2, "{view}");
+        assert_eq!(view["max_failures"], 0, "5% of 6 devices tolerates none: {view}");
+        assert_eq!(view["waves"][2]["failed"], 2, "{view}");
+        assert_eq!(
+            view["devices"]["gw-3"]["reason"],
+            "ticker: rolled back: trap \"unreachable\""
+        );
+    }
+    let good = serde_json::to_value(RolloutView::new(&rollout(RolloutPhase::Aborted { reason: "x".into() }))).unwrap();
+    let mut bad = good.clone();
+    bad.as_object_mut().unwrap().remove("reason");
+    assert!(schema.check("rollout", &bad).is_err(), "aborted without why");
+    let mut bad = good.clone();
+    bad["devices"]["gw-3"].as_object_mut().unwrap().remove("reason");
+    assert!(schema.check("rollout", &bad).is_err(), "a failure without why");
+    let mut bad = good;
+    bad["phase"] = json!("paused");
+    assert!(schema.check("rollout", &bad).is_err(), "an unknown phase");
 }

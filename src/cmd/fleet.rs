@@ -1,11 +1,12 @@
 //! `arcella fleet`: the devices behind a broker, deploy and undeploy.
 
-use crate::cli::{DeployArgs, FleetArgs, FleetVerb, PurgeArgs, SignerArgs, TargetArgs, UndeployArgs};
+use crate::cli::{DeployArgs, FleetArgs, FleetVerb, ModuleArgs, PurgeArgs, SignerArgs, TargetArgs, UndeployArgs};
 use crate::cmd::render::json_value;
 use crate::exit::{self, Failure};
 use crate::output::outln;
 use arcella_core::digest;
 use arcella_core::signing;
+use arcella_core::signing::ArtifactSignature;
 use arcella_mqtt::broker::{BrokerError, BrokerSettings};
 use arcella_mqtt::deploy::{self, ModuleSpec, Outcome, Signer};
 use arcella_mqtt::operator::{Operator, OperatorError, Target};
@@ -25,6 +26,8 @@ pub enum FleetError {
     File { path: String, message: String },
     #[error("not every targeted device is healthy with the new desired state")]
     NotConverged,
+    #[error(transparent)]
+    Rollout(#[from] arcella_mqtt::rollout::RolloutError),
 }
 
 impl From<FleetError> for Failure {
@@ -33,6 +36,7 @@ impl From<FleetError> for Failure {
             FleetError::NotConverged => Failure::with_code(exit::NOT_CONVERGED, "not_converged", err),
             FleetError::Operator(_) | FleetError::Broker(_) => Failure::new("unreachable", err),
             FleetError::File { .. } => Failure::new("io", err),
+            FleetError::Rollout(e) => super::fleet_rollout::failure(e, &err),
         }
     }
 }
@@ -107,7 +111,7 @@ pub fn read_key(path: &Path) -> Result<ed25519_dalek::SigningKey, FleetError> {
     })
 }
 
-fn signer(args: &SignerArgs) -> Result<Signer, FleetError> {
+pub fn signer(args: &SignerArgs) -> Result<Signer, FleetError> {
     let mut others = Vec::new();
     for path in &args.trust {
         others.push(
@@ -124,6 +128,16 @@ fn signer(args: &SignerArgs) -> Result<Signer, FleetError> {
 /// environment (ARCELLA_BROKER_USERNAME, _PASSWORD, _CA_FILE, _CLIENT_CERT,
 /// _CLIENT_KEY), so they stay out of shell history and process lists.
 pub fn connect(url: &str, name: &str) -> Result<Operator, FleetError> {
+    connect_with_will(url, name, None)
+}
+
+/// [`connect`], with a last will the broker publishes if the connection
+/// dies without a goodbye.
+pub fn connect_with_will(
+    url: &str,
+    name: &str,
+    will: Option<arcella_mqtt::rumqttc::LastWill>,
+) -> Result<Operator, FleetError> {
     let client_id = format!("arcella-op-{name}-{}", std::process::id());
     let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     let settings = BrokerSettings {
@@ -134,11 +148,14 @@ pub fn connect(url: &str, name: &str) -> Result<Operator, FleetError> {
         client_key: env("ARCELLA_BROKER_CLIENT_KEY").map(Into::into),
         ..BrokerSettings::new(url, client_id)
     };
-    let options = settings.options()?;
+    let mut options = settings.options()?;
+    if let Some(will) = will {
+        options.set_last_will(will);
+    }
     Ok(Operator::connect(options, name)?)
 }
 
-fn read_text(path: &Path) -> Result<String, FleetError> {
+pub fn read_text(path: &Path) -> Result<String, FleetError> {
     std::fs::read_to_string(path).map_err(|e| FleetError::File {
         path: path.display().to_string(),
         message: e.to_string(),
@@ -146,12 +163,17 @@ fn read_text(path: &Path) -> Result<String, FleetError> {
 }
 
 pub fn execute(args: &FleetArgs, json: bool) -> Result<(), FleetError> {
+    // A rollout connects with its claim's last will: its own connection.
+    if let FleetVerb::Rollout(rollout) = &args.verb {
+        return super::fleet_rollout::execute(args, rollout, json);
+    }
     let operator = connect(&args.broker, &args.client)?;
     match &args.verb {
         FleetVerb::Devices => devices(&operator, json),
         FleetVerb::Deploy(deploy) => deploy_module(&operator, deploy, json),
         FleetVerb::Undeploy(undeploy) => undeploy_module(&operator, undeploy, json),
         FleetVerb::Purge(purge) => purge_artifacts(&operator, purge, json),
+        FleetVerb::Rollout(_) => Ok(()),
     }
 }
 
@@ -239,11 +261,83 @@ fn target(args: &TargetArgs) -> Target {
 }
 
 fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(), FleetError> {
+    let signer = signer(&args.module.signer)?;
+    let target = target(&args.target);
+    let release = prepare(operator, &args.module, &signer, &target, json)?;
+    let builds = release.builds();
+    let version = deploy::deploy_builds(
+        operator,
+        &signer,
+        &target,
+        &builds,
+        release.chunk_len,
+        release.spec.clone(),
+    )?;
+    for build in &release.artifacts {
+        let sha256 = digest::hex(&digest::sha256(&build.bytes));
+        if json {
+            json_value(&Progress::Published {
+                version,
+                artifact_sha256: Some(sha256),
+            });
+        } else if let Some(fingerprint) = &build.fingerprint {
+            outln!(
+                "published artifact {sha256} for engine {fingerprint} ({})",
+                build.devices.join(", ")
+            );
+        } else {
+            outln!("published artifact {sha256}");
+        }
+    }
+    if !json {
+        outln!("published desired state version {version}");
+    }
+    follow(operator, &target, version, args.target.timeout, json)
+}
+
+/// One artifact of a release: for every device, or for one engine.
+pub struct Artifact {
+    pub fingerprint: Option<String>,
+    pub bytes: Vec<u8>,
+    pub signature: ArtifactSignature,
+    /// The devices it was built for (a .wasm compiled here).
+    pub devices: Vec<String>,
+}
+
+/// What a deploy or a rollout publishes: the module and its artifacts.
+pub struct Release {
+    pub spec: ModuleSpec,
+    pub artifacts: Vec<Artifact>,
+    pub chunk_len: u32,
+}
+
+impl Release {
+    pub fn builds(&self) -> Vec<deploy::Build<'_>> {
+        self.artifacts
+            .iter()
+            .map(|a| deploy::Build {
+                fingerprint: a.fingerprint.clone(),
+                artifact: &a.bytes,
+                signature: Some(a.signature.clone()),
+            })
+            .collect()
+    }
+}
+
+/// Reads the module's files; a `.wasm` is compiled for the engines the
+/// targeted devices report, a `.cwasm` is taken as it is (signed with
+/// --key unless --signature is given).
+pub fn prepare(
+    operator: &Operator,
+    args: &ModuleArgs,
+    signer: &Signer,
+    target: &Target,
+    json: bool,
+) -> Result<Release, FleetError> {
     let artifact = std::fs::read(&args.artifact).map_err(|e| FleetError::File {
         path: args.artifact.display().to_string(),
         message: e.to_string(),
     })?;
-    let signer = signer(&args.signer)?;
     let component_toml = args.component.as_deref().map(read_text).transpose()?;
     let deployment_toml = read_text(&args.deployment)?;
     let id = module_id(component_toml.as_deref()).ok_or_else(|| FleetError::File {
@@ -255,59 +349,53 @@ fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(
             .to_string(),
         message: "a readable component.toml is needed: its name is the module's id on the devices".into(),
     })?;
-    let target = target(&args.target);
-    let chunk_len = u32::try_from(args.chunk_size).unwrap_or(u32::MAX);
     let spec = ModuleSpec {
         id,
         component_toml,
         deployment_toml,
         run: !args.stopped,
     };
+    let chunk_len = u32::try_from(args.chunk_size).unwrap_or(u32::MAX);
     let source = !matches!(
         arcella_core::artifact::InputKind::of(&artifact),
         arcella_core::artifact::InputKind::Artifact | arcella_core::artifact::InputKind::BareWasmtime
     );
-    if source {
-        let version = deploy_source(operator, args, &signer, &target, &artifact, chunk_len, spec, json)?;
-        return follow(operator, &target, version, args.target.timeout, json);
-    }
-    let sha256 = digest::sha256(&artifact);
-    let signature = match &args.signature {
-        Some(file) => signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
-            path: file.display().to_string(),
-            message: e.to_string(),
-        })?,
-        None => signing::sign(&signer.key, &sha256),
-    };
-    let version = deploy::deploy(operator, &signer, &target, &artifact, chunk_len, Some(signature), spec)?;
-    if json {
-        json_value(&Progress::Published {
-            version,
-            artifact_sha256: Some(digest::hex(&sha256)),
-        });
+    let artifacts = if source {
+        compile_for_targets(operator, args, signer, target, &artifact, &spec, json)?
     } else {
-        outln!(
-            "published artifact {} and desired state version {version}",
-            digest::hex(&sha256)
-        );
-    }
-    follow(operator, &target, version, args.target.timeout, json)
+        let signature = match &args.signature {
+            Some(file) => signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
+                path: file.display().to_string(),
+                message: e.to_string(),
+            })?,
+            None => signing::sign(&signer.key, &digest::sha256(&artifact)),
+        };
+        vec![Artifact {
+            fingerprint: None,
+            bytes: artifact,
+            signature,
+            devices: Vec::new(),
+        }]
+    };
+    Ok(Release {
+        spec,
+        artifacts,
+        chunk_len,
+    })
 }
 
-/// A `.wasm` deployed: compiled once per engine the targeted devices
-/// report, each artifact signed with --key; returns the version.
+/// A `.wasm`: compiled once per engine the targeted devices report, each
+/// artifact signed with --key.
 #[cfg(feature = "compiler")]
-#[allow(clippy::too_many_arguments)]
-fn deploy_source(
+fn compile_for_targets(
     operator: &Operator,
-    args: &DeployArgs,
+    args: &ModuleArgs,
     signer: &Signer,
     target: &Target,
     source: &[u8],
-    chunk_len: u32,
-    spec: ModuleSpec,
+    spec: &ModuleSpec,
     json: bool,
-) -> Result<u64, FleetError> {
+) -> Result<Vec<Artifact>, FleetError> {
     let refused = |message: String| FleetError::File {
         path: args.artifact.display().to_string(),
         message,
@@ -348,48 +436,28 @@ fn deploy_source(
             "no targeted device has an engine this host can compile for (see above)".into(),
         ));
     }
-    let signed: Vec<deploy::Build<'_>> = builds
+    Ok(builds
         .artifacts
-        .iter()
-        .map(|(fingerprint, bytes, _)| deploy::Build {
-            fingerprint: Some(fingerprint.clone()),
-            artifact: bytes,
-            signature: Some(signing::sign(&signer.key, &digest::sha256(bytes))),
+        .into_iter()
+        .map(|(fingerprint, bytes, devices)| Artifact {
+            fingerprint: Some(fingerprint),
+            signature: signing::sign(&signer.key, &digest::sha256(&bytes)),
+            bytes,
+            devices,
         })
-        .collect();
-    let version = deploy::deploy_builds(operator, signer, target, &signed, chunk_len, spec)?;
-    for (fingerprint, bytes, devices) in &builds.artifacts {
-        let sha256 = digest::hex(&digest::sha256(bytes));
-        if json {
-            json_value(&Progress::Published {
-                version,
-                artifact_sha256: Some(sha256),
-            });
-        } else {
-            outln!(
-                "published artifact {sha256} for engine {fingerprint} ({})",
-                devices.join(", ")
-            );
-        }
-    }
-    if !json {
-        outln!("published desired state version {version}");
-    }
-    Ok(version)
+        .collect())
 }
 
 #[cfg(not(feature = "compiler"))]
-#[allow(clippy::too_many_arguments)]
-fn deploy_source(
+fn compile_for_targets(
     _: &Operator,
-    args: &DeployArgs,
+    args: &ModuleArgs,
     _: &Signer,
     _: &Target,
     _: &[u8],
-    _: u32,
-    _: ModuleSpec,
+    _: &ModuleSpec,
     _: bool,
-) -> Result<u64, FleetError> {
+) -> Result<Vec<Artifact>, FleetError> {
     Err(FleetError::File {
         path: args.artifact.display().to_string(),
         message: "is not an artifact, and this arcella has no compiler (a device build): compile it with \

@@ -3,13 +3,15 @@
 //! are signed, each under a context of its own so that a signature made
 //! for one can never be taken for another: an artifact's sha256
 //! (`arcella sign`, here), a remote request (`request.rs`) and a whole
-//! desired-state document (`document.rs`).
+//! desired-state document (`document.rs`); operator tools also sign the
+//! records they leave for each other (`record.rs`).
 //!
 //! Files are text, one line each, so they survive copy-paste and email:
 //! a secret key is `arcella-ed25519-secret <64 hex>`, a public key is its
 //! 64 hex digits, a signature is `<public key hex> <signature hex>`.
 
 pub mod document;
+pub mod record;
 pub mod request;
 
 use crate::digest::{self, Sha256Digest};

@@ -28,6 +28,8 @@ pub const STATE: &str = "state";
 pub const CONVERGENCE: &str = "convergence";
 pub const TELEMETRY: &str = "telemetry";
 pub const EVENTS: &str = "events";
+/// The leaf of `arcella/v1/group/<G>/json/`: a staged rollout's progress.
+pub const ROLLOUT: &str = "rollout";
 
 /// The largest JSON payload sent: the agent's MQTT client refuses (and
 /// drops its connection over) a packet past the frame limit plus 1 KiB.

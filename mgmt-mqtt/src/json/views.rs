@@ -373,3 +373,103 @@ fn level_word(level: LogLevel) -> &'static str {
         LogLevel::Critical => "critical",
     }
 }
+
+/// `arcella/v1/group/<G>/json/rollout`, retained: a staged rollout's
+/// progress, published by the operator running it.
+#[derive(Debug, Serialize)]
+pub struct RolloutView<'a> {
+    pub group: &'a str,
+    pub id: &'a str,
+    pub module: &'a str,
+    pub operator: &'a str,
+    pub started: u64,
+    pub updated: u64,
+    /// updating, soaking, finishing, done, aborting, aborted.
+    pub phase: &'static str,
+    /// The wave being updated or soaked (from 1); null when not in a wave.
+    pub wave: Option<u32>,
+    pub wave_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub soak_until: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+    pub failures: usize,
+    pub max_failures: usize,
+    pub waves: Vec<WaveView>,
+    pub devices: BTreeMap<&'a str, RolloutDeviceView<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WaveView {
+    pub devices: usize,
+    pub healthy: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct RolloutDeviceView<'a> {
+    /// From 1.
+    pub wave: u32,
+    /// waiting, updating, healthy, failed, restored, restore_pending.
+    pub status: &'static str,
+    /// Why it failed (kept once restored), or why its return is pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'a str>,
+}
+
+impl<'a> RolloutView<'a> {
+    pub fn new(s: &'a crate::rollout::state::RolloutState) -> Self {
+        use crate::rollout::state::{DeviceStatus, RolloutPhase};
+        let (wave, soak_until, reason) = match &s.phase {
+            RolloutPhase::Wave { index, soak_until } => (Some(index + 1), *soak_until, None),
+            RolloutPhase::Aborting { reason } | RolloutPhase::Aborted { reason } => (None, None, Some(reason.as_str())),
+            RolloutPhase::Finishing | RolloutPhase::Done => (None, None, None),
+        };
+        let count = |ids: &[String], f: fn(&DeviceStatus) -> bool| {
+            ids.iter()
+                .filter(|id| s.devices.get(id.as_str()).is_some_and(|d| f(&d.status)))
+                .count()
+        };
+        Self {
+            group: &s.group,
+            id: &s.id,
+            module: &s.entry.id,
+            operator: &s.operator,
+            started: s.started,
+            updated: s.updated,
+            phase: s.phase.word(),
+            wave,
+            wave_count: s.waves.len(),
+            soak_until,
+            reason,
+            failures: s.failures(),
+            max_failures: s.tolerated(),
+            waves: s
+                .waves
+                .iter()
+                .map(|ids| WaveView {
+                    devices: ids.len(),
+                    healthy: count(ids, |d| *d == DeviceStatus::Healthy),
+                    failed: ids
+                        .iter()
+                        .filter(|id| s.devices.get(id.as_str()).is_some_and(|d| d.failure.is_some()))
+                        .count(),
+                })
+                .collect(),
+            devices: s
+                .devices
+                .iter()
+                .map(|(id, d)| {
+                    (
+                        id.as_str(),
+                        RolloutDeviceView {
+                            wave: d.wave + 1,
+                            status: d.status.word(),
+                            reason: d.failure.as_deref().or(d.status.reason()),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+}

@@ -29,6 +29,7 @@ mod mqtt;
 mod network;
 mod notify;
 mod protocol;
+mod rollout;
 mod sensor_gateway;
 mod shutdown;
 mod telemetry;

@@ -1,0 +1,198 @@
+//! A rollout's state, retained on the broker (`…/group/<G>/rollout`)
+//! and signed by the operator who runs it: an interrupted rollout
+//! resumes from it, `fleet rollout status` reads it, and the JSON mirror
+//! shows it.
+
+use super::plan::Plan;
+use crate::operator::{Operator, OperatorError};
+use crate::{topics, wire};
+use arcella_core::protocol::fleet::{DesiredModule, SignedDocument};
+use arcella_core::signing::{TrustPolicy, record};
+use ed25519_dalek::SigningKey;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Where a rollout is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RolloutPhase {
+    /// Wave `index` (from 0) is being updated, or soaking until `soak_until`
+    /// (Unix seconds).
+    Wave {
+        index: u32,
+        soak_until: Option<u64>,
+    },
+    /// Every wave passed: the group's document is being changed.
+    Finishing,
+    /// The group's document has the new entry.
+    Done,
+    /// Failures passed the threshold (or an operator aborted): the devices
+    /// already updated are being returned to the previous document.
+    Aborting {
+        reason: String,
+    },
+    Aborted {
+        reason: String,
+    },
+}
+
+impl RolloutPhase {
+    /// Whether nothing more will happen.
+    pub fn is_over(&self) -> bool {
+        matches!(self, RolloutPhase::Done | RolloutPhase::Aborted { .. })
+    }
+
+    pub fn word(&self) -> &'static str {
+        match self {
+            RolloutPhase::Wave { soak_until: None, .. } => "updating",
+            RolloutPhase::Wave { .. } => "soaking",
+            RolloutPhase::Finishing => "finishing",
+            RolloutPhase::Done => "done",
+            RolloutPhase::Aborting { .. } => "aborting",
+            RolloutPhase::Aborted { .. } => "aborted",
+        }
+    }
+}
+
+/// Where one device of a rollout is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DeviceStatus {
+    /// Its wave has not come.
+    Waiting,
+    /// Its document has the new entry; no verdict yet.
+    Updating,
+    /// Healthy with the new entry (through its wave's soak once that is over).
+    Healthy,
+    /// Counted against the rollout (`DeviceProgress::failure` says why).
+    Failed,
+    /// Returned to the previous document (abort).
+    Restored,
+    /// Its return was published but not confirmed: why.
+    RestorePending { reason: String },
+}
+
+impl DeviceStatus {
+    pub fn word(&self) -> &'static str {
+        match self {
+            DeviceStatus::Waiting => "waiting",
+            DeviceStatus::Updating => "updating",
+            DeviceStatus::Healthy => "healthy",
+            DeviceStatus::Failed => "failed",
+            DeviceStatus::Restored => "restored",
+            DeviceStatus::RestorePending { .. } => "restore_pending",
+        }
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            DeviceStatus::RestorePending { reason } => Some(reason),
+            _ => None,
+        }
+    }
+}
+
+/// One device's part in a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceProgress {
+    pub wave: u32,
+    /// The version of its own document that first carried the new entry.
+    pub version: Option<u64>,
+    /// The version of its own document that took the entry out again
+    /// (abort, or the end, when the group's document has it).
+    pub restore_version: Option<u64>,
+    pub status: DeviceStatus,
+    /// Why it counts against the rollout: failed, rolled back, refused
+    /// the document, offline in its wave's soak, or no verdict in time.
+    /// Kept once the device is restored.
+    pub failure: Option<String>,
+}
+
+/// Everything a rollout needs to resume.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutState {
+    /// What identifies the rollout: a digest of group, entry and plan.
+    pub id: String,
+    pub group: String,
+    /// Who started it (the operator's name) and when (Unix seconds).
+    pub operator: String,
+    pub started: u64,
+    pub updated: u64,
+    pub plan: Plan,
+    /// The new entry, its artifacts already on the broker.
+    pub entry: DesiredModule,
+    /// The devices of each wave, fixed when the rollout started.
+    pub waves: Vec<Vec<String>>,
+    pub devices: BTreeMap<String, DeviceProgress>,
+    pub phase: RolloutPhase,
+    /// Devices of the group left out, and why (their own document pins
+    /// the module).
+    pub skipped: Vec<(String, String)>,
+}
+
+impl RolloutState {
+    /// Devices counted against the rollout.
+    pub fn failures(&self) -> usize {
+        self.devices.values().filter(|d| d.failure.is_some()).count()
+    }
+
+    /// The failures the plan tolerates.
+    pub fn tolerated(&self) -> usize {
+        self.plan.max_failures.tolerated(self.devices.len())
+    }
+
+    pub fn soak(&self) -> Duration {
+        self.plan.soak
+    }
+}
+
+/// What the broker holds for a group's rollout.
+#[derive(Debug, Clone, Default)]
+pub struct Found {
+    /// The state, if signed by a key the reader trusts.
+    pub state: Option<RolloutState>,
+    /// Why a retained state was ignored (untrusted, unreadable).
+    pub ignored: Option<String>,
+}
+
+/// Reads the group's retained rollout state.
+pub fn load(operator: &Operator, trust: &TrustPolicy, group: &str) -> Result<Found, OperatorError> {
+    let topic = topics::group_rollout(group)?;
+    let found = operator.retained(&topic, Duration::from_millis(500))?;
+    let Some((_, payload)) = found.into_iter().rev().find(|(_, p)| !p.is_empty()) else {
+        return Ok(Found::default());
+    };
+    Ok(open(trust, &payload))
+}
+
+/// The state in a retained payload, if a trusted key signed it.
+pub fn open(trust: &TrustPolicy, payload: &[u8]) -> Found {
+    let ignored = |why: String| Found {
+        state: None,
+        ignored: Some(why),
+    };
+    let Ok(signed) = wire::decode::<SignedDocument>(payload) else {
+        return ignored("the retained rollout state is not one (unreadable)".into());
+    };
+    match record::open(trust, &signed) {
+        Ok(body) => match postcard::from_bytes::<RolloutState>(body) {
+            Ok(state) => Found {
+                state: Some(state),
+                ignored: None,
+            },
+            Err(e) => ignored(format!("the retained rollout state is unreadable: {e}")),
+        },
+        Err(e) => ignored(format!("the retained rollout state is ignored: {e}")),
+    }
+}
+
+/// Publishes `state` (retained, signed with `key`) and its JSON view.
+pub fn save(operator: &Operator, key: &SigningKey, state: &RolloutState) -> Result<(), OperatorError> {
+    let body = postcard::to_stdvec(state)
+        .map_err(|e| OperatorError::Frame(arcella_core::protocol::frame::FrameError::Malformed(e.to_string())))?;
+    let signed = record::sign(key, body);
+    operator.publish_raw(&topics::group_rollout(&state.group)?, true, wire::encode(&signed)?)?;
+    if let Some(json) = crate::json::bounded(&crate::json::views::RolloutView::new(state), crate::json::MAX_PAYLOAD) {
+        operator.publish_raw(&topics::group_json(&state.group, crate::json::ROLLOUT)?, true, json)?;
+    }
+    Ok(())
+}
