@@ -14,7 +14,7 @@ use arcella_core::protocol::{
 };
 use arcella_mqtt::json::views::{ConvergenceView, EventView, RolloutView, StateView, TelemetryView};
 use arcella_mqtt::rollout::state::{DeviceProgress, DeviceStatus, RolloutPhase, RolloutState};
-use arcella_mqtt::rollout::{Plan, parse_waves};
+use arcella_mqtt::rollout::{Amount, Plan};
 use arcella_test_broker::mirror_schema::MirrorSchema as Schema;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -303,9 +303,9 @@ fn rollout(phase: RolloutPhase) -> RolloutState {
         started: 1,
         updated: 2,
         plan: Plan {
-            waves: parse_waves("1,50%,100%").unwrap(),
+            waves: vec![Amount::Count(1), Amount::Percent(50), Amount::Percent(100)],
             soak: Duration::from_secs(60),
-            max_failures: "5%".parse().unwrap(),
+            max_failures: Amount::Percent(5),
             wave_timeout: Duration::from_secs(600),
         },
         entry: DesiredModule {

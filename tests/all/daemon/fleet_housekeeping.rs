@@ -329,6 +329,23 @@ fn the_shipped_acl_lets_a_deploy_through_and_keeps_each_device_to_its_own_topics
         dashed.recv_timeout(Duration::from_millis(300)).is_err(),
         "more than the mirror"
     );
+    // A rollout's progress, which operators publish per group, too (the
+    // signed postcard state beside it is not for dashboards).
+    op.publish_raw("arcella/v1/group/north/rollout", true, b"signed state".to_vec())
+        .unwrap();
+    op.publish_raw("arcella/v1/group/north/json/rollout", true, b"{}".to_vec())
+        .unwrap();
+    dash.subscribe("arcella/v1/group/north/rollout", QoS::AtLeastOnce).unwrap();
+    dash.subscribe("arcella/v1/group/north/json/rollout", QoS::AtLeastOnce)
+        .unwrap();
+    let progress = dashed
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the dashboard reads the group's rollout progress");
+    assert_eq!(progress.topic, "arcella/v1/group/north/json/rollout");
+    assert!(
+        dashed.recv_timeout(Duration::from_millis(300)).is_err(),
+        "the signed state too"
+    );
 
     // gw-1's credentials try to read gw-2's commands, desired state and
     // reports. The group's desired state, which gw-1 may read, shows the
