@@ -255,6 +255,12 @@ pub enum FleetVerb {
     Undeploy(UndeployArgs),
     /// Staged rollouts to a group: `start`, `status`, `abort`.
     Rollout(RolloutArgs),
+    /// Compile again, from the source the desired-state document keeps,
+    /// every module a targeted device reports needing an artifact for its
+    /// engine (Arcella upgraded, board or [engine] changed), for every
+    /// engine of the target, and publish the next version; then follow it
+    /// like deploy. Needs the compiler (a build host).
+    Rebuild(RebuildArgs),
     /// Clear the retained chunks of every artifact that no desired-state
     /// document on the broker (or applied by a device) refers to.
     Purge(PurgeArgs),
@@ -420,6 +426,17 @@ pub struct RolloutAbortArgs {
     pub group: String,
     #[command(flatten)]
     pub signer: SignerArgs,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RebuildArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// Where the devices' board names are looked up [default: as deploy's]
+    #[arg(long, value_name = "DIR", env = "ARCELLA_BOARDS_DIR")]
+    pub boards_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

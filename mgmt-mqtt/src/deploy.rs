@@ -67,7 +67,7 @@ pub fn deploy(
         artifact,
         signature,
     };
-    deploy_builds(operator, signer, target, &[build], chunk_len, module)
+    deploy_builds(operator, signer, target, &[build], None, chunk_len, module)
 }
 
 /// One artifact of a module: for every device, or (`fingerprint`) for
@@ -79,7 +79,8 @@ pub struct Build<'a> {
     pub signature: Option<ArtifactSignature>,
 }
 
-/// Publishes every build's artifact and a desired state with `module` in
+/// Publishes every build's artifact (and the module's `.wasm` `source`,
+/// if given, for `fleet rebuild`) and a desired state with `module` in
 /// it, each device to take the build for its engine (mixed boards);
 /// returns the new version. `builds` must not be empty.
 pub fn deploy_builds(
@@ -87,18 +88,21 @@ pub fn deploy_builds(
     signer: &Signer,
     target: &Target,
     builds: &[Build<'_>],
+    source: Option<&[u8]>,
     chunk_len: u32,
     module: ModuleSpec,
 ) -> Result<u64, OperatorError> {
-    let entry = publish_entry(operator, builds, chunk_len, module)?;
+    let entry = publish_entry(operator, builds, source, chunk_len, module)?;
     change(operator, signer, target, |modules| put(modules, entry))
 }
 
-/// Publishes every build's artifact; returns the document entry that
-/// names them (one artifact for all, or one per engine fingerprint).
+/// Publishes every build's artifact and the `source`; returns the
+/// document entry that names them (one artifact for all, or one per
+/// engine fingerprint).
 pub fn publish_entry(
     operator: &Operator,
     builds: &[Build<'_>],
+    source: Option<&[u8]>,
     chunk_len: u32,
     module: ModuleSpec,
 ) -> Result<DesiredModule, OperatorError> {
@@ -125,6 +129,9 @@ pub fn publish_entry(
         component_toml: module.component_toml,
         deployment_toml: module.deployment_toml,
         run: module.run,
+        source: source
+            .map(|bytes| operator.publish_artifact(bytes, chunk_len))
+            .transpose()?,
     })
 }
 

@@ -58,6 +58,12 @@ pub enum OperatorError {
     BehindDevices { target: String, applied: u64, key: String },
     #[error("nothing to deploy: no artifact was built")]
     NothingToDeploy,
+    #[error(
+        "the broker holds {found} of the {total} chunks of artifact {sha256} (purged, or the broker lost its retained messages): deploy the module's .wasm again"
+    )]
+    ArtifactIncomplete { sha256: String, found: u64, total: u64 },
+    #[error("the chunks of artifact {0} on the broker do not hash to it (tampered): deploy the module's .wasm again")]
+    ArtifactCorrupt(String),
 }
 
 /// What a desired state is for.
@@ -389,6 +395,37 @@ impl Operator {
             self.publish(topics::artifact_chunk(&hex, index as u64), true, wire::encode(&chunk)?)?;
         }
         self.flush(Duration::from_secs(60))
+    }
+
+    /// An artifact's bytes, from its retained chunks, checked against its
+    /// sha256.
+    pub fn fetch_artifact(&self, artifact: &ArtifactRef) -> Result<Vec<u8>, OperatorError> {
+        let hex = digest::hex(&artifact.sha256);
+        let total = artifact.chunks();
+        let mut chunks: Vec<Option<Vec<u8>>> = vec![None; usize::try_from(total).unwrap_or(usize::MAX)];
+        for (_, payload) in self.retained(&format!("{ROOT}/artifacts/{hex}/+"), Duration::from_millis(500))? {
+            let Ok(chunk) = wire::decode::<ArtifactChunk>(&payload) else {
+                continue; // the meta, or garbage
+            };
+            if chunk.sha256 == artifact.sha256
+                && let Some(slot) = chunks.get_mut(chunk.index as usize)
+            {
+                *slot = Some(chunk.data);
+            }
+        }
+        let found = chunks.iter().filter(|c| c.is_some()).count() as u64;
+        if found < total {
+            return Err(OperatorError::ArtifactIncomplete {
+                sha256: hex,
+                found,
+                total,
+            });
+        }
+        let bytes: Vec<u8> = chunks.into_iter().flatten().flatten().collect();
+        if digest::sha256(&bytes) != artifact.sha256 {
+            return Err(OperatorError::ArtifactCorrupt(hex));
+        }
+        Ok(bytes)
     }
 
     /// Clears an artifact's retained chunks (and its description) from

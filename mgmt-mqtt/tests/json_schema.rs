@@ -110,6 +110,9 @@ fn every_convergence_step_matches_the_schema() {
         Step::Drifted {
             reason: "stopped by hand".into(),
         },
+        Step::NeedsArtifact {
+            engine: "wasmtime-48.0.8/aarch64-unknown-linux-gnu/0dedce95752ab75a".into(),
+        },
     ];
     let convergence = Convergence {
         group: None,
@@ -141,6 +144,24 @@ fn every_convergence_step_matches_the_schema() {
     assert_eq!(view["modules"]["m7"]["step"], "rolled_back");
     assert_eq!(view["modules"]["m7"]["success"], false);
     assert_eq!(view["modules"]["m3"]["done"], false);
+    assert_eq!(view["modules"]["m10"]["step"], "needs_artifact");
+    assert_eq!(
+        view["modules"]["m10"]["done"], true,
+        "a verdict: nothing more happens by itself"
+    );
+    assert_eq!(view["modules"]["m10"]["success"], false);
+    assert!(
+        view["modules"]["m10"]["engine"]
+            .as_str()
+            .unwrap()
+            .starts_with("wasmtime-48.0.8/aarch64")
+    );
+    let mut bad = view.clone();
+    bad["modules"]["m10"].as_object_mut().unwrap().remove("engine");
+    assert!(
+        schema.check("convergence", &bad).is_err(),
+        "needs_artifact without the engine"
+    );
     assert!(view["refused"]["reason"].as_str().unwrap().contains("does not trust"));
     schema.assert_valid(
         "convergence",
@@ -320,6 +341,7 @@ fn rollout(phase: RolloutPhase) -> RolloutState {
             component_toml: None,
             deployment_toml: String::new(),
             run: true,
+            source: None,
         },
         waves: vec![ids[..1].to_vec(), ids[1..3].to_vec(), ids[3..].to_vec()],
         devices: statuses

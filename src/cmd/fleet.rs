@@ -60,7 +60,7 @@ struct Device {
 /// The lines of `fleet deploy`, `undeploy` and `purge` with `--json`.
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
-enum Progress {
+pub enum Progress {
     /// A desired-state version is on the broker (with its artifact).
     Published {
         version: u64,
@@ -94,7 +94,7 @@ enum Progress {
 }
 
 /// An outcome as a word and its detail.
-fn verdict(outcome: &Outcome) -> (&'static str, Option<String>) {
+pub fn verdict(outcome: &Outcome) -> (&'static str, Option<String>) {
     match outcome {
         Outcome::Converged => ("healthy", None),
         Outcome::Failed(reasons) => ("failed", Some(reasons.join("; "))),
@@ -174,6 +174,7 @@ pub fn execute(args: &FleetArgs, json: bool) -> Result<(), FleetError> {
         FleetVerb::Undeploy(undeploy) => undeploy_module(&operator, undeploy, json),
         FleetVerb::Purge(purge) => purge_artifacts(&operator, purge, json),
         FleetVerb::Rollout(_) => Ok(()),
+        FleetVerb::Rebuild(rebuild) => super::fleet_rebuild::rebuild(&operator, rebuild, json),
     }
 }
 
@@ -251,7 +252,7 @@ fn devices(operator: &Operator, json: bool) -> Result<(), FleetError> {
     Ok(())
 }
 
-fn target(args: &TargetArgs) -> Target {
+pub fn target(args: &TargetArgs) -> Target {
     match (&args.device, &args.group) {
         (Some(device), _) => Target::Device(device.clone()),
         (None, Some(group)) => Target::Group(group.clone()),
@@ -270,6 +271,7 @@ fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(
         &signer,
         &target,
         &builds,
+        release.source.as_deref(),
         release.chunk_len,
         release.spec.clone(),
     )?;
@@ -308,6 +310,9 @@ pub struct Artifact {
 pub struct Release {
     pub spec: ModuleSpec,
     pub artifacts: Vec<Artifact>,
+    /// The `.wasm` (or `.wat`) the artifacts were compiled from here, kept
+    /// on the broker for `fleet rebuild`.
+    pub source: Option<Vec<u8>>,
     pub chunk_len: u32,
 }
 
@@ -360,8 +365,9 @@ pub fn prepare(
         arcella_core::artifact::InputKind::of(&artifact),
         arcella_core::artifact::InputKind::Artifact | arcella_core::artifact::InputKind::BareWasmtime
     );
-    let artifacts = if source {
-        compile_for_targets(operator, args, signer, target, &artifact, &spec, json)?
+    let (artifacts, source) = if source {
+        let artifacts = compile_for_targets(operator, args, signer, target, &artifact, &spec, json)?;
+        (artifacts, Some(artifact))
     } else {
         let signature = match &args.signature {
             Some(file) => signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
@@ -370,16 +376,18 @@ pub fn prepare(
             })?,
             None => signing::sign(&signer.key, &digest::sha256(&artifact)),
         };
-        vec![Artifact {
+        let artifacts = vec![Artifact {
             fingerprint: None,
             bytes: artifact,
             signature,
             devices: Vec::new(),
-        }]
+        }];
+        (artifacts, None)
     };
     Ok(Release {
         spec,
         artifacts,
+        source,
         chunk_len,
     })
 }
@@ -487,7 +495,13 @@ fn undeploy_module(operator: &Operator, args: &UndeployArgs, json: bool) -> Resu
     follow(operator, &target, version, args.target.timeout, json)
 }
 
-fn follow(operator: &Operator, target: &Target, version: u64, timeout: Duration, json: bool) -> Result<(), FleetError> {
+pub fn follow(
+    operator: &Operator,
+    target: &Target,
+    version: u64,
+    timeout: Duration,
+    json: bool,
+) -> Result<(), FleetError> {
     if json {
         return follow_json(operator, target, version, timeout);
     }

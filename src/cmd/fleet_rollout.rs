@@ -52,6 +52,7 @@ fn start(fleet: &FleetArgs, args: &RolloutStartArgs, json: bool) -> Result<(), F
     };
     let release = Release {
         builds: &builds,
+        source: release.source.as_deref(),
         chunk_len: release.chunk_len,
         module: release.spec.clone(),
     };

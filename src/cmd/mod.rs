@@ -9,6 +9,7 @@ pub mod docs;
 pub mod fleet;
 #[cfg(feature = "compiler")]
 pub mod fleet_build;
+pub mod fleet_rebuild;
 pub mod fleet_rollout;
 pub mod inspect;
 pub mod json;

@@ -92,6 +92,10 @@ pub struct DesiredModule {
     pub deployment_toml: String,
     /// Run it (`true`) or keep it installed and stopped.
     pub run: bool,
+    /// The module's `.wasm` on the broker, when it was deployed from one:
+    /// what `fleet rebuild` compiles again for engines that appear later
+    /// (an Arcella upgrade, a board changed). Devices never fetch it.
+    pub source: Option<ArtifactRef>,
 }
 
 impl DesiredModule {
@@ -244,6 +248,14 @@ pub enum Step {
     Drifted {
         reason: String,
     },
+    /// Installed, but its artifact (or every artifact the document has)
+    /// was compiled for another engine than the device's `engine` now (an
+    /// Arcella upgrade, a board or `[engine]` change): nothing of it runs
+    /// until the document carries an artifact for that engine
+    /// (`fleet rebuild`).
+    NeedsArtifact {
+        engine: String,
+    },
 }
 
 impl Step {
@@ -322,6 +334,12 @@ impl std::fmt::Display for Step {
             Step::RolledBack { reason } => write!(f, "rolled back: {reason}"),
             Step::Failed { reason } => write!(f, "failed: {reason}"),
             Step::Drifted { reason } => write!(f, "drifted: {reason}"),
+            Step::NeedsArtifact { engine } => write!(
+                f,
+                "needs an artifact for this device's engine {engine}, which the document has none for: \
+                 `arcella fleet rebuild` compiles the module's .wasm for it on a build host that has the \
+                 device's board"
+            ),
         }
     }
 }

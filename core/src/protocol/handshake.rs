@@ -123,9 +123,9 @@ mod tests {
 
     #[test]
     fn handshake_layout_is_frozen() {
-        // Frame: u32 LE length 7; magic "ARCP"; version varint 6; peer "t".
+        // Frame: u32 LE length 7; magic "ARCP"; version varint 7; peer "t".
         // Only byte 8 may change, when PROTOCOL_VERSION is bumped.
-        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 6, 1, b't'];
+        let hello_frame = [7, 0, 0, 0, b'A', b'R', b'C', b'P', 7, 1, b't'];
         assert_eq!(encode(&hello("t")).unwrap(), hello_frame);
         // Welcome is variant 0: version varint 1, daemon "d".
         assert_eq!(encode(&welcome(1, "d")).unwrap(), [4, 0, 0, 0, 0, 1, 1, b'd']);
@@ -450,6 +450,7 @@ mod layout_tests {
                 queued: 6,
                 capacity: 64,
             }),
+            engine: Some(s("wasmtime-48.0.8/x86_64-unknown-linux-gnu/157f4e812d93ace9")),
         };
         let inspect = ModuleInspect {
             id: s("blinky"),

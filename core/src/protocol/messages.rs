@@ -486,6 +486,8 @@ pub struct ModuleStatus {
     pub last_update: Option<UpdateReport>,
     /// Its use of the message bus (`wasi:messaging`), if any.
     pub messaging: Option<super::messaging::MessagingStats>,
+    /// The engine fingerprint its artifact was compiled for (as shown).
+    pub engine: Option<String>,
 }
 
 /// An update (or rollback) of a module and its outcome.

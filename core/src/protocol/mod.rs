@@ -24,4 +24,4 @@ pub fn now_ms() -> u64 {
 }
 
 /// The protocol version this build speaks; peers must match exactly.
-pub const PROTOCOL_VERSION: u16 = 6;
+pub const PROTOCOL_VERSION: u16 = 7;

@@ -161,6 +161,9 @@ pub struct StepView<'a> {
     pub until: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'a str>,
+    /// With needs_artifact: the device's engine fingerprint now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<&'a str>,
 }
 
 impl<'a> StepView<'a> {
@@ -173,6 +176,7 @@ impl<'a> StepView<'a> {
             total: None,
             until: None,
             reason: None,
+            engine: None,
         };
         match step {
             Step::Pending => word("pending"),
@@ -200,6 +204,10 @@ impl<'a> StepView<'a> {
             Step::Drifted { reason } => Self {
                 reason: Some(reason),
                 ..word("drifted")
+            },
+            Step::NeedsArtifact { engine } => Self {
+                engine: Some(engine),
+                ..word("needs_artifact")
             },
         }
     }

@@ -51,7 +51,10 @@ impl Reconciler {
             match self.converge(module, inbox) {
                 Outcome::Done(step) => {
                     // A verdict against it stands until the next document.
-                    if matches!(step, Step::Failed { .. } | Step::RolledBack { .. }) {
+                    if matches!(
+                        step,
+                        Step::Failed { .. } | Step::RolledBack { .. } | Step::NeedsArtifact { .. }
+                    ) {
                         self.watched.remove(&module.id);
                     }
                     self.progress(&module.id, step);
@@ -92,21 +95,10 @@ impl Reconciler {
 
     fn converge(&mut self, module: &DesiredModule, inbox: &Inbox) -> Outcome {
         let engines = self.device.engines();
+        // No artifact of the document fits this device's engine: say
+        // which engine needs one (`fleet rebuild` reads it).
         let Some(artifact) = module.artifact_for(&engines) else {
-            return Outcome::Done(Step::Failed {
-                reason: format!(
-                    "the document has no artifact for this device's engine ({}); it has artifacts for {}; \
-                     deploy the module's .wasm again from a build host that has this device's board file, \
-                     or compile it for this engine; nothing installed",
-                    engines.join(" or "),
-                    module
-                        .variants
-                        .iter()
-                        .map(|v| v.fingerprint.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            });
+            return Outcome::Done(needs_artifact(&engines));
         };
         let wanted = Applied {
             artifact: artifact.sha256,
@@ -115,6 +107,11 @@ impl Reconciler {
         let state = self.state_of(&module.id);
         let installed = state.is_some();
         if installed && self.record.managed.get(&module.id) == Some(&wanted) {
+            // Installed from this entry, for an engine the device no longer
+            // runs (Arcella upgraded, board or [engine] changed).
+            if self.installed_engine(&module.id).is_some_and(|e| !engines.contains(&e)) {
+                return Outcome::Done(needs_artifact(&engines));
+            }
             return Outcome::Done(self.keep(module, state));
         }
         if let Err(reason) =
@@ -208,6 +205,17 @@ impl Reconciler {
     }
 
     /// An installed module's state, `None` if it is not installed.
+    /// The engine the installed artifact of `id` was compiled for.
+    fn installed_engine(&self, id: &str) -> Option<String> {
+        match self
+            .device
+            .answer(&self.actor(), Request::Status { module: id.to_owned() })
+        {
+            Ok(Response::Status(status)) => status.engine,
+            _ => None,
+        }
+    }
+
     fn state_of(&self, id: &str) -> Option<ModuleState> {
         match self
             .device
@@ -238,6 +246,13 @@ impl Reconciler {
                 .map_err(|e| e.message),
             None => Ok(()),
         }
+    }
+}
+
+/// The step of a module no artifact of whose entry fits `engines`.
+fn needs_artifact(engines: &[String]) -> Step {
+    Step::NeedsArtifact {
+        engine: engines.first().cloned().unwrap_or_else(|| "unknown".into()),
     }
 }
 

@@ -116,6 +116,8 @@ pub enum Event<'a> {
 #[derive(Debug)]
 pub struct Release<'a> {
     pub builds: &'a [Build<'a>],
+    /// The module's `.wasm`, when the artifacts were compiled from it here.
+    pub source: Option<&'a [u8]>,
     pub chunk_len: u32,
     pub module: ModuleSpec,
 }
@@ -214,6 +216,7 @@ fn rollout_id(group: &str, plan: &Plan, release: &Release<'_>) -> String {
         .iter()
         .map(|b| (b.fingerprint.as_deref(), digest::sha256(b.artifact)))
         .collect();
+    let source = release.source.map(digest::sha256);
     let key = (
         group,
         &m.id,
@@ -221,6 +224,7 @@ fn rollout_id(group: &str, plan: &Plan, release: &Release<'_>) -> String {
         &m.deployment_toml,
         m.run,
         artifacts,
+        source,
         plan,
     );
     let bytes = postcard::to_stdvec(&key).unwrap_or_default();
@@ -262,7 +266,13 @@ fn begin(
         !pinned
     });
     let waves = plan.assign(&members)?;
-    let entry = deploy::publish_entry(operator, release.builds, release.chunk_len, release.module)?;
+    let entry = deploy::publish_entry(
+        operator,
+        release.builds,
+        release.source,
+        release.chunk_len,
+        release.module,
+    )?;
     let devices = waves
         .iter()
         .enumerate()

@@ -227,6 +227,7 @@ fn desired_state_documents_that_are_stale_conflicting_forged_misaddressed_or_abs
             component_toml: Some(TICKER_COMPONENT.into()),
             deployment_toml: WORKER_SERVICE.into(),
             run,
+            source: None,
         }],
     };
     let publish = |doc: &DesiredDocument, by: &SigningKey| {
@@ -374,6 +375,7 @@ fn unsigned_untrusted_tampered_and_foreign_artifacts_are_refused_and_change_noth
             component_toml: Some(TICKER_COMPONENT.into()),
             deployment_toml: WORKER_SERVICE.into(),
             run: true,
+            source: None,
         }],
     };
     op.publish_desired(&target, &signing::document::sign(&key, &doc))
@@ -484,7 +486,7 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
         broker.url(),
         public.trim()
     );
-    let daemon = Daemon::start_with_config(&config);
+    let mut daemon = Daemon::start_with_config(&config);
     let ticker = work.path().join("ticker.cwasm");
     std::fs::copy(crate::support::artifact("ticker", "native"), &ticker).unwrap();
     crate::support::arcella([
@@ -652,18 +654,69 @@ fn the_cli_signs_deploys_and_manages_a_remote_device() {
     ])
     .expect_code(0);
     assert!(daemon.status("other").is_some());
+
+    // The device's engine changes under modules deployed as a .cwasm: it
+    // reports they need an artifact for its new engine, and `fleet
+    // rebuild` says why it cannot make one (no source kept) and what to do.
+    assert_eq!(daemon.terminate(), Some(0));
+    let config_file = daemon.socket().with_file_name("arcella.toml");
+    std::fs::write(
+        &config_file,
+        format!("{config}\n[engine]\nmemory_reservation = 67108864\n"),
+    )
+    .unwrap();
+    daemon.spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let listed = crate::support::arcella(["fleet", "--broker", &url, "devices"]);
+        if listed
+            .stdout
+            .contains("ticker needs an artifact for this device's engine wasmtime-")
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", listed.stdout);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    let rebuild = crate::support::arcella([
+        "fleet",
+        "--broker",
+        &url,
+        "rebuild",
+        "--to-device",
+        "gw-cli",
+        "--key",
+        key.to_str().unwrap(),
+    ]);
+    if cfg!(feature = "compiler") {
+        rebuild
+            .expect_code(1)
+            .stdout_has(&[
+                "ticker: deployed as a .cwasm, so the document keeps no source",
+                "deploy its .wasm",
+            ])
+            .stderr_has(&["no module could be rebuilt"]);
+    } else {
+        rebuild.expect_code(1).stderr_has(&["no compiler", "build host"]);
+    }
 }
 
 /// A board file for this host with its own memory layout: the engine of a
 /// device that names it differs from one on the built-in defaults.
 #[cfg(feature = "compiler")]
 fn small_x86_board(dir: &std::path::Path) {
+    x86_board(dir, "x86-small", 64);
+}
+
+/// A board file `NAME.toml` in `dir`: x86_64 with a `mib` MiB memory reservation.
+#[cfg(feature = "compiler")]
+fn x86_board(dir: &std::path::Path, name: &str, mib: u64) {
     let generic = include_str!("../../../board-configs/x86_64-generic.toml");
     let board = generic
-        .replace("name = \"x86_64-generic\"", "name = \"x86-small\"")
-        .replace("[engine]\n", "[engine]\nmemory_reservation = 67108864\n");
+        .replace("name = \"x86_64-generic\"", &format!("name = \"{name}\""))
+        .replace("[engine]\n", &format!("[engine]\nmemory_reservation = {}\n", mib << 20));
     std::fs::create_dir_all(dir).unwrap();
-    std::fs::write(dir.join("x86-small.toml"), board).unwrap();
+    std::fs::write(dir.join(format!("{name}.toml")), board).unwrap();
 }
 
 #[cfg(feature = "compiler")]
@@ -677,7 +730,7 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
     let base = |name: &str| config(&broker, name, Some("mixed"), &key);
     // Three engines in one group: the built-in defaults, a board, and
     // [engine] keys of the device's own that no build host reproduces.
-    let generic = Daemon::start_with_config(&base("gw-generic"));
+    let mut generic = Daemon::start_with_config(&base("gw-generic"));
     let small = Daemon::start_with_config(&format!(
         "board = \"x86-small\"\nboards_dir = \"{}\"\n{}",
         boards.display(),
@@ -725,7 +778,7 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
         "gw-generic: healthy",
         "gw-small: healthy",
         "gw-odd: FAILED",
-        "no artifact for this device's engine",
+        "needs an artifact for this device's engine wasmtime-",
     ]);
     // One artifact per engine: each device runs the one compiled for it.
     let (a, b) = (ticker_artifact(&generic), ticker_artifact(&small));
@@ -740,4 +793,57 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
     deploy_wasm(&["--signature", sig.to_str().unwrap()])
         .expect_code(1)
         .stderr_has(&["is a .wasm", "give no --signature"]);
+
+    // gw-generic's engine changes under its module (a board of its own
+    // now; an Arcella upgrade does the same): it reports the module needs
+    // an artifact for its new engine, and `fleet rebuild` compiles the
+    // source the document keeps for it; the document's other devices keep
+    // theirs, and the one this host cannot build for is named again.
+    x86_board(&boards, "x86-tiny", 48);
+    assert_eq!(generic.terminate(), Some(0));
+    let config = generic.socket().with_file_name("arcella.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "board = \"x86-tiny\"\nboards_dir = \"{}\"\n{}",
+            boards.display(),
+            base("gw-generic")
+        ),
+    )
+    .unwrap();
+    generic.spawn();
+    let engine = generic.cli(["info"]).stdout;
+    wait_for_fleet(&op, "gw-generic reports ticker needs an artifact", |fleet| {
+        fleet["gw-generic"].convergence.as_ref().is_some_and(|c| {
+            c.modules
+                .iter()
+                .any(|m| matches!(&m.step, Step::NeedsArtifact { engine: e } if engine.contains(e.as_str())))
+        })
+    });
+    crate::support::arcella([
+        "fleet",
+        "--broker",
+        &url,
+        "rebuild",
+        "--to-group",
+        "mixed",
+        "--key",
+        key_file.to_str().unwrap(),
+        "--boards-dir",
+        boards.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ])
+    .expect_code(3)
+    .stdout_has(&[
+        "ticker: needed by gw-generic (wasmtime-",
+        "gw-odd: skipped",
+        "published desired state version",
+        "gw-generic: healthy",
+        "gw-small: healthy",
+    ]);
+    let rebuilt = ticker_artifact(&generic);
+    assert_ne!(rebuilt, a, "an artifact for the new engine");
+    assert_ne!(rebuilt, b);
+    assert_eq!(ticker_artifact(&small), b, "gw-small kept its artifact");
 }

@@ -180,6 +180,7 @@ fn a_chunked_fetch_used_to_start_over_after_a_daemon_restart_now_it_resumes() {
             component_toml: Some(TICKER_COMPONENT.into()),
             deployment_toml: super::fleet::WORKER_SERVICE.into(),
             run: true,
+            source: None,
         }],
     };
     op.publish_desired(&target, &signing::document::sign(&key, &document))
@@ -335,7 +336,8 @@ fn the_shipped_acl_lets_a_deploy_through_and_keeps_each_device_to_its_own_topics
         .unwrap();
     op.publish_raw("arcella/v1/group/north/json/rollout", true, b"{}".to_vec())
         .unwrap();
-    dash.subscribe("arcella/v1/group/north/rollout", QoS::AtLeastOnce).unwrap();
+    dash.subscribe("arcella/v1/group/north/rollout", QoS::AtLeastOnce)
+        .unwrap();
     dash.subscribe("arcella/v1/group/north/json/rollout", QoS::AtLeastOnce)
         .unwrap();
     let progress = dashed

@@ -33,6 +33,18 @@ impl Supervisor {
     }
 
     pub fn status(&self, id: &str) -> Result<ModuleStatus, RemoteError> {
+        let mut status = self.status_locked(id)?;
+        // The artifact's header, read outside the lock.
+        status.engine = self
+            .inner
+            .store
+            .header(&status.artifact)
+            .ok()
+            .map(|h| h.fingerprint.to_string());
+        Ok(status)
+    }
+
+    fn status_locked(&self, id: &str) -> Result<ModuleStatus, RemoteError> {
         let state = self.lock();
         let slot = state.modules.get(id).ok_or_else(|| not_found(id))?;
         Ok(ModuleStatus {
@@ -51,6 +63,7 @@ impl Supervisor {
             }),
             last_update: slot.record.last_update.clone(),
             messaging: self.inner.bus.stats(id),
+            engine: None,
         })
     }
 
