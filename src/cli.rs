@@ -437,6 +437,13 @@ pub struct RebuildArgs {
     /// Where the devices' board names are looked up [default: as deploy's]
     #[arg(long, value_name = "DIR", env = "ARCELLA_BOARDS_DIR")]
     pub boards_dir: Option<PathBuf>,
+    /// Before upgrading the devices to this arcella's version: compile
+    /// every module that keeps its source for the engine this arcella
+    /// makes of each device's board, beside the artifacts they run now,
+    /// so each device finds its new artifact the moment it restarts on
+    /// the new version.
+    #[arg(long)]
+    pub ahead: bool,
 }
 
 #[derive(Debug, clap::Args)]

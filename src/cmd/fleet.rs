@@ -430,8 +430,9 @@ fn compile_for_targets(
         .artifact
         .file_name()
         .map_or_else(|| "module.wasm".into(), |n| n.to_string_lossy().into_owned());
-    let builds = super::fleet_build::build_for(source, &name, &fleet, &devices, fuel, args.boards_dir.as_deref())
-        .map_err(refused)?;
+    let builds =
+        super::fleet_build::build_for(source, &name, &fleet, &devices, fuel, args.boards_dir.as_deref(), false)
+            .map_err(refused)?;
     for line in &builds.skipped {
         if json {
             json_value(&Progress::Skipped { note: line.clone() });

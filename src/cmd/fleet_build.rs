@@ -25,6 +25,9 @@ pub struct Builds {
 
 /// Builds `source` for every engine among `devices`' reports; `fuel`:
 /// the deployment has a fuel limit (the metered variant is needed).
+/// `ahead`: for the engine this host makes of each device's board and
+/// target even where the device reports another (the engine it will run
+/// once upgraded to this host's Arcella).
 pub fn build_for(
     source: &[u8],
     name: &str,
@@ -32,6 +35,7 @@ pub fn build_for(
     devices: &[String],
     fuel: bool,
     boards_dir: Option<&Path>,
+    ahead: bool,
 ) -> Result<Builds, String> {
     let config = Defaults::for_this_user().config;
     let boards = BoardSearch::for_build_host(boards_dir, config.parent().unwrap_or(Path::new("/")));
@@ -46,7 +50,7 @@ pub fn build_for(
                 .entry((board.clone(), target.clone()))
                 .or_insert_with(|| rebuild(&board, &target, fuel, &boards))
                 .clone()?;
-            if made.0 != wanted {
+            if made.0 != wanted && !ahead {
                 return Err(format!(
                     "it reports engine {wanted} (board `{board}`, target `{target}`), but this host compiles that \
                      to {}: its arcella.toml sets [engine] keys of its own, or its board file or Arcella version \

@@ -2,8 +2,11 @@
 //! `[engine]` change) a device reports the modules whose artifacts no
 //! longer fit its engine (`needs_artifact`). This compiles each of them
 //! again, from the `.wasm` the desired-state document keeps on the
-//! broker, for every engine the target's devices report, and publishes
-//! the next version of the same document with those artifacts.
+//! broker, for every engine of the target's devices this host can make,
+//! and publishes the next version of the same document with those
+//! artifacts beside the ones it had (devices on engines this host cannot
+//! make, older Arcellas say, keep theirs). `--ahead` does it before the
+//! upgrade, for the engines the devices will run once upgraded.
 
 use super::fleet::FleetError;
 use crate::cli::RebuildArgs;
@@ -45,6 +48,14 @@ pub fn rebuild(operator: &Operator, args: &RebuildArgs, json: bool) -> Result<()
             }
         }
     }
+    if args.ahead {
+        for m in document.modules.iter().filter(|m| m.source.is_some()) {
+            needed
+                .entry(m.id.clone())
+                .or_default()
+                .push("every device, once upgraded (--ahead)".into());
+        }
+    }
     if needed.is_empty() {
         outln!(
             "no device of {} reports a module that needs an artifact for its engine",
@@ -82,6 +93,7 @@ pub fn rebuild(operator: &Operator, args: &RebuildArgs, json: bool) -> Result<()
             &devices,
             fuel,
             args.boards_dir.as_deref(),
+            args.ahead,
         )
         .map_err(|e| refused(format!("{module}: {e}")))?;
         for line in &builds.skipped {
@@ -114,6 +126,7 @@ pub fn rebuild(operator: &Operator, args: &RebuildArgs, json: bool) -> Result<()
         };
         let mut new = deploy::publish_entry(operator, &signed, None, source.chunk_len, spec)?;
         new.source = Some(source.clone());
+        keep_other_engines(&mut new, entry);
         for (fingerprint, bytes, for_devices) in &builds.artifacts {
             let sha256 = digest::hex(&digest::sha256(bytes));
             if !json {
@@ -149,6 +162,24 @@ pub fn rebuild(operator: &Operator, args: &RebuildArgs, json: bool) -> Result<()
         outln!("published desired state version {version}");
     }
     fleet::follow(operator, &target, version, args.target.timeout, json)
+}
+
+/// `new` (the variants just built) also carries what `old` had for the
+/// engines not built now: the devices on them keep their artifacts.
+#[cfg(feature = "compiler")]
+fn keep_other_engines(
+    new: &mut arcella_core::protocol::fleet::DesiredModule,
+    old: &arcella_core::protocol::fleet::DesiredModule,
+) {
+    let built: Vec<String> = new.variants.iter().map(|v| v.fingerprint.clone()).collect();
+    new.variants
+        .extend(old.variants.iter().filter(|v| !built.contains(&v.fingerprint)).cloned());
+    if old.variants.is_empty() {
+        // One artifact for all before: it stays the default for every
+        // device no variant names, and a variant equal to it is redundant.
+        new.artifact = old.artifact.clone();
+        new.variants.retain(|v| v.artifact.sha256 != old.artifact.sha256);
+    }
 }
 
 #[cfg(not(feature = "compiler"))]

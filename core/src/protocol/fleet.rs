@@ -78,8 +78,10 @@ pub struct SignedDocument {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DesiredModule {
     pub id: String,
-    /// The artifact, when every targeted device runs one engine (or the
-    /// first of `variants`).
+    /// The artifact, when every targeted device runs one engine; with
+    /// `variants`, the first of them, or (when it is none of them) the one
+    /// for every device no variant names (the engine a module was first
+    /// deployed for, after `fleet rebuild` added variants for new ones).
     pub artifact: ArtifactRef,
     /// One artifact per engine fingerprint, for a target whose devices run
     /// different engines (mixed boards; `fleet deploy` of a `.wasm`
@@ -100,16 +102,15 @@ pub struct DesiredModule {
 
 impl DesiredModule {
     /// The artifact for a device whose engine fingerprints (plain and
-    /// fuel-metered) are `engines`: `artifact` when there are no variants,
-    /// else the variant compiled for one of them (`None`: none is).
+    /// fuel-metered) are `engines`: the variant compiled for one of them,
+    /// else `artifact` unless it is one of the variants (`None`: nothing
+    /// the entry has fits).
     pub fn artifact_for(&self, engines: &[String]) -> Option<&ArtifactRef> {
-        if self.variants.is_empty() {
-            return Some(&self.artifact);
+        if let Some(v) = self.variants.iter().find(|v| engines.contains(&v.fingerprint)) {
+            return Some(&v.artifact);
         }
-        self.variants
-            .iter()
-            .find(|v| engines.contains(&v.fingerprint))
-            .map(|v| &v.artifact)
+        let is_variant = self.variants.iter().any(|v| v.artifact.sha256 == self.artifact.sha256);
+        (!is_variant).then_some(&self.artifact)
     }
 
     /// Every artifact the entry refers to (`artifact` and the variants').
@@ -341,5 +342,57 @@ impl std::fmt::Display for Step {
                  device's board"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(byte: u8) -> ArtifactRef {
+        ArtifactRef {
+            sha256: [byte; 32],
+            len: 1,
+            chunk_len: 1024,
+            signature: None,
+        }
+    }
+
+    fn entry(artifact: ArtifactRef, variants: &[(&str, u8)]) -> DesiredModule {
+        DesiredModule {
+            id: "m".into(),
+            artifact,
+            variants: variants
+                .iter()
+                .map(|(fingerprint, byte)| ArtifactVariant {
+                    fingerprint: (*fingerprint).into(),
+                    artifact: self::tests::artifact(*byte),
+                })
+                .collect(),
+            component_toml: None,
+            deployment_toml: String::new(),
+            run: true,
+            source: None,
+        }
+    }
+
+    #[test]
+    fn a_device_gets_its_engines_variant_else_the_default_artifact_if_there_is_one() {
+        let engines = |e: &str| vec![e.to_owned(), format!("{e}-fuel")];
+        // One artifact for all.
+        let single = entry(artifact(1), &[]);
+        assert_eq!(single.artifact_for(&engines("a")).unwrap().sha256, [1; 32]);
+        // Mixed boards: the first variant doubles as `artifact`; a device
+        // of another engine gets nothing (it reports needs_artifact).
+        let mixed = entry(artifact(2), &[("a", 2), ("b", 3)]);
+        assert_eq!(mixed.artifact_for(&engines("b")).unwrap().sha256, [3; 32]);
+        assert!(mixed.artifact_for(&engines("c")).is_none());
+        // Rebuilt for a new engine: the first artifact stays the default.
+        let rebuilt = entry(artifact(1), &[("new", 4)]);
+        assert_eq!(rebuilt.artifact_for(&engines("new")).unwrap().sha256, [4; 32]);
+        assert_eq!(rebuilt.artifact_for(&engines("old")).unwrap().sha256, [1; 32]);
+        // A fuel-metered device matches on its metered fingerprint.
+        let metered = entry(artifact(2), &[("a-fuel", 2)]);
+        assert_eq!(metered.artifact_for(&engines("a")).unwrap().sha256, [2; 32]);
     }
 }

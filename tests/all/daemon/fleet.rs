@@ -731,7 +731,7 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
     // Three engines in one group: the built-in defaults, a board, and
     // [engine] keys of the device's own that no build host reproduces.
     let mut generic = Daemon::start_with_config(&base("gw-generic"));
-    let small = Daemon::start_with_config(&format!(
+    let mut small = Daemon::start_with_config(&format!(
         "board = \"x86-small\"\nboards_dir = \"{}\"\n{}",
         boards.display(),
         base("gw-small")
@@ -846,4 +846,39 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
     assert_ne!(rebuilt, a, "an artifact for the new engine");
     assert_ne!(rebuilt, b);
     assert_eq!(ticker_artifact(&small), b, "gw-small kept its artifact");
+
+    // Ahead of an upgrade (here: gw-small's board file changes, as a new
+    // Arcella's engine would): `rebuild --ahead` adds the artifact for the
+    // engine gw-small will run beside the one it runs now, which it keeps
+    // running; restarted on the new engine it switches by itself.
+    x86_board(&boards, "x86-small", 80);
+    crate::support::arcella([
+        "fleet",
+        "--broker",
+        &url,
+        "rebuild",
+        "--to-group",
+        "mixed",
+        "--ahead",
+        "--key",
+        key_file.to_str().unwrap(),
+        "--boards-dir",
+        boards.to_str().unwrap(),
+        "--timeout",
+        "60s",
+    ])
+    .expect_code(3)
+    .stdout_has(&[
+        "ticker: needed by",
+        "once upgraded (--ahead)",
+        "gw-small: healthy",
+        "gw-generic: healthy",
+    ]);
+    assert_eq!(ticker_artifact(&small), b, "gw-small still runs its artifact");
+    assert_eq!(ticker_artifact(&generic), rebuilt);
+    assert_eq!(small.terminate(), Some(0));
+    small.spawn();
+    small.wait_for("ticker", WAIT, "running its artifact for the new engine", |s| {
+        state_name(s) == "running" && s["artifact_sha256"].as_str() != Some(b.as_str())
+    });
 }
