@@ -3,6 +3,9 @@
 //! ```text
 //! <data-dir>/artifacts/<code-sha256>.code   wasmtime's precompiled image (mmap'd)
 //! <data-dir>/artifacts/<code-sha256>.meta   sealed ArtifactHeader
+//! <data-dir>/artifacts/<code-sha256>.wasm   the source it was compiled from, when
+//!                                           the daemon compiled it (kept to
+//!                                           recompile after an engine change)
 //! ```
 //!
 //! The code file is written first and the `.meta` last, so an artifact whose
@@ -21,6 +24,7 @@ use wasmtime::Engine;
 
 const CODE_EXT: &str = "code";
 const META_EXT: &str = "meta";
+const SOURCE_EXT: &str = "wasm";
 
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -113,10 +117,26 @@ impl ArtifactStore {
         digest::parse_hex(id).is_some_and(|d| self.path(&d, META_EXT).exists())
     }
 
-    /// Bytes the artifact `id` takes on disk (code and header).
+    /// Keeps `source`, the `.wasm` (or `.wat`) the stored artifact `id`
+    /// was compiled from here, beside it: what the daemon compiles again
+    /// when its engine changes.
+    pub fn put_source(&self, id: &str, source: &[u8]) -> Result<(), StoreError> {
+        let digest = digest::parse_hex(id).ok_or_else(|| StoreError::Missing { id: id.to_owned() })?;
+        sysfs::write_atomic(&self.dir, &format!("{}.{SOURCE_EXT}", digest::hex(&digest)), source)
+            .map_err(self.io_err())?;
+        Ok(())
+    }
+
+    /// The source kept beside the artifact `id`, if any.
+    pub fn source(&self, id: &str) -> Option<Vec<u8>> {
+        let digest = digest::parse_hex(id)?;
+        fs::read(self.path(&digest, SOURCE_EXT)).ok()
+    }
+
+    /// Bytes the artifact `id` takes on disk (code, header and kept source).
     pub fn size_of(&self, id: &str) -> u64 {
         let Some(digest) = digest::parse_hex(id) else { return 0 };
-        [CODE_EXT, META_EXT]
+        [CODE_EXT, META_EXT, SOURCE_EXT]
             .iter()
             .filter_map(|ext| fs::metadata(self.path(&digest, ext)).ok())
             .map(|m| m.len())
@@ -244,17 +264,23 @@ impl ArtifactStore {
     }
 
     /// Removes an artifact: `.meta` first, so a crash leaves at worst an
-    /// orphan code file, which the next `open` deletes.
+    /// orphan code file (and kept source), which the next `open` deletes.
     pub fn remove(&self, id: &str) -> Result<(), StoreError> {
         let digest = digest::parse_hex(id).ok_or_else(|| StoreError::Missing { id: id.to_owned() })?;
         sysfs::remove_durably(&self.path(&digest, META_EXT)).map_err(self.io_err())?;
+        let source = self.path(&digest, SOURCE_EXT);
+        if source.exists() {
+            sysfs::remove_durably(&source).map_err(self.io_err())?;
+        }
         sysfs::remove_durably(&self.path(&digest, CODE_EXT)).map_err(self.io_err())
     }
 
     fn remove_orphan_code(&self) -> Result<(), StoreError> {
         for entry in fs::read_dir(&self.dir).map_err(self.io_err())? {
             let path = entry.map_err(self.io_err())?.path();
-            if path.extension().is_some_and(|ext| ext == CODE_EXT) && !path.with_extension(META_EXT).exists() {
+            if path.extension().is_some_and(|ext| ext == CODE_EXT || ext == SOURCE_EXT)
+                && !path.with_extension(META_EXT).exists()
+            {
                 log::warn!(
                     "removing {}: an interrupted store left it without its header",
                     path.display()

@@ -413,6 +413,23 @@ fn a_changed_engine_leaves_installed_modules_with_the_commands_that_recover_them
     daemon
         .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
         .expect_code(0);
+    // A module installed from its .wasm: the daemon keeps the source.
+    // (Another program than ticker's: one artifact, one kept source.)
+    #[cfg(feature = "compiler")]
+    let kept = {
+        let dir = daemon.dir.path();
+        daemon
+            .install_file(
+                &crate::support::wasm("health_ok"),
+                &write(dir, "kept-component.toml", "name = \"kept\"\nversion = \"1.0.0\"\n"),
+                &write(dir, "kept-deployment.toml", TICKER_SERVICE),
+            )
+            .expect_code(0);
+        daemon.wait_for("kept", WAIT, "running", |s| state_name(s) == "running")["artifact_sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
     // The engine changes under the installed module ([engine] settings
     // here; an Arcella upgrade does the same).
     assert_eq!(daemon.terminate(), Some(0));
@@ -445,6 +462,21 @@ fn a_changed_engine_leaves_installed_modules_with_the_commands_that_recover_them
     // compiles the source for its own engine, and the module runs again.
     #[cfg(feature = "compiler")]
     {
+        // The module installed from its .wasm needed nothing: the daemon
+        // compiled its kept source again for the new engine at start.
+        let status = daemon.wait_for("kept", WAIT, "running again by itself", |s| state_name(s) == "running");
+        assert_ne!(
+            status["artifact_sha256"].as_str(),
+            Some(kept.as_str()),
+            "a new artifact"
+        );
+        assert!(
+            daemon
+                .log()
+                .contains("its engine changed; compiled again from its kept source"),
+            "{}",
+            daemon.log()
+        );
         daemon
             .cli(["status", "ticker"])
             .stdout_has(&[&format!("arcella update ticker {source_name}")]);

@@ -37,12 +37,26 @@ impl Supervisor {
         for e in &broken {
             log::error!("{e}");
         }
-        for record in records {
+        for mut record in records {
             let id = record.id.clone();
             let logs = LogBook::new(&id, Some(self.log_listener()));
-            let loaded = self
-                .check_engine_unchanged(&id, &record.current)
-                .and_then(|()| self.load_version(&record.current));
+            let fits = self.check_engine_unchanged(&id, &record.current);
+            // The engine changed: a source kept here is compiled again.
+            let fits = match fits {
+                Err(e) => match self.recompile_kept(&mut record) {
+                    Some(Ok(())) => Ok(()),
+                    Some(Err(failed)) => Err(RemoteError::new(
+                        failed.kind,
+                        format!(
+                            "{}; compiling its kept source again failed: {}",
+                            e.message, failed.message
+                        ),
+                    )),
+                    None => Err(e),
+                },
+                ok => ok,
+            };
+            let loaded = fits.and_then(|()| self.load_version(&record.current));
             let (loaded, state, last_error) = match loaded {
                 Ok(loaded) => (Some(loaded), ModuleState::Stopped, None),
                 Err(e) => {
@@ -313,16 +327,66 @@ impl Supervisor {
         (board != crate::board::GENERIC).then_some(board.as_str())
     }
 
+    /// Compiles an uploaded `.wasm` for this daemon's engine and stores
+    /// the artifact with the source kept beside it.
     #[cfg(feature = "compiler")]
     fn compile_upload(&self, bytes: &[u8], metered: bool) -> Result<String, RemoteError> {
+        self.compile_and_keep(bytes, "module.wasm", metered)
+    }
+
+    #[cfg(feature = "compiler")]
+    fn compile_and_keep(&self, source: &[u8], name: &str, metered: bool) -> Result<String, RemoteError> {
         let profile = self.inner.engines.profile(metered);
         let compiled =
-            artifact::compile::compile(&profile, bytes, "module.wasm").map_err(|e| invalid_artifact(e.to_string()))?;
+            artifact::compile::compile(&profile, source, name).map_err(|e| invalid_artifact(e.to_string()))?;
         let artifact = artifact::ArtifactRef {
             header: compiled.header,
             code: &compiled.code,
         };
-        self.put_artifact(&artifact)
+        let id = self.put_artifact(&artifact)?;
+        if self.inner.store.source(&id).is_none() {
+            self.admit_disk(
+                source.len() as u64,
+                "the module's source (kept to compile it again when the engine changes)",
+            )?;
+            self.inner
+                .store
+                .put_source(&id, source)
+                .map_err(|e| internal("keeping the module's source", e))?;
+        }
+        Ok(id)
+    }
+
+    /// A module whose artifact no longer fits the engine, given a new one
+    /// compiled from the source kept beside it (a build with the compiler;
+    /// `None`: nothing kept, or no compiler). The record is saved.
+    #[cfg(feature = "compiler")]
+    fn recompile_kept(&self, record: &mut ModuleRecord) -> Option<Result<(), RemoteError>> {
+        let source = self.inner.store.source(&record.current.artifact)?;
+        let name = self.inner.store.header(&record.current.artifact).ok()?.source_name;
+        let metered = manifest::parse_deployment(&record.current.deployment_toml, "deployment.toml")
+            .is_ok_and(|d| d.limits.fuel.is_some());
+        Some((|| {
+            let id = self.compile_and_keep(&source, &name, metered)?;
+            let mut updated = record.clone();
+            updated.current.artifact = id;
+            self.inner
+                .registry
+                .save(&updated)
+                .map_err(|e| internal("saving the module record", e))?;
+            log::info!(
+                "module `{}`: its engine changed; compiled again from its kept source ({name}) for engine {}",
+                record.id,
+                self.inner.engines.fingerprints()[usize::from(metered)]
+            );
+            *record = updated;
+            Ok(())
+        })())
+    }
+
+    #[cfg(not(feature = "compiler"))]
+    fn recompile_kept(&self, _record: &mut ModuleRecord) -> Option<Result<(), RemoteError>> {
+        None
     }
 
     #[cfg(not(feature = "compiler"))]
