@@ -196,3 +196,73 @@ pub fn save(operator: &Operator, key: &SigningKey, state: &RolloutState) -> Resu
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::plan::Amount;
+    use arcella_core::protocol::fleet::ArtifactRef;
+
+    fn state() -> RolloutState {
+        RolloutState {
+            id: "0123456789abcdef".into(),
+            group: "north".into(),
+            operator: "ops".into(),
+            started: 1,
+            updated: 1,
+            plan: Plan {
+                waves: vec![Amount::Percent(100)],
+                soak: Duration::from_secs(1),
+                max_failures: Amount::Count(0),
+                wave_timeout: Duration::from_secs(60),
+            },
+            entry: DesiredModule {
+                id: "ticker".into(),
+                artifact: ArtifactRef {
+                    sha256: [7; 32],
+                    len: 1,
+                    chunk_len: 1024,
+                    signature: None,
+                },
+                variants: vec![],
+                component_toml: None,
+                deployment_toml: String::new(),
+                run: true,
+                source: None,
+            },
+            waves: vec![vec!["gw-1".into()]],
+            devices: BTreeMap::new(),
+            phase: RolloutPhase::Done,
+            skipped: vec![],
+        }
+    }
+
+    fn payload(key: &SigningKey, state: &RolloutState) -> Vec<u8> {
+        let body = postcard::to_stdvec(state).unwrap_or_default();
+        wire::encode(&record::sign(key, body)).unwrap_or_default()
+    }
+
+    #[test]
+    fn a_state_is_believed_only_as_signed_by_a_trusted_key() {
+        let key = arcella_core::signing::generate().unwrap();
+        let trust = TrustPolicy {
+            trusted_keys: vec![key.verifying_key().to_bytes()],
+            allow_unsigned: false,
+        };
+        let good = payload(&key, &state());
+        assert_eq!(open(&trust, &good).state, Some(state()));
+        // Another operator's key, not trusted here: a forged state that
+        // would block the group ("unfinished") or steer a resume.
+        let stranger = arcella_core::signing::generate().unwrap();
+        let forged = open(&trust, &payload(&stranger, &state()));
+        assert!(forged.state.is_none());
+        assert!(forged.ignored.unwrap().contains("does not trust"));
+        // One byte of the signed body changed.
+        // (Frame length, body length, then the body: the rollout's id.)
+        let mut tampered = good.clone();
+        tampered[8] ^= 1;
+        assert!(open(&trust, &tampered).state.is_none());
+        // Not a frame at all.
+        assert!(open(&trust, b"forged").ignored.unwrap().contains("not one"));
+    }
+}

@@ -373,6 +373,23 @@ fn a_rollout_goes_wave_by_wave_resumes_tolerates_aborts_restores_and_runs_one_at
     status()
         .expect_code(0)
         .stdout_has(&["aborted: 3 failure(s)", "dev-13: restored"]);
+    let ran = crate::support::arcella([
+        "--json",
+        "fleet",
+        "--broker",
+        &url,
+        "rollout",
+        "status",
+        "--to-group",
+        "canary",
+        "--key",
+        f.key.to_str().unwrap(),
+    ]);
+    ran.expect_code(0);
+    let json: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
+    assert_eq!(json["phase"], "aborted", "{json}");
+    assert_eq!(json["failures"], 3, "{json}");
+    assert_eq!(json["running_by"], serde_json::Value::Null, "{json}");
 
     // A rollout signed by a key the devices do not trust: the first
     // device refuses it, the rollout aborts there, nothing changes.
