@@ -433,13 +433,7 @@ fn compile_for_targets(
     let builds =
         super::fleet_build::build_for(source, &name, &fleet, &devices, fuel, args.boards_dir.as_deref(), false)
             .map_err(refused)?;
-    for line in &builds.skipped {
-        if json {
-            json_value(&Progress::Skipped { note: line.clone() });
-        } else {
-            outln!("{line}");
-        }
-    }
+    notes(&builds.skipped, json);
     if builds.artifacts.is_empty() {
         return Err(refused(
             "no targeted device has an engine this host can compile for (see above)".into(),
@@ -473,6 +467,18 @@ fn compile_for_targets(
                   `arcella compile --board NAME` on a build host, or deploy it from there"
             .into(),
     })
+}
+
+/// Lines about devices or modules left out, as text or JSON `skipped`.
+#[cfg_attr(not(feature = "compiler"), allow(dead_code))]
+pub fn notes(lines: &[String], json: bool) {
+    for line in lines {
+        if json {
+            json_value(&Progress::Skipped { note: line.clone() });
+        } else {
+            outln!("{line}");
+        }
+    }
 }
 
 /// The module's id: component.toml's name.

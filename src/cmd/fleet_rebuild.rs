@@ -96,13 +96,7 @@ pub fn rebuild(operator: &Operator, args: &RebuildArgs, json: bool) -> Result<()
             args.ahead,
         )
         .map_err(|e| refused(format!("{module}: {e}")))?;
-        for line in &builds.skipped {
-            if json {
-                json_value(&Progress::Skipped { note: line.clone() });
-            } else {
-                outln!("{line}");
-            }
-        }
+        fleet::notes(&builds.skipped, json);
         if builds.artifacts.is_empty() {
             missing.push(format!(
                 "{module}: no device of the target has an engine this host can compile for"
@@ -138,13 +132,7 @@ pub fn rebuild(operator: &Operator, args: &RebuildArgs, json: bool) -> Result<()
         }
         rebuilt.push(new);
     }
-    for line in &missing {
-        if json {
-            json_value(&Progress::Skipped { note: line.clone() });
-        } else {
-            outln!("{line}");
-        }
-    }
+    fleet::notes(&missing, json);
     if rebuilt.is_empty() {
         return Err(refused("no module could be rebuilt (see above)".into()));
     }

@@ -451,7 +451,7 @@ impl<'a> Runner<'a> {
         // Verdicts.
         let deadline = Instant::now() + self.state.plan.wave_timeout;
         loop {
-            let mut changed = false;
+            let mut verdicts = Vec::new();
             let mut waiting = false;
             for id in &ids {
                 let p = self.progress(id);
@@ -469,17 +469,9 @@ impl<'a> Runner<'a> {
                         continue;
                     }
                 };
-                self.settle(id, failure);
-                changed = true;
-                on(Event::Device {
-                    id,
-                    progress: self.progress(id),
-                });
+                verdicts.push((id.clone(), failure));
             }
-            if changed {
-                self.save()?;
-            }
-            if let Some(reason) = self.over_threshold() {
+            if let Some(reason) = self.settle_all(verdicts, on)? {
                 return Ok(Some(reason));
             }
             if !waiting {
@@ -498,7 +490,7 @@ impl<'a> Runner<'a> {
         self.save()?;
         on(Event::Soaking { index, soak });
         loop {
-            let mut changed = false;
+            let mut verdicts = Vec::new();
             for id in &ids {
                 let p = self.progress(id);
                 let (DeviceStatus::Healthy, Some(version)) = (&p.status, p.version) else {
@@ -514,17 +506,9 @@ impl<'a> Runner<'a> {
                         Outcome::Pending(what) => Some(format!("during the soak: {what}")),
                     }
                 };
-                self.settle(id, failure);
-                changed = true;
-                on(Event::Device {
-                    id,
-                    progress: self.progress(id),
-                });
+                verdicts.push((id.clone(), failure));
             }
-            if changed {
-                self.save()?;
-            }
-            if let Some(reason) = self.over_threshold() {
+            if let Some(reason) = self.settle_all(verdicts, on)? {
                 return Ok(Some(reason));
             }
             if Instant::now() >= until {
@@ -634,15 +618,33 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn settle(&mut self, id: &str, failure: Option<String>) {
-        let p = self.progress_mut(id);
-        match failure {
-            None => p.status = DeviceStatus::Healthy,
-            Some(reason) => {
-                p.status = DeviceStatus::Failed;
-                p.failure = Some(cut(&reason));
-            }
+    /// Records each device's verdict (`None`: healthy; else why it
+    /// fails), says so, saves the state once; returns why the rollout
+    /// must abort, if it must.
+    fn settle_all(
+        &mut self,
+        verdicts: Vec<(String, Option<String>)>,
+        on: &mut dyn FnMut(Event<'_>),
+    ) -> Result<Option<String>, RolloutError> {
+        if verdicts.is_empty() {
+            return Ok(self.over_threshold());
         }
+        for (id, failure) in verdicts {
+            let p = self.progress_mut(&id);
+            match failure {
+                None => p.status = DeviceStatus::Healthy,
+                Some(reason) => {
+                    p.status = DeviceStatus::Failed;
+                    p.failure = Some(cut(&reason));
+                }
+            }
+            on(Event::Device {
+                id: &id,
+                progress: self.progress(&id),
+            });
+        }
+        self.save()?;
+        Ok(self.over_threshold())
     }
 
     /// Why the rollout must abort, once its failures pass the plan's.

@@ -820,22 +820,25 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
                 .any(|m| matches!(&m.step, Step::NeedsArtifact { engine: e } if engine.contains(e.as_str())))
         })
     });
-    crate::support::arcella([
-        "fleet",
-        "--broker",
-        &url,
-        "rebuild",
-        "--to-group",
-        "mixed",
-        "--key",
-        key_file.to_str().unwrap(),
-        "--boards-dir",
-        boards.to_str().unwrap(),
-        "--timeout",
-        "60s",
-    ])
-    .expect_code(3)
-    .stdout_has(&[
+    let rebuild = |extra: &[&str]| {
+        let mut args = vec![
+            "fleet",
+            "--broker",
+            &url,
+            "rebuild",
+            "--to-group",
+            "mixed",
+            "--key",
+            key_file.to_str().unwrap(),
+            "--boards-dir",
+            boards.to_str().unwrap(),
+            "--timeout",
+            "60s",
+        ];
+        args.extend_from_slice(extra);
+        crate::support::arcella(args)
+    };
+    rebuild(&[]).expect_code(3).stdout_has(&[
         "ticker: needed by gw-generic (wasmtime-",
         "gw-odd: skipped",
         "published desired state version",
@@ -852,23 +855,7 @@ fn one_wasm_deploys_to_a_group_of_mixed_boards_and_a_device_it_cannot_build_for_
     // engine gw-small will run beside the one it runs now, which it keeps
     // running; restarted on the new engine it switches by itself.
     x86_board(&boards, "x86-small", 80);
-    crate::support::arcella([
-        "fleet",
-        "--broker",
-        &url,
-        "rebuild",
-        "--to-group",
-        "mixed",
-        "--ahead",
-        "--key",
-        key_file.to_str().unwrap(),
-        "--boards-dir",
-        boards.to_str().unwrap(),
-        "--timeout",
-        "60s",
-    ])
-    .expect_code(3)
-    .stdout_has(&[
+    rebuild(&["--ahead"]).expect_code(3).stdout_has(&[
         "ticker: needed by",
         "once upgraded (--ahead)",
         "gw-small: healthy",

@@ -264,19 +264,24 @@ fn a_rollout_goes_wave_by_wave_resumes_tolerates_aborts_restores_and_runs_one_at
     first.child.kill().unwrap();
     let _ = first.finish();
     // Its claim went with its connection: status says nobody drives it.
-    let status = || {
-        crate::support::arcella([
+    let status_of = |group: &str, json: bool| {
+        let mut args = vec![
             "fleet",
             "--broker",
             &url,
             "rollout",
             "status",
             "--to-group",
-            "canary",
+            group,
             "--key",
             f.key.to_str().unwrap(),
-        ])
+        ];
+        if json {
+            args.insert(0, "--json");
+        }
+        crate::support::arcella(args)
     };
+    let status = || status_of("canary", false);
     let deadline = Instant::now() + WAIT;
     loop {
         let ran = status();
@@ -373,18 +378,7 @@ fn a_rollout_goes_wave_by_wave_resumes_tolerates_aborts_restores_and_runs_one_at
     status()
         .expect_code(0)
         .stdout_has(&["aborted: 3 failure(s)", "dev-13: restored"]);
-    let ran = crate::support::arcella([
-        "--json",
-        "fleet",
-        "--broker",
-        &url,
-        "rollout",
-        "status",
-        "--to-group",
-        "canary",
-        "--key",
-        f.key.to_str().unwrap(),
-    ]);
+    let ran = status_of("canary", true);
     ran.expect_code(0);
     let json: serde_json::Value = serde_json::from_str(ran.stdout.trim()).unwrap();
     assert_eq!(json["phase"], "aborted", "{json}");
@@ -411,18 +405,8 @@ fn a_rollout_goes_wave_by_wave_resumes_tolerates_aborts_restores_and_runs_one_at
     // A forged rollout state is ignored, and said to be.
     op.publish_raw("arcella/v1/group/pair/rollout", true, b"forged".to_vec())
         .unwrap();
-    let ran = crate::support::arcella([
-        "fleet",
-        "--broker",
-        &url,
-        "rollout",
-        "status",
-        "--to-group",
-        "pair",
-        "--key",
-        f.key.to_str().unwrap(),
-    ]);
-    ran.expect_code(1)
+    status_of("pair", false)
+        .expect_code(1)
         .stdout_has(&["the retained rollout state is not one"]);
 }
 
