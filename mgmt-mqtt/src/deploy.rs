@@ -269,7 +269,7 @@ pub fn change_from(
 }
 
 /// How often a follow asks for the fleet's retained state afresh.
-const REFRESH_EVERY: Duration = Duration::from_secs(5);
+pub(crate) const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
 /// Where one targeted device ended up.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -104,12 +104,12 @@ impl Reconciler {
             artifact: artifact.sha256,
             manifests: manifests_digest(module),
         };
-        let state = self.state_of(&module.id);
+        let (state, engine) = self.status_of(&module.id).unzip();
         let installed = state.is_some();
         if installed && self.record.managed.get(&module.id) == Some(&wanted) {
             // Installed from this entry, for an engine the device no longer
             // runs (Arcella upgraded, board or [engine] changed).
-            if self.installed_engine(&module.id).is_some_and(|e| !engines.contains(&e)) {
+            if engine.flatten().is_some_and(|e| !engines.contains(&e)) {
                 return Outcome::Done(needs_artifact(&engines));
             }
             return Outcome::Done(self.keep(module, state));
@@ -205,24 +205,19 @@ impl Reconciler {
     }
 
     /// An installed module's state, `None` if it is not installed.
-    /// The engine the installed artifact of `id` was compiled for.
-    fn installed_engine(&self, id: &str) -> Option<String> {
-        match self
-            .device
-            .answer(&self.actor(), Request::Status { module: id.to_owned() })
-        {
-            Ok(Response::Status(status)) => status.engine,
-            _ => None,
-        }
+    fn state_of(&self, id: &str) -> Option<ModuleState> {
+        self.status_of(id).map(|(state, _)| state)
     }
 
-    fn state_of(&self, id: &str) -> Option<ModuleState> {
+    /// An installed module's state, and the engine its artifact was
+    /// compiled for, in one `status` (`None`: not installed).
+    fn status_of(&self, id: &str) -> Option<(ModuleState, Option<String>)> {
         match self
             .device
             .answer(&self.actor(), Request::Status { module: id.to_owned() })
         {
-            Ok(Response::Status(status)) => Some(status.summary.state),
-            Ok(_) => Some(ModuleState::Stopped),
+            Ok(Response::Status(status)) => Some((status.summary.state, status.engine)),
+            Ok(_) => Some((ModuleState::Stopped, None)),
             Err(_) => None,
         }
     }

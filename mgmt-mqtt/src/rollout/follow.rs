@@ -2,12 +2,10 @@
 //! broker relays them, asked for afresh every few seconds (a busy broker
 //! drops messages to a slow subscriber; retained ones come back).
 
-use crate::deploy::{Outcome, outcome};
+use crate::deploy::{Outcome, REFRESH_EVERY, outcome};
 use crate::operator::{DeviceView, Operator, OperatorError, Target};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-const REFRESH_EVERY: Duration = Duration::from_secs(5);
 
 /// The fleet as a rollout sees it.
 pub struct Watcher<'a> {
@@ -19,12 +17,17 @@ pub struct Watcher<'a> {
 impl<'a> Watcher<'a> {
     pub fn new(operator: &'a Operator) -> Result<Self, OperatorError> {
         operator.watch_fleet()?;
-        let fleet = operator.devices(Duration::from_millis(300))?;
+        let fleet = operator.devices(Duration::from_millis(500))?;
         Ok(Self {
             operator,
             fleet,
             refresh_at: Instant::now() + REFRESH_EVERY,
         })
+    }
+
+    /// The fleet as the broker has described it so far.
+    pub fn fleet(&self) -> &BTreeMap<String, DeviceView> {
+        &self.fleet
     }
 
     /// Where device `id` stands with version `version` of its own document.

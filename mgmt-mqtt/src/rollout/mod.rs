@@ -25,10 +25,12 @@ pub use claim::{Claim, Ticket, holders};
 pub use plan::{Amount, Plan, PlanError, parse_waves};
 
 use crate::deploy::{self, Build, Documents, ModuleSpec, Signer};
-use crate::operator::{Operator, OperatorError, Target};
+use crate::operator::{DeviceView, Operator, OperatorError, Target};
 use arcella_core::digest;
+use follow::Watcher;
 use runner::Runner;
 use state::{DeviceProgress, DeviceStatus, RolloutPhase, RolloutState};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Why a rollout did not complete.
@@ -137,19 +139,34 @@ pub fn run(
         if let Some(why) = found.ignored {
             on(Event::Note(why));
         }
-        let (state, resumed) = match found.state {
-            Some(s) if !s.phase.is_over() && s.id != id => {
-                return Err(RolloutError::Unfinished {
-                    group,
-                    module: s.entry.id.clone(),
-                    phase: describe(&s),
-                    operator: s.operator,
-                });
+        let unfinished = found.state.filter(|s| !s.phase.is_over());
+        if let Some(s) = unfinished.as_ref().filter(|s| s.id != id) {
+            return Err(RolloutError::Unfinished {
+                group,
+                module: s.entry.id.clone(),
+                phase: describe(s),
+                operator: s.operator.clone(),
+            });
+        }
+        // The broker's documents and the fleet, gathered once for the run
+        // (the documents first: gathering them takes what the watcher's
+        // subscriptions would bring).
+        let documents = Documents::all(operator)?;
+        let watcher = Watcher::new(operator)?;
+        let (state, resumed) = match unfinished {
+            Some(s) => (s, true),
+            None => {
+                let fresh = Fresh {
+                    plan,
+                    release,
+                    id,
+                    fleet: watcher.fleet(),
+                    documents: &documents,
+                };
+                (begin(operator, signer, ticket, fresh)?, false)
             }
-            Some(s) if !s.phase.is_over() => (s, true),
-            _ => (begin(operator, signer, ticket, plan, release, id)?, false),
         };
-        let runner = Runner::new(operator, signer, state)?;
+        let runner = Runner::new(operator, signer, state, documents, watcher);
         on(Event::Started {
             state: &runner.state,
             resumed,
@@ -181,7 +198,13 @@ pub fn abort(
         if state.phase.is_over() {
             return Err(RolloutError::AlreadyOver(ticket.group.clone(), state.phase.word()));
         }
-        let mut runner = Runner::new(operator, signer, state)?;
+        let mut runner = Runner::new(
+            operator,
+            signer,
+            state,
+            Documents::all(operator)?,
+            Watcher::new(operator)?,
+        );
         if !matches!(runner.state.phase, RolloutPhase::Aborting { .. }) {
             runner.state.phase = RolloutPhase::Aborting {
                 reason: reason.to_owned(),
@@ -230,23 +253,35 @@ fn rollout_id(group: &str, plan: &Plan, release: &Release<'_>) -> String {
 
 /// A new rollout: the group's devices split into waves, the artifacts
 /// published; returns its first state, saved.
+/// What a new rollout starts from.
+struct Fresh<'a> {
+    plan: &'a Plan,
+    release: Release<'a>,
+    id: String,
+    fleet: &'a BTreeMap<String, DeviceView>,
+    documents: &'a Documents,
+}
+
 fn begin(
     operator: &Operator,
     signer: &Signer,
     ticket: &Ticket,
-    plan: &Plan,
-    release: Release<'_>,
-    id: String,
+    fresh: Fresh<'_>,
 ) -> Result<RolloutState, RolloutError> {
+    let Fresh {
+        plan,
+        release,
+        id,
+        fleet,
+        documents,
+    } = fresh;
     let group = ticket.group.clone();
-    let fleet = operator.devices(Duration::from_millis(500))?;
-    let mut members = deploy::targets(&fleet, &Target::Group(group.clone()));
+    let mut members = deploy::targets(fleet, &Target::Group(group.clone()));
     members.sort();
     if members.is_empty() {
         return Err(RolloutError::NoDevices(group));
     }
     // A device whose own document pins the module keeps its pin.
-    let documents = Documents::all(operator)?;
     let mut skipped = Vec::new();
     members.retain(|device| {
         let own = documents.newest(&signer.trust, &Target::Device(device.clone()));

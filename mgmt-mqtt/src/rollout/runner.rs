@@ -22,14 +22,22 @@ pub(super) struct Runner<'a> {
 }
 
 impl<'a> Runner<'a> {
-    pub(super) fn new(operator: &'a Operator, signer: &'a Signer, state: RolloutState) -> Result<Self, RolloutError> {
-        Ok(Self {
+    /// A run of `state`, building on `documents` and watching the fleet
+    /// through `watcher`.
+    pub(super) fn new(
+        operator: &'a Operator,
+        signer: &'a Signer,
+        state: RolloutState,
+        documents: Documents,
+        watcher: Watcher<'a>,
+    ) -> Self {
+        Self {
             operator,
             signer,
             state,
-            documents: Documents::all(operator)?,
-            watcher: Watcher::new(operator)?,
-        })
+            documents,
+            watcher,
+        }
     }
 
     pub(super) fn save(&mut self) -> Result<(), RolloutError> {
@@ -43,19 +51,17 @@ impl<'a> Runner<'a> {
             match self.state.phase.clone() {
                 RolloutPhase::Wave { index, .. } => {
                     let index = index as usize;
-                    if let Some(reason) = self.wave(index, on)? {
-                        self.state.phase = RolloutPhase::Aborting { reason };
-                        self.save()?;
+                    self.state.phase = if let Some(reason) = self.wave(index, on)? {
+                        RolloutPhase::Aborting { reason }
                     } else if index + 1 < self.state.waves.len() {
-                        self.state.phase = RolloutPhase::Wave {
+                        RolloutPhase::Wave {
                             index: index as u32 + 1,
                             soak_until: None,
-                        };
-                        self.save()?;
+                        }
                     } else {
-                        self.state.phase = RolloutPhase::Finishing;
-                        self.save()?;
-                    }
+                        RolloutPhase::Finishing
+                    };
+                    self.save()?;
                 }
                 RolloutPhase::Finishing => {
                     self.finish()?;
