@@ -157,6 +157,57 @@ pub enum Command {
     /// Write the WIT package set components build against (the
     /// arcella:platform worlds and their dependencies) into DIR.
     Wit(WitArgs),
+    /// Make a project for a new module from a template built into the
+    /// binary: source, component.toml, deployment.toml, a one-command
+    /// build (./build.sh), a README and the WIT package set. `arcella new
+    /// room-sensor --lang python`.
+    #[cfg(feature = "compiler")]
+    New(NewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct NewArgs {
+    /// The module's name: kebab-case words (`room-sensor`); it names the
+    /// project's directory, the module and its WIT world.
+    pub name: String,
+    /// The language of the guest.
+    #[arg(long)]
+    pub lang: NewLang,
+    /// What the module is: a long-running service, a command that runs to
+    /// completion, a provider of typed calls, or an HTTP handler.
+    #[arg(long, default_value = "service")]
+    pub kind: NewKind,
+    /// Where to make the project [default: ./NAME]; it must be empty or
+    /// absent.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The languages `arcella new` has templates for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NewLang {
+    /// Rust, built for wasm32-wasip2 with wit-bindgen.
+    Rust,
+    /// C, built with clang and wasi-libc, bindings by wit-bindgen.
+    C,
+    /// Python, built with componentize-py.
+    Python,
+    /// JavaScript, built with componentize-js.
+    Js,
+}
+
+/// The kinds of module `arcella new` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum NewKind {
+    /// A long-running service (`arcella:platform/service`).
+    Service,
+    /// A command that runs to completion (`arcella:platform/command`).
+    Command,
+    /// A provider of typed calls (`arcella:platform/provider` plus an
+    /// interface of its own).
+    Provider,
+    /// An HTTP handler (`arcella:platform/http-handler`).
+    Http,
 }
 
 #[derive(Debug, clap::Args)]

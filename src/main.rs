@@ -38,6 +38,8 @@ fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Completions(args) => cmd::docs::completions(args.shell),
         Command::GenerateDocs(args) => cmd::docs::generate(&args.dir)?,
         Command::Wit(args) => cmd::wit::write(&args.out, json)?,
+        #[cfg(feature = "compiler")]
+        Command::New(args) => cmd::new::execute(args, json)?,
         Command::Kv(args) => {
             let connect = args.connect.merged(&cli.before_verb);
             cmd::kv::execute(args, &cmd::manage::Via::from_args(&connect), json)?

@@ -17,6 +17,8 @@ pub mod keys;
 pub mod kv;
 pub mod level;
 pub mod manage;
+#[cfg(feature = "compiler")]
+pub mod new;
 pub mod overlap;
 pub mod render;
 pub mod run;

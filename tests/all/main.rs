@@ -21,6 +21,8 @@ mod http;
 mod limits;
 mod network;
 mod packaging;
+#[cfg(feature = "compiler")]
+mod polyglot;
 mod store;
 mod support;
 mod wit;
