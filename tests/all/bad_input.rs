@@ -266,3 +266,39 @@ fn a_large_reservation_under_a_small_address_space_names_the_fix() {
         .stderr_has(&["256 MiB of address space", "4 GiB", "memory_reservation"])
         .no_panic();
 }
+
+/// A guest's output that is not UTF-8 reaches `arcella run`'s stdout byte
+/// for byte: a terminal program is the guest's business, not ours.
+#[test]
+fn output_that_is_not_utf8_passes_through_arcella_run_unchanged() {
+    for target in TARGETS {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_arcella"))
+            .arg("run")
+            .arg(artifact("not_utf8", target))
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.stdout, b"bad \xff\xfe here\nafter \xe2\x9c\x93\n", "{target}");
+    }
+}
+
+/// WASI interfaces older or newer than the daemon's (0.2.12) on its track
+/// are accepted, as wasmtime links them; 0.3.0 is another track: refused
+/// before it runs, naming the import and the version the daemon provides.
+#[test]
+fn wasi_versions_on_the_daemons_track_run_and_another_track_is_refused_by_name() {
+    for target in TARGETS {
+        for older_or_newer in ["wasi_older", "wasi_newer_patch"] {
+            run_guest(older_or_newer, target, &[]).expect_code(0).no_panic();
+        }
+        run_guest("wasi_next_track", target, &[])
+            .expect_code(code::CANNOT_RUN)
+            .stderr_has(&[
+                "wasi:random/random@0.3.0",
+                "provides wasi:random/random@0.2.12",
+                "rebuild the component against",
+            ]);
+    }
+}

@@ -5,6 +5,7 @@
 //! daemon over the IPC socket on fd 3 until the daemon closes it.
 
 mod mount_walls;
+mod programs;
 pub mod seccomp;
 mod serve;
 pub mod walls;

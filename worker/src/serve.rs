@@ -1,6 +1,7 @@
 //! The worker's side of the IPC: handshake, then one task per instance.
 
 use crate::WorkerError;
+use crate::programs::{ProgramKey, SharedPrograms};
 use arcella_core::artifact::{ArtifactKind, Program};
 use arcella_core::engine::EngineSet;
 use arcella_core::fingerprint::EngineFingerprint;
@@ -54,6 +55,8 @@ struct Running {
 #[derive(Default)]
 struct Instances {
     running: HashMap<InstanceId, Running>,
+    /// The programs the running instances use, one per code file.
+    programs: SharedPrograms,
     ticker: Option<EpochTicker>,
     /// `ToWorker::Config` that came before its `Start`.
     configs: HashMap<InstanceId, ConfigValues>,
@@ -351,12 +354,12 @@ impl Context {
             .map_err(|e| format!("{}: {e}", spec.name));
         let program = match (fd, engine) {
             (_, Err(reason)) => Err(reason),
-            (Some(fd), Ok(engine)) => {
-                load(engine, spec.kind, File::from(fd)).map_err(|e| format!("{}: {e}", spec.name))
-            }
+            (Some(fd), Ok(engine)) => self
+                .program(engine, &spec, File::from(fd))
+                .map_err(|e| format!("{}: {e}", spec.name)),
             (None, Ok(_)) => Err(format!("{}: the start request came without its code file", spec.name)),
         };
-        let program = match program {
+        let (program, program_key) = match program {
             Ok(program) => program,
             Err(reason) => {
                 let _ = self
@@ -458,6 +461,9 @@ impl Context {
             {
                 let mut instances = lock(&instances);
                 instances.running.remove(&instance);
+                if let Some(key) = &program_key {
+                    instances.programs.release(key);
+                }
                 if instances.running.is_empty() {
                     instances.ticker = None;
                 }
@@ -507,6 +513,30 @@ fn wire_answer(
         )));
     }
     Ok(wire)
+}
+
+impl Context {
+    /// The program of the code file the daemon passed: the one already
+    /// loaded for another instance of the same file, else loaded now and
+    /// kept while instances use it (and the key to release it by).
+    fn program(
+        &self,
+        engine: &Engine,
+        spec: &InstanceSpec,
+        file: File,
+    ) -> Result<(Program, Option<ProgramKey>), String> {
+        let key = ProgramKey::of(&file, spec.limits.fuel.is_some());
+        if let Some(key) = key
+            && let Some(program) = lock(&self.instances).programs.acquire(&key)
+        {
+            return Ok((program, Some(key)));
+        }
+        let program = load(engine, spec.kind, file)?;
+        if let Some(key) = key {
+            lock(&self.instances).programs.insert(key, program.clone());
+        }
+        Ok((program, key))
+    }
 }
 
 /// Maps the code file the daemon verified and passed.

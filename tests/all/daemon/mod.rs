@@ -14,6 +14,7 @@ mod fleet;
 mod fleet_housekeeping;
 mod fleet_trust;
 mod full_disk;
+mod guest_output;
 pub(crate) mod harness;
 mod housekeeping;
 #[cfg(feature = "http")]

@@ -1,0 +1,126 @@
+//! The programs a worker has loaded, by the code file they came from:
+//! every instance of one artifact in the worker shares one copy of its
+//! code and one set of its memory images (wasmtime's copy-on-write images
+//! belong to the loaded module), so a second instance of a 45 MB Python
+//! component costs what it writes, not another 45 MB. An entry lives while
+//! an instance uses it.
+
+use arcella_core::artifact::Program;
+use std::collections::HashMap;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+
+/// Which code file a program was loaded from, and with which engine. The
+/// daemon's store never rewrites a code file in place (a new artifact is a
+/// new file), so the same device and inode with the same size and change
+/// time is the same code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProgramKey {
+    dev: u64,
+    ino: u64,
+    size: u64,
+    ctime_ns: i128,
+    metered: bool,
+}
+
+impl ProgramKey {
+    /// The key of the code file `file`, for the engine with or without
+    /// fuel metering; `None` if the file cannot be examined (it is then
+    /// loaded and not shared).
+    pub fn of(file: &File, metered: bool) -> Option<Self> {
+        let meta = file.metadata().ok()?;
+        Some(Self {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+            metered,
+        })
+    }
+}
+
+/// Loaded programs with the number of instances using each.
+pub struct SharedPrograms<P = Program> {
+    loaded: HashMap<ProgramKey, (P, usize)>,
+}
+
+impl<P> Default for SharedPrograms<P> {
+    fn default() -> Self {
+        Self { loaded: HashMap::new() }
+    }
+}
+
+impl<P: Clone> SharedPrograms<P> {
+    /// The program for `key`, counted as used once more, if it is loaded.
+    pub fn acquire(&mut self, key: &ProgramKey) -> Option<P> {
+        let (program, users) = self.loaded.get_mut(key)?;
+        *users += 1;
+        Some(program.clone())
+    }
+
+    /// Keeps a program just loaded, used once. (Two starts of the same
+    /// artifact may race to load it: the second one's copy is kept, the
+    /// first one's lives as long as its instance.)
+    pub fn insert(&mut self, key: ProgramKey, program: P) {
+        let users = self.loaded.get(&key).map_or(0, |(_, users)| *users);
+        self.loaded.insert(key, (program, users + 1));
+    }
+
+    /// An instance stopped using `key`'s program; the last one frees it.
+    pub fn release(&mut self, key: &ProgramKey) {
+        if let Some((_, users)) = self.loaded.get_mut(key) {
+            *users -= 1;
+            if *users == 0 {
+                self.loaded.remove(key);
+            }
+        }
+    }
+
+    /// How many programs are loaded.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.loaded.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key_of(file: &File, metered: bool) -> ProgramKey {
+        ProgramKey::of(file, metered).unwrap()
+    }
+
+    #[test]
+    fn instances_of_one_code_file_share_its_program_until_the_last_one_stops() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("code");
+        std::fs::write(&path, b"code").unwrap();
+        let key = key_of(&File::open(&path).unwrap(), false);
+        // Opened again (the daemon passes a new descriptor per start): the same key.
+        assert_eq!(key, key_of(&File::open(&path).unwrap(), false));
+        // The fuel-metered engine's program is another one.
+        assert_ne!(key, key_of(&File::open(&path).unwrap(), true));
+
+        let mut programs = SharedPrograms::<&str>::default();
+        assert_eq!(programs.acquire(&key), None);
+        programs.insert(key, "loaded once");
+        assert_eq!(programs.acquire(&key), Some("loaded once"));
+        programs.release(&key);
+        assert_eq!(programs.len(), 1, "one instance still uses it");
+        programs.release(&key);
+        assert_eq!(programs.len(), 0, "the last one freed it");
+        assert_eq!(programs.acquire(&key), None);
+    }
+
+    #[test]
+    fn a_new_file_for_the_same_module_is_new_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, new) = (dir.path().join("a"), dir.path().join("b"));
+        std::fs::write(&old, b"version 1").unwrap();
+        std::fs::write(&new, b"version 2").unwrap();
+        let old_key = key_of(&File::open(&old).unwrap(), false);
+        std::fs::rename(&new, &old).unwrap();
+        assert_ne!(old_key, key_of(&File::open(&old).unwrap(), false));
+    }
+}
