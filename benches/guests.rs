@@ -216,7 +216,11 @@ fn measure(lang: &str, path: &str, work: &Path) -> Row {
     let wait_lines = |id: &str, more_than: usize| {
         let deadline = Instant::now() + Duration::from_secs(60);
         while daemon.log_lines(id) <= more_than {
-            assert!(Instant::now() < deadline, "{id} logged nothing:\n{}", daemon.cli(&["logs", id]));
+            assert!(
+                Instant::now() < deadline,
+                "{id} logged nothing:\n{}",
+                daemon.cli(&["logs", id])
+            );
             std::thread::sleep(Duration::from_millis(2));
         }
     };

@@ -67,7 +67,10 @@ pub fn execute(args: &NewArgs, json: bool) -> Result<(), NewError> {
         return Err(NewError::NoTemplate {
             lang: templates::lang_dir(args.lang),
             kind: templates::kind_dir(args.kind),
-            available: templates::kinds_of(args.lang).join(", "),
+            available: match templates::kinds_of(args.lang) {
+                kinds if kinds.is_empty() => "no template in this build of arcella".to_owned(),
+                kinds => kinds.join(", "),
+            },
         });
     }
     let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from(&args.name));
