@@ -111,7 +111,9 @@ impl Drop for Progress {
 
 /// A line that counts the seconds of work that reports no progress of its
 /// own: `{doing} … 12 s`, then `{done} in 14.2 s`. Silent unless [`wanted`].
+/// (Only a build with the compiler has work of that kind.)
 #[derive(Debug)]
+#[cfg_attr(not(feature = "compiler"), allow(dead_code))]
 pub struct Elapsed {
     /// The drawing thread and how to stop it; `None` when silent.
     ticker: Option<(Sender<()>, JoinHandle<()>)>,
@@ -119,8 +121,10 @@ pub struct Elapsed {
 }
 
 /// A spinner's frames, so the line moves even between seconds.
+#[cfg_attr(not(feature = "compiler"), allow(dead_code))]
 const SPINNER: [char; 4] = ['|', '/', '-', '\\'];
 
+#[cfg_attr(not(feature = "compiler"), allow(dead_code))]
 impl Elapsed {
     /// Starts drawing `{doing} … N s` (at once, then ~10 times a second).
     pub fn start(doing: impl Into<String>, json: bool) -> Self {
