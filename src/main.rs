@@ -5,6 +5,7 @@ mod cmd;
 mod exit;
 mod logging;
 mod output;
+mod progress;
 
 use clap::Parser;
 use cli::{Cli, Command};

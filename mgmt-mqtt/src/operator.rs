@@ -109,7 +109,14 @@ pub struct Operator {
     next_id: std::sync::atomic::AtomicU32,
     /// Signs every request sent with [`Operator::call`].
     key: Option<SigningKey>,
+    /// Told how each artifact's publish goes ([`Operator::watch_publishes`]).
+    watcher: Mutex<Option<PublishWatcher>>,
 }
+
+/// Told, during the publish of an artifact's chunks, its sha256, the bytes
+/// the broker has acknowledged so far and the total: the CLI draws a
+/// progress line with it.
+pub type PublishWatcher = Box<dyn FnMut(&[u8; 32], u64, u64) + Send>;
 
 impl Drop for Operator {
     /// Says goodbye, so that the connection thread ends too.
@@ -192,6 +199,7 @@ impl Operator {
             published: AtomicU64::new(0),
             next_id: std::sync::atomic::AtomicU32::new(1),
             key: None,
+            watcher: Mutex::new(None),
         })
     }
 
@@ -238,10 +246,23 @@ impl Operator {
         self.subscribe(filter.to_owned())
     }
 
+    /// Reports every artifact publish from now on to `watcher` (bytes
+    /// acknowledged by the broker, not bytes queued: rumqttc queues
+    /// hundreds of chunks ahead of the network).
+    pub fn watch_publishes(&mut self, watcher: PublishWatcher) {
+        *self.watcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(watcher);
+    }
+
     /// Waits until the broker has acknowledged every publish so far.
     pub fn flush(&self, timeout: Duration) -> Result<(), OperatorError> {
+        self.flush_with(timeout, || {})
+    }
+
+    /// [`Operator::flush`], calling `waiting` at every look at the acks.
+    fn flush_with(&self, timeout: Duration, mut waiting: impl FnMut()) -> Result<(), OperatorError> {
         let deadline = Instant::now() + timeout;
         loop {
+            waiting();
             let missing = self
                 .published
                 .load(Ordering::SeqCst)
@@ -386,6 +407,18 @@ impl Operator {
     /// (which they should hash to: devices check) and waits for the broker.
     pub fn publish_chunks(&self, sha256: [u8; 32], bytes: &[u8], chunk_len: u32) -> Result<(), OperatorError> {
         let hex = digest::hex(&sha256);
+        let total = bytes.len() as u64;
+        let mut watcher = self.watcher.lock().unwrap_or_else(PoisonError::into_inner);
+        // Acks past the publishes made before the first chunk count as
+        // chunks (an earlier publish acked late makes this count low,
+        // never high).
+        let before = self.published.load(Ordering::SeqCst);
+        let mut report = || {
+            if let Some(watch) = watcher.as_mut() {
+                let acked = self.acks.load(Ordering::SeqCst).saturating_sub(before);
+                watch(&sha256, acked.saturating_mul(u64::from(chunk_len)).min(total), total);
+            }
+        };
         for (index, data) in bytes.chunks(chunk_len as usize).enumerate() {
             let chunk = ArtifactChunk {
                 sha256,
@@ -393,8 +426,9 @@ impl Operator {
                 data: data.to_vec(),
             };
             self.publish(topics::artifact_chunk(&hex, index as u64), true, wire::encode(&chunk)?)?;
+            report();
         }
-        self.flush(Duration::from_secs(60))
+        self.flush_with(Duration::from_secs(60), &mut report)
     }
 
     /// An artifact's bytes, from its retained chunks, checked against its

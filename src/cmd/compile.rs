@@ -47,7 +47,13 @@ pub fn execute(args: &CompileArgs, json: bool) -> Result<(), CmdError> {
         |n| n.to_string_lossy().into_owned(),
     );
     let profile = profile(args)?;
+    // wasmtime says nothing while it compiles: the line only counts seconds.
+    let progress = crate::progress::Elapsed::start(
+        format!("compiling {name} ({})", crate::progress::size(source.len() as u64)),
+        json,
+    );
     let compiled = compile(&profile, &source, &name)?;
+    progress.finish(&format!("compiled {name}"));
     let (from_providers, from_host): (Vec<String>, Vec<String>) = compiled
         .imports
         .iter()

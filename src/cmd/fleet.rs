@@ -167,10 +167,10 @@ pub fn execute(args: &FleetArgs, json: bool) -> Result<(), FleetError> {
     if let FleetVerb::Rollout(rollout) = &args.verb {
         return super::fleet_rollout::execute(args, rollout, json);
     }
-    let operator = connect(&args.broker, &args.client)?;
+    let mut operator = connect(&args.broker, &args.client)?;
     match &args.verb {
         FleetVerb::Devices => devices(&operator, json),
-        FleetVerb::Deploy(deploy) => deploy_module(&operator, deploy, json),
+        FleetVerb::Deploy(deploy) => deploy_module(&mut operator, deploy, json),
         FleetVerb::Undeploy(undeploy) => undeploy_module(&operator, undeploy, json),
         FleetVerb::Purge(purge) => purge_artifacts(&operator, purge, json),
         FleetVerb::Rollout(_) => Ok(()),
@@ -261,10 +261,14 @@ pub fn target(args: &TargetArgs) -> Target {
     }
 }
 
-fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(), FleetError> {
+fn deploy_module(operator: &mut Operator, args: &DeployArgs, json: bool) -> Result<(), FleetError> {
     let signer = signer(&args.module.signer)?;
     let target = target(&args.target);
     let release = prepare(operator, &args.module, &signer, &target, json)?;
+    if crate::progress::wanted(json) {
+        operator.watch_publishes(publish_progress(&args.module.artifact, &release, json));
+    }
+    let operator = &*operator;
     let builds = release.builds();
     let version = deploy::deploy_builds(
         operator,
@@ -295,6 +299,57 @@ fn deploy_module(operator: &Operator, args: &DeployArgs, json: bool) -> Result<(
         outln!("published desired state version {version}");
     }
     follow(operator, &target, version, args.target.timeout, json)
+}
+
+/// A progress line per artifact the release publishes (on a terminal),
+/// named after the file given: `publishing sensor.cwasm  12.3 MiB / …`.
+fn publish_progress(file: &Path, release: &Release, json: bool) -> arcella_mqtt::operator::PublishWatcher {
+    let name = file
+        .file_name()
+        .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let mut names: Vec<([u8; 32], String)> = release
+        .artifacts
+        .iter()
+        .map(|a| {
+            let label = match &a.fingerprint {
+                Some(fingerprint) => format!("{name} for engine {fingerprint}"),
+                None => name.clone(),
+            };
+            (digest::sha256(&a.bytes), label)
+        })
+        .collect();
+    if let Some(source) = &release.source {
+        names.push((
+            digest::sha256(source),
+            format!("{name} (its source, for fleet rebuild)"),
+        ));
+    }
+    let mut current: Option<([u8; 32], crate::progress::Progress)> = None;
+    Box::new(move |sha256: &[u8; 32], acked: u64, total: u64| {
+        if current.as_ref().is_none_or(|(sha, _)| sha != sha256) {
+            let label = names
+                .iter()
+                .find(|(sha, _)| sha == sha256)
+                .map_or_else(|| digest::hex(sha256), |(_, label)| label.clone());
+            current = Some((
+                *sha256,
+                crate::progress::Progress::bytes(
+                    format!("publishing {label}"),
+                    format!("published {label}"),
+                    total,
+                    json,
+                ),
+            ));
+        }
+        if let Some((_, progress)) = current.as_mut() {
+            progress.update(acked);
+        }
+        if acked >= total
+            && let Some((_, progress)) = current.take()
+        {
+            progress.finish();
+        }
+    })
 }
 
 /// One artifact of a release: for every device, or for one engine.
@@ -430,9 +485,14 @@ fn compile_for_targets(
         .artifact
         .file_name()
         .map_or_else(|| "module.wasm".into(), |n| n.to_string_lossy().into_owned());
+    let compiling = crate::progress::Elapsed::start(
+        format!("compiling {name} ({})", crate::progress::size(source.len() as u64)),
+        json,
+    );
     let builds =
         super::fleet_build::build_for(source, &name, &fleet, &devices, fuel, args.boards_dir.as_deref(), false)
             .map_err(refused)?;
+    compiling.finish(&format!("compiled {name}"));
     notes(&builds.skipped, json);
     if builds.artifacts.is_empty() {
         return Err(refused(

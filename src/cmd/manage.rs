@@ -5,6 +5,7 @@ use crate::cmd::overlap::Overlap;
 use crate::cmd::{json, level, render};
 use crate::exit::Failure;
 use crate::output::outln;
+use crate::progress::Progress;
 use arcella_core::client::{Client, ClientError};
 use arcella_core::daemon::paths::Defaults;
 use arcella_core::digest::Sha256Digest;
@@ -165,8 +166,24 @@ impl Link {
         }
     }
 
-    fn upload(&mut self, bytes: &[u8]) -> Result<Sha256Digest, ManageError> {
-        arcella_core::client::upload_with(bytes, |request| self.call(request))
+    /// Uploads `bytes`, with a progress line named `name` on a terminal
+    /// (the bytes the daemon says it has received).
+    fn upload(&mut self, bytes: &[u8], name: &str, json: bool) -> Result<Sha256Digest, ManageError> {
+        let mut progress = Progress::bytes(
+            format!("uploading {name}"),
+            format!("uploaded {name}"),
+            bytes.len() as u64,
+            json,
+        );
+        let sha256 = arcella_core::client::upload_with(bytes, |request| {
+            let response = self.call(request)?;
+            if let Response::Uploaded { received, complete } = &response {
+                progress.update(if *complete { bytes.len() as u64 } else { *received });
+            }
+            Ok::<_, ManageError>(response)
+        })?;
+        progress.finish();
+        Ok(sha256)
     }
 }
 
@@ -188,6 +205,7 @@ pub fn execute(command: &Command, via: &Via, json: bool) -> Result<(), ManageErr
                 &args.artifact,
                 args.component.as_deref(),
                 args.deployment.as_deref(),
+                json,
             )?,
         },
         Command::Rollback(m) => Request::Rollback {
@@ -247,6 +265,7 @@ fn install(client: &mut Link, args: &InstallArgs, json: bool) -> Result<(), Mana
         &args.artifact,
         args.component.as_deref(),
         Some(&args.deployment),
+        json,
     )?;
     let existing = match args.replace {
         true => installed_id(client, args)?,
@@ -357,11 +376,15 @@ fn upload_spec(
     artifact: &Path,
     component: Option<&Path>,
     deployment: Option<&Path>,
+    json: bool,
 ) -> Result<InstallSpec, ManageError> {
+    let name = artifact
+        .file_name()
+        .map_or_else(|| artifact.display().to_string(), |n| n.to_string_lossy().into_owned());
     let artifact = read(artifact)?;
     let deployment_toml = deployment.map(read_text).transpose()?;
     let component_toml = component.map(read_text).transpose()?;
-    let upload = client.upload(&artifact)?;
+    let upload = client.upload(&artifact, &name, json)?;
     Ok(InstallSpec {
         upload,
         component_toml,

@@ -29,6 +29,8 @@ mod messaging;
 mod mqtt;
 mod network;
 mod notify;
+#[cfg(feature = "compiler")]
+mod progress;
 mod protocol;
 mod rollout;
 mod sensor_gateway;
