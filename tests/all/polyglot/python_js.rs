@@ -90,7 +90,11 @@ fn service(lang: &'static str) -> &'static Built {
 fn example(name: &'static str) -> &'static Built {
     static ROOM_MONITOR: OnceLock<Built> = OnceLock::new();
     static ALARM: OnceLock<Built> = OnceLock::new();
-    let cell = if name == "python-room-monitor" { &ROOM_MONITOR } else { &ALARM };
+    let cell = if name == "python-room-monitor" {
+        &ROOM_MONITOR
+    } else {
+        &ALARM
+    };
     cell.get_or_init(|| {
         let project = scratch().join(name);
         copy_sources(&repo().join("examples").join(name), &project);
@@ -196,7 +200,11 @@ fn service_runs_on_a_daemon(lang: &'static str) {
         .cli(["config", &name, "set", "greeting=guten Tag"])
         .expect_code(0);
     wait_log(&daemon, &name, "guten Tag (tick");
-    assert_eq!(count_log(&daemon, &name, "started;"), 1, "no restart for a config change");
+    assert_eq!(
+        count_log(&daemon, &name, "started;"),
+        1,
+        "no restart for a config change"
+    );
 
     // Stopped, it is asked to finish and says so; started again, it
     // counts on from its key-value state.
@@ -206,7 +214,10 @@ fn service_runs_on_a_daemon(lang: &'static str) {
     daemon.cli(["start", &name]).expect_code(0);
     wait_log(&daemon, &name, "start number 2");
     let start_to_log = started.elapsed();
-    assert_eq!(daemon.cli(["kv", &name, "get", "starts"]).expect_code(0).stdout.trim(), "2");
+    assert_eq!(
+        daemon.cli(["kv", &name, "get", "starts"]).expect_code(0).stdout.trim(),
+        "2"
+    );
     println!(
         "figures {lang} service: install {:.1} s, install to first log line {:.2} s, `arcella start` to \
          first log lines {:.2} s; worker RSS {worker:.1} MB, its linear memory {linear:.1} MB, daemon RSS \
@@ -293,7 +304,10 @@ fn the_python_room_monitor_heats_the_rust_room_sensor_through_typed_calls() {
     // The room starts at 18 °C, under the target of 21: the heater goes
     // on, and the provider answers with it on at the next reading.
     let logs = wait_log(&daemon, "python-room-monitor", "heater on (target 21.0 °C, reading 2)");
-    assert!(logs.contains("17.9 °C, heater on (target 21.0 °C, reading 1)"), "{logs}");
+    assert!(
+        logs.contains("17.9 °C, heater on (target 21.0 °C, reading 1)"),
+        "{logs}"
+    );
     let wiring: serde_json::Value =
         serde_json::from_str(&daemon.cli(["--json", "wiring"]).expect_code(0).stdout).unwrap();
     assert_eq!(wiring["links"][0]["consumer"], "python-room-monitor", "{wiring}");
@@ -355,13 +369,21 @@ fn the_js_alarm_turns_readings_from_mosquitto_into_alerts() {
     assert_eq!(alert["alarms"], 1, "{alert}");
     wait_log(&daemon, "js-alarm", "kitchen: 35.5 °C is above 30 °C (alarm 1)");
     assert_eq!(
-        daemon.cli(["kv", "js-alarm", "get", "alarms.kitchen"]).expect_code(0).stdout.trim(),
+        daemon
+            .cli(["kv", "js-alarm", "get", "alarms.kitchen"])
+            .expect_code(0)
+            .stdout
+            .trim(),
         "1"
     );
 
     // A reading that is not a number: an error result, logged and counted.
     broker.publish("home/kitchen/temp", "hot");
-    wait_log(&daemon, "js-alarm", "the handler returned an error: a reading is a number of °C, not \"hot\"");
+    wait_log(
+        &daemon,
+        "js-alarm",
+        "the handler returned an error: a reading is a number of °C, not \"hot\"",
+    );
     let status = daemon.wait_for("js-alarm", WAIT, "counted the failure", |s| {
         s["messaging"]["failed"].as_u64() == Some(1)
     });
@@ -369,11 +391,13 @@ fn the_js_alarm_turns_readings_from_mosquitto_into_alerts() {
 }
 
 /// Every kind of project is made for Python and JavaScript, with the WIT
-/// package set; one more kind per language is built and run: the Python
-/// command greets its argument under `arcella run`, the JavaScript HTTP
-/// handler answers over HTTP.
+/// package set; one more kind per language is built and run, side by
+/// side: the Python command greets its argument under `arcella run`, the
+/// JavaScript HTTP handler answers a GET under `arcella run
+/// --serve-http`. (The providers and the Python HTTP handler are left to
+/// docs/guests.md's bench: each costs a componentize and a compile.)
 #[test]
-fn every_kind_is_made_for_python_and_js_and_more_than_services_build() {
+fn every_kind_is_made_for_python_and_js_and_a_command_and_a_handler_run() {
     let parent = scratch().join("kinds");
     std::fs::create_dir_all(&parent).unwrap();
     for lang in ["python", "js"] {
@@ -394,18 +418,84 @@ fn every_kind_is_made_for_python_and_js_and_more_than_services_build() {
                 assert!(project.join(file).is_file(), "{name} has no {file}");
             }
             assert!(!project.join("NEXT").exists(), "NEXT is printed, not written");
-            let text = std::fs::read_to_string(project.join(source)).unwrap();
-            assert!(!text.contains("{{"), "a placeholder left in {name}/{source}");
-            let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(project.join("build.sh")).unwrap().permissions());
-            assert_eq!(mode & 0o111, 0o111, "{name}/build.sh is executable");
+            for file in [source, "README.md", "deployment.toml", "build.sh"] {
+                let text = std::fs::read_to_string(project.join(file)).unwrap();
+                assert!(!text.contains("{{"), "a placeholder left in {name}/{file}");
+            }
+            let mode = std::fs::metadata(project.join("build.sh")).unwrap().permissions();
+            assert_eq!(
+                std::os::unix::fs::PermissionsExt::mode(&mode) & 0o111,
+                0o111,
+                "{name}/build.sh is executable"
+            );
         }
     }
+    std::thread::scope(|threads| {
+        threads.spawn(|| {
+            let command = parent.join("python-command-kind");
+            let wasm = build(&command);
+            arcella_in(
+                Some(&command),
+                ["run".as_ref(), wasm.as_os_str(), "--".as_ref(), "Ada".as_ref()],
+            )
+            .expect_code(0)
+            .stdout_has(&["hello, Ada, from python-command-kind"]);
+        });
+        threads.spawn(|| {
+            let handler = parent.join("js-http-kind");
+            let wasm = build(&handler);
+            let address = free_address();
+            let mut server = Command::new(env!("CARGO_BIN_EXE_arcella"))
+                .args([
+                    "run".as_ref(),
+                    wasm.as_os_str(),
+                    "--serve-http".as_ref(),
+                    address.as_ref(),
+                ])
+                .env_clear()
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let answer = http_get(&address, "/hi?there");
+            let _ = server.kill();
+            let _ = server.wait();
+            assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+            assert!(
+                answer.contains("hello from js-http-kind: you asked for /hi?there"),
+                "{answer}"
+            );
+        });
+    });
+}
 
-    // The Python command, built and run as it is.
-    let command = parent.join("python-command-kind");
-    let wasm = build(&command);
-    let ran = arcella_in(Some(&command), ["run".as_ref(), wasm.as_os_str(), "--".as_ref(), "Ada".as_ref()]);
-    ran.expect_code(0).stdout_has(&["hello, Ada, from python-command-kind"]);
+/// A loopback address with a port nobody listens on.
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().to_string()
+}
+
+/// The whole answer to `GET path` at `address`, once something serves
+/// there (the component is compiled first: that takes a while).
+fn http_get(address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut stream = loop {
+        match std::net::TcpStream::connect(address) {
+            Ok(stream) => break stream,
+            Err(err) => assert!(Instant::now() < deadline, "nothing serves {address}: {err}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
 }
 
 /// Bad input: a language there is no template for (clap names the ones
@@ -415,7 +505,10 @@ fn arcella_new_refuses_an_unknown_language_and_a_directory_in_use() {
     let dir = tempfile::tempdir().unwrap();
     arcella_in(Some(dir.path()), ["new", "x", "--lang", "go"])
         .expect_code(2)
-        .stderr_has(&["invalid value 'go' for '--lang <LANG>'", "[possible values: rust, c, python, js]"]);
+        .stderr_has(&[
+            "invalid value 'go' for '--lang <LANG>'",
+            "[possible values: rust, c, python, js]",
+        ]);
     assert!(!dir.path().join("x").exists(), "nothing made");
 
     let project = dir.path().join("taken");
