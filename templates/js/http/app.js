@@ -1,8 +1,9 @@
 // {{name}}: an HTTP handler for Arcella in JavaScript: it exports
 // wasi:http/incoming-handler@0.2.12 (the version the daemon serves) and
 // answers through wasi:http/types. (StarlingMonkey's `fetch` event cannot
-// be used: it exports incoming-handler@0.2.3, which this world does not
-// declare.)
+// be used here: built against this world, componentize-js 0.23 fails with
+// "failed to find export of interface `wasi:http/incoming-handler@0.2.12`
+// function `handle`".)
 //
 // The daemon serves it on `[http] listen` of deployment.toml; every
 // request gets a fresh instance (nothing is kept in memory between
