@@ -67,6 +67,29 @@ fn stop_gives_a_service_its_shutdown_call() {
     wait_logged(&daemon, "graceful", "stopped cleanly (exit code 0)");
 }
 
+/// `restart` is a stop and a start: the running instance hears the
+/// shutdown call and finishes cleanly before the new one starts.
+#[test]
+fn restart_gives_a_service_its_shutdown_call_before_starting_it_again() {
+    let daemon = Daemon::start();
+    daemon
+        .install("graceful_p2", Some(GRACEFUL), &service(""))
+        .expect_code(0);
+    wait_logged(&daemon, "graceful", "out | working");
+    daemon.cli(["restart", "graceful"]).expect_code(0);
+    wait_logged(&daemon, "graceful", "out | shutdown requested: cleaning up");
+    wait_logged(&daemon, "graceful", "stopped cleanly (exit code 0)");
+    daemon.wait_for("graceful", Duration::from_secs(10), "running again", |s| {
+        state_name(s) == "running"
+    });
+    let logs = daemon.cli(["logs", "graceful"]).stdout;
+    let cleaned = logs.find("stopped cleanly").unwrap();
+    assert!(
+        logs[cleaned..].contains("out | working"),
+        "the new instance works after the old one finished:\n{logs}"
+    );
+}
+
 #[test]
 fn a_service_that_ignores_the_call_is_cancelled_after_the_grace() {
     let daemon = Daemon::start_with_config("shutdown_grace = \"300ms\"\n");

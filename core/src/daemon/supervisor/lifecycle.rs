@@ -111,15 +111,34 @@ impl Supervisor {
     }
 
     /// Stops (if running) and starts again.
+    /// Stops the module as `stop` does (a guest that hears the shutdown
+    /// call gets it, and the grace period to finish), then starts it.
+    /// Called on a blocking-pool thread: it waits for the instance to end.
     pub fn restart(&self, id: &str) -> Result<(), RemoteError> {
-        {
+        let asked = {
             let mut state = self.lock();
             if !state.modules.contains_key(id) {
                 return Err(not_found(id));
             }
-            self.halt(&mut state, id, "restarting on request");
+            self.wind_down(&mut state, id, "restarting on request")
+        };
+        if asked {
+            self.wait_while_stopping(id);
         }
+        self.halt(&mut self.lock(), id, "restarting on request");
         self.start(id)
+    }
+
+    /// Waits (on a blocking-pool thread) until the module is no longer
+    /// `Stopping`: its instance heard the shutdown call and ended, or the
+    /// grace period ran out and it was cancelled.
+    pub(super) fn wait_while_stopping(&self, id: &str) {
+        let deadline = Instant::now() + self.inner.config.shutdown_grace + Duration::from_millis(200);
+        while Instant::now() < deadline
+            && self.lock().modules.get(id).map(|s| &s.state) == Some(&ModuleState::Stopping)
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     pub(super) fn set_desired(&self, slot: &mut Slot, desired: DesiredState) -> Result<(), RemoteError> {

@@ -10,7 +10,7 @@ use crate::manifest::UpdateStrategy;
 use crate::protocol::{DesiredState, ErrorKind, Isolation, ModuleState, RemoteError, UpdateOutcome, UpdateReport};
 use crate::run::{self, StopFlag};
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The previous version's instance while the new one comes up.
 pub(super) struct Outgoing {
@@ -64,10 +64,7 @@ impl Supervisor {
         if strategy == UpdateStrategy::StopFirst {
             let asked = self.wind_down(&mut self.lock(), id, "stopped for the new version");
             if asked {
-                let deadline = Instant::now() + self.inner.config.shutdown_grace + Duration::from_millis(200);
-                while Instant::now() < deadline && self.state_of(id) == Some(ModuleState::Stopping) {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                self.wait_while_stopping(id);
             }
         }
         let mut state = self.lock();
@@ -84,10 +81,6 @@ impl Supervisor {
             // It runs as of now; a worker module runs once its worker says so.
             self.release_outgoing(&mut state, id);
         }
-    }
-
-    fn state_of(&self, id: &str) -> Option<ModuleState> {
-        self.lock().modules.get(id).map(|s| s.state.clone())
     }
 
     /// Moves the running instance aside (start-first), to be asked to stop
