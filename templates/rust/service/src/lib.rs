@@ -59,8 +59,17 @@ fn setting(key: &str) -> Option<String> {
 
 /// Adds one to the count of starts kept in the bucket `default`.
 fn count_start() -> Result<u64, String> {
-    let bucket = store::open("default").map_err(|e| format!("{e:?}"))?;
-    atomics::increment(&bucket, "starts", 1).map_err(|e| format!("{e:?}"))
+    let bucket = store::open("default").map_err(describe)?;
+    atomics::increment(&bucket, "starts", 1).map_err(describe)
+}
+
+/// Why a key-value call failed, in words.
+fn describe(error: store::Error) -> String {
+    match error {
+        store::Error::AccessDenied => "access denied (grant [capabilities.keyvalue] in deployment.toml)".into(),
+        store::Error::NoSuchStore => "no such store".into(),
+        store::Error::Other(why) => why,
+    }
 }
 
 /// Sleeps `ms`, waking every 100 ms to see whether the daemon asked the
