@@ -132,8 +132,10 @@ fn check_name(name: &str) -> Result<(), NewError> {
 
 fn check_empty(dir: &Path) -> Result<(), NewError> {
     match std::fs::read_dir(dir) {
-        Ok(mut entries) if entries.next().is_some() => Err(NewError::NotEmpty(dir.display().to_string())),
-        Ok(_) => Ok(()),
+        Ok(mut entries) => match entries.next() {
+            Some(_) => Err(NewError::NotEmpty(dir.display().to_string())),
+            None => Ok(()),
+        },
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(source) => Err(NewError::Write {
             path: dir.display().to_string(),
