@@ -185,19 +185,28 @@ struct Built {
     compile: Duration,
 }
 
-/// Where every project of this test binary is made (kept until it ends).
+/// Where every project of this test binary is made: beside the test
+/// binary (a static is never dropped, so a temporary directory would
+/// outlive the run), emptied at the first use of a run.
 fn workdir() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = target_dir().join("polyglot-rust-c");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    })
 }
 
-/// The cargo target directory every Rust project builds into, beside the
-/// test binary's own, so wit-bindgen is compiled once and kept between runs.
+/// The test profile's directory of the target (`target/debug`).
+fn target_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_arcella")).parent().unwrap()
+}
+
+/// The cargo target directory every Rust project builds into, kept
+/// between runs, so wit-bindgen is compiled once.
 fn rust_target() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_arcella"))
-        .parent()
-        .unwrap()
-        .join("polyglot-rust")
+    target_dir().join("polyglot-rust")
 }
 
 /// The project `lang` `kind`, made, built and compiled once; builds run
