@@ -134,8 +134,7 @@ impl Supervisor {
     /// grace period ran out and it was cancelled.
     pub(super) fn wait_while_stopping(&self, id: &str) {
         let deadline = Instant::now() + self.inner.config.shutdown_grace + Duration::from_millis(200);
-        while Instant::now() < deadline
-            && self.lock().modules.get(id).map(|s| &s.state) == Some(&ModuleState::Stopping)
+        while Instant::now() < deadline && self.lock().modules.get(id).map(|s| &s.state) == Some(&ModuleState::Stopping)
         {
             std::thread::sleep(Duration::from_millis(1));
         }
