@@ -231,6 +231,11 @@ fn measure(lang: &str, path: &str, work: &Path) -> Row {
     let mut starts = Vec::new();
     for _ in 0..STARTS {
         daemon.cli(&["stop", &format!("{lang}-1")]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while daemon.json(&["status", &format!("{lang}-1")])["state"] != "stopped" {
+            assert!(Instant::now() < deadline, "{lang}-1 did not stop");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let before = daemon.log_lines(&format!("{lang}-1"));
         let began = Instant::now();
         daemon.cli(&["start", &format!("{lang}-1")]);

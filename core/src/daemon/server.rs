@@ -327,11 +327,11 @@ async fn handle(
         | Request::Status { .. }
         | Request::Inspect { .. }
         | Request::Logs { .. }
-        | Request::Start { .. }
-        | Request::Stop { .. }
-        | Request::Restart { .. } => super::remote::answer(sup, actor, request),
-        // Disk, hashing, loading, and `Telemetry` (it waits for workers'
-        // answers, supervisor/telemetry.rs): on the blocking pool.
+        | Request::Stop { .. } => super::remote::answer(sup, actor, request),
+        // Disk, hashing, loading, `Telemetry` (it waits for workers'
+        // answers, supervisor/telemetry.rs), and `Start`/`Restart` (they
+        // wait for a stopping instance to end, up to the grace period;
+        // the grace's timer runs on this executor): on the blocking pool.
         request => {
             let sup = sup.clone();
             let actor = actor.clone();

@@ -104,6 +104,30 @@ fn a_service_that_ignores_the_call_is_cancelled_after_the_grace() {
     wait_logged(&daemon, "graceful", "did not stop within 300ms; cancelled");
 }
 
+/// A `start` that comes while the instance is still stopping (within its
+/// grace) is not lost: once the old instance has ended, the module runs
+/// again, and stays running.
+#[test]
+fn a_start_while_stopping_runs_the_module_again_once_the_old_instance_ended() {
+    let daemon = Daemon::start_with_config("shutdown_grace = \"300ms\"\n");
+    install_stubborn(&daemon);
+    daemon
+        .cli(["stop", "graceful"])
+        .expect_code(0)
+        .stdout_has(&["is stopping"]);
+    daemon.cli(["start", "graceful"]).expect_code(0);
+    wait_logged(&daemon, "graceful", "did not stop within 300ms; cancelled");
+    daemon.wait_for("graceful", Duration::from_secs(10), "running again", |s| {
+        state_name(s) == "running"
+    });
+    let logs = daemon.cli(["logs", "graceful"]).stdout;
+    let cancelled = logs.find("cancelled").unwrap();
+    assert!(
+        logs[cancelled..].contains("out | working"),
+        "a new instance works after the old one ended:\n{logs}"
+    );
+}
+
 #[test]
 fn sigterm_asks_modules_to_finish_before_the_daemon_exits() {
     let mut daemon = Daemon::start_with_config("shutdown_grace = \"5s\"\n");

@@ -9,6 +9,7 @@
 
 mod python_js;
 mod rust_c;
+mod wit_set;
 
 use crate::support::Ran;
 use std::path::{Path, PathBuf};

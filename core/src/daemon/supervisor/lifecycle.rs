@@ -15,7 +15,16 @@ const STABLE_RUN: Duration = Duration::from_secs(10);
 
 impl Supervisor {
     /// Starts a module (no-op if running) and remembers that it should run.
+    /// Called on a blocking-pool thread: it may wait for a stopping
+    /// instance to end.
     pub fn start(&self, id: &str) -> Result<(), RemoteError> {
+        // A start while the instance is still stopping (a `stop` just
+        // before, within the grace) waits for it to end: it would find the
+        // task still there, and be forgotten when the instance ends.
+        let stopping = self.lock().modules.get(id).map(|s| &s.state) == Some(&ModuleState::Stopping);
+        if stopping {
+            self.wait_while_stopping(id);
+        }
         let mut state = self.lock();
         let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
         let loaded = slot.loaded.clone().ok_or_else(|| {
