@@ -42,10 +42,7 @@ struct Compiled {
 
 pub fn execute(args: &CompileArgs, json: bool) -> Result<(), CmdError> {
     let source = read_input(&args.input)?;
-    let name = args.input.file_name().map_or_else(
-        || args.input.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
+    let name = super::file_label(&args.input);
     let profile = profile(args)?;
     // wasmtime says nothing while it compiles: the line only counts seconds.
     let progress = crate::progress::Elapsed::start(

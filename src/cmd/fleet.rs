@@ -280,7 +280,7 @@ fn deploy_module(operator: &mut Operator, args: &DeployArgs, json: bool) -> Resu
         release.spec.clone(),
     )?;
     for build in &release.artifacts {
-        let sha256 = digest::hex(&digest::sha256(&build.bytes));
+        let sha256 = digest::hex(&build.sha256);
         if json {
             json_value(&Progress::Published {
                 version,
@@ -304,9 +304,7 @@ fn deploy_module(operator: &mut Operator, args: &DeployArgs, json: bool) -> Resu
 /// A progress line per artifact the release publishes (on a terminal),
 /// named after the file given: `publishing sensor.cwasm  12.3 MiB / …`.
 fn publish_progress(file: &Path, release: &Release, json: bool) -> arcella_mqtt::operator::PublishWatcher {
-    let name = file
-        .file_name()
-        .map_or_else(|| file.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = super::file_label(file);
     let mut names: Vec<([u8; 32], String)> = release
         .artifacts
         .iter()
@@ -315,7 +313,7 @@ fn publish_progress(file: &Path, release: &Release, json: bool) -> arcella_mqtt:
                 Some(fingerprint) => format!("{name} for engine {fingerprint}"),
                 None => name.clone(),
             };
-            (digest::sha256(&a.bytes), label)
+            (a.sha256, label)
         })
         .collect();
     if let Some(source) = &release.source {
@@ -356,6 +354,9 @@ fn publish_progress(file: &Path, release: &Release, json: bool) -> arcella_mqtt:
 pub struct Artifact {
     pub fingerprint: Option<String>,
     pub bytes: Vec<u8>,
+    /// The sha256 of `bytes`, hashed once when the artifact is made (what
+    /// it is signed for, published under and reported as).
+    pub sha256: digest::Sha256Digest,
     pub signature: ArtifactSignature,
     /// The devices it was built for (a .wasm compiled here).
     pub devices: Vec<String>,
@@ -424,15 +425,17 @@ pub fn prepare(
         let artifacts = compile_for_targets(operator, args, signer, target, &artifact, &spec, json)?;
         (artifacts, Some(artifact))
     } else {
+        let sha256 = digest::sha256(&artifact);
         let signature = match &args.signature {
             Some(file) => signing::signature_from_text(&read_text(file)?).map_err(|e| FleetError::File {
                 path: file.display().to_string(),
                 message: e.to_string(),
             })?,
-            None => signing::sign(&signer.key, &digest::sha256(&artifact)),
+            None => signing::sign(&signer.key, &sha256),
         };
         let artifacts = vec![Artifact {
             fingerprint: None,
+            sha256,
             bytes: artifact,
             signature,
             devices: Vec::new(),
@@ -502,11 +505,15 @@ fn compile_for_targets(
     Ok(builds
         .artifacts
         .into_iter()
-        .map(|(fingerprint, bytes, devices)| Artifact {
-            fingerprint: Some(fingerprint),
-            signature: signing::sign(&signer.key, &digest::sha256(&bytes)),
-            bytes,
-            devices,
+        .map(|(fingerprint, bytes, devices)| {
+            let sha256 = digest::sha256(&bytes);
+            Artifact {
+                fingerprint: Some(fingerprint),
+                signature: signing::sign(&signer.key, &sha256),
+                sha256,
+                bytes,
+                devices,
+            }
         })
         .collect())
 }

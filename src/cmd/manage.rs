@@ -378,9 +378,7 @@ fn upload_spec(
     deployment: Option<&Path>,
     json: bool,
 ) -> Result<InstallSpec, ManageError> {
-    let name = artifact
-        .file_name()
-        .map_or_else(|| artifact.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let name = super::file_label(artifact);
     let artifact = read(artifact)?;
     let deployment_toml = deployment.map(read_text).transpose()?;
     let component_toml = component.map(read_text).transpose()?;

@@ -27,6 +27,13 @@ pub mod wit;
 use crate::exit::Failure;
 use std::path::Path;
 
+/// How a file is named in messages and progress lines: its file name, or
+/// the whole path if it has none.
+pub fn file_label(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
 /// Errors of the offline verbs; each names the file it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum CmdError {

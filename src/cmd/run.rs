@@ -17,7 +17,6 @@ use arcella_core::host::HostServices;
 use arcella_core::host::http::ServeGrant;
 use arcella_core::host::network::NetworkRules;
 use arcella_core::run::{Grants, Invocation, Limits, Output, StopFlag, hears_shutdown, run_blocking};
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -26,7 +25,7 @@ use std::time::Duration;
 /// The guest's exit code, or why it did not finish by itself.
 pub fn execute(args: &RunArgs) -> Result<ExitCode, Failure> {
     let (profile, program) = prepare(args).map_err(|err| Failure::with_code(exit::CANNOT_RUN, "cannot_run", err))?;
-    let name = module_name(&args.file);
+    let name = super::file_label(&args.file);
     let stop: StopFlag = Arc::new(AtomicBool::new(false));
     let grace = if hears_shutdown(&program) {
         args.grace
@@ -137,11 +136,6 @@ fn stderr_denials() -> HostServices {
     }
 }
 
-fn module_name(path: &Path) -> String {
-    path.file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
-}
-
 /// Loads the file into an engine that can run it: the artifact's own
 /// variant of the built-in profile (fuel metering and epoch checks as it
 /// was compiled), decoded and hashed once.
@@ -198,7 +192,7 @@ fn compile_here(args: &RunArgs, bytes: &[u8]) -> Result<(EngineProfile, Program)
         .with_epoch(args.timeout.is_some());
     profile.check_address_space(arcella_core::sys::memory::address_space_limit())?;
     let engine = new_engine(&profile)?;
-    let program = load::compile_in_memory(&engine, bytes, &module_name(&args.file))?;
+    let program = load::compile_in_memory(&engine, bytes, &super::file_label(&args.file))?;
     Ok((profile, program))
 }
 

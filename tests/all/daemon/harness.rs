@@ -341,6 +341,25 @@ impl Daemon {
             .collect()
     }
 
+    /// Waits until the module's log (`arcella logs`: its output and the
+    /// daemon's notes) contains `needle` (or panics after `within`);
+    /// returns the log so far.
+    pub fn wait_log(&self, module: &str, needle: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let logs = self.cli(["logs", module]).stdout;
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{module} never logged {needle:?}:\n{logs}\ndaemon:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(25));
+        }
+    }
+
     /// Waits until the module's stdout has a line containing `needle`
     /// (or panics after `within`); returns the lines so far.
     pub fn wait_guest_out(&self, module: &str, needle: &str, within: Duration) -> Vec<String> {

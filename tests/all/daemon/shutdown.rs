@@ -3,26 +3,13 @@
 use super::harness::*;
 use std::time::{Duration, Instant};
 
+/// How long a module may take to log what a test waits for.
+const LOG_WAIT: Duration = Duration::from_secs(10);
+
 const GRACEFUL: &str = "name = \"graceful\"\nversion = \"1\"\n";
 
 fn service(extra: &str) -> String {
     format!("kind = \"service\"\nisolation = \"main\"\ntrusted = true\n{extra}")
-}
-
-fn wait_logged(daemon: &Daemon, id: &str, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let logs = daemon.cli(["logs", id]).stdout;
-        if logs.contains(needle) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never logged {needle:?}:\n{logs}\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// Installs `guest` as the `graceful` service with a read-write `/data`
@@ -35,7 +22,7 @@ fn install_with_granted_dir(daemon: &Daemon, guest: &str) -> std::path::PathBuf 
         data.display()
     );
     daemon.install(guest, Some(GRACEFUL), &service(&grant)).expect_code(0);
-    wait_logged(daemon, "graceful", "out | working");
+    daemon.wait_log("graceful", "out | working", LOG_WAIT);
     data
 }
 
@@ -49,7 +36,7 @@ fn install_stubborn(daemon: &Daemon) {
             &service("[capabilities]\nargs = [\"ignore\"]\n"),
         )
         .expect_code(0);
-    wait_logged(daemon, "graceful", "out | working");
+    daemon.wait_log("graceful", "out | working", LOG_WAIT);
 }
 
 #[test]
@@ -58,13 +45,13 @@ fn stop_gives_a_service_its_shutdown_call() {
     daemon
         .install("graceful_p1", Some(GRACEFUL), &service(""))
         .expect_code(0);
-    wait_logged(&daemon, "graceful", "out | working");
+    daemon.wait_log("graceful", "out | working", LOG_WAIT);
     daemon.cli(["stop", "graceful"]).expect_code(0);
     daemon.wait_for("graceful", Duration::from_secs(10), "stopped", |s| {
         state_name(s) == "stopped"
     });
-    wait_logged(&daemon, "graceful", "out | shutdown requested: cleaning up");
-    wait_logged(&daemon, "graceful", "stopped cleanly (exit code 0)");
+    daemon.wait_log("graceful", "out | shutdown requested: cleaning up", LOG_WAIT);
+    daemon.wait_log("graceful", "stopped cleanly (exit code 0)", LOG_WAIT);
 }
 
 /// `restart` is a stop and a start: the running instance hears the
@@ -75,10 +62,10 @@ fn restart_gives_a_service_its_shutdown_call_before_starting_it_again() {
     daemon
         .install("graceful_p2", Some(GRACEFUL), &service(""))
         .expect_code(0);
-    wait_logged(&daemon, "graceful", "out | working");
+    daemon.wait_log("graceful", "out | working", LOG_WAIT);
     daemon.cli(["restart", "graceful"]).expect_code(0);
-    wait_logged(&daemon, "graceful", "out | shutdown requested: cleaning up");
-    wait_logged(&daemon, "graceful", "stopped cleanly (exit code 0)");
+    daemon.wait_log("graceful", "out | shutdown requested: cleaning up", LOG_WAIT);
+    daemon.wait_log("graceful", "stopped cleanly (exit code 0)", LOG_WAIT);
     daemon.wait_for("graceful", Duration::from_secs(10), "running again", |s| {
         state_name(s) == "running"
     });
@@ -101,7 +88,7 @@ fn a_service_that_ignores_the_call_is_cancelled_after_the_grace() {
     daemon.wait_for("graceful", Duration::from_secs(10), "stopped", |s| {
         state_name(s) == "stopped"
     });
-    wait_logged(&daemon, "graceful", "did not stop within 300ms; cancelled");
+    daemon.wait_log("graceful", "did not stop within 300ms; cancelled", LOG_WAIT);
 }
 
 /// A `start` that comes while the instance is still stopping (within its
@@ -116,7 +103,7 @@ fn a_start_while_stopping_runs_the_module_again_once_the_old_instance_ended() {
         .expect_code(0)
         .stdout_has(&["is stopping"]);
     daemon.cli(["start", "graceful"]).expect_code(0);
-    wait_logged(&daemon, "graceful", "did not stop within 300ms; cancelled");
+    daemon.wait_log("graceful", "did not stop within 300ms; cancelled", LOG_WAIT);
     daemon.wait_for("graceful", Duration::from_secs(10), "running again", |s| {
         state_name(s) == "running"
     });
@@ -197,7 +184,7 @@ fn sigterm_cancels_modules_without_the_shutdown_import_at_once_and_loses_none() 
     daemon.wait_for("ticker", Duration::from_secs(10), "hosted by a worker", |s| {
         state_name(s) == "running" && s["worker_pid"].is_u64()
     });
-    wait_logged(&daemon, "ticker", "out | tick");
+    daemon.wait_log("ticker", "out | tick", LOG_WAIT);
     let began = Instant::now();
     assert_eq!(daemon.terminate(), Some(0), "{}", daemon.log());
     let took = began.elapsed();

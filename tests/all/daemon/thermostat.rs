@@ -12,7 +12,7 @@
 use super::harness::*;
 use arcella_test_broker::Mosquitto;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/thermostat");
 const WAIT: Duration = Duration::from_secs(20);
@@ -34,22 +34,6 @@ fn readings(broker: &Mosquitto, count: usize) -> Vec<serde_json::Value> {
             serde_json::from_str(json).unwrap_or_else(|e| panic!("{json}: {e}"))
         })
         .collect()
-}
-
-/// Waits until the thermostat's log has a line containing `needle`.
-fn wait_log(daemon: &Daemon, needle: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let logs = daemon.cli(["logs", "thermostat"]).stdout.clone();
-        if logs.contains(needle) {
-            return logs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the thermostat never logged {needle:?}:\n{logs}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]
@@ -92,7 +76,7 @@ fn the_thermostat_publishes_through_the_bridge_and_obeys_mosquitto_pub() {
 
     // A target from outside: the room is heated towards it.
     broker.publish("home/livingroom/thermostat/set", "30");
-    wait_log(&daemon, "target set to 30.0 °C");
+    daemon.wait_log("thermostat", "target set to 30.0 °C", WAIT);
     let heating = readings(&broker, 3);
     let celsius = |r: &serde_json::Value| r["celsius"].as_f64().unwrap();
     assert!(heating.iter().all(|r| r["target"] == 30.0), "{heating:?}");
@@ -105,9 +89,10 @@ fn the_thermostat_publishes_through_the_bridge_and_obeys_mosquitto_pub() {
     // Targets it refuses: named in its log, the target it had kept.
     for bad in ["hot", "99"] {
         broker.publish("home/livingroom/thermostat/set", bad);
-        wait_log(
-            &daemon,
+        daemon.wait_log(
+            "thermostat",
             &format!("the handler returned an error: a target is a number of °C from 5 to 35, not \"{bad}\""),
+            WAIT,
         );
     }
     assert!(readings(&broker, 1)[0]["target"] == 30.0);

@@ -77,3 +77,22 @@ pub fn build(project: &Path) -> PathBuf {
     assert!(wasm.is_file(), "./build.sh made no {}", wasm.display());
     wasm
 }
+
+/// Copies a project's own files from `from` to `to`: not what its build
+/// made (`*.wasm`, `*.cwasm`, `build/`). A symbolic link (c-meter's
+/// `wit/deps`) is followed and copied as files.
+pub fn copy_project(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let target = to.join(name);
+        if path.is_dir() {
+            if name != "build" {
+                copy_project(&path, &target);
+            }
+        } else if !name.ends_with(".wasm") && !name.ends_with(".cwasm") {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}

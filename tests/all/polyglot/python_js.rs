@@ -97,43 +97,9 @@ fn example(name: &'static str) -> &'static Built {
     };
     cell.get_or_init(|| {
         let project = scratch().join(name);
-        copy_sources(&repo().join("examples").join(name), &project);
+        super::copy_project(&repo().join("examples").join(name), &project);
         build_and_compile(project, name)
     })
-}
-
-/// Copies an example's committed files: not the WIT its build writes
-/// (wit/deps/ but the packages of its own) nor its outputs.
-fn copy_sources(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap();
-        let target = to.join(name);
-        if path.is_dir() {
-            copy_sources(&path, &target);
-        } else if !name.ends_with(".wasm") && !name.ends_with(".cwasm") {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
-
-/// Waits until `module`'s log (`arcella logs`) has a line containing
-/// `needle`; the log so far.
-fn wait_log(daemon: &Daemon, module: &str, needle: &str) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let logs = daemon.cli(["logs", module]).stdout;
-        if logs.contains(needle) {
-            return logs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{module} never logged {needle:?}:\n{logs}\ndaemon:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
 }
 
 /// How many lines of `module`'s log contain `needle`.
@@ -185,21 +151,21 @@ fn service_runs_on_a_daemon(lang: &'static str) {
         .install_file(&built.cwasm, &project.join("component.toml"), &deployment)
         .expect_code(0);
     let install = installed.elapsed();
-    wait_log(&daemon, &name, "started; greeting");
+    daemon.wait_log(&name, "started; greeting", WAIT);
     let first_log = installed.elapsed();
-    let logs = wait_log(&daemon, &name, "start number 1");
+    let logs = daemon.wait_log(&name, "start number 1", WAIT);
     assert!(
         logs.contains(&format!("{name}: {name} started; greeting: ")) && logs.contains(&format!("hello from {name}")),
         "the greeting of [config]:\n{logs}"
     );
-    wait_log(&daemon, &name, &format!("hello from {name} (tick 1)"));
+    daemon.wait_log(&name, &format!("hello from {name} (tick 1)"), WAIT);
     let (worker, linear, daemon_rss) = memory_mb(&daemon, &name);
 
     // The operator's value is read at the next tick, without a restart.
     daemon
         .cli(["config", &name, "set", "greeting=guten Tag"])
         .expect_code(0);
-    wait_log(&daemon, &name, "guten Tag (tick");
+    daemon.wait_log(&name, "guten Tag (tick", WAIT);
     assert_eq!(
         count_log(&daemon, &name, "started;"),
         1,
@@ -209,10 +175,10 @@ fn service_runs_on_a_daemon(lang: &'static str) {
     // Stopped, it is asked to finish and says so; started again, it
     // counts on from its key-value state.
     daemon.cli(["stop", &name]).expect_code(0);
-    wait_log(&daemon, &name, &format!("{name} stopping after"));
+    daemon.wait_log(&name, &format!("{name} stopping after"), WAIT);
     let started = Instant::now();
     daemon.cli(["start", &name]).expect_code(0);
-    wait_log(&daemon, &name, "start number 2");
+    daemon.wait_log(&name, "start number 2", WAIT);
     let start_to_log = started.elapsed();
     assert_eq!(
         daemon.cli(["kv", &name, "get", "starts"]).expect_code(0).stdout.trim(),
@@ -303,7 +269,7 @@ fn the_python_room_monitor_heats_the_rust_room_sensor_through_typed_calls() {
         .expect_code(0);
     // The room starts at 18 °C, under the target of 21: the heater goes
     // on, and the provider answers with it on at the next reading.
-    let logs = wait_log(&daemon, "python-room-monitor", "heater on (target 21.0 °C, reading 2)");
+    let logs = daemon.wait_log("python-room-monitor", "heater on (target 21.0 °C, reading 2)", WAIT);
     assert!(
         logs.contains("17.9 °C, heater on (target 21.0 °C, reading 1)"),
         "{logs}"
@@ -313,13 +279,13 @@ fn the_python_room_monitor_heats_the_rust_room_sensor_through_typed_calls() {
     assert_eq!(wiring["links"][0]["consumer"], "python-room-monitor", "{wiring}");
     assert_eq!(wiring["links"][0]["provider"], "room-sensor", "{wiring}");
     // The room sensor's own log: the heater it was told to switch on.
-    wait_log(&daemon, "room-sensor", "heater on");
+    daemon.wait_log("room-sensor", "heater on", WAIT);
 
     // A lower target, read at the next reading: the heater goes off.
     daemon
         .cli(["config", "python-room-monitor", "set", "target=15"])
         .expect_code(0);
-    wait_log(&daemon, "python-room-monitor", "heater off (target 15.0 °C");
+    daemon.wait_log("python-room-monitor", "heater off (target 15.0 °C", WAIT);
     let readings: u64 = daemon
         .cli(["kv", "python-room-monitor", "get", "readings"])
         .expect_code(0)
@@ -329,7 +295,7 @@ fn the_python_room_monitor_heats_the_rust_room_sensor_through_typed_calls() {
         .unwrap();
     assert!(readings >= 3, "{readings}");
     daemon.cli(["restart", "python-room-monitor"]).expect_code(0);
-    wait_log(&daemon, "python-room-monitor", "resuming; the last reading was");
+    daemon.wait_log("python-room-monitor", "resuming; the last reading was", WAIT);
 }
 
 /// examples/js-alarm: a JavaScript message handler fed the readings a
@@ -367,7 +333,7 @@ fn the_js_alarm_turns_readings_from_mosquitto_into_alerts() {
     assert_eq!(alert["celsius"], 35.5, "{alert}");
     assert_eq!(alert["limit"], 30, "{alert}");
     assert_eq!(alert["alarms"], 1, "{alert}");
-    wait_log(&daemon, "js-alarm", "kitchen: 35.5 °C is above 30 °C (alarm 1)");
+    daemon.wait_log("js-alarm", "kitchen: 35.5 °C is above 30 °C (alarm 1)", WAIT);
     assert_eq!(
         daemon
             .cli(["kv", "js-alarm", "get", "alarms.kitchen"])
@@ -379,10 +345,10 @@ fn the_js_alarm_turns_readings_from_mosquitto_into_alerts() {
 
     // A reading that is not a number: an error result, logged and counted.
     broker.publish("home/kitchen/temp", "hot");
-    wait_log(
-        &daemon,
+    daemon.wait_log(
         "js-alarm",
         "the handler returned an error: a reading is a number of °C, not \"hot\"",
+        WAIT,
     );
     let status = daemon.wait_for("js-alarm", WAIT, "counted the failure", |s| {
         s["messaging"]["failed"].as_u64() == Some(1)

@@ -232,26 +232,9 @@ fn c_meter() -> &'static Built {
     BUILT.get_or_init(|| {
         let dir = workdir().join("c-meter");
         let example = repo().join("examples/c-meter");
-        copy_dir(&example, &dir);
+        super::copy_project(&example, &dir);
         build_and_compile(&dir, "c-meter")
     })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        // Follows the symbolic link wit/deps -> ../../../wit/deps.
-        if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "build") {
-                continue;
-            }
-            copy_dir(&path, &target);
-        } else if path.extension().is_none_or(|e| e != "wasm") {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
 }
 
 fn build_and_compile(dir: &Path, name: &str) -> Built {
@@ -357,22 +340,8 @@ fn service_templates_under_arcella_run_log_the_refused_store_and_stop_on_a_signa
 
 // ---- a daemon ----
 
-/// Lines of `arcella logs ID` once one contains `needle`.
-fn wait_logs(daemon: &Daemon, id: &str, needle: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let logs = daemon.cli(["logs", id]).stdout;
-        if logs.contains(needle) {
-            return logs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{id} never logged {needle:?}:\n{logs}\ndaemon:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// How long a module may take to log what a test waits for.
+const LOG_WAIT: Duration = Duration::from_secs(20);
 
 /// A number kept in the module's bucket `default` (0 if absent).
 fn kv_number(daemon: &Daemon, id: &str, key: &str) -> u64 {
@@ -428,12 +397,12 @@ fn rust_and_c_projects_install_and_run_on_a_daemon_keeping_state_across_restarts
     // line on stdout.
     let mut first_line = BTreeMap::new();
     for id in ["rust-service", "c-service"] {
-        let logs = wait_logs(&daemon, id, "start number 1");
+        let logs = daemon.wait_log(id, "start number 1", LOG_WAIT);
         first_line.insert(id, started[id].elapsed());
         assert!(logs.contains(&format!("config: greeting = \"hi from {id}\"")), "{logs}");
-        wait_logs(&daemon, id, &format!("hi from {id} from {id}"));
+        daemon.wait_log(id, &format!("hi from {id} from {id}"), LOG_WAIT);
     }
-    let logs = wait_logs(&daemon, "c-meter", "total=3");
+    let logs = daemon.wait_log("c-meter", "total=3", LOG_WAIT);
     first_line.insert("c-meter", started["c-meter"].elapsed());
     assert!(logs.contains("meter hall: rate 1 every 100 ms"), "{logs}");
     assert!(logs.contains("start 1, total so far 0"), "{logs}");
@@ -464,7 +433,7 @@ fn rust_and_c_projects_install_and_run_on_a_daemon_keeping_state_across_restarts
     // State survives a restart: the count goes on.
     for id in ["rust-service", "c-service"] {
         daemon.cli(["restart", id]).expect_code(0);
-        wait_logs(&daemon, id, "start number 2");
+        daemon.wait_log(id, "start number 2", LOG_WAIT);
         daemon
             .cli(["kv", id, "get", "starts"])
             .expect_code(0)
@@ -472,7 +441,7 @@ fn rust_and_c_projects_install_and_run_on_a_daemon_keeping_state_across_restarts
     }
     let before = kv_number(&daemon, "c-meter", "total");
     daemon.cli(["restart", "c-meter"]).expect_code(0);
-    let logs = wait_logs(&daemon, "c-meter", "start 2, total so far");
+    let logs = daemon.wait_log("c-meter", "start 2, total so far", LOG_WAIT);
     let after: u64 = logs
         .split("start 2, total so far ")
         .nth(1)
@@ -487,7 +456,7 @@ fn rust_and_c_projects_install_and_run_on_a_daemon_keeping_state_across_restarts
         ("c-meter", "stopping at total"),
     ] {
         daemon.cli(["stop", id]).expect_code(0);
-        wait_logs(&daemon, id, last);
+        daemon.wait_log(id, last, LOG_WAIT);
     }
     if figures_wanted() {
         for (id, project) in &projects {
