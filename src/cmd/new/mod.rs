@@ -163,17 +163,14 @@ fn wit_files() -> impl Iterator<Item = (String, &'static str)> {
 
 fn write(dir: &Path, name: &str, bytes: &[u8], executable: bool) -> Result<(), NewError> {
     let path = dir.join(name);
-    let write_err = |source| NewError::Write {
-        path: path.display().to_string(),
-        source,
-    };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(write_err)?;
-    }
-    std::fs::write(&path, bytes).map_err(write_err)?;
+    super::docs::write(path.clone(), bytes)
+        .map_err(|super::docs::DocsError::Write { path, source }| NewError::Write { path, source })?;
     if executable {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(write_err)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(|source| NewError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
     }
     Ok(())
 }
