@@ -94,7 +94,7 @@ fn main() {
         binary: Some(env!("CARGO_BIN_EXE_arcella-worker").into()),
         ..WorkerConfig::default()
     };
-    let pool = WorkerPool::new(&config, &profile, executor.clone(), None, Vec::new());
+    let pool = WorkerPool::new(&config, &profile, executor.clone(), None, Vec::new(), None);
     let run = executor.run(async {
         println!("arcella key-value bench ({N} sets then {N} gets of 16-byte values)\n");
         let (set, get) = native(state.path());

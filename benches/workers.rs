@@ -77,7 +77,7 @@ fn main() {
         ..WorkerConfig::default()
     };
     let bench = Bench {
-        pool: WorkerPool::new(&config, &profile, executor.clone(), None, Vec::new()),
+        pool: WorkerPool::new(&config, &profile, executor.clone(), None, Vec::new(), None),
         store: ArtifactStore::open(data.path()).expect("store"),
         _data: data,
     };

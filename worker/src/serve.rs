@@ -4,6 +4,7 @@ use crate::WorkerError;
 use crate::programs::{ProgramKey, SharedPrograms};
 use arcella_core::artifact::{ArtifactKind, Program};
 use arcella_core::engine::EngineSet;
+use arcella_core::engine::file_code::{self, FileCode};
 use arcella_core::fingerprint::EngineFingerprint;
 use arcella_core::host::calls::HostCalls;
 use arcella_core::host::keyvalue::proxy::Proxy;
@@ -24,7 +25,7 @@ use arcella_core::wasmtime::{self, Engine};
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -50,6 +51,8 @@ struct Running {
     deliveries: Option<async_channel::Sender<arcella_core::protocol::messaging::BusMessage>>,
     /// Its memory and CPU time, counted by the run; reported in `Pong`.
     usage: Arc<Usage>,
+    /// The shared program it runs, released when it ends or is cancelled.
+    program_key: Option<ProgramKey>,
 }
 
 #[derive(Default)]
@@ -80,7 +83,7 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
     // hides it; the descriptor keeps reading this process's statm).
     let resident = OwnResidentMemory::open()?;
     let mut buf = worker::receive_buffer();
-    let (len, _) = link.recv(&mut buf)?;
+    let (len, code_dir) = link.recv(&mut buf)?;
     if len == 0 {
         return Err(WorkerError::NoLink);
     }
@@ -108,7 +111,7 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
     if let Err(e) = arcella_core::host::http::trust_roots(&http_roots) {
         log::warn!("[http] ca_file from the daemon: {e}; https requests trust Mozilla's roots only");
     }
-    match handshake(version, &profile, &fingerprint, seccomp, &walls) {
+    match handshake(version, &profile, &fingerprint, seccomp, &walls, code_dir) {
         Ok((engines, seccomp, walls)) => {
             reply(&FromWorker::Ready {
                 version: WORKER_PROTOCOL_VERSION,
@@ -172,6 +175,7 @@ fn handshake(
     fingerprint: &str,
     seccomp: bool,
     walls: &Walls,
+    code_dir: Option<OwnedFd>,
 ) -> Result<(EngineSet, String, String), String> {
     if version != WORKER_PROTOCOL_VERSION {
         return Err(format!(
@@ -187,9 +191,9 @@ fn handshake(
         ));
     }
     // Both fuel variants; the metered engine is made when first needed.
-    let engines = EngineSet::new(profile).map_err(|e| e.to_string())?;
+    let engines = EngineSet::sharing_code_files(profile).map_err(|e| e.to_string())?;
     // Before seccomp, which forbids the Landlock and mount system calls.
-    let walled = crate::walls::install(walls).map_err(|e| e.to_string())?;
+    let walled = crate::walls::install(walls, code_dir).map_err(|e| e.to_string())?;
     let report = if !seccomp {
         "seccomp is off (workers.seccomp = false)".to_owned()
     } else {
@@ -245,7 +249,13 @@ impl Context {
                     if let Some(handle) = &running.provide {
                         handle.close();
                     }
-                    drop(running.task);
+                    // Returns once the run (its store and program) is
+                    // dropped, on this, the worker's only executor thread.
+                    running.task.cancel().await;
+                    if let Some(key) = &running.program_key {
+                        lock(&self.instances).programs.release(key);
+                    }
+                    file_code::sweep();
                     let outcome = Err(format!("{}: cancelled", running.name));
                     let _ = self.outbox.send(FromWorker::Exited { instance, outcome }).await;
                 }
@@ -468,6 +478,10 @@ impl Context {
                     instances.ticker = None;
                 }
             }
+            // The last instance of an artifact unmaps its code here, now
+            // that wasmtime's drop of it (on this thread) is over.
+            drop(program);
+            file_code::sweep();
             let _ = outbox.send(FromWorker::Exited { instance, outcome }).await;
         });
         {
@@ -489,6 +503,7 @@ impl Context {
                     provide: provide_kept,
                     deliveries,
                     usage,
+                    program_key,
                 },
             );
         }
@@ -525,13 +540,15 @@ impl Context {
         spec: &InstanceSpec,
         file: File,
     ) -> Result<(Program, Option<ProgramKey>), String> {
+        // Code this thread's earlier drops were done with.
+        file_code::sweep();
         let key = ProgramKey::of(&file, spec.limits.fuel.is_some());
         if let Some(key) = key
             && let Some(program) = lock(&self.instances).programs.acquire(&key)
         {
             return Ok((program, Some(key)));
         }
-        let program = load(engine, spec.kind, file)?;
+        let program = load(engine, self.engines.file_code(), spec.kind, file)?;
         if let Some(key) = key {
             lock(&self.instances).programs.insert(key, program.clone());
         }
@@ -539,26 +556,45 @@ impl Context {
     }
 }
 
-/// Maps the code file the daemon verified and passed.
-fn load(engine: &Engine, kind: ArtifactKind, mut file: File) -> Result<Program, String> {
-    match kind {
+/// Loads the code file the daemon verified and passed, so that workers
+/// running the same artifact share its pages. A module: wasmtime maps the
+/// file itself. A component: wasmtime opens it by its descriptor's name
+/// (`/proc/self/fd/N`, which Landlock walls allow beneath the group's code
+/// directory: `artifact/group_links.rs`), so that its memory images are
+/// the file's pages too; where that cannot be (no `/proc` in a mount
+/// namespace), the code is mapped here ([`file_code`]) and only the memory
+/// images are the worker's own.
+fn load(engine: &Engine, file_code: Option<&FileCode>, kind: ArtifactKind, mut file: File) -> Result<Program, String> {
+    let failed = |e: wasmtime::Error| format!("cannot load its code: {e:#}");
+    if kind == ArtifactKind::Module {
         // SAFETY: the file was hashed against its sealed header when it
         // entered the daemon's store; the daemon checked the engine
-        // fingerprint and the file's size and wasmtime header before passing
-        // the descriptor, and the store never rewrites a code file in place.
-        ArtifactKind::Module => unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
+        // fingerprint and the file's size and wasmtime header before
+        // passing the descriptor, and the store never rewrites a code file
+        // in place.
+        return unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
             .map(Program::Module)
-            .map_err(|e| format!("cannot load its code: {e:#}")),
-        ArtifactKind::Component => {
-            let mut bytes = Vec::new();
-            file.read_to_end(&mut bytes)
-                .map_err(|e| format!("cannot read its code: {e}"))?;
-            // SAFETY: as above (verified by the daemon before it was passed).
-            unsafe { wasmtime::component::Component::deserialize(engine, &bytes) }
-                .map(Program::Component)
-                .map_err(|e| format!("cannot load its code: {e:#}"))
-        }
+            .map_err(failed);
     }
+    let by_name = format!("/proc/self/fd/{}", file.as_raw_fd());
+    // SAFETY: as above; the name is this process's own descriptor of it.
+    match unsafe { wasmtime::component::Component::deserialize_file(engine, &by_name) } {
+        Ok(component) => return Ok(Program::Component(component)),
+        Err(e) => log::debug!("{by_name}: {e:#}; loading the code without its file's name"),
+    }
+    if let Some(file_code) = file_code {
+        // SAFETY: as above; `engine` is one of the set that owns `file_code`.
+        return unsafe { file_code.load_component(engine, &file) }.map_err(|e| e.to_string());
+    }
+    // Pulley bytecode: read into memory (wasmtime never says when it is
+    // done with bytecode it was lent).
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read its code: {e}"))?;
+    // SAFETY: as above.
+    unsafe { wasmtime::component::Component::deserialize(engine, &bytes) }
+        .map(Program::Component)
+        .map_err(failed)
 }
 
 fn lock(instances: &Mutex<Instances>) -> std::sync::MutexGuard<'_, Instances> {

@@ -23,6 +23,7 @@ use landlock::{
     ABI, Access, AccessFs, CompatLevel, Compatible, PathBeneath, PathFd, RestrictionStatus, Ruleset, RulesetAttr,
     RulesetCreatedAttr, RulesetStatus, Scope,
 };
+use std::os::fd::OwnedFd;
 
 /// The newest Landlock ABI this worker asks for; older kernels get what
 /// they support of it (best effort), reported by [`install`].
@@ -48,11 +49,14 @@ pub enum WallsError {
 
 /// Walls the process in as `walls.kind` says. Returns what was done, in
 /// words: "… walls up: …", or why there are none.
-pub fn install(walls: &Walls) -> Result<String, WallsError> {
+/// `code_dir` is the group's code directory from the daemon, which
+/// Landlock walls let the worker read beneath (a mount namespace has no
+/// `/proc` to reach its files through, so there it is not needed).
+pub fn install(walls: &Walls, code_dir: Option<OwnedFd>) -> Result<String, WallsError> {
     match walls.kind {
-        FilesystemWalls::Landlock => landlock(walls),
+        FilesystemWalls::Landlock => landlock(walls, code_dir),
         FilesystemWalls::MountNamespace => mount_namespace(walls, "workers.filesystem_walls = \"mount-namespace\""),
-        FilesystemWalls::Auto => match landlock(walls)? {
+        FilesystemWalls::Auto => match landlock(walls, code_dir)? {
             up if up.contains("walls up") => Ok(up),
             _ => mount_namespace(walls, "Landlock is not available in this kernel"),
         },
@@ -79,7 +83,7 @@ fn mount_namespace(walls: &Walls, instead: &str) -> Result<String, WallsError> {
 /// single-threaded but for the runtime's helpers, which Landlock covers
 /// through `LANDLOCK_RESTRICT_SELF_TSYNC` where the kernel has it, else
 /// they hold no path access of their own). Returns what was done, in words.
-fn landlock(walls: &Walls) -> Result<String, WallsError> {
+fn landlock(walls: &Walls, code_dir: Option<OwnedFd>) -> Result<String, WallsError> {
     let read = AccessFs::from_read(ABI_WANTED);
     let all = AccessFs::from_all(ABI_WANTED);
     let mut ruleset = Ruleset::default()
@@ -97,6 +101,10 @@ fn landlock(walls: &Walls) -> Result<String, WallsError> {
             // The instance that needs it will fail to open it, and say so.
             Err(_) => missing.push(dir.path.display().to_string()),
         }
+    }
+    if let Some(code_dir) = code_dir {
+        // Its code files, read by wasmtime through /proc/self/fd.
+        ruleset = ruleset.add_rule(PathBeneath::new(code_dir, AccessFs::ReadFile))?;
     }
     if walls.network {
         // The name resolver (glibc's getaddrinfo, for `lookup = true` and

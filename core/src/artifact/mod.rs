@@ -3,6 +3,7 @@
 #[cfg(feature = "compiler")]
 pub mod compile;
 pub mod format;
+pub mod group_links;
 pub mod kind;
 pub mod load;
 pub mod store;

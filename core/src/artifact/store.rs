@@ -6,6 +6,9 @@
 //! <data-dir>/artifacts/<code-sha256>.wasm   the source it was compiled from, when
 //!                                           the daemon compiled it (kept to
 //!                                           recompile after an engine change)
+//! <data-dir>/artifacts/groups/<group>/<code-sha256>.code
+//!                                           hard links for worker groups
+//!                                           (group_links.rs)
 //! ```
 //!
 //! The code file is written first and the `.meta` last, so an artifact whose
@@ -13,6 +16,7 @@
 //! that `open` removes. Every write goes through [`crate::sys::fs`].
 
 use super::format::{self, ArtifactHeader, ArtifactRef, FormatError};
+use super::group_links::GroupLinks;
 use super::load::{self, LoadError, Program, check_fingerprint, check_variant};
 use crate::digest::{self, Sha256Digest};
 use crate::engine::{EngineProfile, EngineSet};
@@ -62,11 +66,17 @@ impl ArtifactStore {
         sysfs::remove_stale_temps(&dir).map_err(io_err)?;
         let store = Self { dir };
         store.remove_orphan_code()?;
+        store.group_links().remove_stale(&store.dir).map_err(store.io_err())?;
         Ok(store)
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The worker groups' links to code files (`group_links.rs`).
+    pub fn group_links(&self) -> GroupLinks {
+        GroupLinks::in_store(&self.dir)
     }
 
     fn path(&self, digest: &Sha256Digest, ext: &str) -> PathBuf {
@@ -198,8 +208,27 @@ impl ArtifactStore {
     pub fn open_code(&self, id: &str) -> Result<File, StoreError> {
         let header = self.header(id)?;
         let code_path = self.path(&header.code_sha256, CODE_EXT);
-        let file = self.check_code_file(id, &header, &code_path)?;
-        let detected = wasmtime::Engine::detect_precompiled_file(&code_path).ok().flatten();
+        self.open_checked(id, &header, &code_path)
+    }
+
+    /// [`Self::open_code`] through `group`'s link to the code file, so that
+    /// the group's worker may read it by its descriptor's name and share
+    /// it with other workers (`group_links.rs`). Without a link (a file
+    /// system without hard links) it opens the store's file: the worker
+    /// then shares less, and runs the same.
+    pub fn open_code_in_group(&self, id: &str, group: &str) -> Result<File, StoreError> {
+        let header = self.header(id)?;
+        let code_path = self.path(&header.code_sha256, CODE_EXT);
+        let path = self.group_links().link(group, &code_path).unwrap_or_else(|e| {
+            log::warn!("cannot link {} for worker group `{group}`: {e}", code_path.display());
+            code_path
+        });
+        self.open_checked(id, &header, &path)
+    }
+
+    fn open_checked(&self, id: &str, header: &ArtifactHeader, code_path: &Path) -> Result<File, StoreError> {
+        let file = self.check_code_file(id, header, code_path)?;
+        let detected = wasmtime::Engine::detect_precompiled_file(code_path).ok().flatten();
         if detected.is_none() {
             return Err(StoreError::Damaged {
                 id: id.to_owned(),
@@ -272,7 +301,13 @@ impl ArtifactStore {
         if source.exists() {
             sysfs::remove_durably(&source).map_err(self.io_err())?;
         }
-        sysfs::remove_durably(&self.path(&digest, CODE_EXT)).map_err(self.io_err())
+        let code = self.path(&digest, CODE_EXT);
+        if let Some(name) = code.file_name() {
+            self.group_links()
+                .unlink_everywhere(&name.to_string_lossy())
+                .map_err(self.io_err())?;
+        }
+        sysfs::remove_durably(&code).map_err(self.io_err())
     }
 
     fn remove_orphan_code(&self) -> Result<(), StoreError> {

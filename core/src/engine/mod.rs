@@ -6,6 +6,7 @@
 //! so an artifact's wasm features and tunables always match the engine that
 //! loads it (shared/dependency-facts.md, gotcha 1).
 
+pub mod file_code;
 mod set;
 
 pub use set::EngineSet;
@@ -412,7 +413,19 @@ pub fn build_config(profile: &EngineProfile) -> Result<Config, EngineError> {
 
 /// Builds an engine for `profile`.
 pub fn new_engine(profile: &EngineProfile) -> Result<Engine, EngineError> {
-    let config = build_config(profile)?;
+    new_engine_with(profile, None)
+}
+
+/// Builds an engine for `profile` whose loaded code, if `file_code` is
+/// given, may run from mappings of code files ([`file_code`]).
+pub fn new_engine_with(
+    profile: &EngineProfile,
+    file_code: Option<std::sync::Arc<file_code::FileCode>>,
+) -> Result<Engine, EngineError> {
+    let mut config = build_config(profile)?;
+    if let Some(file_code) = file_code {
+        config.with_custom_code_memory(Some(file_code));
+    }
     Engine::new(&config).map_err(|source| EngineError::Wasmtime {
         target: profile.target.to_string(),
         source,

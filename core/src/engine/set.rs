@@ -13,7 +13,8 @@
 //! stopping a guest that ignores the shutdown call), so a profile that has
 //! them requires them.
 
-use super::{EngineError, EngineProfile, new_engine};
+use super::file_code::FileCode;
+use super::{EngineError, EngineProfile, new_engine_with};
 use crate::fingerprint::EngineFingerprint;
 use std::sync::{Arc, OnceLock};
 use wasmtime::Engine;
@@ -30,6 +31,8 @@ struct Inner {
     plain_profile: EngineProfile,
     plain: Engine,
     metered: OnceLock<Engine>,
+    /// Set when loaded native code runs from mappings of its files.
+    file_code: Option<Arc<FileCode>>,
 }
 
 impl std::fmt::Debug for EngineSet {
@@ -45,15 +48,34 @@ impl EngineSet {
     /// Builds the plain engine of `profile` (its `consume_fuel` is ignored:
     /// both variants are accepted).
     pub fn new(profile: &EngineProfile) -> Result<Self, EngineError> {
+        Self::build(profile, None)
+    }
+
+    /// As [`EngineSet::new`], for a process that loads code from file
+    /// descriptors and shares it with other processes: native components
+    /// run from mappings of their code files ([`super::file_code`]).
+    pub fn sharing_code_files(profile: &EngineProfile) -> Result<Self, EngineError> {
+        Self::build(profile, Some(FileCode::new()))
+    }
+
+    fn build(profile: &EngineProfile, file_code: Option<Arc<FileCode>>) -> Result<Self, EngineError> {
         let plain_profile = profile.clone().with_fuel(false);
-        let plain = new_engine(&plain_profile)?;
+        let plain = new_engine_with(&plain_profile, file_code.clone())?;
         Ok(Self {
             inner: Arc::new(Inner {
                 plain_profile,
                 plain,
                 metered: OnceLock::new(),
+                file_code,
             }),
         })
+    }
+
+    /// The mappings' keeper, if this set loads native code from them (not
+    /// for pulley, whose bytecode wasmtime never publishes).
+    pub fn file_code(&self) -> Option<&FileCode> {
+        let native = !self.inner.plain.is_pulley();
+        self.inner.file_code.as_deref().filter(|_| native)
     }
 
     /// The profile of one variant.
@@ -87,7 +109,7 @@ impl EngineSet {
         if let Some(engine) = self.inner.metered.get() {
             return Ok(engine);
         }
-        let engine = new_engine(&self.profile(true))?;
+        let engine = new_engine_with(&self.profile(true), self.inner.file_code.clone())?;
         // A racing caller may have set it first; either engine will do, but
         // everyone must use the one kept.
         let _ = self.inner.metered.set(engine);

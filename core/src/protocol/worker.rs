@@ -29,7 +29,10 @@ pub type InstanceId = u64;
 /// Daemon to worker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// First message: who the worker is and how to build its engine.
+    /// First message: who the worker is and how to build its engine. It
+    /// may come with a descriptor: the group's code directory (an `O_PATH`
+    /// descriptor of `artifacts/groups/<group>`), which Landlock walls let
+    /// the worker read beneath (`artifact/group_links.rs`).
     Hello {
         version: u16,
         group: String,

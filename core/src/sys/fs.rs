@@ -104,6 +104,19 @@ pub fn file_id(path: &Path) -> io::Result<(u64, u64)> {
     Ok((meta.dev(), meta.ino()))
 }
 
+/// A path-only descriptor of the directory `dir` (`O_PATH`): it grants no
+/// reading by itself, and lets a process that cannot reach `dir` by name
+/// (a walled worker) be given rules about what lies beneath it.
+pub fn open_dir_path(dir: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::OFlag;
+    nix::fcntl::open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(io::Error::from)
+}
+
 /// Bytes the files under `dir` take (their lengths; a sparse upload
 /// counts at its full announced size, which is what it will need).
 pub fn tree_size(dir: &Path) -> io::Result<u64> {

@@ -4,6 +4,7 @@
 //! functions instead of calling the OS (or `libc`/`nix`) directly.
 
 pub mod cgroup;
+pub mod code_map;
 pub mod files;
 pub mod fs;
 pub mod lock;

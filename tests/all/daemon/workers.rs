@@ -477,3 +477,110 @@ fn a_pulley_engine_runs_its_modules_in_workers_too() {
         .cli(["logs", "hello"])
         .stdout_has(&["out | hello from arcella", "running in worker `interp`"]);
 }
+
+/// The inodes of the store's code files that process `pid` has mapped
+/// (`/proc/PID/maps`: device, inode, then the path as the jail sees it).
+fn mapped_code_files(daemon: &Daemon, pid: u32) -> Vec<u64> {
+    let store: Vec<u64> = std::fs::read_dir(daemon.data_dir().join("artifacts"))
+        .unwrap()
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "code"))
+        .map(|entry| std::os::unix::fs::MetadataExt::ino(&entry.metadata().unwrap()))
+        .collect();
+    let maps = proc_file(pid, "maps");
+    assert!(!maps.is_empty(), "cannot read /proc/{pid}/maps");
+    let mut mapped: Vec<u64> = maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(4)?.parse().ok())
+        .filter(|inode| store.contains(inode))
+        .collect();
+    mapped.sort_unstable();
+    mapped.dedup();
+    mapped
+}
+
+/// One component artifact (one code file in the store) run by two
+/// workers, under `config`'s walls; a module keeps the first worker alive
+/// once the component stops there. Returns the two workers' pids after
+/// checking what they map.
+fn two_workers_run_one_component(config: &str, images_from_the_file: bool) {
+    let daemon = Daemon::start_with_config(config);
+    let sleeper = |group: &str| format!("kind = \"service\"\ngroup = \"{group}\"\n[restart]\npolicy = \"never\"\n");
+    for (name, group) in [("keeper", "one"), ("first", "one"), ("second", "two")] {
+        let guest = if name == "keeper" { "sleep_p1" } else { "sleep_p2" };
+        daemon
+            .install(guest, Some(&ticker(name)), &sleeper(group))
+            .expect_code(0);
+    }
+    let one = worker_pid(&daemon, "first");
+    assert_eq!(worker_pid(&daemon, "keeper"), one);
+    let two = worker_pid(&daemon, "second");
+    assert_ne!(one, two);
+
+    // The component's code runs from the same file in both workers (its
+    // pages are the page cache's, held once), not from copies.
+    let in_two = mapped_code_files(&daemon, two);
+    assert_eq!(in_two.len(), 1, "worker two maps the component's code file: {in_two:?}");
+    let component = in_two[0];
+    let in_one = mapped_code_files(&daemon, one);
+    assert!(in_one.contains(&component), "{in_one:?} lacks {component}");
+    assert_eq!(
+        in_one.len(),
+        2,
+        "worker one maps the module's and the component's code: {in_one:?}"
+    );
+    // Its memory images too, where wasmtime could open the file by name;
+    // else they are the worker's own copy (a memfd).
+    let copied_images = proc_file(two, "maps").contains("memfd:wasm-memory-image");
+    assert_eq!(copied_images, !images_from_the_file, "{}", proc_file(two, "maps"));
+
+    // Its last instance in worker one stopped: the mapping goes (a removed
+    // artifact's disk space is not held by a mapping), the module's stays.
+    daemon.cli(["stop", "first"]).expect_code(0);
+    let deadline = Instant::now() + WAIT;
+    while mapped_code_files(&daemon, one).contains(&component) {
+        assert!(
+            Instant::now() < deadline,
+            "worker one still maps the stopped component's code"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(mapped_code_files(&daemon, one).len(), 1);
+    assert_eq!(mapped_code_files(&daemon, two), vec![component]);
+
+    // And it comes back for the next start, in the same worker.
+    daemon.cli(["start", "first"]).expect_code(0);
+    assert_eq!(worker_pid(&daemon, "first"), one);
+    assert!(mapped_code_files(&daemon, one).contains(&component));
+
+    // Removing the artifact's modules removes the groups' links to it: the
+    // store keeps no name for a file nothing uses.
+    for name in ["first", "second"] {
+        daemon.cli(["remove", name]).expect_code(0);
+    }
+    let links = daemon.data_dir().join("artifacts/groups");
+    let left: Vec<_> = walkdir(&links).into_iter().filter(|p| p.is_file()).collect();
+    assert_eq!(left.len(), 1, "only the module's link is left: {left:?}");
+}
+
+fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walkdir(&path));
+        }
+        found.push(path);
+    }
+    found
+}
+
+#[test]
+fn landlocked_workers_share_a_components_code_and_memory_images_and_unmap_them_after_its_last_instance() {
+    two_workers_run_one_component("[workers]\nfilesystem_walls = \"landlock\"\n", true);
+}
+
+#[test]
+fn workers_in_mount_namespaces_share_a_components_code_and_unmap_it_after_its_last_instance() {
+    two_workers_run_one_component("[workers]\nfilesystem_walls = \"mount-namespace\"\n", false);
+}

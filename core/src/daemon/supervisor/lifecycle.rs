@@ -600,7 +600,8 @@ impl Supervisor {
             let began = Instant::now();
             let deployment = &loaded.manifests.deployment;
             let store = supervisor.inner.store.clone();
-            let code = crate::offload::offload(move || store.open_code(&artifact)).await;
+            let group = deployment.group.clone();
+            let code = crate::offload::offload(move || store.open_code_in_group(&artifact, &group)).await;
             let services = supervisor.with_backends(&id_owned, deployment, services).await;
             let outcome = match (code, services) {
                 (Err(e), _) => Err(RunError::Setup {

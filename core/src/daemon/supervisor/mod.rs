@@ -235,6 +235,7 @@ impl Supervisor {
             executors.control.clone(),
             Some(&config.data_dir),
             http_roots,
+            Some(store.group_links()),
         );
         let kv = super::kvstores::KvStores::new(&config.data_dir);
         let fleet_logs = config

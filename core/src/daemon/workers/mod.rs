@@ -139,6 +139,9 @@ pub(crate) struct PoolInner {
     /// Extra roots for guests' https requests (`[http] ca_file`), given
     /// to every worker in its Hello.
     http_roots: Vec<u8>,
+    /// Where each group's links to its code files are: a worker may read
+    /// beneath its group's directory (see `artifact/group_links.rs`).
+    code_links: Option<crate::artifact::group_links::GroupLinks>,
 }
 
 impl std::fmt::Debug for PoolInner {
@@ -160,6 +163,7 @@ impl WorkerPool {
         executor: Arc<smol::Executor<'static>>,
         data_dir: Option<&std::path::Path>,
         http_roots: Vec<u8>,
+        code_links: Option<crate::artifact::group_links::GroupLinks>,
     ) -> Self {
         let uids = match (uids::parse_range(&config.uids), data_dir) {
             (Ok(range), Some(dir)) if crate::sys::user::effective_uid() == 0 => {
@@ -186,6 +190,7 @@ impl WorkerPool {
             stopping: AtomicBool::new(false),
             churn: churn::Churn::default(),
             http_roots,
+            code_links,
         };
         Self { inner: Arc::new(inner) }
     }

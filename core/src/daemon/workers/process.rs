@@ -154,8 +154,16 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, mut walls: Walls) 
         walls: walls.clone(),
         http_roots: pool.http_roots.clone(),
     };
+    // The group's code directory, which its walls let it read beneath.
+    let code_dir = pool.code_links.as_ref().and_then(|links| {
+        links
+            .group_dir(group)
+            .and_then(|dir| crate::sys::fs::open_dir_path(&dir))
+            .map_err(|e| log::warn!("worker `{group}`: no code directory ({e}); it loads a private copy of its code"))
+            .ok()
+    });
     let handshake = async {
-        send(&link, &hello, None).await?;
+        send(&link, &hello, code_dir).await?;
         let reply = receive::<FromWorker>(&link, &mut receive_buffer()).await?;
         Ok::<_, std::io::Error>(reply.map(|(message, _)| message))
     };

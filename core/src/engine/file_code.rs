@@ -1,0 +1,131 @@
+//! Components whose code runs from a mapping of their code file, so that
+//! worker processes running the same artifact share one copy of it.
+//!
+//! wasmtime 48 maps a *module*'s file itself (`Module::deserialize_open_file`)
+//! but has no such call for a component: `Component::deserialize` copies the
+//! bytes into memory of the process, so five workers running one 34 MiB
+//! Python component held five copies. A worker gets its code as a file
+//! descriptor (its jail has no path to the store), so here the file is
+//! mapped private and read-only ([`MappedFile`]), handed to
+//! `Component::deserialize_raw`, and this engine's [`CustomCodeMemory`]
+//! makes its text executable in place: the pages stay the page cache's,
+//! shared by every process that maps the file.
+//!
+//! The mapping must outlive wasmtime's use of it, and wasmtime says when
+//! that ends only by unpublishing the text at the start of dropping the
+//! code, before it deregisters the code's unwind tables (which it reads
+//! from the mapping). So unpublishing *retires* the mapping to a list of
+//! the thread doing the drop, and the mapping is unmapped only when that
+//! same thread next calls [`sweep`] (or exits): by then the drop, which
+//! runs start to end on that thread, is over.
+//!
+//! Only native code is loaded this way: pulley bytecode is never
+//! published, so wasmtime would never say when it is done with it.
+
+use crate::artifact::Program;
+use crate::sys::code_map::{self, MappedFile};
+use std::cell::RefCell;
+use std::fs::File;
+use std::sync::{Arc, Mutex, PoisonError};
+use wasmtime::component::Component;
+use wasmtime::{CustomCodeMemory, Engine};
+
+/// Why a code file could not be loaded from its mapping.
+#[derive(Debug, thiserror::Error)]
+pub enum FileCodeError {
+    #[error("cannot map its code file: {0}")]
+    Map(#[from] std::io::Error),
+    #[error("cannot load its code: {0}")]
+    Load(String),
+}
+
+/// Mappings whose code wasmtime still uses, and the engine hook that
+/// publishes their text.
+#[derive(Debug, Default)]
+pub struct FileCode {
+    live: Mutex<Vec<MappedFile>>,
+}
+
+thread_local! {
+    /// Mappings this thread's drops retired: unmapped at its next sweep.
+    static RETIRED: RefCell<Vec<MappedFile>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Unmaps the mappings this thread retired (at an earlier drop, now over).
+pub fn sweep() {
+    let retired = RETIRED.with(|retired| std::mem::take(&mut *retired.borrow_mut()));
+    drop(retired);
+}
+
+impl FileCode {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Loads the native component of `file` (a verified code file) from a
+    /// mapping of it. `engine` must be built with this `FileCode` as its
+    /// custom code memory. (A module needs no help: wasmtime maps its file
+    /// itself, `Module::deserialize_open_file`.)
+    ///
+    /// # Safety
+    /// `file` must hold a component produced by `precompile_component` for
+    /// an engine configured like `engine`, and must not change while mapped
+    /// (the daemon's store never rewrites a code file in place).
+    pub unsafe fn load_component(&self, engine: &Engine, file: &File) -> Result<Program, FileCodeError> {
+        let mapped = MappedFile::map(file)?;
+        let raw = mapped.as_raw();
+        self.lock().push(mapped);
+        // SAFETY: per this function's contract; the mapping stays in `live`
+        // until wasmtime's drop of the code retires it.
+        let loaded = unsafe { Component::deserialize_raw(engine, raw) };
+        loaded.map(Program::Component).map_err(|e| {
+            // Nothing uses the mapping: any code wasmtime made of it was
+            // dropped on this thread before the error came back.
+            let start = raw.cast::<u8>().as_ptr();
+            self.lock().retain(|mapped| !mapped.contains(start));
+            FileCodeError::Load(format!("{e:#}"))
+        })
+    }
+
+    /// How many mappings wasmtime's code is using.
+    pub fn live(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<MappedFile>> {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[allow(
+    clippy::not_unsafe_ptr_arg_deref,
+    reason = "wasmtime's trait is safe to call: wasmtime promises the pointers are its code's"
+)]
+impl CustomCodeMemory for FileCode {
+    fn required_alignment(&self) -> usize {
+        code_map::page_size()
+    }
+
+    fn publish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
+        // SAFETY: wasmtime passes the page-aligned text of code it loaded
+        // (and verified as an ELF of this engine), in memory it was given
+        // for that code: one of our mappings, or its own.
+        unsafe { code_map::make_executable(ptr, len) }.map_err(wasmtime::Error::from)
+    }
+
+    fn unpublish_executable(&self, ptr: *const u8, len: usize) -> wasmtime::Result<()> {
+        let mut live = self.lock();
+        match live.iter().position(|mapped| mapped.contains(ptr)) {
+            // wasmtime is dropping this code: the mapping goes once the
+            // drop is over (see the module's doc).
+            Some(index) => {
+                let mapped = live.swap_remove(index);
+                RETIRED.with(|retired| retired.borrow_mut().push(mapped));
+                Ok(())
+            }
+            // Memory wasmtime owns: hand it back writable, as it expects.
+            // SAFETY: wasmtime guarantees no code runs from it any more.
+            None => unsafe { code_map::make_writable(ptr, len) }.map_err(wasmtime::Error::from),
+        }
+    }
+}
