@@ -159,7 +159,7 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, mut walls: Walls) 
         links
             .group_dir(group)
             .and_then(|dir| crate::sys::fs::open_dir_path(&dir))
-            .map_err(|e| log::warn!("worker `{group}`: no code directory ({e}); it loads a private copy of its code"))
+            .map_err(|e| log::warn!("worker `{group}`: no code directory ({e}); its components' memory images are its own copy"))
             .ok()
     });
     let handshake = async {
