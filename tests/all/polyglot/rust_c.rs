@@ -440,7 +440,10 @@ fn rust_and_c_projects_install_and_run_on_a_daemon_keeping_state_across_restarts
         daemon.wait_log("c-http", "/hi?there: 200", LOG_WAIT);
         daemon.cli(["config", "c-http", "set", "greeting=hey"]).expect_code(0);
         let (status, body) = crate::http::request(web["c-http"], "POST", "/again", b"ignored");
-        assert_eq!((status, body.as_str()), (200, "hey from c-http: you asked for /again\n"));
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "hey from c-http: you asked for /again\n")
+        );
     }
     if figures_wanted() {
         std::thread::sleep(Duration::from_secs(1));
