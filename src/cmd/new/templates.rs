@@ -145,6 +145,18 @@ mod tests {
     }
 
     #[test]
+    fn every_language_has_a_template_of_every_kind() {
+        for lang in [NewLang::Rust, NewLang::C, NewLang::Python, NewLang::Js] {
+            assert_eq!(
+                kinds_of(lang),
+                ["service", "command", "provider", "http"],
+                "{}",
+                lang_dir(lang)
+            );
+        }
+    }
+
+    #[test]
     fn every_template_file_belongs_to_a_language_and_a_kind_or_common() {
         for file in FILES {
             let mut parts = file.path.splitn(3, '/');

@@ -5,7 +5,8 @@
 //! without a key-value grant under `arcella run`, and the rest installed
 //! on one real daemon — services that log, read config and count their
 //! starts across a restart, providers called by nobody yet but running,
-//! the Rust HTTP handler answering — with examples/c-meter beside them.
+//! the Rust and C HTTP handlers answering over loopback — with
+//! examples/c-meter beside them.
 //!
 //! Each project is built once per test binary (a `OnceLock` per project;
 //! the Rust ones share one cargo target directory, so only the first
@@ -367,20 +368,26 @@ fn rust_and_c_projects_install_and_run_on_a_daemon_keeping_state_across_restarts
         ("rust-provider", built("rust", "provider")),
         ("c-provider", built("c", "provider")),
     ];
-    // A build without wasi:http refuses the HTTP handler at install.
+    // A build without wasi:http refuses the HTTP handlers at install.
     if cfg!(feature = "http") {
         projects.push(("rust-http", built("rust", "http")));
+        projects.push(("c-http", built("c", "http")));
     }
     let daemon = Daemon::start();
     let mut started = BTreeMap::new();
-    let web = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    // Each HTTP handler on a loopback port of its own.
+    let web: BTreeMap<&str, std::net::SocketAddr> = ["rust-http", "c-http"]
+        .into_iter()
+        .map(|id| {
+            let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            (id, free.local_addr().unwrap())
+        })
+        .collect();
     for (id, project) in &projects {
-        let mut deployment = deployment_of(project)
-            .replace("interval_ms = \"1000\"", "interval_ms = \"100\"")
-            .replace("127.0.0.1:8080", &web.to_string());
+        let mut deployment = deployment_of(project).replace("interval_ms = \"1000\"", "interval_ms = \"100\"");
+        if let Some(address) = web.get(id) {
+            deployment = deployment.replace("127.0.0.1:8080", &address.to_string());
+        }
         // For the figures, a worker per module: its resident memory is
         // the module's.
         if figures_wanted() {
@@ -422,9 +429,21 @@ fn rust_and_c_projects_install_and_run_on_a_daemon_keeping_state_across_restarts
     }
     #[cfg(feature = "http")]
     {
-        let (status, body) = crate::http::request(web, "GET", "/", b"");
+        let (status, body) = crate::http::request(web["rust-http"], "GET", "/", b"");
         assert_eq!(status, 200, "{body}");
         assert_eq!(body, "hi from rust-http from rust-http (request 1)\n");
+        // The C handler: the greeting of its [config], the path, a log
+        // line; a greeting changed at run time is read by the next request.
+        let (status, body) = crate::http::request(web["c-http"], "GET", "/hi?there", b"");
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, "hi from c-http from c-http: you asked for /hi?there\n");
+        daemon.wait_log("c-http", "/hi?there: 200", LOG_WAIT);
+        daemon.cli(["config", "c-http", "set", "greeting=hey"]).expect_code(0);
+        let (status, body) = crate::http::request(web["c-http"], "POST", "/again", b"ignored");
+        assert_eq!(
+            (status, body.as_str()),
+            (200, "hey from c-http: you asked for /again\n")
+        );
     }
     if figures_wanted() {
         std::thread::sleep(Duration::from_secs(1));
