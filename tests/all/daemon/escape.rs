@@ -127,6 +127,24 @@ fn walls_hold(daemon: &Daemon, ga: &mut Tracee, gb_pid: u32, ga_dir: &Path, gb_d
             libc::O_RDONLY,
         ),
     ];
+    // Both groups run the ticker: its code file, in the store and as the
+    // other group's link (`artifacts/groups/gb/`), stays out of reach; only
+    // its own group's link is readable, through its descriptor.
+    let store = data.join("artifacts");
+    let code = std::fs::read_dir(&store)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name())
+        .find(|name| name.to_string_lossy().ends_with(".code"))
+        .expect("the ticker's code file");
+    let gb_link = store.join("groups/gb").join(&code);
+    assert!(gb_link.exists(), "gb's worker got its code through its group's link");
+    attempts.push((
+        "the store's code file",
+        path(&store.join(&code)).to_owned(),
+        libc::O_RDONLY,
+    ));
+    attempts.push(("another group's code link", path(&gb_link).to_owned(), libc::O_RDONLY));
     if walled == Walled::Landlock {
         // In a mount namespace the directory is there, on the tmpfs the
         // grants are mounted in, holding nothing but them.

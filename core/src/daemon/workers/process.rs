@@ -159,7 +159,9 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, mut walls: Walls) 
         links
             .group_dir(group)
             .and_then(|dir| crate::sys::fs::open_dir_path(&dir))
-            .map_err(|e| log::warn!("worker `{group}`: no code directory ({e}); its components' memory images are its own copy"))
+            .map_err(|e| {
+                log::warn!("worker `{group}`: no code directory ({e}); its components' memory images are its own copy")
+            })
             .ok()
     });
     let handshake = async {
