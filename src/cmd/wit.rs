@@ -126,7 +126,7 @@ mod tests {
     /// so the vendored set leaves them out (wit/README.md).
     #[test]
     fn the_vendored_wit_has_no_unstable_items() {
-        for (name, text) in FILES {
+        for (name, text) in FILES.iter().filter(|(name, _)| name.ends_with(".wit")) {
             assert!(!text.contains("@unstable"), "wit/{name} has an @unstable item");
         }
         assert!(FILES.iter().any(|(name, _)| *name == "deps/clocks.wit"));
