@@ -1,7 +1,7 @@
 //! Running the `arcella` binary and reading what it did.
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 pub use arcella_test_programs::{TARGETS, artifact, wasm};
@@ -134,4 +134,18 @@ pub fn run_guest(guest: &str, target: &str, extra: &[&str]) -> Ran {
     let mut args: Vec<&OsStr> = vec![OsStr::new("run"), path.as_os_str()];
     args.extend(extra.iter().map(OsStr::new));
     arcella(args)
+}
+
+/// Every file under `dir`, at any depth.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

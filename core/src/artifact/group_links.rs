@@ -44,12 +44,13 @@ impl GroupLinks {
 
     /// The path of `group`'s link to the store's code file `code`, made
     /// now if missing, and made again if it names another file (left by
-    /// an artifact removed and stored anew since).
+    /// an artifact removed and stored anew since). A start whose link is
+    /// there costs two `stat`s; the directory is made only when missing.
     pub fn link(&self, group: &str, code: &Path) -> io::Result<PathBuf> {
         let name = code
             .file_name()
             .ok_or_else(|| io::Error::other(format!("{} names no file", code.display())))?;
-        let link = self.group_dir(group)?.join(name);
+        let link = self.dir.join(group).join(name);
         let target = sysfs::file_id(code)?;
         match sysfs::file_id(&link) {
             Ok(found) if found == target => return Ok(link),
@@ -57,7 +58,14 @@ impl GroupLinks {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        match fs::hard_link(code, &link) {
+        let made = match fs::hard_link(code, &link) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.group_dir(group)?;
+                fs::hard_link(code, &link)
+            }
+            made => made,
+        };
+        match made {
             Ok(()) => Ok(link),
             // Another start of the same artifact linked it first.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists && sysfs::file_id(&link)? == target => Ok(link),

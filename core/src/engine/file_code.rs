@@ -87,11 +87,6 @@ impl FileCode {
         })
     }
 
-    /// How many mappings wasmtime's code is using.
-    pub fn live(&self) -> usize {
-        self.lock().len()
-    }
-
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<MappedFile>> {
         self.live.lock().unwrap_or_else(PoisonError::into_inner)
     }

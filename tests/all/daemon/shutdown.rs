@@ -66,14 +66,20 @@ fn restart_gives_a_service_its_shutdown_call_before_starting_it_again() {
     daemon.cli(["restart", "graceful"]).expect_code(0);
     daemon.wait_log("graceful", "out | shutdown requested: cleaning up", LOG_WAIT);
     daemon.wait_log("graceful", "stopped cleanly (exit code 0)", LOG_WAIT);
+    runs_again_after(&daemon, "stopped cleanly");
+}
+
+/// The module runs again, and its new instance works after the log line
+/// `marker` that ended the old one.
+fn runs_again_after(daemon: &Daemon, marker: &str) {
     daemon.wait_for("graceful", Duration::from_secs(10), "running again", |s| {
         state_name(s) == "running"
     });
     let logs = daemon.cli(["logs", "graceful"]).stdout;
-    let cleaned = logs.find("stopped cleanly").unwrap();
+    let ended = logs.find(marker).unwrap();
     assert!(
-        logs[cleaned..].contains("out | working"),
-        "the new instance works after the old one finished:\n{logs}"
+        logs[ended..].contains("out | working"),
+        "a new instance works after the old one ended ({marker}):\n{logs}"
     );
 }
 
@@ -104,15 +110,7 @@ fn a_start_while_stopping_runs_the_module_again_once_the_old_instance_ended() {
         .stdout_has(&["is stopping"]);
     daemon.cli(["start", "graceful"]).expect_code(0);
     daemon.wait_log("graceful", "did not stop within 300ms; cancelled", LOG_WAIT);
-    daemon.wait_for("graceful", Duration::from_secs(10), "running again", |s| {
-        state_name(s) == "running"
-    });
-    let logs = daemon.cli(["logs", "graceful"]).stdout;
-    let cancelled = logs.find("cancelled").unwrap();
-    assert!(
-        logs[cancelled..].contains("out | working"),
-        "a new instance works after the old one ended:\n{logs}"
-    );
+    runs_again_after(&daemon, "cancelled");
 }
 
 #[test]

@@ -559,20 +559,8 @@ fn two_workers_run_one_component(config: &str, images_from_the_file: bool) {
         daemon.cli(["remove", name]).expect_code(0);
     }
     let links = daemon.data_dir().join("artifacts/groups");
-    let left: Vec<_> = walkdir(&links).into_iter().filter(|p| p.is_file()).collect();
+    let left = crate::support::files_under(&links);
     assert_eq!(left.len(), 1, "only the module's link is left: {left:?}");
-}
-
-fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walkdir(&path));
-        }
-        found.push(path);
-    }
-    found
 }
 
 #[test]

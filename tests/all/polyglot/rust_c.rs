@@ -56,7 +56,7 @@ fn new_writes_a_project_with_every_placeholder_rendered_and_prints_next_steps() 
     }
     assert!(!dir.join("NEXT").exists(), "NEXT is printed, not written");
     let mut all = String::new();
-    for entry in walk(&dir) {
+    for entry in crate::support::files_under(&dir) {
         all.push_str(&std::fs::read_to_string(&entry).unwrap());
     }
     assert!(!all.contains("{{"), "a placeholder left unrendered");
@@ -160,19 +160,6 @@ fn new_help_names_the_languages_the_kinds_and_the_directory() {
         "http",
         "--dir <DIR>",
     ]);
-}
-
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
 }
 
 // ---- built projects ----
