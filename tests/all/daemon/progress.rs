@@ -170,3 +170,75 @@ fn compile_and_install_on_a_terminal_draw_progress_and_a_final_line() {
     assert!(last.contains("100%"), "{last:?}");
     assert!(daemon.status("big").is_some(), "installed");
 }
+
+#[test]
+fn fleet_deploy_on_a_terminal_draws_the_publish_progress_and_into_a_pipe_none() {
+    let dir = big_artifact();
+    let broker = arcella_test_broker::Mosquitto::start();
+    let work = tempfile::tempdir().unwrap();
+    let keys = work.path().join("fleet");
+    arcella(["keygen", "--out", keys.to_str().unwrap()]).expect_code(0);
+    let public = std::fs::read_to_string(work.path().join("fleet.pub")).unwrap();
+    let daemon = Daemon::start_with_config(&format!(
+        "[mqtt]\nurl = \"{}\"\ndevice = \"gw-big\"\ntrusted_keys = [\"{}\"]\n",
+        broker.url(),
+        public.trim()
+    ));
+    let component = write(work.path(), "component.toml", COMPONENT);
+    // A worker's: the fleet may not place code in the daemon's process.
+    let deployment = write(
+        work.path(),
+        "deployment.toml",
+        "kind = \"command\"\n[restart]\npolicy = \"never\"\n",
+    );
+    let url = broker.url();
+    let deploy = |to: &str| -> Vec<PathBuf> {
+        ["fleet", "--broker", &url, "deploy", "--to-device", to]
+            .iter()
+            .map(PathBuf::from)
+            .chain([
+                dir.join("big.cwasm"),
+                "--component".into(),
+                component.clone(),
+                "--deployment".into(),
+                deployment.clone(),
+                "--key".into(),
+                work.path().join("fleet.key"),
+                "--stopped".into(),
+                "--timeout".into(),
+                "60s".into(),
+            ])
+            .collect()
+    };
+    let args = deploy("gw-big");
+    let args: Vec<&Path> = args.iter().map(PathBuf::as_path).collect();
+    let shown = on_a_terminal(&args);
+    // The artifact's chunks, as the broker acknowledges them: a line
+    // redrawn in place, then the final one; then the device's outcome.
+    let drawn: Vec<&str> = shown
+        .split('\r')
+        .filter(|l| l.starts_with("publishing big.cwasm"))
+        .collect();
+    assert!(!drawn.is_empty(), "no progress line:\n{shown:?}");
+    assert!(
+        drawn
+            .iter()
+            .all(|l| l.contains(" MiB  ") && l.contains('%') && l.contains("/s")),
+        "{drawn:?}"
+    );
+    let last = shown
+        .split('\r')
+        .find(|l| l.starts_with("published big.cwasm"))
+        .unwrap_or_else(|| panic!("no final line:\n{shown:?}"));
+    assert!(last.contains("100%"), "{last:?}");
+    assert!(shown.contains("gw-big: healthy"), "{shown:?}");
+    assert!(daemon.status("big").is_some(), "installed");
+    // The same deploy into a pipe (to a device nobody runs: it times out
+    // the same way on a terminal or not) prints no progress.
+    let mut piped = deploy("gw-none");
+    let at = piped.iter().position(|a| a == Path::new("60s")).unwrap();
+    piped[at] = "2s".into();
+    let ran = arcella(&piped);
+    assert_ne!(ran.code, Some(0), "nobody answered for gw-none");
+    quiet(&ran.stderr, "fleet deploy");
+}
