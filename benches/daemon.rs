@@ -27,11 +27,12 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let socket = dir.path().join("arcella.sock");
     let mut daemon = spawn_daemon(dir.path(), &socket);
+    println!("daemon: {}", support::daemon_binary().display());
     let pid = daemon.id();
     std::thread::sleep(Duration::from_millis(500));
     let (idle_rss, idle_threads) = rss_and_threads(pid);
     println!(
-        "daemon, idle:                 RSS {:.1} MiB, {idle_threads} threads",
+        "daemon, idle:                 RSS {:.1} MiB (goal ≤ 4 MiB), {idle_threads} threads",
         kib_to_mib(idle_rss)
     );
 
@@ -44,7 +45,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2));
     let (busy_rss, busy_threads) = rss_and_threads(pid);
     println!(
-        "daemon, {SERVICES} idle services:     RSS {:.1} MiB, {busy_threads} threads; {:.0} KiB per service",
+        "daemon, {SERVICES} idle services:     RSS {:.1} MiB, {busy_threads} threads; {:.0} KiB per service (goal ≤ 128 KiB beyond its linear memory)",
         kib_to_mib(busy_rss),
         (busy_rss.saturating_sub(idle_rss)) as f64 / SERVICES as f64
     );
@@ -52,7 +53,7 @@ fn main() {
     let mut starts = start_latencies(&socket, 40);
     let mut one_shot = run_latencies(40);
     report(
-        "start -> first guest output",
+        "start -> first guest output (goal ≤ 250 µs p50)",
         &mut starts,
         "`arcella run` -> first output",
         &mut one_shot,
@@ -115,7 +116,7 @@ fn run_latencies(n: usize) -> Vec<Duration> {
     (0..n)
         .map(|_| {
             let began = Instant::now();
-            let mut child = Command::new(env!("CARGO_BIN_EXE_arcella"))
+            let mut child = Command::new(support::daemon_binary())
                 .arg("run")
                 .arg(&artifact)
                 .stdout(Stdio::piped())

@@ -111,7 +111,7 @@ async fn cold_start(bench: &Bench) {
         smol::Timer::after(Duration::from_millis(20)).await;
     }
     println!(
-        "worker cold start (spawn+exec → guest running), {COLD_STARTS} runs: p50 {:.0} µs, p99 {:.0} µs",
+        "worker cold start (spawn+exec → guest running), {COLD_STARTS} runs: p50 {:.0} µs (goal ≤ 10 ms), p99 {:.0} µs",
         percentile(&mut samples, 0.5),
         percentile(&mut samples, 0.99)
     );

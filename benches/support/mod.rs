@@ -5,7 +5,7 @@
 #![allow(clippy::expect_used, dead_code)]
 
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,6 +22,14 @@ pub fn install(client: &mut arcella_core::client::Client, artifact: &[u8], id: &
     client.call(Request::Install(spec)).expect("install");
 }
 
+/// The `arcella` the daemon benches measure: this build's (the release
+/// host build, with the compiler), or the device build that
+/// `ARCELLA_DEVICE=PATH` names (its `arcella-worker` beside it), as a
+/// board would run it.
+pub fn daemon_binary() -> PathBuf {
+    std::env::var_os("ARCELLA_DEVICE").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_arcella")), PathBuf::from)
+}
+
 /// `arcella daemon` on `dir/data` and `socket`, once it serves.
 pub fn spawn_daemon(dir: &Path, socket: &Path) -> Child {
     spawn_daemon_with_config(dir, socket, "")
@@ -31,7 +39,7 @@ pub fn spawn_daemon(dir: &Path, socket: &Path) -> Child {
 pub fn spawn_daemon_with_config(dir: &Path, socket: &Path, config: &str) -> Child {
     let file = dir.join("arcella.toml");
     std::fs::write(&file, config).expect("config written");
-    let child = Command::new(env!("CARGO_BIN_EXE_arcella"))
+    let child = Command::new(daemon_binary())
         .arg("daemon")
         .arg("--config")
         .arg(&file)
