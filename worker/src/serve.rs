@@ -573,13 +573,13 @@ fn load(engine: &Engine, file_code: Option<&FileCode>, kind: ArtifactKind, mut f
         // passing the descriptor, and the store never rewrites a code file
         // in place.
         return unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
-            .map(Program::Module)
+            .map(|module| Program::Module(module.into()))
             .map_err(failed);
     }
     let by_name = format!("/proc/self/fd/{}", file.as_raw_fd());
     // SAFETY: as above; the name is this process's own descriptor of it.
     match unsafe { wasmtime::component::Component::deserialize_file(engine, &by_name) } {
-        Ok(component) => return Ok(Program::Component(component)),
+        Ok(component) => return Ok(Program::Component(component.into())),
         Err(e) => log::debug!("{by_name}: {e:#}; loading the code without its file's name"),
     }
     if let Some(file_code) = file_code {
@@ -593,7 +593,7 @@ fn load(engine: &Engine, file_code: Option<&FileCode>, kind: ArtifactKind, mut f
         .map_err(|e| format!("cannot read its code: {e}"))?;
     // SAFETY: as above.
     unsafe { wasmtime::component::Component::deserialize(engine, &bytes) }
-        .map(Program::Component)
+        .map(|component| Program::Component(component.into()))
         .map_err(failed)
 }
 

@@ -16,8 +16,10 @@ use wasmtime::{Module, Precompiled};
 /// Loaded code, ready to instantiate.
 #[derive(Clone)]
 pub enum Program {
-    Module(Module),
-    Component(Component),
+    /// A core module, with its imports resolved once it first runs.
+    Module(crate::run::preview1::PreparedModule),
+    /// A component, with its imports resolved once per grant shape.
+    Component(crate::run::preview2::PreparedComponent),
 }
 
 impl std::fmt::Debug for Program {
@@ -220,11 +222,11 @@ pub fn load_decoded(
         // this one. The bytes are copied into wasmtime-owned memory, so no
         // later change to `bytes` can reach the loaded code.
         ArtifactKind::Module => unsafe { Module::deserialize(engine, artifact.code) }
-            .map(Program::Module)
+            .map(|module| Program::Module(module.into()))
             .map_err(refused),
         // SAFETY: as above, for a component.
         ArtifactKind::Component => unsafe { Component::deserialize(engine, artifact.code) }
-            .map(Program::Component)
+            .map(|component| Program::Component(component.into()))
             .map_err(refused),
     }
 }
@@ -255,11 +257,11 @@ pub(crate) fn load_verified_file(
         // not trust. The size and wasmtime's own ELF checks catch a
         // truncated or foreign file.
         ArtifactKind::Module => unsafe { Module::deserialize_file(engine, code_path) }
-            .map(Program::Module)
+            .map(|module| Program::Module(module.into()))
             .map_err(refused),
         // SAFETY: as above, for a component.
         ArtifactKind::Component => unsafe { Component::deserialize_file(engine, code_path) }
-            .map(Program::Component)
+            .map(|component| Program::Component(component.into()))
             .map_err(refused),
     }
 }
@@ -275,7 +277,11 @@ pub fn compile_in_memory(engine: &Engine, bytes: &[u8], name: &str) -> Result<Pr
         message: format!("{e:#}"),
     };
     match kind {
-        ArtifactKind::Module => Module::new(engine, &binary).map(Program::Module).map_err(invalid),
-        ArtifactKind::Component => Component::new(engine, &binary).map(Program::Component).map_err(invalid),
+        ArtifactKind::Module => Module::new(engine, &binary)
+            .map(|module| Program::Module(module.into()))
+            .map_err(invalid),
+        ArtifactKind::Component => Component::new(engine, &binary)
+            .map(|component| Program::Component(component.into()))
+            .map_err(invalid),
     }
 }

@@ -78,13 +78,15 @@ impl FileCode {
         // SAFETY: per this function's contract; the mapping stays in `live`
         // until wasmtime's drop of the code retires it.
         let loaded = unsafe { Component::deserialize_raw(engine, raw) };
-        loaded.map(Program::Component).map_err(|e| {
-            // Nothing uses the mapping: any code wasmtime made of it was
-            // dropped on this thread before the error came back.
-            let start = raw.cast::<u8>().as_ptr();
-            self.lock().retain(|mapped| !mapped.contains(start));
-            FileCodeError::Load(format!("{e:#}"))
-        })
+        loaded
+            .map(|component| Program::Component(component.into()))
+            .map_err(|e| {
+                // Nothing uses the mapping: any code wasmtime made of it was
+                // dropped on this thread before the error came back.
+                let start = raw.cast::<u8>().as_ptr();
+                self.lock().retain(|mapped| !mapped.contains(start));
+                FileCodeError::Load(format!("{e:#}"))
+            })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<MappedFile>> {

@@ -13,7 +13,6 @@ use crate::host::messaging::generated::{MessagingCore, MessagingCorePre};
 use crate::host::messaging::{HANDLER, Message, describe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wasmtime::component::Component;
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 /// How long one message may take when the deployment sets no timeout.
@@ -21,12 +20,12 @@ pub const HANDLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(super) async fn serve(
     engine: &Engine,
-    component: &Component,
+    component: &super::PreparedComponent,
     command: &Invocation<'_>,
     sinks: Option<(LogSink, LogSink)>,
     inbox: Arc<dyn Inbox>,
 ) -> Result<i32, GuestFailure> {
-    let pre = component_pre(engine, component, command)?;
+    let pre = component_pre(component, command)?;
     let pre = MessagingCorePre::new(pre).map_err(|e| {
         GuestFailure::NotACommand(format!(
             "[capabilities.messaging] subscribe delivers messages to {HANDLER}, but the component does not \

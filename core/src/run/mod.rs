@@ -18,6 +18,8 @@ mod http;
 pub mod limits;
 mod messaging;
 mod owned;
+pub mod preview1;
+pub mod preview2;
 mod provider;
 pub mod ticker;
 pub mod usage;
@@ -33,12 +35,13 @@ use crate::artifact::Program;
 use crate::engine::EngineProfile;
 use crate::host::{ComponentState, HostServices};
 use limits::GuestLimiter;
+use preview1::{P1State, PreparedModule};
+pub(crate) use preview2::PreparedComponent;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
-use wasmtime::{Engine, Linker, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime::component::ResourceTable;
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::Command;
 use wasmtime_wasi::{I32Exit, WasiView};
 
@@ -446,16 +449,9 @@ fn prepare<T: 'static>(
     Ok(())
 }
 
-struct P1State {
-    wasi: WasiP1Ctx,
-    limiter: GuestLimiter,
-    stop: Option<StopFlag>,
-    health: Option<Arc<HealthCheck>>,
-}
-
 async fn run_module(
     engine: &Engine,
-    module: &wasmtime::Module,
+    module: &PreparedModule,
     command: &Invocation<'_>,
     sinks: Option<(LogSink, LogSink)>,
     deadline: Option<Instant>,
@@ -479,26 +475,8 @@ async fn run_module(
     );
     store.limiter(|state| &mut state.limiter);
     prepare(&mut store, command, deadline)?;
-    let mut linker: Linker<P1State> = Linker::new(engine);
-    wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state| &mut state.wasi)?;
-    let (module_name, function) = SHUTDOWN_IMPORT;
-    linker.func_wrap_async(
-        module_name,
-        function,
-        |mut caller: wasmtime::Caller<'_, P1State>, (): ()| -> Box<dyn std::future::Future<Output = i32> + Send + '_> {
-            Box::new(async move {
-                answer_health(&mut caller).await;
-                i32::from(
-                    caller
-                        .data()
-                        .stop
-                        .as_ref()
-                        .is_some_and(|flag| flag.load(Ordering::Relaxed)),
-                )
-            })
-        },
-    )?;
-    let instance = linker.instantiate_async(&mut store, module).await?;
+    let pre = module.instance_pre()?;
+    let instance = pre.instantiate_async(&mut store).await?;
     let start = instance.get_typed_func::<(), ()>(&mut store, entrypoint).map_err(|e| {
         GuestFailure::NotACommand(format!(
             "`{entrypoint}` is not a function taking and returning nothing: {e:#}"
@@ -509,7 +487,7 @@ async fn run_module(
 
 async fn run_component(
     engine: &Engine,
-    component: &wasmtime::component::Component,
+    component: &PreparedComponent,
     command: &Invocation<'_>,
     sinks: Option<(LogSink, LogSink)>,
     deadline: Option<Instant>,
@@ -560,13 +538,13 @@ fn exports_run(engine: &Engine, component: &wasmtime::component::Component) -> b
 /// Runs a component's `wasi:cli/run` to its end.
 async fn run_cli(
     engine: &Engine,
-    component: &wasmtime::component::Component,
+    component: &PreparedComponent,
     command: &Invocation<'_>,
     sinks: Option<(LogSink, LogSink)>,
     deadline: Option<Instant>,
 ) -> Result<i32, GuestFailure> {
     let mut store = component_store(engine, command, sinks, deadline)?;
-    let pre = component_pre(engine, component, command)?;
+    let pre = component_pre(component, command)?;
     let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
         .map_err(|e| GuestFailure::NotACommand(format!("the component does not export `wasi:cli/run`: {e:#}")))?;
     let command_instance: Command = pre.instantiate_async(&mut store).await?;
@@ -604,20 +582,11 @@ fn component_store(
     Ok(store)
 }
 
-/// The component linked against everything the host provides (and the
-/// refusals its network grant calls for), ready to instantiate.
+/// The component ready to instantiate under the command's grants
+/// (resolved once per grant shape: preview2.rs).
 fn component_pre(
-    engine: &Engine,
-    component: &wasmtime::component::Component,
+    component: &PreparedComponent,
     command: &Invocation<'_>,
 ) -> Result<wasmtime::component::InstancePre<ComponentState>, GuestFailure> {
-    let mut linker: ComponentLinker<ComponentState> = ComponentLinker::new(engine);
-    crate::host::link_component(&mut linker)?;
-    crate::host::network::refuse::link(&mut linker, &command.grants.network)?;
-    if let Some(calls) = &command.host.calls {
-        crate::host::typed::link(&mut linker, engine, component, calls.clone())?;
-    }
-    linker
-        .instantiate_pre(component)
-        .map_err(|e| GuestFailure::Link(format!("{e:#}")))
+    component.instance_pre(command)
 }

@@ -23,7 +23,7 @@ use crate::host::typed::{CallError, CallRequest, ProviderHandle};
 use smol::lock::Semaphore;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
-use wasmtime::component::{Component, Instance, InstancePre, Val};
+use wasmtime::component::{Instance, InstancePre, Val};
 use wasmtime::{Engine, Store, UpdateDeadline};
 
 /// An instance between calls.
@@ -47,7 +47,7 @@ struct Pool {
 /// only when serving cannot begin.
 pub(super) async fn serve(
     engine: &Engine,
-    component: &Component,
+    component: &super::PreparedComponent,
     command: &Invocation<'_>,
     sinks: Option<(LogSink, LogSink)>,
     handle: Arc<ProviderHandle>,
@@ -64,7 +64,7 @@ pub(super) async fn serve(
         engine: engine.clone(),
         command: Owned::of(command),
         sinks,
-        pre: component_pre(engine, component, command)?,
+        pre: component_pre(component, command)?,
         idle: Mutex::new(Vec::new()),
         slots: Semaphore::new(usize::from(handle.instances)),
     });
@@ -268,7 +268,7 @@ mod tests {
     fn bad_values_are_refused_and_failed_calls_cost_only_their_instance() {
         let engine = new_engine(&EngineProfile::default()).unwrap();
         let _ticker = EpochTicker::start(&engine).unwrap();
-        let program = Program::Component(Component::new(&engine, PROVIDER).unwrap());
+        let program = Program::Component(Component::new(&engine, PROVIDER).unwrap().into());
         let handle = Arc::new(ProviderHandle::new("math", 1));
         let book = LogBook::new("math", None);
         let output = Output::Capture(book.clone());

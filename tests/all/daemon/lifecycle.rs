@@ -120,6 +120,32 @@ fn installed_modules_come_back_after_a_crash_of_the_daemon() {
     daemon.spawn();
     let ticker = daemon.status("ticker").unwrap();
     assert_eq!(state_name(&ticker), "stopped", "the desired state survives a restart");
+
+    // A start is answered once the desired state is on disk (the instance
+    // itself starts before the save, not to wait for the disk): one
+    // whose record cannot be saved fails and leaves nothing running.
+    let records = daemon.data_dir().join("modules");
+    let away = daemon.data_dir().join("modules.away");
+    std::fs::rename(&records, &away).unwrap();
+    std::fs::write(&records, "not a directory").unwrap();
+    let failed = daemon.cli(["start", "ticker"]);
+    assert_ne!(failed.code, Some(0), "{failed:?}");
+    assert!(failed.stderr.contains("saving the module record"), "{}", failed.stderr);
+    daemon.wait_for("ticker", WAIT, "stopped again", |s| state_name(s) == "stopped");
+    daemon
+        .cli(["logs", "ticker"])
+        .expect_code(0)
+        .stdout_has(&["stopped: its record could not be saved"]);
+    std::fs::remove_file(&records).unwrap();
+    std::fs::rename(&away, &records).unwrap();
+    daemon.kill();
+    daemon.spawn();
+    let ticker = daemon.status("ticker").unwrap();
+    assert_eq!(state_name(&ticker), "stopped", "the failed start was not recorded");
+    daemon.cli(["start", "ticker"]).expect_code(0);
+    daemon.kill();
+    daemon.spawn();
+    daemon.wait_for("ticker", WAIT, "running", |s| state_name(s) == "running");
 }
 
 #[test]

@@ -200,3 +200,55 @@ fn bad_rules_are_refused_at_install_and_lose_nothing() {
     assert_eq!(status["exit_code"], 0, "{logs}");
     assert!(logs.contains("resolved: ") && logs.contains("127.0.0.1"), "{logs}");
 }
+
+#[test]
+fn modules_sharing_code_in_one_worker_keep_their_own_network_grants() {
+    // A worker loads an artifact once for all its modules, and resolves
+    // its imports once per grant shape: the module without rules must
+    // not inherit the sockets of the one with rules that ran first.
+    let daemon = Daemon::start();
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    daemon
+        .install(
+            GUEST,
+            Some("name = \"listener\"\nversion = \"1\"\n"),
+            &deployment("shared", &["listen", &addr], &format!("listen = [\"{addr}\"]")),
+        )
+        .expect_code(0);
+    daemon.wait_guest_out("listener", "listening on", WAIT);
+    daemon
+        .install(
+            GUEST,
+            Some("name = \"sneaky\"\nversion = \"1\"\n"),
+            &deployment("shared", &["connect", &addr, "sneaky"], ""),
+        )
+        .expect_code(0);
+    let sneaky = daemon.wait_for("sneaky", WAIT, "exited", |s| state_name(s) == "exited");
+    assert_ne!(sneaky["exit_code"], 0, "{sneaky}");
+    let logs = daemon.cli(["logs", "sneaky"]).stdout;
+    assert!(logs.contains("denied network: create an IPv4 TCP socket"), "{logs}");
+    // The listener never saw it; a module with the rule reaches it.
+    daemon
+        .install(
+            GUEST,
+            Some("name = \"friend\"\nversion = \"1\"\n"),
+            &deployment(
+                "shared",
+                &["connect", &addr, "friend"],
+                &format!("connect = [\"{addr}\"]"),
+            ),
+        )
+        .expect_code(0);
+    daemon.wait_guest_out("friend", "echo: friend", WAIT);
+    daemon.wait_guest_out("listener", "served: friend", WAIT);
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("worker `shared` started").count(),
+        1,
+        "all three ran in one worker, sharing the loaded code:\n{log}"
+    );
+}

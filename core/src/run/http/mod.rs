@@ -32,7 +32,6 @@ use std::convert::Infallible;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 use wasmtime::Engine;
-use wasmtime::component::Component;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
@@ -66,12 +65,12 @@ struct Server {
 /// when serving cannot begin or the listener fails.
 pub(super) async fn serve(
     engine: &Engine,
-    component: &Component,
+    component: &crate::run::PreparedComponent,
     command: &Invocation<'_>,
     sinks: Option<(LogSink, LogSink)>,
     grant: ServeGrant,
 ) -> Result<i32, GuestFailure> {
-    let pre = component_pre(engine, component, command)?;
+    let pre = component_pre(component, command)?;
     let pre = ProxyPre::new(pre).map_err(|e| {
         GuestFailure::NotACommand(format!(
             "[http] serves wasi:http/incoming-handler, but the component does not export it: {e:#}"
