@@ -200,6 +200,12 @@ async fn serve(
         Ok(false) => {}
         Err(e) => log::warn!("cannot notify the service manager that the daemon is ready: {e}"),
     }
+    // Start-up is done: the code it ran (and the verbs' code the CLI
+    // shares the binary with) need not stay resident.
+    match crate::sys::memory::keep_only_used_code() {
+        Ok(bytes) => log::debug!("code pages: {} KiB advised to be kept only as used", bytes / 1024),
+        Err(e) => log::debug!("cannot advise the code pages ({e}); they stay as the kernel maps them"),
+    }
     let signal = smol::future::or(
         async {
             server::accept_loop(listener, server).await;
