@@ -46,10 +46,7 @@ pub fn keep_only_used_code() -> std::io::Result<usize> {
         .and_then(|p| usize::try_from(p).ok())
         .unwrap_or(4096);
     // Their addresses only: the symbols are never read.
-    let (start, end) = (
-        (&raw const __executable_start) as usize,
-        (&raw const etext) as usize,
-    );
+    let (start, end) = ((&raw const __executable_start) as usize, (&raw const etext) as usize);
     let start = start & !(page - 1);
     let len = end.saturating_sub(start);
     for advice in [nix::libc::MADV_RANDOM, nix::libc::MADV_DONTNEED] {
@@ -79,6 +76,26 @@ pub fn address_space_limit() -> Option<u64> {
 #[cfg(test)]
 mod tests {
 
+    /// Runs the test `name` of this module again in a process of its own
+    /// (one test thread: nothing else moves the figures it reads) and
+    /// checks it passed there; `false` in that process, which does the
+    /// test itself.
+    fn ran_alone(name: &str) -> bool {
+        const ALONE: &str = "ARCELLA_MEMORY_TEST_ALONE";
+        if std::env::var_os(ALONE).is_some() {
+            return false;
+        }
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("sys::memory::tests::{name}"), "--test-threads", "1"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+        assert!(text.contains("1 passed"), "{text}");
+        true
+    }
+
     /// The executable's code pages resident (`Rss` of its `r-xp`
     /// mapping), in KiB.
     fn code_resident_kib() -> u64 {
@@ -100,49 +117,24 @@ mod tests {
     /// the executable's own, and what it had resident is let go.
     #[test]
     fn only_the_code_in_use_stays_resident() {
-        const ALONE: &str = "ARCELLA_CODE_TEST_ALONE";
-        if std::env::var_os(ALONE).is_none() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "sys::memory::tests::only_the_code_in_use_stays_resident",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(ALONE, "1")
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-            assert!(text.contains("1 passed"), "{text}");
+        if ran_alone("only_the_code_in_use_stays_resident") {
             return;
         }
         let before = code_resident_kib();
         let advised = super::keep_only_used_code().unwrap();
         let after = code_resident_kib();
         let exe_len = std::fs::metadata("/proc/self/exe").unwrap().len();
-        assert!(advised > 0 && advised as u64 <= exe_len, "{advised} bytes of a {exe_len}-byte file");
+        assert!(
+            advised > 0 && advised as u64 <= exe_len,
+            "{advised} bytes of a {exe_len}-byte file"
+        );
         assert!(after < before, "code resident: {before} KiB before, {after} KiB after");
     }
     /// Measured in a process of its own: other tests running threads in
     /// this one would move VmSize while it measures.
     #[test]
     fn threads_started_after_the_call_share_the_main_arena() {
-        const ALONE: &str = "ARCELLA_ARENA_TEST_ALONE";
-        if std::env::var_os(ALONE).is_none() {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args([
-                    "--exact",
-                    "sys::memory::tests::threads_started_after_the_call_share_the_main_arena",
-                    "--test-threads",
-                    "1",
-                ])
-                .env(ALONE, "1")
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-            assert!(text.contains("1 passed"), "{text}");
+        if ran_alone("threads_started_after_the_call_share_the_main_arena") {
             return;
         }
         super::limit_malloc_arenas();
