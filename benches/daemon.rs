@@ -32,7 +32,7 @@ fn main() {
     println!("daemon: {}", support::daemon_binary().display());
     let pid = daemon.id();
     std::thread::sleep(Duration::from_millis(500));
-    let (idle_rss, idle_threads) = rss_and_threads(pid);
+    let (idle_rss, idle_threads, _) = rss_threads_anon(pid);
     println!(
         "daemon, idle:                 RSS {:.1} MiB (goal ≤ 4 MiB), {idle_threads} threads",
         kib_to_mib(idle_rss)
@@ -45,13 +45,12 @@ fn main() {
     // paged in before the baseline: what the ten add is theirs.
     support::install(&mut client, &artifact, "ticker-first", trusted);
     std::thread::sleep(Duration::from_secs(1));
-    let (one_rss, one_anon) = (rss_and_threads(pid).0, anon_kib(pid));
+    let (one_rss, _, one_anon) = rss_threads_anon(pid);
     for i in 0..SERVICES {
         support::install(&mut client, &artifact, &format!("ticker{i}"), trusted);
     }
     std::thread::sleep(Duration::from_secs(2));
-    let (busy_rss, busy_threads) = rss_and_threads(pid);
-    let busy_anon = anon_kib(pid);
+    let (busy_rss, busy_threads, busy_anon) = rss_threads_anon(pid);
     println!(
         "daemon, {} idle services:     RSS {:.1} MiB, {busy_threads} threads; each further one {:.0} KiB resident, \
          {:.0} KiB of it anonymous (the rest: its code and memory image, file pages) (goal ≤ 128 KiB beyond its linear memory)",
@@ -203,7 +202,9 @@ fn echo_latencies(n: usize) -> Vec<Duration> {
     samples
 }
 
-fn rss_and_threads(pid: u32) -> (u64, u64) {
+/// `VmRSS` (KiB), `Threads`, and `RssAnon` (KiB: the process's own
+/// memory, what is not a file's), from one read of `/proc/PID/status`.
+fn rss_threads_anon(pid: u32) -> (u64, u64, u64) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     let field = |name: &str| {
         status
@@ -213,18 +214,7 @@ fn rss_and_threads(pid: u32) -> (u64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
     };
-    (field("VmRSS:"), field("Threads:"))
-}
-
-/// The process's own memory (`RssAnon`), in KiB: what is not a file's.
-fn anon_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .expect("proc status")
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
+    (field("VmRSS:"), field("Threads:"), field("RssAnon:"))
 }
 
 fn kib_to_mib(kib: u64) -> f64 {

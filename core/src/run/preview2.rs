@@ -14,7 +14,7 @@
 use super::{GuestFailure, Invocation};
 use crate::host::ComponentState;
 use crate::host::network::NetworkRules;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use wasmtime::component::{Component, InstancePre, Linker};
 
 /// A loaded component, with its imports resolved per socket-grant shape on
@@ -26,25 +26,23 @@ pub struct PreparedComponent {
     /// Indexed by [`shape`].
     pres: Arc<Mutex<[Option<InstancePre<ComponentState>>; 4]>>,
     /// Whether it imports interfaces only other modules provide.
-    calls_providers: Arc<OnceLock<bool>>,
+    calls_providers: bool,
 }
 
 impl PreparedComponent {
     pub fn new(component: Component) -> Self {
+        let calls_providers = !crate::host::typed::needed(component.engine(), &component).is_empty();
         Self {
             component,
             pres: Arc::default(),
-            calls_providers: Arc::default(),
+            calls_providers,
         }
     }
 
     /// The component linked against everything the host provides (and the
     /// refusals the run's network grant calls for), ready to instantiate.
     pub(super) fn instance_pre(&self, command: &Invocation<'_>) -> Result<InstancePre<ComponentState>, GuestFailure> {
-        let calls_providers = *self
-            .calls_providers
-            .get_or_init(|| !crate::host::typed::needed(self.component.engine(), &self.component).is_empty());
-        if calls_providers {
+        if self.calls_providers {
             return self.resolve(command);
         }
         let shape = shape(&command.grants.network);

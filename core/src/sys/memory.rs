@@ -26,11 +26,11 @@ pub fn limit_malloc_arenas() {
 
 /// Keeps only the executable's code pages a long-running process uses
 /// resident: its read-only image (headers, read-only data, unwind tables,
-/// code) is advised `MADV_RANDOM`, which turns off the kernel's read-ahead
-/// and fault-around for it (a fault maps its own page, not the 64 KiB
-/// around it, and reads no more from the file), and dropped from the page
-/// tables once (`MADV_DONTNEED`: the pages are clean file pages, faulted
-/// back in from the page cache as they are used). For the daemon, after
+/// code) is advised `MADV_RANDOM`, which turns off read-ahead for it (a
+/// fault reads its own page from the storage, no more; the kernel still
+/// maps up to 64 KiB of neighbours already in the page cache), and dropped
+/// from the page tables once (`MADV_DONTNEED`: the pages are clean file
+/// pages, faulted back in from the page cache as they are used). For the daemon, after
 /// start-up: its argument parser, configuration reader and the verbs it
 /// never runs then cost nothing resident. Returns the bytes advised.
 pub fn keep_only_used_code() -> std::io::Result<usize> {
@@ -40,11 +40,7 @@ pub fn keep_only_used_code() -> std::io::Result<usize> {
         static __executable_start: u8;
         static etext: u8;
     }
-    let page = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .and_then(|p| usize::try_from(p).ok())
-        .unwrap_or(4096);
+    let page = super::code_map::page_size();
     // Their addresses only: the symbols are never read.
     let (start, end) = ((&raw const __executable_start) as usize, (&raw const etext) as usize);
     let start = start & !(page - 1);
@@ -75,7 +71,6 @@ pub fn address_space_limit() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
-
     /// Runs the test `name` of this module again in a process of its own
     /// (one test thread: nothing else moves the figures it reads) and
     /// checks it passed there; `false` in that process, which does the

@@ -114,6 +114,28 @@ fn on_a_terminal(args: &[&Path]) -> String {
     text
 }
 
+/// The progress lines a terminal was shown: each redraw (split at `\r`)
+/// that starts with `doing`, every one with `amount`, a percentage and a
+/// rate, checked to be there; then a final line starting with `done` at
+/// 100%, checked too. Returns the redraws.
+#[track_caller]
+fn progress_lines<'a>(shown: &'a str, doing: &str, done: &str, amount: &str) -> Vec<&'a str> {
+    let drawn: Vec<&str> = shown.split('\r').filter(|l| l.starts_with(doing)).collect();
+    assert!(!drawn.is_empty(), "no progress line:\n{shown:?}");
+    assert!(
+        drawn
+            .iter()
+            .all(|l| l.contains(amount) && l.contains('%') && l.contains("/s")),
+        "{drawn:?}"
+    );
+    let last = shown
+        .split('\r')
+        .find(|l| l.starts_with(done))
+        .unwrap_or_else(|| panic!("no final line:\n{shown:?}"));
+    assert!(last.contains("100%"), "{last:?}");
+    drawn
+}
+
 fn shell_word(path: &Path) -> String {
     format!("'{}'", path.display().to_string().replace('\'', "'\\''"))
 }
@@ -151,23 +173,8 @@ fn compile_and_install_on_a_terminal_draw_progress_and_a_final_line() {
     ]);
     // A line while it runs (the first chunk always draws), redrawn in
     // place, then the final one.
-    let drawn: Vec<&str> = shown
-        .split('\r')
-        .filter(|l| l.starts_with("uploading big.cwasm"))
-        .collect();
-    assert!(!drawn.is_empty(), "no progress line:\n{shown:?}");
-    assert!(
-        drawn
-            .iter()
-            .all(|l| l.contains(" / 3.0 MiB  ") && l.contains('%') && l.contains("/s")),
-        "{drawn:?}"
-    );
+    let drawn = progress_lines(&shown, "uploading big.cwasm", "uploaded big.cwasm", " / 3.0 MiB  ");
     assert!(drawn[0].contains("64.0 KiB / "), "the first chunk draws: {drawn:?}");
-    let last = shown
-        .split('\r')
-        .find(|l| l.starts_with("uploaded big.cwasm"))
-        .unwrap_or_else(|| panic!("no final line:\n{shown:?}"));
-    assert!(last.contains("100%"), "{last:?}");
     assert!(daemon.status("big").is_some(), "installed");
 }
 
@@ -215,22 +222,7 @@ fn fleet_deploy_on_a_terminal_draws_the_publish_progress_and_into_a_pipe_none() 
     let shown = on_a_terminal(&args);
     // The artifact's chunks, as the broker acknowledges them: a line
     // redrawn in place, then the final one; then the device's outcome.
-    let drawn: Vec<&str> = shown
-        .split('\r')
-        .filter(|l| l.starts_with("publishing big.cwasm"))
-        .collect();
-    assert!(!drawn.is_empty(), "no progress line:\n{shown:?}");
-    assert!(
-        drawn
-            .iter()
-            .all(|l| l.contains(" MiB  ") && l.contains('%') && l.contains("/s")),
-        "{drawn:?}"
-    );
-    let last = shown
-        .split('\r')
-        .find(|l| l.starts_with("published big.cwasm"))
-        .unwrap_or_else(|| panic!("no final line:\n{shown:?}"));
-    assert!(last.contains("100%"), "{last:?}");
+    progress_lines(&shown, "publishing big.cwasm", "published big.cwasm", " MiB  ");
     assert!(shown.contains("gw-big: healthy"), "{shown:?}");
     assert!(daemon.status("big").is_some(), "installed");
     // The same deploy into a pipe (to a device nobody runs: it times out

@@ -6,9 +6,8 @@
 //! layout, `arcella:platform` under `wit/deps/`, is built end to end by
 //! `python_js.rs` and `rust_c.rs`.)
 
-use super::{repo, run_in, tool_path};
+use super::{repo, run_in};
 use crate::support::arcella;
-use std::process::{Command, Stdio};
 
 #[test]
 fn componentize_py_reads_every_world_of_the_package_set_arcella_wit_writes() {
@@ -80,19 +79,12 @@ fn cargo_component_builds_a_command_against_arcella_wit_with_the_guides_cargo_to
     )
     .unwrap();
     // Its own target directory, whatever the test run's is.
-    let built = Command::new("cargo")
-        .args(["component", "build", "--release"])
-        .current_dir(&project)
-        .env("PATH", tool_path())
-        .env("CARGO_TARGET_DIR", project.join("target"))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "cargo component build failed:\n{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    run_in(
+        &project,
+        "cargo",
+        &["component", "build", "--release", "--target-dir", "target"],
+    )
+    .expect_code(0);
     let wasm = project.join("target/wasm32-wasip1/release/cc_hello.wasm");
     assert!(wasm.is_file(), "cargo component made no {}", wasm.display());
     arcella(["run", wasm.to_str().unwrap()])
