@@ -94,6 +94,12 @@ pub fn socket_group(access: &config::Access) -> Result<Option<u32>, DaemonError>
     )))
 }
 
+/// How long after it is ready the daemon lets go of the code its start-up
+/// ran: long enough for its threads' first turns (each faults back the
+/// code it touches, 64 KiB around every page), short enough to be done
+/// before anyone measures an idle daemon.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(200);
+
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl Fn(std::io::Error) -> DaemonError + 'a {
     move |source| DaemonError::Io {
         what,
@@ -201,17 +207,26 @@ async fn serve(
         Err(e) => log::warn!("cannot notify the service manager that the daemon is ready: {e}"),
     }
     // Start-up is done: the code it ran (and the verbs' code the CLI
-    // shares the binary with) need not stay resident.
-    match crate::sys::memory::keep_only_used_code() {
-        Ok(bytes) => log::debug!("code pages: {} KiB advised to be kept only as used", bytes / 1024),
-        Err(e) => log::debug!("cannot advise the code pages ({e}); they stay as the kernel maps them"),
-    }
+    // shares the binary with) need not stay resident. Once the threads
+    // have settled into their idle waits ([`SETTLE`]), or each one's first
+    // turn would fault ~64 KiB back per code page it touches.
+    let settled = async {
+        smol::Timer::after(SETTLE).await;
+        match crate::sys::memory::keep_only_used_code() {
+            Ok(bytes) => log::debug!("code pages: {} KiB advised to be kept only as used", bytes / 1024),
+            Err(e) => log::debug!("cannot advise the code pages ({e}); they stay as the kernel maps them"),
+        }
+        std::future::pending::<()>().await;
+    };
     let signal = smol::future::or(
         async {
             server::accept_loop(listener, server).await;
             None
         },
-        async { signals.next().await.and_then(Result::ok) },
+        smol::future::or(async { signals.next().await.and_then(Result::ok) }, async {
+            settled.await;
+            None
+        }),
     )
     .await;
     log::info!(

@@ -24,38 +24,76 @@ pub fn limit_malloc_arenas() {
     }
 }
 
-/// Keeps only the executable's code pages a long-running process uses
-/// resident: its read-only image (headers, read-only data, unwind tables,
-/// code) is advised `MADV_RANDOM`, which turns off read-ahead for it (a
-/// fault reads its own page from the storage, no more; the kernel still
-/// maps up to 64 KiB of neighbours already in the page cache), and dropped
-/// from the page tables once (`MADV_DONTNEED`: the pages are clean file
-/// pages, faulted back in from the page cache as they are used). For the daemon, after
-/// start-up: its argument parser, configuration reader and the verbs it
-/// never runs then cost nothing resident. Returns the bytes advised.
+/// Keeps only the code and read-only data a long-running process uses
+/// resident: every private, read-only mapping of a file whose pages are all
+/// still the file's (its own executable's code, read-only data and unwind
+/// tables, and those of libc, libm, the dynamic loader) is advised
+/// `MADV_RANDOM`, which turns off read-ahead for it (a fault reads its own
+/// page from the storage, no more; the kernel still maps up to 64 KiB of
+/// neighbours already in the page cache), and dropped from the page tables
+/// once (`MADV_DONTNEED`): the pages are clean copies of the file, faulted
+/// back in from the page cache as they are used. For the daemon, after
+/// start-up: its argument parser, configuration reader, the verbs it never
+/// runs and the C library's start-up code then cost nothing resident.
+///
+/// A mapping holding any anonymous page (relocated read-only data, written
+/// before the loader made it read-only) is left alone: `MADV_DONTNEED`
+/// would give it back the file's unrelocated bytes. Returns the bytes
+/// advised.
 pub fn keep_only_used_code() -> std::io::Result<usize> {
-    unsafe extern "C" {
-        // Provided by the GNU and LLVM linkers' default scripts for every
-        // executable: the first byte of its image, and the end of its code.
-        static __executable_start: u8;
-        static etext: u8;
+    let smaps = std::fs::read_to_string("/proc/self/smaps")?;
+    let mut advised = 0;
+    for (start, len) in clean_file_mappings(&smaps) {
+        for advice in [nix::libc::MADV_RANDOM, nix::libc::MADV_DONTNEED] {
+            // SAFETY: [start, start + len) is one whole private, read-only
+            // file mapping of this process with no anonymous page (read
+            // just above; nothing can write a page of it without first
+            // making it writable, which this process does not do to
+            // mappings of its own libraries): advice about it changes no
+            // contents, only how its pages are read in and which are
+            // resident.
+            let status = unsafe { nix::libc::madvise(start as *mut nix::libc::c_void, len, advice) };
+            if status != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        advised += len;
     }
-    let page = super::code_map::page_size();
-    // Their addresses only: the symbols are never read.
-    let (start, end) = ((&raw const __executable_start) as usize, (&raw const etext) as usize);
-    let start = start & !(page - 1);
-    let len = end.saturating_sub(start);
-    for advice in [nix::libc::MADV_RANDOM, nix::libc::MADV_DONTNEED] {
-        // SAFETY: [start, start + len) is this executable's own read-only
-        // image, mapped for the life of the process: advice about it
-        // changes no contents (its pages are clean copies of the file),
-        // only how they are read in and which are resident.
-        let status = unsafe { nix::libc::madvise(start as *mut nix::libc::c_void, len, advice) };
-        if status != 0 {
-            return Err(std::io::Error::last_os_error());
+    Ok(advised)
+}
+
+/// The private, read-only file mappings in `smaps` (`/proc/PID/smaps`)
+/// whose pages are all the file's (`Anonymous: 0 kB`), as (start, length).
+fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+    let mut clean = Vec::new();
+    let mut current: Option<(usize, usize)> = None;
+    for line in smaps.lines() {
+        if let Some(range) = mapping_header(line) {
+            current = range;
+        } else if let Some(anonymous) = line.strip_prefix("Anonymous:") {
+            if let Some(range) = current.take()
+                && anonymous.trim() == "0 kB"
+            {
+                clean.push(range);
+            }
         }
     }
-    Ok(len)
+    clean
+}
+
+/// For a mapping's header line ("START-END PERMS OFFSET DEV INODE PATH"):
+/// `Some(Some(range))` if it is a private, read-only mapping of a file,
+/// `Some(None)` for any other mapping; `None` for a field line.
+fn mapping_header(line: &str) -> Option<Option<(usize, usize)>> {
+    let mut fields = line.split_whitespace();
+    let (start, end) = fields.next()?.split_once('-')?;
+    let start = usize::from_str_radix(start, 16).ok()?;
+    let end = usize::from_str_radix(end, 16).ok()?;
+    let perms = fields.next()?;
+    let path = fields.nth(3);
+    let read_only_private = perms.starts_with('r') && perms.as_bytes().get(1) == Some(&b'-') && perms.ends_with('p');
+    let of_a_file = path.is_some_and(|p| p.starts_with('/'));
+    Some((read_only_private && of_a_file && end > start).then_some((start, end - start)))
 }
 
 /// This process's address-space limit (RLIMIT_AS: `ulimit -v`, systemd's
@@ -95,12 +133,18 @@ mod tests {
     /// mapping), in KiB.
     fn code_resident_kib() -> u64 {
         let exe = std::fs::read_link("/proc/self/exe").unwrap();
+        resident_kib(|perms, path| perms == "r-xp" && path == exe.to_str().unwrap())
+    }
+
+    /// `Rss` summed over this process's mappings `(perms, path)` selects, in KiB.
+    fn resident_kib(select: impl Fn(&str, &str) -> bool) -> u64 {
         let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap();
         let mut ours = false;
         let mut total = 0;
         for line in smaps.lines() {
-            if line.contains('-') && line.split_whitespace().count() >= 5 && !line.ends_with(" kB") {
-                ours = line.contains(" r-xp ") && line.ends_with(exe.to_str().unwrap());
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            if fields.len() >= 5 && fields[0].contains('-') && !line.ends_with(" kB") {
+                ours = select(fields[1], fields.get(5).copied().unwrap_or(""));
             } else if ours && let Some(rest) = line.strip_prefix("Rss:") {
                 total += rest.trim().trim_end_matches(" kB").trim().parse::<u64>().unwrap();
             }
@@ -118,13 +162,73 @@ mod tests {
         let before = code_resident_kib();
         let advised = super::keep_only_used_code().unwrap();
         let after = code_resident_kib();
-        let exe_len = std::fs::metadata("/proc/self/exe").unwrap().len();
+        let exe_code: u64 = {
+            let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+            let exe = std::fs::read_link("/proc/self/exe").unwrap();
+            maps.lines()
+                .filter(|l| l.contains(" r-xp ") && l.ends_with(exe.to_str().unwrap()))
+                .map(|l| {
+                    let (a, b) = l.split_whitespace().next().unwrap().split_once('-').unwrap();
+                    u64::from_str_radix(b, 16).unwrap() - u64::from_str_radix(a, 16).unwrap()
+                })
+                .sum()
+        };
         assert!(
-            advised > 0 && advised as u64 <= exe_len,
-            "{advised} bytes of a {exe_len}-byte file"
+            advised as u64 >= exe_code,
+            "{advised} bytes advised, the code alone is {exe_code}"
         );
+        // Relocated read-only data (vtables) was left as the loader wrote
+        // it: a call through a trait object still lands.
+        let shown: Box<dyn std::fmt::Display> = Box::new(42_u32);
+        assert_eq!(format!("{shown}"), "42");
         assert!(after < before, "code resident: {before} KiB before, {after} KiB after");
     }
+    /// What may be dropped and faulted back: only private, read-only file
+    /// mappings none of whose pages were written (relocated read-only data
+    /// would come back unrelocated).
+    #[test]
+    fn only_clean_read_only_file_mappings_are_let_go() {
+        let smaps = "\
+5600000-5700000 r-xp 00000000 08:01 1234 /usr/bin/arcella
+Rss:                1920 kB
+Anonymous:             0 kB
+5700000-5710000 r--p 00100000 08:01 1234 /usr/bin/arcella
+Anonymous:            64 kB
+5710000-5711000 rw-p 00110000 08:01 1234 /usr/bin/arcella
+Anonymous:             4 kB
+5711000-5712000 rw-p 00000000 00:00 0 [heap]
+Anonymous:             4 kB
+7f00000-7f10000 r--s 00000000 08:01 99 /dev/shm/shared
+Anonymous:             0 kB
+7f10000-7f20000 r--p 00000000 08:01 77 /usr/lib/libc.so.6
+Anonymous:             0 kB
+7f20000-7f21000 r-xp 00000000 00:00 0 [vdso]
+Anonymous:             0 kB
+7f21000-7f22000 r--p 00000000 00:00 0
+Anonymous:             0 kB
+";
+        assert_eq!(
+            super::clean_file_mappings(smaps),
+            vec![(0x5600000, 0x100000), (0x7f10000, 0x10000)]
+        );
+    }
+
+    /// In a process of its own: the C library's code is let go too.
+    #[test]
+    fn the_c_library_code_not_in_use_is_let_go_too() {
+        if ran_alone("the_c_library_code_not_in_use_is_let_go_too") {
+            return;
+        }
+        let libc_code = || resident_kib(|perms, path| perms == "r-xp" && path.contains("/libc.so"));
+        let before = libc_code();
+        super::keep_only_used_code().unwrap();
+        let after = libc_code();
+        assert!(
+            after < before,
+            "libc code resident: {before} KiB before, {after} KiB after"
+        );
+    }
+
     /// Measured in a process of its own: other tests running threads in
     /// this one would move VmSize while it measures.
     #[test]
