@@ -8,9 +8,10 @@ mod mount_walls;
 mod programs;
 pub mod seccomp;
 mod serve;
+mod template;
 pub mod walls;
 
-use arcella_core::sys::process::{IPC_FD, close_descriptors_above};
+use arcella_core::sys::process::{IPC_FD, close_descriptors_above_but};
 use arcella_core::sys::seqpacket::SeqPacket;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,7 +39,8 @@ pub fn main() -> ExitCode {
         println!("arcella-worker {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
     }
-    match run() {
+    let template = std::env::args_os().nth(1).is_some_and(|a| a == "--template");
+    match if template { run_template() } else { run(None) } {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("arcella-worker: {e}");
@@ -47,31 +49,67 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), WorkerError> {
-    // Before any thread starts: one malloc arena, not 64 MiB per thread.
+/// A template (see `template.rs`): serves the daemon until it closes the
+/// link; in each child it forks, goes on as a worker.
+fn run_template() -> Result<(), WorkerError> {
     arcella_core::sys::memory::limit_malloc_arenas();
-    // exec made this process dumpable again: before anything else, so no
-    // other process of this uid (another group's worker) can attach to it.
     arcella_core::sys::process::make_undumpable().map_err(WorkerError::Undumpable)?;
-    // The environment is empty (the daemon cleared it): a fixed level, and
-    // stderr is a pipe the daemon reads into its own log.
-    env_logger::Builder::new()
-        .filter_level(log::LevelFilter::Info)
-        .format_timestamp(None)
-        .init();
+    init_log();
     if !arcella_core::sys::fs::is_socket(IPC_FD) {
         return Err(WorkerError::NoLink);
     }
-    close_descriptors_above(IPC_FD)?;
+    close_descriptors_above_but(IPC_FD, &[])?;
+    // SAFETY: fd 3 is the socket the daemon passed (checked above), and
+    // nothing else in this process owns it.
+    let link = unsafe { SeqPacket::from_raw_fd(IPC_FD) };
+    match template::serve(&link)? {
+        None => Ok(()),
+        Some(preloaded) => {
+            // The child: fd 3 is its own link now (the fork put it there,
+            // closing the template's); `run` takes it over by number.
+            let _ = std::os::fd::IntoRawFd::into_raw_fd(link.into_owned_fd());
+            run(Some(preloaded))
+        }
+    }
+}
+
+/// A worker: `preloaded` is what a template's child inherited.
+fn run(preloaded: Option<serve::Preloaded>) -> Result<(), WorkerError> {
+    let forked = preloaded.is_some();
+    // Before any thread starts: one malloc arena, not 64 MiB per thread.
+    arcella_core::sys::memory::limit_malloc_arenas();
+    // exec (or a uid change) made this process dumpable again: before
+    // anything else, so no other process of this uid (another group's
+    // worker) can attach to it.
+    arcella_core::sys::process::make_undumpable().map_err(WorkerError::Undumpable)?;
+    if !forked {
+        init_log();
+    }
+    if !arcella_core::sys::fs::is_socket(IPC_FD) {
+        return Err(WorkerError::NoLink);
+    }
+    // Nothing the daemon's or the template's process held may leak into
+    // the sandbox, but the files an inherited program maps.
+    let held = preloaded.as_ref().map_or(&[][..], |p| &p.held[..]);
+    close_descriptors_above_but(IPC_FD, held)?;
     // SAFETY: fd 3 is the socket the daemon passed (checked above), and
     // nothing else in this process owns it.
     let link = unsafe { SeqPacket::from_raw_fd(IPC_FD) };
     // The handshake raises the walls while this is the only thread.
-    let greeted = serve::greet(&link)?;
+    let greeted = serve::greet(&link, preloaded)?;
     let executor = Arc::new(smol::Executor::new());
     let serving = serve::serve(link, greeted, executor.clone());
     // wasmtime-wasi's host calls need a tokio context, as in the daemon.
     smol::block_on(async_compat::Compat::new(between_tasks(&executor, serving)))
+}
+
+/// The environment is empty (the daemon cleared it): a fixed level, and
+/// stderr is a pipe the daemon reads into its own log.
+fn init_log() {
+    env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Info)
+        .format_timestamp(None)
+        .init();
 }
 
 /// Task time after which the daemon's messages and the reactor get their

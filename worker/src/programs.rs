@@ -12,15 +12,25 @@ use std::os::unix::fs::MetadataExt;
 
 /// Which code file a program was loaded from, and with which engine. The
 /// daemon's store never rewrites a code file in place (a new artifact is a
-/// new file), so the same device and inode with the same size and change
-/// time is the same code.
+/// new file), so the same device and inode with the same size is the same
+/// code, as long as the file stays open (no other file can take its inode
+/// then): a loaded program is kept with its code file open
+/// ([`SharedProgram`]). The change time is not part of it: each group's
+/// link to a code file changes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ProgramKey {
     dev: u64,
     ino: u64,
     size: u64,
-    ctime_ns: i128,
     metered: bool,
+}
+
+/// A loaded program and its code file, held open while the program is.
+#[derive(Clone)]
+pub struct SharedProgram {
+    pub program: Program,
+    /// Never read: holding it keeps the file open.
+    pub _code: std::sync::Arc<File>,
 }
 
 impl ProgramKey {
@@ -33,14 +43,13 @@ impl ProgramKey {
             dev: meta.dev(),
             ino: meta.ino(),
             size: meta.size(),
-            ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
             metered,
         })
     }
 }
 
 /// Loaded programs with the number of instances using each.
-pub struct SharedPrograms<P = Program> {
+pub struct SharedPrograms<P = SharedProgram> {
     loaded: HashMap<ProgramKey, (P, usize)>,
 }
 
@@ -64,6 +73,13 @@ impl<P: Clone> SharedPrograms<P> {
     pub fn insert(&mut self, key: ProgramKey, program: P) {
         let users = self.loaded.get(&key).map_or(0, |(_, users)| *users);
         self.loaded.insert(key, (program, users + 1));
+    }
+
+    /// Keeps a program loaded before any instance uses it (what a
+    /// template's child inherited): the first start of its code takes it,
+    /// and the last instance to stop frees it as any other.
+    pub fn offer(&mut self, key: ProgramKey, program: P) {
+        self.loaded.entry(key).or_insert((program, 0));
     }
 
     /// An instance stopped using `key`'s program; the last one frees it.
@@ -111,6 +127,26 @@ mod tests {
         programs.release(&key);
         assert_eq!(programs.len(), 0, "the last one freed it");
         assert_eq!(programs.acquire(&key), None);
+
+        // Offered before any instance (a template's child): the first
+        // start takes it, its stop frees it.
+        programs.offer(key, "inherited");
+        assert_eq!(programs.acquire(&key), Some("inherited"));
+        programs.release(&key);
+        assert_eq!(programs.len(), 0, "freed after its only instance");
+    }
+
+    #[test]
+    fn another_link_to_a_code_file_is_the_same_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("code");
+        std::fs::write(&path, b"code").unwrap();
+        let key = key_of(&File::open(&path).unwrap(), false);
+        // The store links a code file into each group's directory that
+        // runs it, which changes its change time.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::hard_link(&path, dir.path().join("group-link")).unwrap();
+        assert_eq!(key, key_of(&File::open(dir.path().join("group-link")).unwrap(), false));
     }
 
     #[test]

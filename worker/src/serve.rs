@@ -1,7 +1,7 @@
 //! The worker's side of the IPC: handshake, then one task per instance.
 
 use crate::WorkerError;
-use crate::programs::{ProgramKey, SharedPrograms};
+use crate::programs::{ProgramKey, SharedProgram, SharedPrograms};
 use arcella_core::artifact::{ArtifactKind, Program};
 use arcella_core::engine::EngineSet;
 use arcella_core::engine::file_code::{self, FileCode};
@@ -65,9 +65,26 @@ struct Instances {
     configs: HashMap<InstanceId, ConfigValues>,
 }
 
+/// What a worker forked from a template has loaded already: the
+/// template's engines and the one program it holds, shared with the
+/// template and its other children copy-on-write.
+pub struct Preloaded {
+    pub engines: EngineSet,
+    pub program: Program,
+    /// Its code file's key, which the daemon's starts of it will match.
+    pub key: Option<ProgramKey>,
+    /// Its code file, open while the program is loaded.
+    pub code: Arc<File>,
+    /// The descriptors the program holds (the file its memory images are
+    /// mapped from), which the worker must not close.
+    pub held: Vec<std::os::fd::RawFd>,
+}
+
 /// What the handshake settled, for serving.
 pub struct Greeted {
     engines: EngineSet,
+    /// The template's program, for the first start of its code.
+    preloaded: Option<(ProgramKey, SharedProgram)>,
     resident: OwnResidentMemory,
     profile: arcella_core::engine::EngineProfile,
     group: String,
@@ -78,7 +95,7 @@ pub struct Greeted {
 /// the threads it starts later, and the kernel gives a new user namespace
 /// (the mount-namespace walls) only to a single-threaded process, so they
 /// go up while there is one thread.
-pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
+pub fn greet(link: &SeqPacket, preloaded: Option<Preloaded>) -> Result<Greeted, WorkerError> {
     // Opened before the walls go up: they forbid /proc (a mount namespace
     // hides it; the descriptor keeps reading this process's statm).
     let resident = OwnResidentMemory::open()?;
@@ -111,7 +128,20 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
     if let Err(e) = arcella_core::host::http::trust_roots(&http_roots) {
         log::warn!("[http] ca_file from the daemon: {e}; https requests trust Mozilla's roots only");
     }
-    match handshake(version, &profile, &fingerprint, seccomp, &walls, code_dir) {
+    let (engines, program) = match preloaded {
+        Some(Preloaded {
+            engines,
+            program,
+            key,
+            code,
+            ..
+        }) => (
+            Some(engines),
+            key.map(|key| (key, SharedProgram { program, _code: code })),
+        ),
+        None => (None, None),
+    };
+    match handshake(version, &profile, &fingerprint, seccomp, &walls, code_dir, engines) {
         Ok((engines, seccomp, walls)) => {
             reply(&FromWorker::Ready {
                 version: WORKER_PROTOCOL_VERSION,
@@ -121,6 +151,7 @@ pub fn greet(link: &SeqPacket) -> Result<Greeted, WorkerError> {
             })?;
             Ok(Greeted {
                 engines,
+                preloaded: program,
                 resident,
                 profile,
                 group,
@@ -142,13 +173,19 @@ pub async fn serve(
     let mut buf = worker::receive_buffer();
     let Greeted {
         engines,
+        preloaded,
         resident,
         profile,
         group,
     } = greeted;
     let (outbox, queued) = async_channel::bounded::<FromWorker>(OUTBOX);
     let writer = executor.spawn(write_loop(link.clone(), queued));
-    let instances = Arc::new(Mutex::new(Instances::default()));
+    let mut loaded = Instances::default();
+    if let Some((key, program)) = preloaded {
+        // The template's copy, for the start this worker was forked for.
+        loaded.programs.offer(key, program);
+    }
+    let instances = Arc::new(Mutex::new(loaded));
     let calls = Arc::new(HostCalls::new(outbox.clone()));
     let context = Context {
         calls,
@@ -176,22 +213,25 @@ fn handshake(
     seccomp: bool,
     walls: &Walls,
     code_dir: Option<OwnedFd>,
+    preloaded: Option<EngineSet>,
 ) -> Result<(EngineSet, String, String), String> {
-    if version != WORKER_PROTOCOL_VERSION {
-        return Err(format!(
-            "the daemon speaks worker protocol {version}, this arcella-worker speaks {WORKER_PROTOCOL_VERSION}; \
-             install the arcella-worker built with the daemon"
-        ));
-    }
-    let ours = EngineFingerprint::of(profile).to_string();
-    if ours != fingerprint {
-        return Err(format!(
-            "engine fingerprint {ours} differs from the daemon's {fingerprint}; \
-             install the arcella-worker built with the daemon"
-        ));
-    }
-    // Both fuel variants; the metered engine is made when first needed.
-    let engines = EngineSet::sharing_code_files(profile).map_err(|e| e.to_string())?;
+    agree(version, profile, fingerprint)?;
+    let engines = match preloaded {
+        // A template's child: its engines are the ones its program was
+        // loaded with, which must be the daemon's.
+        Some(engines) => {
+            let theirs = EngineFingerprint::of(&engines.profile(false)).to_string();
+            let wanted = EngineFingerprint::of(&profile.clone().with_fuel(false)).to_string();
+            if theirs != wanted {
+                return Err(format!(
+                    "the template this worker was forked from runs engine {theirs}, the daemon asks for {wanted}"
+                ));
+            }
+            engines
+        }
+        // Both fuel variants; the metered engine is made when first needed.
+        None => EngineSet::sharing_code_files(profile).map_err(|e| e.to_string())?,
+    };
     // Before seccomp, which forbids the Landlock and mount system calls.
     let walled = crate::walls::install(walls, code_dir).map_err(|e| e.to_string())?;
     let report = if !seccomp {
@@ -208,6 +248,25 @@ fn handshake(
         }
     };
     Ok((engines, report, walled))
+}
+
+/// Whether the daemon's protocol `version` and engine `fingerprint` are
+/// this binary's; the reason to refuse if not.
+pub fn agree(version: u16, profile: &arcella_core::engine::EngineProfile, fingerprint: &str) -> Result<(), String> {
+    if version != WORKER_PROTOCOL_VERSION {
+        return Err(format!(
+            "the daemon speaks worker protocol {version}, this arcella-worker speaks {WORKER_PROTOCOL_VERSION}; \
+             install the arcella-worker built with the daemon"
+        ));
+    }
+    let ours = EngineFingerprint::of(profile).to_string();
+    if ours != fingerprint {
+        return Err(format!(
+            "engine fingerprint {ours} differs from the daemon's {fingerprint}; \
+             install the arcella-worker built with the daemon"
+        ));
+    }
+    Ok(())
 }
 
 struct Context {
@@ -544,14 +603,24 @@ impl Context {
         file_code::sweep();
         let key = ProgramKey::of(&file, spec.limits.fuel.is_some());
         if let Some(key) = key
-            && let Some(program) = lock(&self.instances).programs.acquire(&key)
+            && let Some(shared) = lock(&self.instances).programs.acquire(&key)
         {
-            return Ok((program, Some(key)));
+            return Ok((shared.program, Some(key)));
         }
+        // Kept open with the program, so that no other file takes its inode.
+        let code = file.try_clone().map(Arc::new);
         let program = load(engine, self.engines.file_code(), spec.kind, file)?;
-        if let Some(key) = key {
-            lock(&self.instances).programs.insert(key, program.clone());
-        }
+        let key = match (key, code) {
+            (Some(key), Ok(code)) => {
+                let shared = SharedProgram {
+                    program: program.clone(),
+                    _code: code,
+                };
+                lock(&self.instances).programs.insert(key, shared);
+                Some(key)
+            }
+            _ => None,
+        };
         Ok((program, key))
     }
 }
@@ -564,7 +633,12 @@ impl Context {
 /// the file's pages too; where that cannot be (no `/proc` in a mount
 /// namespace), the code is mapped here ([`file_code`]) and only the memory
 /// images are the worker's own.
-fn load(engine: &Engine, file_code: Option<&FileCode>, kind: ArtifactKind, mut file: File) -> Result<Program, String> {
+pub fn load(
+    engine: &Engine,
+    file_code: Option<&FileCode>,
+    kind: ArtifactKind,
+    mut file: File,
+) -> Result<Program, String> {
     let failed = |e: wasmtime::Error| format!("cannot load its code: {e:#}");
     if kind == ArtifactKind::Module {
         // SAFETY: the file was hashed against its sealed header when it

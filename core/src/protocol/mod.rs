@@ -10,6 +10,7 @@ pub mod kv;
 pub mod messages;
 pub mod messaging;
 pub mod telemetry;
+pub mod template;
 pub mod worker;
 
 pub use kv::{KvAnswer, KvOp};

@@ -34,24 +34,78 @@ pub struct Jail {
     pub cgroup_procs: Option<std::path::PathBuf>,
 }
 
+/// A [`Jail`] made ready for the child: what needs allocating is done
+/// before the fork.
+struct PreparedJail {
+    cgroup: Option<CString>,
+    data_limit: Option<nix::libc::rlim_t>,
+    open_files: nix::libc::rlim_t,
+}
+
+impl PreparedJail {
+    fn of(jail: &Jail) -> io::Result<Self> {
+        let cgroup = match &jail.cgroup_procs {
+            Some(path) => Some(
+                CString::new(path.as_os_str().as_encoded_bytes())
+                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a cgroup path with a NUL byte"))?,
+            ),
+            None => None,
+        };
+        // rlim_t is 32 bits on armv7: a limit beyond it means "as much as fits".
+        let rlim = |v: u64| nix::libc::rlim_t::try_from(v).unwrap_or(nix::libc::rlim_t::MAX);
+        Ok(Self {
+            cgroup,
+            data_limit: jail.data_limit.map(rlim),
+            open_files: rlim(jail.open_files),
+        })
+    }
+
+    /// The jail's steps in the child, after its uid changed (which would
+    /// otherwise clear the parent-death signal): a session of its own,
+    /// SIGKILL when `parent` dies, no new privileges, the limits, the
+    /// cgroup, and `ipc` as fd 3. Async-signal-safe system calls only, on
+    /// data prepared before the fork; allocates nothing.
+    fn enter(&self, parent: Pid, ipc: RawFd) -> io::Result<()> {
+        nix::unistd::setsid().map_err(io::Error::from)?;
+        nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)).map_err(io::Error::from)?;
+        if nix::unistd::getppid() != parent {
+            // The daemon died between fork and prctl.
+            return Err(io::Error::other("the daemon is gone"));
+        }
+        nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
+        setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(io::Error::from)?;
+        setrlimit(Resource::RLIMIT_NOFILE, self.open_files, self.open_files).map_err(io::Error::from)?;
+        if let Some(limit) = self.data_limit {
+            setrlimit(Resource::RLIMIT_DATA, limit, limit).map_err(io::Error::from)?;
+        }
+        if let Some(procs) = &self.cgroup {
+            join_cgroup(procs)?;
+        }
+        // dup2 onto fd 3 clears close-on-exec on the copy; if the socket
+        // already is fd 3, clear the flag instead.
+        if ipc == IPC_FD {
+            clear_cloexec(ipc)?;
+        } else if dup2(ipc, IPC_FD) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+/// `dup2`, async-signal-safe.
+fn dup2(from: RawFd, to: RawFd) -> nix::libc::c_int {
+    // SAFETY: dup2 only changes this process's descriptor table.
+    unsafe { nix::libc::dup2(from, to) }
+}
+
 /// Starts `program` jailed, with `ipc` as its fd 3, an empty environment,
 /// stdin and stdout on /dev/null, stderr piped back to the caller, `/` as
 /// its working directory, in a session of its own, and killed by SIGKILL
 /// if the daemon dies.
 pub fn spawn_jailed(program: &Path, args: &[&str], ipc: OwnedFd, jail: &Jail) -> io::Result<Child> {
-    let cgroup = match &jail.cgroup_procs {
-        Some(path) => Some(
-            CString::new(path.as_os_str().as_encoded_bytes())
-                .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a cgroup path with a NUL byte"))?,
-        ),
-        None => None,
-    };
+    let prepared = PreparedJail::of(jail)?;
     let parent = nix::unistd::getpid();
     let ipc_raw = ipc.as_raw_fd();
-    // rlim_t is 32 bits on armv7: a limit beyond it means "as much as fits".
-    let rlim = |v: u64| nix::libc::rlim_t::try_from(v).unwrap_or(nix::libc::rlim_t::MAX);
-    let data_limit = jail.data_limit.map(rlim);
-    let open_files = rlim(jail.open_files);
     let mut command = Command::new(program);
     command
         .args(args)
@@ -64,42 +118,156 @@ pub fn spawn_jailed(program: &Path, args: &[&str], ipc: OwnedFd, jail: &Jail) ->
         // std drops supplementary groups (setgroups(0)) when root sets a uid.
         command.uid(uid).gid(gid);
     }
-    // SAFETY: the closure runs in the forked child before exec. It calls
-    // only async-signal-safe system calls (setsid, prctl, setrlimit, open,
-    // write, close, dup2, fcntl, getppid) on data prepared before the
-    // fork, and allocates nothing.
+    // SAFETY: the closure runs in the forked child before exec, after std
+    // changed its uid. `enter` calls only async-signal-safe system calls
+    // on data prepared before the fork, and allocates nothing.
     unsafe {
-        command.pre_exec(move || {
-            nix::unistd::setsid().map_err(io::Error::from)?;
-            // After the uid change (std does it before this closure), which
-            // would otherwise clear the parent-death signal.
-            nix::sys::prctl::set_pdeathsig(Some(Signal::SIGKILL)).map_err(io::Error::from)?;
-            if nix::unistd::getppid() != parent {
-                // The daemon died between fork and prctl.
-                return Err(io::Error::other("the daemon is gone"));
-            }
-            nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
-            setrlimit(Resource::RLIMIT_CORE, 0, 0).map_err(io::Error::from)?;
-            setrlimit(Resource::RLIMIT_NOFILE, open_files, open_files).map_err(io::Error::from)?;
-            if let Some(limit) = data_limit {
-                setrlimit(Resource::RLIMIT_DATA, limit, limit).map_err(io::Error::from)?;
-            }
-            if let Some(procs) = &cgroup {
-                join_cgroup(procs)?;
-            }
-            // dup2 onto fd 3 clears close-on-exec on the copy; if the socket
-            // already is fd 3, clear the flag instead.
-            if ipc_raw == IPC_FD {
-                clear_cloexec(ipc_raw)?;
-            } else if nix::libc::dup2(ipc_raw, IPC_FD) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
+        command.pre_exec(move || prepared.enter(parent, ipc_raw));
     }
     let child = command.spawn();
     drop(ipc);
     child
+}
+
+/// Which side of [`fork_jailed`] this is.
+#[derive(Debug)]
+pub enum Forked {
+    /// The new worker: jailed, `ipc` on fd 3, stderr on the pipe.
+    Child,
+    /// The caller: the child's pid and the read end of its stderr.
+    Parent { pid: u32, stderr: OwnedFd },
+}
+
+/// Forks a worker from this process (a template, which holds its code
+/// loaded) without exec: the child keeps this process's memory, shared
+/// copy-on-write, and is jailed as [`spawn_jailed`] jails: the same uid
+/// change (supplementary groups dropped, gid, uid), then the same steps.
+/// It is made the child of this process's parent, `parent` (the daemon:
+/// `CLONE_PARENT`), so the daemon reaps it and its death kills it, as for
+/// a worker it spawned. Its stderr is a new pipe whose read end the caller
+/// gets; stdin and stdout stay this process's (/dev/null).
+///
+/// The caller must be single-threaded: the child is a copy of the calling
+/// thread alone, and the raw `clone` runs no `pthread_atfork` handlers.
+///
+/// `title` (arguments each ending in a NUL) becomes the child's command
+/// line where it may change it (root: `CAP_SYS_RESOURCE`), so that `ps`
+/// shows it as the worker it is, not as the template it was forked from.
+pub fn fork_jailed(ipc: OwnedFd, jail: &Jail, parent: u32, title: &[u8]) -> io::Result<Forked> {
+    let prepared = PreparedJail::of(jail)?;
+    let parent = Pid::from_raw(parent as i32);
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    let flags = (nix::libc::CLONE_PARENT | nix::libc::SIGCHLD) as nix::libc::c_ulong;
+    // SAFETY: clone without CLONE_VM and with no new stack is fork with
+    // another parent: the child gets a copy of this address space and of
+    // this (the only) thread. Nothing in the child relies on glibc's
+    // cached thread id (Rust's locks are futexes of their own), and no
+    // lock is held across this call in a single-threaded process.
+    let pid = unsafe { nix::libc::syscall(nix::libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid > 0 {
+        drop(write);
+        drop(ipc);
+        return Ok(Forked::Parent {
+            pid: pid as u32,
+            stderr: read,
+        });
+    }
+    // The child. Its errors go to its own stderr, which the daemon reads.
+    drop(read);
+    if dup2(write.as_raw_fd(), 2) < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    drop(write);
+    if let Err(e) = set_command_line(title) {
+        log::debug!("the forked worker keeps the template's command line: {e}");
+    }
+    if let Some((uid, gid)) = jail.user {
+        nix::unistd::setgroups(&[]).map_err(io::Error::from)?;
+        nix::unistd::setgid(nix::unistd::Gid::from_raw(gid)).map_err(io::Error::from)?;
+        nix::unistd::setuid(nix::unistd::Uid::from_raw(uid)).map_err(io::Error::from)?;
+    }
+    prepared.enter(parent, ipc.as_raw_fd())?;
+    if ipc.as_raw_fd() != IPC_FD {
+        drop(ipc);
+    } else {
+        // fd 3 is the link now: the worker takes it over by number.
+        std::mem::forget(ipc);
+    }
+    Ok(Forked::Child)
+}
+
+/// Shows `line` (NUL-terminated arguments) as this process's command line
+/// (`/proc/PID/cmdline`, `ps`): pointed at with `PR_SET_MM` where the
+/// process may (`CAP_SYS_RESOURCE`), else written over its original
+/// arguments (cut to their length).
+fn set_command_line(line: &[u8]) -> io::Result<()> {
+    // A copy for the process's life (the caller is single-threaded).
+    let kept: &'static [u8] = Box::leak(line.to_vec().into_boxed_slice());
+    let start = kept.as_ptr() as nix::libc::c_ulong;
+    let end = start + kept.len() as nix::libc::c_ulong;
+    // The start first: the new line lies below the old one (the heap is
+    // below the initial stack), so start <= end holds after each step.
+    for (field, address) in [
+        (nix::libc::PR_SET_MM_ARG_START, start),
+        (nix::libc::PR_SET_MM_ARG_END, end),
+    ] {
+        // SAFETY: PR_SET_MM only records where the kernel reads the command
+        // line from; `kept` is leaked, so it stays mapped and unchanged.
+        let result = unsafe { nix::libc::prctl(nix::libc::PR_SET_MM, field as nix::libc::c_ulong, address, 0, 0) };
+        if result != 0 {
+            return overwrite_arguments(line);
+        }
+    }
+    Ok(())
+}
+
+/// Writes `line` over this process's original arguments, NUL-padded to
+/// their end and cut to their length.
+fn overwrite_arguments(line: &[u8]) -> io::Result<()> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // Fields 48 and 49 (arg_start, arg_end), counted after the command name.
+    let fields: Vec<usize> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| {
+            rest.split_whitespace()
+                .skip(45)
+                .take(2)
+                .filter_map(|f| f.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let [start, end] = fields[..] else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "no argument area in /proc/self/stat",
+        ));
+    };
+    let len = end.saturating_sub(start);
+    if len == 0 {
+        return Err(io::Error::other("an empty argument area"));
+    }
+    let written = line.len().min(len - 1);
+    // SAFETY: [start, end) is this process's argument area on its initial
+    // stack (the kernel's own record of it), mapped writable for the
+    // process's life; nothing holds a Rust reference into it (std reads
+    // the C strings there afresh when asked for the arguments).
+    unsafe {
+        std::ptr::copy_nonoverlapping(line.as_ptr(), start as *mut u8, written);
+        std::ptr::write_bytes((start + written) as *mut u8, 0, len - written);
+    }
+    Ok(())
+}
+
+/// How many threads this process has (`/proc/self/stat`, field 20).
+pub fn thread_count() -> io::Result<usize> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    // The command name (field 2) may hold spaces: count after its ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().nth(17)?.parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "an unreadable /proc/self/stat"))
 }
 
 /// Writes "0" (this process) into a cgroup's `cgroup.procs`.
@@ -237,23 +405,46 @@ fn page_size() -> u64 {
         .map_or(4096, |p| p as u64)
 }
 
-/// Closes every descriptor above `keep` (the worker, at start: nothing the
-/// daemon's process held may leak into the sandbox).
-pub fn close_descriptors_above(keep: RawFd) -> io::Result<()> {
-    // SAFETY: close_range closes descriptors only; nothing in this process
-    // holds one above `keep` this early (the worker calls it first thing).
-    let result = unsafe { nix::libc::syscall(nix::libc::SYS_close_range, keep + 1, u32::MAX, 0) };
+/// This process's open descriptors above `above`, ascending.
+pub fn descriptors_above(above: RawFd) -> io::Result<Vec<RawFd>> {
+    let listing = std::fs::read_dir("/proc/self/fd")?;
+    let mut fds: Vec<RawFd> = listing
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd| *fd > above)
+        .collect();
+    // The listing's own descriptor is closed by now.
+    // SAFETY: F_GETFD only reads the descriptor's flags (EBADF if closed).
+    fds.retain(|fd| unsafe { nix::libc::fcntl(*fd, nix::libc::F_GETFD) } >= 0);
+    fds.sort_unstable();
+    Ok(fds)
+}
+
+/// Closes every descriptor above `keep` but those in `also` (ascending):
+/// nothing the daemon's process held may leak into a worker's sandbox; a
+/// worker forked from a template keeps the files its inherited program
+/// maps its memory images from.
+pub fn close_descriptors_above_but(keep: RawFd, also: &[RawFd]) -> io::Result<()> {
+    let mut from = keep + 1;
+    for &kept in also.iter().filter(|fd| **fd > keep) {
+        close_range(from, kept - 1)?;
+        from = kept + 1;
+    }
+    close_range(from, RawFd::MAX)
+}
+
+/// Closes the descriptors `first..=last` (nothing if the range is empty).
+fn close_range(first: RawFd, last: RawFd) -> io::Result<()> {
+    if first > last {
+        return Ok(());
+    }
+    // SAFETY: close_range closes descriptors only; the caller owns them.
+    let result = unsafe { nix::libc::syscall(nix::libc::SYS_close_range, first as u32, last as u32, 0) };
     if result == 0 {
         return Ok(());
     }
     // Kernels before 5.9: close what /proc lists.
-    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|fd| *fd > keep)
-        .collect();
-    for fd in fds {
-        // SAFETY: as above; a descriptor the listing itself used is gone by
-        // now and closing it again only fails with EBADF.
+    for fd in descriptors_above(first - 1)?.into_iter().filter(|fd| *fd <= last) {
+        // SAFETY: as above.
         unsafe { nix::libc::close(fd) };
     }
     Ok(())

@@ -36,6 +36,7 @@ mod rollout;
 mod sensor_gateway;
 mod shutdown;
 mod telemetry;
+mod templates;
 mod thermostat;
 mod typed;
 mod undumpable;

@@ -42,9 +42,20 @@ pub struct WorkerConfig {
     /// Between SIGTERM and SIGKILL when a worker must go.
     #[serde(deserialize_with = "duration")]
     pub kill_grace: Duration,
+    /// Workers whose code file is at least this big are forked from a
+    /// template process holding that code loaded, shared copy-on-write
+    /// between them, instead of each loading its own copy (`"off"`: every
+    /// worker is exec'd afresh). See docs/security.md.
+    #[serde(deserialize_with = "size_or_off")]
+    pub template_above: Option<u64>,
     /// Per-group overrides.
     pub groups: BTreeMap<String, GroupConfig>,
 }
+
+/// Big enough for interpreters built into a component (Python's is 18 to
+/// 45 MB, JavaScript's about 10 MB); below it a template would cost more
+/// than it shares.
+pub const DEFAULT_TEMPLATE_ABOVE: u64 = 8 << 20;
 
 /// A range no distribution or systemd hands out (systemd's
 /// docs/UIDS-GIDS.md: above the container range, below 2^31).
@@ -73,6 +84,7 @@ impl Default for WorkerConfig {
             filesystem_walls: FilesystemWalls::Auto,
             ipc_timeout: Duration::from_secs(5),
             kill_grace: Duration::from_secs(2),
+            template_above: Some(DEFAULT_TEMPLATE_ABOVE),
             groups: BTreeMap::new(),
         }
     }
@@ -137,6 +149,16 @@ fn size<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 
 fn opt_size<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     size(d).map(Some)
+}
+
+fn size_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    crate::units::parse_bytes(&text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("`workers.template_above`: {e}, or \"off\"")))
 }
 
 fn filesystem_walls<'de, D: Deserializer<'de>>(d: D) -> Result<FilesystemWalls, D::Error> {

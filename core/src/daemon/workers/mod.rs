@@ -12,6 +12,7 @@ mod config;
 mod deliver;
 mod process;
 mod provider;
+mod template;
 mod uids;
 
 pub use config::{GroupConfig, GroupLimits, WorkerConfig};
@@ -96,6 +97,15 @@ impl std::fmt::Debug for RemoteRun {
     }
 }
 
+/// The code an instance runs, as [`WorkerPool::attach`] needs it to pick
+/// a template.
+#[derive(Clone, Copy)]
+struct Code<'a> {
+    file: &'a std::fs::File,
+    metered: bool,
+    kind: crate::artifact::ArtifactKind,
+}
+
 /// What woke an instance's loop in [`WorkerPool::run`].
 enum Wake {
     /// A stop (`Some(true)`; `Some(false)`: no stop will come) or a
@@ -142,6 +152,9 @@ pub(crate) struct PoolInner {
     /// Where each group's links to its code files are: a worker may read
     /// beneath its group's directory (see `artifact/group_links.rs`).
     code_links: Option<crate::artifact::group_links::GroupLinks>,
+    /// The templates workers are forked from, by the code they hold
+    /// (`template.rs`); each lives while a worker forked from it does.
+    templates: Mutex<std::collections::HashMap<template::CodeKey, std::sync::Weak<template::Template>>>,
 }
 
 impl std::fmt::Debug for PoolInner {
@@ -191,6 +204,7 @@ impl WorkerPool {
             churn: churn::Churn::default(),
             http_roots,
             code_links,
+            templates: Mutex::new(std::collections::HashMap::new()),
         };
         Self { inner: Arc::new(inner) }
     }
@@ -216,8 +230,13 @@ impl WorkerPool {
             done: done_tx,
             handled: inbox.is_some().then_some(handled_tx),
         };
+        let code = Code {
+            file: &request.code,
+            metered: request.spec.limits.fuel.is_some(),
+            kind: request.spec.kind,
+        };
         let worker = self
-            .attach(&request.group, instance, pending, &request.spec.grants)
+            .attach(&request.group, instance, pending, &request.spec.grants, code)
             .await
             .map_err(|e| failed(format!("{name}: {e}")))?;
         let mut guard = CancelOnDrop {
@@ -355,24 +374,32 @@ impl WorkerPool {
 
     /// The worker of `group` (started if there is none, or if its walls do
     /// not let `grants` in) with `instance` registered on it.
+    /// A new worker is forked from the template that holds `code` if it
+    /// is big enough (`workers.template_above`).
     async fn attach(
         &self,
         group: &str,
         instance: InstanceId,
         pending: Pending,
         grants: &Grants,
+        code: Code<'_>,
     ) -> Result<Arc<Worker>, WorkerError> {
         let _one_spawn = self.inner.spawning.lock().await;
         let (pending, walls) = match self.inner.attach_existing(group, instance, pending, grants) {
             Ok(worker) => return Ok(worker),
             Err(unattached) => *unattached,
         };
-        let worker = process::spawn(&self.inner, group, walls).await?;
+        let template = template::template_for(&self.inner, group, code.file, code.metered, code.kind).await;
+        let worker = process::spawn(&self.inner, group, walls, template).await?;
         worker.table().instances.insert(instance, pending);
         self.inner.workers().insert(group.to_owned(), worker.clone());
         let (pid, uid) = (worker.pid, worker.uid);
+        let forked = worker
+            .template
+            .as_ref()
+            .map_or_else(String::new, |t| format!(", forked from template {}", t.pid));
         self.inner.churn.log(group, log::Level::Info, || {
-            format!("worker `{group}` started (pid {pid}, uid {uid})")
+            format!("worker `{group}` started (pid {pid}, uid {uid}{forked})")
         });
         Ok(worker)
     }
@@ -523,6 +550,12 @@ impl PoolInner {
 
     fn workers(&self) -> MutexGuard<'_, BTreeMap<String, Arc<Worker>>> {
         self.workers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn templates(
+        &self,
+    ) -> MutexGuard<'_, std::collections::HashMap<template::CodeKey, std::sync::Weak<template::Template>>> {
+        self.templates.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn leaving(&self) -> MutexGuard<'_, Vec<Arc<Worker>>> {

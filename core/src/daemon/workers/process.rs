@@ -65,6 +65,8 @@ pub(super) struct Worker {
     pub walls: Walls,
     pub outbox: async_channel::Sender<Outgoing>,
     pub table: Mutex<Table>,
+    /// The template it was forked from, kept running while it lives.
+    pub template: Option<Arc<super::template::Template>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -112,7 +114,12 @@ impl Worker {
 }
 
 /// Starts a worker for `group` and completes the handshake.
-pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, mut walls: Walls) -> Result<Arc<Worker>, WorkerError> {
+pub(super) async fn spawn(
+    pool: &Arc<PoolInner>,
+    group: &str,
+    mut walls: Walls,
+    template: Option<Arc<super::template::Template>>,
+) -> Result<Arc<Worker>, WorkerError> {
     walls.kind = pool.config.filesystem_walls;
     let spawn_err = |source| WorkerError::Spawn {
         group: group.to_owned(),
@@ -139,11 +146,33 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, mut walls: Walls) 
         open_files: limits.open_files,
         cgroup_procs,
     };
-    let (ours, theirs) = SeqPacket::pair().map_err(spawn_err)?;
-    let mut child =
-        proc::spawn_jailed(&binary, &["--group", group], theirs.into_owned_fd(), &jail).map_err(spawn_err)?;
-    let pid = child.id();
-    let stderr = child.stderr.take();
+    // Forked from the template that holds its code, if there is one;
+    // else (or if the template fails) spawned and exec'd.
+    let forked = match &template {
+        Some(held) => {
+            let (ours, theirs) = SeqPacket::pair().map_err(spawn_err)?;
+            match held.fork(pool, group, &jail, theirs.into_owned_fd()).await {
+                Ok((pid, stderr)) => Some((ours, pid, stderr)),
+                Err(e) => {
+                    log::warn!(
+                        "worker `{group}`: the template (pid {}) could not fork it ({e}); starting it afresh",
+                        held.pid
+                    );
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let (ours, pid, stderr, template) = match forked {
+        Some((ours, pid, stderr)) => (ours, pid, Some(stderr), template),
+        None => {
+            let (ours, theirs) = SeqPacket::pair().map_err(spawn_err)?;
+            let mut child =
+                proc::spawn_jailed(&binary, &["--group", group], theirs.into_owned_fd(), &jail).map_err(spawn_err)?;
+            (ours, child.id(), child.stderr.take().map(OwnedFd::from), None)
+        }
+    };
     let link: Link = Arc::new(smol::Async::new(ours).map_err(spawn_err)?);
     let hello = ToWorker::Hello {
         version: WORKER_PROTOCOL_VERSION,
@@ -220,6 +249,7 @@ pub(super) async fn spawn(pool: &Arc<PoolInner>, group: &str, mut walls: Walls) 
         walls,
         outbox,
         table: Mutex::new(Table::default()),
+        template,
     });
     pool.executor.spawn(write_loop(link.clone(), queued)).detach();
     pool.executor
@@ -403,8 +433,8 @@ fn reap_blocking(pid: u32) -> std::io::Result<Ended> {
 
 /// Logs the worker's own stderr (its runtime's messages, never guest
 /// output), line by line, bounded.
-async fn relay_stderr(group: String, pid: u32, pipe: std::process::ChildStderr) {
-    let Ok(mut pipe) = smol::Async::new(std::fs::File::from(OwnedFd::from(pipe))) else {
+pub(super) async fn relay_stderr(group: String, pid: u32, pipe: OwnedFd) {
+    let Ok(mut pipe) = smol::Async::new(std::fs::File::from(pipe)) else {
         return;
     };
     let mut line = Vec::new();
@@ -429,8 +459,8 @@ async fn relay_stderr(group: String, pid: u32, pipe: std::process::ChildStderr) 
 }
 
 /// The first line a worker that died at start wrote (why it died).
-async fn first_line(pipe: std::process::ChildStderr) -> String {
-    let Ok(mut pipe) = smol::Async::new(std::fs::File::from(OwnedFd::from(pipe))) else {
+async fn first_line(pipe: OwnedFd) -> String {
+    let Ok(mut pipe) = smol::Async::new(std::fs::File::from(pipe)) else {
         return String::new();
     };
     let mut buf = vec![0u8; 1024];
