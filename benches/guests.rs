@@ -9,7 +9,9 @@
 //!    same artifact (what each further one adds), and five instances in
 //!    five workers (the shared worker gone: what each further worker
 //!    adds); RSS and PSS (proportional: shared pages divided among the
-//!    processes mapping them) from /proc/PID/smaps_rollup;
+//!    processes mapping them) from /proc/PID/smaps_rollup. A worker
+//!    template (big code: `workers.template_above`) counts with the
+//!    workers forked from it;
 //! 4. install over the socket of the largest artifact (Python's, ~45 MB),
 //!    compile excluded: goal ≤ 3 s.
 //!
@@ -82,6 +84,30 @@ impl Daemon {
             .unwrap_or_else(|| panic!("no worker for group {group}: {telemetry}"));
         worker["pid"].as_u64().unwrap() as u32
     }
+
+    /// (RSS, PSS) of the worker templates the daemon runs (its children
+    /// started as `arcella-worker --template`, which hold big code loaded
+    /// for the workers forked from them): counted with the workers, since
+    /// the memory they share is theirs.
+    fn templates(&self) -> (u64, u64) {
+        let daemon = self.child.id().to_string();
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|pid| {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                let parent = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1));
+                let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                parent == Some(daemon.as_str()) && cmdline.split('\0').any(|a| a == "--template")
+            })
+            .map(memory_of)
+            .fold((0, 0), |(r, p), (rss, pss)| (r + rss, p + pss))
+    }
+}
+
+/// Two (RSS, PSS) figures added.
+fn plus(a: (u64, u64), b: (u64, u64)) -> (u64, u64) {
+    (a.0 + b.0, a.1 + b.1)
 }
 
 /// (RSS, PSS) of a process, in bytes.
@@ -262,14 +288,14 @@ fn measure(lang: &str, path: &str, work: &Path) -> Row {
         starts.push(began.elapsed());
     }
     std::thread::sleep(Duration::from_millis(500));
-    let first = memory_of(daemon.worker_pid("one"));
+    let first = plus(memory_of(daemon.worker_pid("one")), daemon.templates());
 
     for i in 2..=INSTANCES {
         install(&format!("{lang}-{i}"), "one");
         wait_lines(&format!("{lang}-{i}"), 0);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let five = memory_of(daemon.worker_pid("one"));
+    let five = plus(memory_of(daemon.worker_pid("one")), daemon.templates());
     let further = (
         five.0.saturating_sub(first.0) / (INSTANCES as u64 - 1),
         five.1.saturating_sub(first.1) / (INSTANCES as u64 - 1),
@@ -292,7 +318,7 @@ fn measure(lang: &str, path: &str, work: &Path) -> Row {
         wait_lines(&id, 0);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let mut separate = (0, 0);
+    let mut separate = daemon.templates();
     for i in 1..=INSTANCES {
         let (rss, pss) = memory_of(daemon.worker_pid(&format!("sep-{i}")));
         separate = (separate.0 + rss, separate.1 + pss);

@@ -185,6 +185,19 @@ fn workers_forked_from_a_template_share_its_loaded_code_and_are_jailed_as_their_
             "worker {worker} holds the template's link: {its:?}"
         );
         assert_eq!(its.len(), 1, "worker {worker} holds {its:?}");
+        // And nothing else of the template's but the code file its
+        // inherited program maps.
+        for fd in std::fs::read_dir(format!("/proc/{worker}/fd")).unwrap() {
+            let target = std::fs::read_link(fd.unwrap().path()).unwrap_or_default();
+            let shown = target.to_string_lossy();
+            let allowed = shown == "/dev/null"
+                || shown.starts_with("pipe:")
+                || shown.starts_with("socket:")
+                || shown.starts_with("anon_inode:")
+                || target.starts_with(daemon.data_dir().join("artifacts"))
+                || target == std::path::Path::new(&format!("/proc/{worker}/statm"));
+            assert!(allowed, "worker {worker} holds {shown}");
+        }
     }
     // The template holds its link to the daemon and nothing else of it.
     assert_eq!(sockets(template).len(), 1, "{:?}", sockets(template));
@@ -232,4 +245,27 @@ fn small_code_is_not_worth_a_template_by_default() {
     assert_eq!(parent_of(worker), daemon.pid());
     assert!(templates_of(&daemon).is_empty(), "{}", daemon.log());
     assert!(!daemon.log().contains("forked from template"), "{}", daemon.log());
+}
+
+#[test]
+fn a_worker_forked_from_a_template_raises_mount_namespace_walls_too() {
+    let daemon = Daemon::start_with_config(&format!("{ALWAYS}filesystem_walls = \"mount-namespace\"\n"));
+    daemon
+        .install("sleep_p2", Some(&component("sleeper")), &sleeper_in("one"))
+        .expect_code(0);
+    let worker = worker_pid(&daemon, "sleeper");
+    let log = daemon.log();
+    assert!(log.contains("forked from template"), "{log}");
+    assert!(
+        log.contains(&format!("worker `one` (pid {worker}): mount-namespace walls up")),
+        "{log}"
+    );
+    // Its root is the namespace's, not the host's.
+    let root = std::fs::read_link(format!("/proc/{worker}/root")).unwrap_or_default();
+    let own_mounts = proc_file(worker, "mountinfo");
+    assert!(
+        !own_mounts.is_empty() && own_mounts != proc_file(std::process::id(), "mountinfo"),
+        "worker {worker} sees the host's mounts (root {})",
+        root.display()
+    );
 }

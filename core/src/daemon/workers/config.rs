@@ -213,6 +213,23 @@ mod tests {
     }
 
     #[test]
+    fn template_above_takes_a_size_or_off_and_refuses_others_naming_the_key() {
+        let parse = |value: &str| DaemonConfig::parse(&format!("[workers]\ntemplate_above = \"{value}\"\n"), "a.toml");
+        assert_eq!(
+            DaemonConfig::parse("", "a.toml").unwrap().workers.template_above,
+            Some(super::DEFAULT_TEMPLATE_ABOVE)
+        );
+        assert_eq!(parse("16MiB").unwrap().workers.template_above, Some(16 << 20));
+        assert_eq!(parse("0").unwrap().workers.template_above, Some(0));
+        assert_eq!(parse("off").unwrap().workers.template_above, None);
+        let err = parse("big").unwrap_err().to_string();
+        assert!(
+            err.contains("workers.template_above") && err.contains("\"off\""),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn filesystem_walls_take_three_names_and_refuse_others_naming_the_key() {
         use crate::protocol::worker::FilesystemWalls;
         let parse =
