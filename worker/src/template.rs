@@ -63,7 +63,7 @@ pub fn serve(link: &SeqPacket) -> Result<Option<Preloaded>, WorkerError> {
                 let code = file
                     .try_clone()
                     .map_err(|e| format!("cannot keep the code file open: {e}"))?;
-                let program = load(&engine, engines.file_code(), kind, file)?;
+                let program = load(engine, engines.file_code(), kind, file)?;
                 // Nothing else is open above the link now: what is, the
                 // program holds.
                 let held = descriptors_above(IPC_FD).map_err(|e| format!("cannot list its descriptors: {e}"))?;

@@ -70,12 +70,11 @@ fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
     for line in smaps.lines() {
         if let Some(range) = mapping_header(line) {
             current = range;
-        } else if let Some(anonymous) = line.strip_prefix("Anonymous:") {
-            if let Some(range) = current.take()
-                && anonymous.trim() == "0 kB"
-            {
-                clean.push(range);
-            }
+        } else if let Some(anonymous) = line.strip_prefix("Anonymous:")
+            && let Some(range) = current.take()
+            && anonymous.trim() == "0 kB"
+        {
+            clean.push(range);
         }
     }
     clean
