@@ -83,6 +83,15 @@ fn templates_of(daemon: &Daemon) -> Vec<u32> {
     pids
 }
 
+/// The daemon's log line saying `group`'s worker `pid` started.
+fn started_line(log: &str, group: &str, pid: u32) -> String {
+    let needle = format!("worker `{group}` started (pid {pid}, uid");
+    log.lines()
+        .find(|l| l.contains(&needle))
+        .unwrap_or_else(|| panic!("no line with {needle}:\n{log}"))
+        .to_owned()
+}
+
 /// The socket inodes a process holds.
 fn sockets(pid: u32) -> Vec<String> {
     std::fs::read_dir(format!("/proc/{pid}/fd"))
@@ -267,5 +276,56 @@ fn a_worker_forked_from_a_template_raises_mount_namespace_walls_too() {
         !own_mounts.is_empty() && own_mounts != proc_file(std::process::id(), "mountinfo"),
         "worker {worker} sees the host's mounts (root {})",
         root.display()
+    );
+}
+
+/// A template killed under its workers: they run on (the daemon is their
+/// parent), the next worker is started afresh and says why, and the one
+/// after is forked from a new template.
+#[test]
+fn a_dead_template_costs_its_sharing_not_its_workers() {
+    let daemon = Daemon::start_with_config(ALWAYS);
+    daemon
+        .install("sleep_p2", Some(&component("first")), &sleeper_in("one"))
+        .expect_code(0);
+    let one = worker_pid(&daemon, "first");
+    let template = templates_of(&daemon)[0];
+    send_signal(template, "KILL");
+    let deadline = Instant::now() + WAIT;
+    while !is_gone(template) {
+        assert!(Instant::now() < deadline, "the template outlived SIGKILL");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    daemon
+        .install("sleep_p2", Some(&component("second")), &sleeper_in("two"))
+        .expect_code(0);
+    let two = worker_pid(&daemon, "second");
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!(
+            "worker `two`: the template (pid {template}) could not fork it"
+        )),
+        "{log}"
+    );
+    let started = started_line(&log, "two", two);
+    assert!(!started.contains("forked"), "{started}");
+    assert!(!is_gone(one), "worker one went with its template");
+    assert_eq!(
+        daemon.status("first").map(|s| state_name(&s)).as_deref(),
+        Some("running")
+    );
+
+    daemon
+        .install("sleep_p2", Some(&component("third")), &sleeper_in("three"))
+        .expect_code(0);
+    let three = worker_pid(&daemon, "third");
+    let fresh = templates_of(&daemon);
+    assert_eq!(fresh.len(), 1, "{fresh:?}\n{}", daemon.log());
+    assert_ne!(fresh[0], template);
+    let started = started_line(&daemon.log(), "three", three);
+    assert!(
+        started.ends_with(&format!("forked from template {})", fresh[0])),
+        "{started}"
     );
 }

@@ -158,6 +158,7 @@ pub(super) async fn spawn(
                         "worker `{group}`: the template (pid {}) could not fork it ({e}); starting it afresh",
                         held.pid
                     );
+                    super::template::forget(pool, held);
                     None
                 }
             }

@@ -224,3 +224,10 @@ pub(super) async fn template_for(
         }
     }
 }
+
+/// Forgets `template` (it failed a fork): the next worker for its code
+/// starts a new one; the workers forked from it keep it until they end.
+pub(super) fn forget(pool: &PoolInner, template: &Arc<Template>) {
+    pool.templates()
+        .retain(|_, weak| !std::ptr::eq(weak.as_ptr(), Arc::as_ptr(template)));
+}
