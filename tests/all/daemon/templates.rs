@@ -4,6 +4,7 @@
 //! are jailed, and that the template goes with them and with the daemon.
 
 use super::harness::*;
+use super::workers::{is_gone, proc_file, worker_pid};
 use std::time::{Duration, Instant};
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -17,10 +18,6 @@ fn component(name: &str) -> String {
 
 fn sleeper_in(group: &str) -> String {
     format!("kind = \"service\"\ngroup = \"{group}\"\n[restart]\npolicy = \"never\"\n")
-}
-
-fn proc_file(pid: u32, file: &str) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default()
 }
 
 /// `Key:\tvalue` from /proc/PID/status (or another `Key: value` file).
@@ -47,11 +44,6 @@ fn parent_of(pid: u32) -> u32 {
     stat(pid)[1].parse().unwrap()
 }
 
-/// Gone, or a zombie nobody reaped yet.
-fn is_gone(pid: u32) -> bool {
-    stat(pid).first().is_none_or(|state| state == "Z")
-}
-
 fn wait_gone(pid: u32, what: &str, daemon: &Daemon) {
     let deadline = Instant::now() + WAIT;
     while !is_gone(pid) {
@@ -62,13 +54,6 @@ fn wait_gone(pid: u32, what: &str, daemon: &Daemon) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-fn worker_pid(daemon: &Daemon, id: &str) -> u32 {
-    let status = daemon.wait_for(id, WAIT, "hosted by a worker", |s| {
-        state_name(s) == "running" && s["worker_pid"].is_u64()
-    });
-    status["worker_pid"].as_u64().unwrap() as u32
 }
 
 /// The templates the daemon started (its log names each), still running.

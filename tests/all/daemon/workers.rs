@@ -17,14 +17,14 @@ fn service_in(group: &str) -> String {
 }
 
 /// The pid of the worker hosting `id`, once it runs there.
-fn worker_pid(daemon: &Daemon, id: &str) -> u32 {
+pub(super) fn worker_pid(daemon: &Daemon, id: &str) -> u32 {
     let status = daemon.wait_for(id, WAIT, "hosted by a worker", |s| {
         state_name(s) == "running" && s["worker_pid"].is_u64()
     });
     status["worker_pid"].as_u64().unwrap() as u32
 }
 
-fn proc_file(pid: u32, file: &str) -> String {
+pub(super) fn proc_file(pid: u32, file: &str) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/{file}")).unwrap_or_default()
 }
 
@@ -38,7 +38,7 @@ fn proc_status(pid: u32, key: &str) -> String {
 }
 
 /// Gone, or a zombie nobody reaped yet.
-fn is_gone(pid: u32) -> bool {
+pub(super) fn is_gone(pid: u32) -> bool {
     let stat = proc_file(pid, "stat");
     stat.is_empty() || stat.rsplit(") ").next().is_some_and(|rest| rest.starts_with('Z'))
 }
