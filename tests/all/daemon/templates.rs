@@ -120,6 +120,7 @@ fn workers_forked_from_a_template_share_its_loaded_code_and_are_jailed_as_their_
     // pages are partly shared (a worker started by exec shares none).
     for worker in [one, two] {
         let rollup = proc_file(worker, "smaps_rollup");
+        assert!(rollup.contains("\nPss_Anon:"), "no Pss_Anon (Linux 5.9+) in {rollup}");
         let (anonymous, pss_anon) = (kib(&rollup, "Anonymous"), kib(&rollup, "Pss_Anon"));
         assert!(
             pss_anon + 256 <= anonymous,
