@@ -184,8 +184,9 @@ impl Drop for Template {
 
 /// This process's open-file limit, which the template keeps: it must not
 /// go below what a group's worker may be given.
+#[allow(clippy::useless_conversion)] // rlim_t is 32 bits on armv7
 fn own_open_files() -> u64 {
-    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| soft)
+    nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE).map_or(1024, |(soft, _)| u64::from(soft))
 }
 
 /// The template for `code`, started if need be; `None` (and the worker is
