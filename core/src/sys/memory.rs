@@ -24,10 +24,10 @@ pub fn limit_malloc_arenas() {
     }
 }
 
-/// Keeps only the code and read-only data a long-running process uses
-/// resident: every private, read-only mapping of a file whose pages are all
-/// still the file's (its own executable's code, read-only data and unwind
-/// tables, and those of libc, libm, the dynamic loader) is advised
+/// Keeps only the code a long-running process uses resident: every
+/// private, read-only, executable mapping of a file whose pages are all
+/// still the file's (its own executable's code, and that of libc, libm,
+/// the dynamic loader) is advised
 /// `MADV_RANDOM`, which turns off read-ahead for it (a fault reads its own
 /// page from the storage, no more; the kernel still maps up to 64 KiB of
 /// neighbours already in the page cache), and dropped from the page tables
@@ -36,21 +36,25 @@ pub fn limit_malloc_arenas() {
 /// start-up: its argument parser, configuration reader, the verbs it never
 /// runs and the C library's start-up code then cost nothing resident.
 ///
-/// A mapping holding any anonymous page (relocated read-only data, written
-/// before the loader made it read-only) is left alone: `MADV_DONTNEED`
-/// would give it back the file's unrelocated bytes. Returns the bytes
-/// advised.
+/// Only code: read-only data may have been relocated (written before the
+/// loader made it read-only), and `MADV_DONTNEED` would give it back the
+/// file's unrelocated bytes. `/proc/self/smaps` says which mappings hold
+/// anonymous pages, but not always truly: under qemu-user every figure in
+/// it is 0, and advising relocated data there crashed the daemon. Code is
+/// never written; a mapping that holds anonymous pages anyway is left
+/// alone too. Returns the bytes advised.
 pub fn keep_only_used_code() -> std::io::Result<usize> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let mut advised = 0;
     for (start, len) in clean_file_mappings(&smaps) {
         for advice in [nix::libc::MADV_RANDOM, nix::libc::MADV_DONTNEED] {
-            // SAFETY: [start, start + len) is one whole private, read-only
-            // file mapping of this process with no anonymous page (read
-            // just above; nothing can write a page of it without first
-            // making it writable, which this process does not do to
-            // mappings of its own libraries): advice about it changes no
-            // contents, only how its pages are read in and which are
+            // SAFETY: [start, start + len) is one whole private, read-only,
+            // executable file mapping of this process: code, which no
+            // loader relocates in place (no text relocations) and nothing
+            // writes without first making it writable, which this process
+            // does not do to its own or its libraries' code; and it held no
+            // anonymous page when read just above. Advice about it changes
+            // no contents, only how its pages are read in and which are
             // resident.
             let status = unsafe { nix::libc::madvise(start as *mut nix::libc::c_void, len, advice) };
             if status != 0 {
@@ -62,8 +66,9 @@ pub fn keep_only_used_code() -> std::io::Result<usize> {
     Ok(advised)
 }
 
-/// The private, read-only file mappings in `smaps` (`/proc/PID/smaps`)
-/// whose pages are all the file's (`Anonymous: 0 kB`), as (start, length).
+/// The private, read-only, executable file mappings in `smaps`
+/// (`/proc/PID/smaps`) whose pages are all the file's (`Anonymous: 0 kB`),
+/// as (start, length).
 fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
     let mut clean = Vec::new();
     let mut current: Option<(usize, usize)> = None;
@@ -81,7 +86,7 @@ fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
 }
 
 /// For a mapping's header line ("START-END PERMS OFFSET DEV INODE PATH"):
-/// `Some(Some(range))` if it is a private, read-only mapping of a file,
+/// `Some(Some(range))` if it is a private, read-only, executable mapping of a file,
 /// `Some(None)` for any other mapping; `None` for a field line.
 fn mapping_header(line: &str) -> Option<Option<(usize, usize)>> {
     let mut fields = line.split_whitespace();
@@ -90,9 +95,9 @@ fn mapping_header(line: &str) -> Option<Option<(usize, usize)>> {
     let end = usize::from_str_radix(end, 16).ok()?;
     let perms = fields.next()?;
     let path = fields.nth(3);
-    let read_only_private = perms.starts_with('r') && perms.as_bytes().get(1) == Some(&b'-') && perms.ends_with('p');
+    let code = perms == "r-xp";
     let of_a_file = path.is_some_and(|p| p.starts_with('/'));
-    Some((read_only_private && of_a_file && end > start).then_some((start, end - start)))
+    Some((code && of_a_file && end > start).then_some((start, end - start)))
 }
 
 /// This process's address-space limit (RLIMIT_AS: `ulimit -v`, systemd's
@@ -145,26 +150,33 @@ mod tests {
     }
 
     /// In a process of its own, as the daemon calls it. A file mapped
-    /// private and read-only and read through (what the daemon's code and
-    /// libraries are) is let go and stays so while nothing touches it; the
-    /// executable's code is among what was advised; relocated read-only
-    /// data is left as the loader wrote it. (The executable's own resident
-    /// code is no measure: the measuring code faults back 64 KiB around
-    /// each page it runs.)
+    /// private, read-only and executable and read through (what the
+    /// daemon's code and its libraries' are) is let go and stays so while
+    /// nothing touches it; the executable's code is among what was
+    /// advised; relocated read-only data is left as the loader wrote it.
+    /// (The executable's own resident code is no measure: the measuring
+    /// code faults back 64 KiB around each page it runs.)
     #[test]
-    fn clean_file_pages_are_let_go_and_relocated_data_kept() {
-        if ran_alone("clean_file_pages_are_let_go_and_relocated_data_kept") {
+    fn clean_code_pages_are_let_go_and_relocated_data_kept() {
+        if ran_alone("clean_code_pages_are_let_go_and_relocated_data_kept") {
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
+        // Beside the test binary: /tmp may forbid executable mappings.
+        let dir = tempfile::tempdir_in(std::env::current_exe().unwrap().parent().unwrap()).unwrap();
         let path = dir.path().join("pages");
         std::fs::write(&path, vec![7u8; 256 * 1024]).unwrap();
-        let mapped = super::super::code_map::MappedFile::map(&std::fs::File::open(&path).unwrap()).unwrap();
-        // SAFETY: the mapping lives until the end of the test and the file
-        // is not changed meanwhile.
-        let pages = unsafe { mapped.as_raw().as_ref() };
+        let file = std::fs::File::open(&path).unwrap();
+        let len = std::num::NonZeroUsize::new(256 * 1024).unwrap();
+        let protection = nix::sys::mman::ProtFlags::PROT_READ | nix::sys::mman::ProtFlags::PROT_EXEC;
+        // SAFETY: a fresh mapping at an address the kernel picks, read
+        // below and never unmapped before the process ends.
+        let start =
+            unsafe { nix::sys::mman::mmap(None, len, protection, nix::sys::mman::MapFlags::MAP_PRIVATE, &file, 0) }
+                .unwrap();
+        // SAFETY: the mapping just made, of `len` bytes, is only read.
+        let pages = unsafe { std::slice::from_raw_parts(start.as_ptr().cast::<u8>(), len.get()) };
         assert_eq!(pages.iter().map(|b| u64::from(*b)).sum::<u64>(), 7 * 256 * 1024);
-        let ours = || resident_kib(|perms, shown| perms == "r--p" && shown == path.to_str().unwrap());
+        let ours = || resident_kib(|perms, shown| perms == "r-xp" && shown == path.to_str().unwrap());
         assert_eq!(ours(), 256, "the mapping read through is resident");
 
         let advised = super::keep_only_used_code().unwrap();
@@ -190,11 +202,12 @@ mod tests {
         assert_eq!(format!("{shown}"), "42");
     }
 
-    /// What may be dropped and faulted back: only private, read-only file
+    /// What may be dropped and faulted back: only code, in private file
     /// mappings none of whose pages were written (relocated read-only data
-    /// would come back unrelocated).
+    /// would come back unrelocated, and smaps does not always say truly
+    /// which data was: under qemu-user it says 0 for everything).
     #[test]
-    fn only_clean_read_only_file_mappings_are_let_go() {
+    fn only_clean_code_mappings_are_let_go() {
         let smaps = "\
 5600000-5700000 r-xp 00000000 08:01 1234 /usr/bin/arcella
 Rss:                1920 kB
@@ -209,6 +222,10 @@ Anonymous:             4 kB
 Anonymous:             0 kB
 7f10000-7f20000 r--p 00000000 08:01 77 /usr/lib/libc.so.6
 Anonymous:             0 kB
+7f30000-7f40000 r-xp 00010000 08:01 77 /usr/lib/libc.so.6
+Anonymous:             0 kB
+7f40000-7f50000 r-xp 00000000 08:01 78 /opt/textrel.so
+Anonymous:             8 kB
 7f20000-7f21000 r-xp 00000000 00:00 0 [vdso]
 Anonymous:             0 kB
 7f21000-7f22000 r--p 00000000 00:00 0
@@ -216,7 +233,7 @@ Anonymous:             0 kB
 ";
         assert_eq!(
             super::clean_file_mappings(smaps),
-            vec![(0x5600000, 0x100000), (0x7f10000, 0x10000)]
+            vec![(0x5600000, 0x100000), (0x7f30000, 0x10000)]
         );
     }
 
