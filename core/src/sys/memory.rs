@@ -46,7 +46,7 @@ pub fn limit_malloc_arenas() {
 pub fn keep_only_used_code() -> std::io::Result<usize> {
     let smaps = std::fs::read_to_string("/proc/self/smaps")?;
     let mut advised = 0;
-    for (start, len) in clean_file_mappings(&smaps) {
+    for (start, len) in clean_code_mappings(&smaps) {
         for advice in [nix::libc::MADV_RANDOM, nix::libc::MADV_DONTNEED] {
             // SAFETY: [start, start + len) is one whole private, read-only,
             // executable file mapping of this process: code, which no
@@ -69,7 +69,7 @@ pub fn keep_only_used_code() -> std::io::Result<usize> {
 /// The private, read-only, executable file mappings in `smaps`
 /// (`/proc/PID/smaps`) whose pages are all the file's (`Anonymous: 0 kB`),
 /// as (start, length).
-fn clean_file_mappings(smaps: &str) -> Vec<(usize, usize)> {
+fn clean_code_mappings(smaps: &str) -> Vec<(usize, usize)> {
     let mut clean = Vec::new();
     let mut current: Option<(usize, usize)> = None;
     for line in smaps.lines() {
@@ -232,7 +232,7 @@ Anonymous:             0 kB
 Anonymous:             0 kB
 ";
         assert_eq!(
-            super::clean_file_mappings(smaps),
+            super::clean_code_mappings(smaps),
             vec![(0x5600000, 0x100000), (0x7f30000, 0x10000)]
         );
     }
