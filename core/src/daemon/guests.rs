@@ -30,7 +30,13 @@ impl GuestThread {
             .spawn(move || {
                 // wasmtime-wasi's host calls need a tokio context: Compat
                 // provides one (a single tokio thread) around every guest.
-                smol::block_on(async_compat::Compat::new(runs.run(async move {
+                // A plain parker, not `smol::block_on`: an idle thread in
+                // async-io's `block_on` takes its reactor, and then every
+                // management request woke this thread first, which woke the
+                // control thread (one more hand-off on each request). The
+                // control thread drives the reactor; async-io's own thread
+                // does while it is busy.
+                smol::future::block_on(async_compat::Compat::new(runs.run(async move {
                     let _ = stopped.recv().await;
                 })));
             })?;

@@ -7,7 +7,7 @@
 //! audit trail here, with who asked and how it ended: one place for the
 //! socket and MQTT alike.
 
-use super::supervisor::Supervisor;
+use super::supervisor::{StartBegun, Supervisor};
 use crate::protocol::audit::Actor;
 use crate::protocol::{Access, ErrorKind, KvOp, RemoteError, Request, Response};
 
@@ -16,6 +16,33 @@ use crate::protocol::{Access, ErrorKind, KvOp, RemoteError, Request, Response};
 pub fn answer(sup: &Supervisor, actor: &Actor, request: Request) -> Result<Response, RemoteError> {
     let audited = audited(&request);
     let result = serve(sup, request);
+    noted(sup, actor, audited, result)
+}
+
+/// Answers a `Start` the socket server began on its own thread
+/// ([`Supervisor::begin_start`]); blocking (the record's save), audited
+/// as [`answer`] audits.
+pub fn finish_start(
+    sup: &Supervisor,
+    actor: &Actor,
+    module: String,
+    begun: Result<StartBegun, RemoteError>,
+) -> Result<Response, RemoteError> {
+    let audited = audited(&Request::Start { module: module.clone() });
+    let result = begun
+        .and_then(|begun| sup.finish_start(&module, begun))
+        .and_then(|()| sup.summary(&module))
+        .map(Response::Module);
+    noted(sup, actor, audited, result)
+}
+
+/// `result`, once written to the audit trail if `audited`.
+fn noted(
+    sup: &Supervisor,
+    actor: &Actor,
+    audited: Option<(&'static str, Option<String>, String)>,
+    result: Result<Response, RemoteError>,
+) -> Result<Response, RemoteError> {
     if let Some((verb, module, detail)) = audited {
         let module = module.or_else(|| match &result {
             Ok(Response::Module(summary)) => Some(summary.id.clone()),

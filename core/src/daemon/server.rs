@@ -328,10 +328,19 @@ async fn handle(
         | Request::Inspect { .. }
         | Request::Logs { .. }
         | Request::Stop { .. } => super::remote::answer(sup, actor, request),
+        // Launched here, so the guest's first output waits for no other
+        // thread; the record's save (an fsync), and a start that waits for
+        // a stopping instance to end, on the blocking pool.
+        Request::Start { module } => {
+            let begun = sup.begin_start(&module);
+            let sup = sup.clone();
+            let actor = actor.clone();
+            crate::offload::offload(move || super::remote::finish_start(&sup, &actor, module, begun)).await
+        }
         // Disk, hashing, loading, `Telemetry` (it waits for workers'
-        // answers, supervisor/telemetry.rs), and `Start`/`Restart` (they
-        // wait for a stopping instance to end, up to the grace period;
-        // the grace's timer runs on this executor): on the blocking pool.
+        // answers, supervisor/telemetry.rs), and `Restart` (it waits for
+        // a stopping instance to end, up to the grace period; the grace's
+        // timer runs on this executor): on the blocking pool.
         request => {
             let sup = sup.clone();
             let actor = actor.clone();

@@ -332,3 +332,71 @@ fn write_bytes(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::Pa
     std::fs::write(&path, bytes).unwrap();
     path
 }
+
+/// A start is launched on the server's thread and its record saved on
+/// another (the guest's first output waits for no disk): a stop from
+/// another connection that lands in between must stand, in memory and on
+/// disk. Attack: start and stop sent at once, over and over; each time
+/// the state and the saved desired state must agree (the lie: a module
+/// stopped now that would start again at the daemon's next boot).
+#[test]
+fn a_stop_racing_a_start_leaves_the_saved_desired_state_true() {
+    use arcella_core::client::Client;
+    use arcella_core::protocol::Request;
+    use std::sync::{Arc, Barrier};
+    let daemon = Daemon::start();
+    daemon
+        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+        .expect_code(0);
+    let socket = daemon.socket();
+    let mut starter = Client::connect(&socket, "starter").unwrap();
+    let mut stopper = Client::connect(&socket, "stopper").unwrap();
+    let mut outcomes = std::collections::BTreeMap::new();
+    for round in 0..40 {
+        stopper
+            .call(Request::Stop {
+                module: "ticker".into(),
+            })
+            .unwrap();
+        daemon.wait_for("ticker", WAIT, "stopped", |s| state_name(s) == "stopped");
+        let together = Arc::new(Barrier::new(2));
+        let go = together.clone();
+        let start = std::thread::spawn(move || {
+            go.wait();
+            starter
+                .call(Request::Start {
+                    module: "ticker".into(),
+                })
+                .unwrap();
+            starter
+        });
+        together.wait();
+        // Most rounds land the stop between the start's launch and its
+        // save; some before or after. Every order must end consistent.
+        std::thread::sleep(Duration::from_micros(round % 4 * 50));
+        stopper
+            .call(Request::Stop {
+                module: "ticker".into(),
+            })
+            .unwrap();
+        starter = start.join().unwrap();
+        let status = daemon.wait_for("ticker", WAIT, "not stopping", |s| state_name(s) != "stopping");
+        let (state, desired) = (
+            state_name(&status),
+            status["desired"].as_str().unwrap_or_default().to_owned(),
+        );
+        let running = state == "running";
+        assert_eq!(
+            desired,
+            if running { "running" } else { "stopped" },
+            "round {round}: the module is {state} but its saved desired state is {desired}"
+        );
+        *outcomes.entry(state).or_insert(0) += 1;
+    }
+    // The stop is sent second: it must win at least the rounds where it
+    // was sent 50 µs or more after the start.
+    assert!(
+        outcomes.get("stopped").copied().unwrap_or(0) >= 20,
+        "outcomes: {outcomes:?}"
+    );
+}

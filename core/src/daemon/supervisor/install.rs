@@ -643,6 +643,7 @@ fn new_slot(
         generation: 0,
         logs,
         failures: 0,
+        decisions: 0,
         restarts: 0,
         last_exit: None,
         last_error,

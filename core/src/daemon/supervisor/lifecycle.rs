@@ -10,6 +10,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// How [`Supervisor::begin_start`] left a start.
+#[derive(Debug, Clone, Copy)]
+pub enum StartBegun {
+    /// The instance runs (`launched` now, or already running); `decision`
+    /// is the module's count of decisions then.
+    Running { launched: bool, decision: u64 },
+    /// The previous instance is still stopping: the start waits for it.
+    Stopping,
+}
+
 /// A run at least this long resets the failure count.
 const STABLE_RUN: Duration = Duration::from_secs(10);
 
@@ -18,37 +28,53 @@ impl Supervisor {
     /// Called on a blocking-pool thread: it may wait for a stopping
     /// instance to end.
     pub fn start(&self, id: &str) -> Result<(), RemoteError> {
+        let begun = self.begin_start(id)?;
+        self.finish_start(id, begun)
+    }
+
+    /// The part of a start that touches memory only, for the socket
+    /// server's own thread: launches the instance (unless it runs, or is
+    /// still stopping), so the guest's first output waits for no other
+    /// thread. [`Self::finish_start`], on a blocking-pool thread, saves
+    /// the record.
+    pub fn begin_start(&self, id: &str) -> Result<StartBegun, RemoteError> {
+        let mut state = self.lock();
+        let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
         // A start while the instance is still stopping (a `stop` just
         // before, within the grace) waits for it to end: it would find the
         // task still there, and be forgotten when the instance ends.
-        let stopping = self.lock().modules.get(id).map(|s| &s.state) == Some(&ModuleState::Stopping);
-        if stopping {
-            self.wait_while_stopping(id);
+        if slot.state == ModuleState::Stopping {
+            return Ok(StartBegun::Stopping);
         }
+        let (launched, decision) = self.launch_to_start(&mut state, id)?;
+        Ok(StartBegun::Running { launched, decision })
+    }
+
+    /// Ends a start [`Self::begin_start`] began: waits for a stopping
+    /// instance and launches, then saves that the module should run.
+    /// Blocking (the save ends in an fsync).
+    ///
+    /// The instance starts before its record is saved, so the guest's
+    /// first output does not wait for the disk (an fsync: about 0.5 ms
+    /// here, tens of ms on an SD card). The request is answered only once
+    /// the record is durable, and a record that cannot be saved stops the
+    /// instance again: a failed start leaves nothing running. A stop
+    /// decided in between (another connection's) stands: its record is
+    /// not overwritten.
+    pub fn finish_start(&self, id: &str, begun: StartBegun) -> Result<(), RemoteError> {
+        let (launched, decision) = match begun {
+            StartBegun::Running { launched, decision } => (launched, decision),
+            StartBegun::Stopping => {
+                self.wait_while_stopping(id);
+                self.launch_to_start(&mut self.lock(), id)?
+            }
+        };
         let mut state = self.lock();
         let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
-        let loaded = slot.loaded.clone().ok_or_else(|| {
-            RemoteError::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "module `{id}` cannot start: {}",
-                    slot.last_error.clone().unwrap_or_default()
-                ),
-            )
-        })?;
-        // The instance starts before its record is saved, so the guest's
-        // first output does not wait for the disk (the save ends in an
-        // fsync: about 0.5 ms here, tens of ms on an SD card). The request
-        // is answered only once the record is durable, and a record that
-        // cannot be saved stops the instance again: a failed start leaves
-        // nothing running.
-        let launched = slot.task.is_none();
-        let provider = loaded.manifests.deployment.kind == ModuleKind::Provider;
-        if launched {
-            slot.failures = 0;
-            self.launch(&mut state, id, loaded);
+        if slot.decisions != decision {
+            return Ok(());
         }
-        let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
+        let provider = slot.loaded.as_ref().map(|l| l.manifests.deployment.kind) == Some(ModuleKind::Provider);
         if let Err(e) = self.set_desired(slot, DesiredState::Running) {
             if launched {
                 self.halt(&mut state, id, "stopped: its record could not be saved");
@@ -59,6 +85,28 @@ impl Supervisor {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Launches the instance unless one runs: whether it did, and the
+    /// module's count of decisions.
+    fn launch_to_start(&self, state: &mut State, id: &str) -> Result<(bool, u64), RemoteError> {
+        let slot = state.modules.get_mut(id).ok_or_else(|| not_found(id))?;
+        let loaded = slot.loaded.clone().ok_or_else(|| {
+            RemoteError::new(
+                ErrorKind::Unavailable,
+                format!(
+                    "module `{id}` cannot start: {}",
+                    slot.last_error.clone().unwrap_or_default()
+                ),
+            )
+        })?;
+        let launched = slot.task.is_none();
+        let decision = slot.decisions;
+        if launched {
+            slot.failures = 0;
+            self.launch(state, id, loaded);
+        }
+        Ok((launched, decision))
     }
 
     /// Stops a module and remembers that it should stay stopped. A
@@ -165,7 +213,10 @@ impl Supervisor {
         }
     }
 
+    /// Saves what the module should be; every call is a decision that
+    /// supersedes a start begun before it (`finish_start`).
     pub(super) fn set_desired(&self, slot: &mut Slot, desired: DesiredState) -> Result<(), RemoteError> {
+        slot.decisions += 1;
         if slot.record.desired != desired {
             let mut record = slot.record.clone();
             record.desired = desired;

@@ -22,6 +22,8 @@ mod swap;
 mod telemetry;
 mod wiring;
 
+pub use lifecycle::StartBegun;
+
 use super::config::DaemonConfig;
 use super::registry::{ModuleRecord, Registry};
 use super::uploads::Uploads;
@@ -145,6 +147,9 @@ struct Slot {
     last_exit: Option<i32>,
     last_error: Option<String>,
     started_at: Option<u64>,
+    /// Counts the decisions of what the module should be (`set_desired`):
+    /// a start begun before one does not save over it.
+    decisions: u64,
 }
 
 /// What the supervisor knows of a running instance.
