@@ -60,7 +60,7 @@ fn main() {
         busy_anon.saturating_sub(one_anon) as f64 / SERVICES as f64
     );
 
-    let (mut starts, mut replies) = start_latencies(&socket, "ticker0", 40);
+    let (mut starts, mut replies) = start_latencies(&socket, "ticker0", 100);
     let mut one_shot = run_latencies(40);
     report(
         "start -> first guest output (goal ≤ 250 µs p50)",
@@ -79,7 +79,7 @@ fn main() {
     let trusted = "kind = \"service\"\nisolation = \"main\"\ntrusted = true\n";
     support::install(&mut client, &component, "component0", trusted);
     std::thread::sleep(Duration::from_millis(500));
-    let (mut starts, _) = start_latencies(&socket, "component0", 40);
+    let (mut starts, _) = start_latencies(&socket, "component0", 100);
     println!(
         "start -> first guest output, a component: p50 {:.0} µs, p99 {:.0} µs",
         percentile(&mut starts, 0.5),

@@ -3,17 +3,19 @@
 //! ```text
 //! offset  size         field
 //! 0       8            magic "ARCELLA\0"
-//! 8       2            format version, u16 little-endian (1)
+//! 8       2            format version, u16 little-endian (2)
 //! 10      4            header length H, u32 little-endian (at most 16 KiB)
 //! 14      H            header, postcard-encoded ArtifactHeader
 //! 14+H    code_len     code: wasmtime's precompiled bytes (an ELF image)
-//! end-32  32           sha256 of every byte before it
+//! end-32  32           sha256 of the first 14+H bytes (preamble and header)
 //! ```
 //!
-//! The trailing digest catches a changed byte anywhere, header included;
-//! the header's `code_sha256` names the code (the store is addressed by it)
-//! and is checked again on its own. Both are checked before anything is
-//! handed to wasmtime's `unsafe` deserialize.
+//! Every byte is hashed once: the trailing digest seals the preamble and
+//! the header, and the header's `code_sha256` (the artifact's name in the
+//! store) seals the code. A changed byte anywhere is caught, and both are
+//! checked before anything is handed to wasmtime's `unsafe` deserialize.
+//! Version 1, which earlier releases wrote, sealed every byte before the
+//! trailer with it, so its code was hashed twice; it is still read.
 
 use super::kind::{ArtifactKind, InputKind};
 use crate::digest::{self, Sha256Digest, sha256};
@@ -22,8 +24,11 @@ use serde::{Deserialize, Serialize};
 
 /// First bytes of every Arcella artifact.
 pub const MAGIC: [u8; 8] = *b"ARCELLA\0";
-/// The format version this build writes and reads.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this build writes.
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest version this build reads: version 1's trailer covers the
+/// code too, which is checked as written.
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Upper bound on the header, so a corrupt length cannot ask for gigabytes.
 pub const MAX_HEADER_LEN: usize = 16 * 1024;
 const PREAMBLE_LEN: usize = MAGIC.len() + 2 + 4;
@@ -58,7 +63,8 @@ pub enum FormatError {
     #[error("not an Arcella artifact: the file is {}", .0.describe())]
     NotAnArtifact(InputKind),
     #[error(
-        "artifact format version {found}, this arcella reads version {FORMAT_VERSION}: recompile it with this arcella"
+        "artifact format version {found}, this arcella reads versions {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}: \
+         recompile it with this arcella"
     )]
     UnsupportedVersion { found: u16 },
     #[error("truncated: the artifact needs {expected} bytes, the file has {actual}")]
@@ -71,7 +77,10 @@ pub enum FormatError {
     HeaderMalformed(String),
     #[error("the artifact's digest does not match its contents: the file was changed or damaged after it was written")]
     DigestMismatch,
-    #[error("the code digest recorded in the header ({recorded}) does not match the code ({actual})")]
+    #[error(
+        "the code digest recorded in the header ({recorded}) does not match the code ({actual}): the file was \
+         changed or damaged after it was written"
+    )]
     CodeDigestMismatch { recorded: String, actual: String },
 }
 
@@ -112,8 +121,8 @@ pub fn encode(header: &ArtifactHeader, code: &[u8]) -> Vec<u8> {
     // The header is far below 4 GiB: bounded by MAX_HEADER_LEN in practice.
     out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
     out.extend_from_slice(&header_bytes);
-    out.extend_from_slice(code);
     let digest = sha256(&out);
+    out.extend_from_slice(code);
     out.extend_from_slice(&digest);
     out
 }
@@ -134,7 +143,7 @@ pub fn decode(bytes: &[u8]) -> Result<ArtifactRef<'_>, FormatError> {
         });
     }
     let version = u16::from_le_bytes([bytes[8], bytes[9]]);
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion { found: version });
     }
     let header_len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);
@@ -162,7 +171,11 @@ pub fn decode(bytes: &[u8]) -> Result<ArtifactRef<'_>, FormatError> {
         });
     }
     let (body, trailer) = bytes.split_at(bytes.len() - DIGEST_LEN);
-    if sha256(body) != trailer {
+    let sealed = match version {
+        1 => body,
+        _ => &body[..header_end],
+    };
+    if sha256(sealed) != trailer {
         return Err(FormatError::DigestMismatch);
     }
     let code = &body[header_end..];
@@ -260,6 +273,52 @@ mod tests {
         assert!(matches!(err, FormatError::Truncated { .. }), "{err}");
     }
 
+    /// What earlier releases wrote: the trailer over every byte before it.
+    fn encode_v1(header: &ArtifactHeader, code: &[u8]) -> Vec<u8> {
+        let header_bytes = encode_header(header);
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(&1u16.to_le_bytes());
+        out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(&header_bytes);
+        out.extend_from_slice(code);
+        let digest = sha256(&out);
+        out.extend_from_slice(&digest);
+        out
+    }
+
+    #[test]
+    fn the_trailer_seals_the_header_and_the_code_digest_the_code() {
+        let (header, bytes) = sample(&[7; 200]);
+        let header_end = bytes.len() - DIGEST_LEN - 200;
+        assert_eq!(&bytes[bytes.len() - DIGEST_LEN..], &sha256(&bytes[..header_end])[..]);
+        // A changed code byte is named as the code's, a changed header
+        // byte as the file's.
+        let mut bad = bytes.clone();
+        bad[header_end + 100] ^= 1;
+        assert!(matches!(decode(&bad), Err(FormatError::CodeDigestMismatch { .. })));
+        let mut bad = bytes.clone();
+        bad[header_end - 1] ^= 1;
+        assert!(decode(&bad).is_err());
+        assert_eq!(decode(&bytes).unwrap().header, header);
+    }
+
+    #[test]
+    fn version_1_is_still_read_and_its_damage_caught() {
+        let code = [3u8; 120];
+        let (header, _) = sample(&code);
+        let old = encode_v1(&header, &code);
+        let decoded = decode(&old).unwrap();
+        assert_eq!((decoded.header, decoded.code), (header, &code[..]));
+        for i in 0..old.len() {
+            let mut bad = old.clone();
+            bad[i] ^= 0x10;
+            assert!(
+                decode(&bad).is_err(),
+                "flip at byte {i} of a version 1 file went unnoticed"
+            );
+        }
+    }
+
     #[test]
     fn a_recorded_code_digest_that_lies_is_caught() {
         let (mut header, _) = sample(b"code");
@@ -275,6 +334,11 @@ mod tests {
         assert_eq!(
             decode(&bytes).unwrap_err(),
             FormatError::UnsupportedVersion { found: 9 }
+        );
+        bytes[8] = 0;
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            FormatError::UnsupportedVersion { found: 0 }
         );
         assert_eq!(
             decode(b"\0asm\x01\0\0\0").unwrap_err(),
