@@ -273,16 +273,14 @@ mod tests {
         assert!(matches!(err, FormatError::Truncated { .. }), "{err}");
     }
 
-    /// What earlier releases wrote: the trailer over every byte before it.
+    /// What earlier releases wrote: the same layout, version 1, the
+    /// trailer over every byte before it.
     fn encode_v1(header: &ArtifactHeader, code: &[u8]) -> Vec<u8> {
-        let header_bytes = encode_header(header);
-        let mut out = MAGIC.to_vec();
-        out.extend_from_slice(&1u16.to_le_bytes());
-        out.extend_from_slice(&(header_bytes.len() as u32).to_le_bytes());
-        out.extend_from_slice(&header_bytes);
-        out.extend_from_slice(code);
-        let digest = sha256(&out);
-        out.extend_from_slice(&digest);
+        let mut out = encode(header, code);
+        out[8..10].copy_from_slice(&1u16.to_le_bytes());
+        let body = out.len() - DIGEST_LEN;
+        let digest = sha256(&out[..body]);
+        out[body..].copy_from_slice(&digest);
         out
     }
 
