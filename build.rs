@@ -2,6 +2,10 @@
 //! and `templates/<lang>/common/`) in the binary: generates a table of
 //! every file under `templates/`, its path, whether it is executable and
 //! its text, so a file added there ships without a list to keep by hand.
+//!
+//! And, for the device build (`--profile device`) of a target that has a
+//! list in `packaging/code-order/`, has the linker lay out the functions
+//! that list names first, together ([`order_hot_code`]).
 
 use std::fmt::Write as _;
 use std::os::unix::fs::PermissionsExt;
@@ -32,6 +36,34 @@ fn main() -> Result<(), BoxError> {
     }
     table.push_str("]\n");
     fs::write(PathBuf::from(env::var("OUT_DIR")?).join("template_files.rs"), table)?;
+    order_hot_code()
+}
+
+/// The functions a run and a start execute are a few hundred KB scattered
+/// over megabytes of code; each first touch of a code page maps the 64 KiB
+/// around it (the kernel's fault-around), so a process ends up holding
+/// most of its binary. `packaging/code-order/<target>.txt` (written by
+/// `scripts/order-code`) names those functions; for the device build of
+/// that target the linker places them first, side by side
+/// (`--symbol-ordering-file`: LLD, Rust's default linker on
+/// x86_64-unknown-linux-gnu). Names the build no longer has are skipped
+/// silently: a stale list costs memory, never a failed link.
+fn order_hot_code() -> Result<(), BoxError> {
+    let target = env::var("TARGET")?;
+    let list = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?)
+        .join("packaging/code-order")
+        .join(format!("{target}.txt"));
+    println!("cargo:rerun-if-changed={}", list.display());
+    // <target dir>/[<triple>/]<profile>/build/<package>-<hash>/out
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    let profile = out_dir.ancestors().nth(3).and_then(Path::file_name);
+    if profile.is_some_and(|name| name == "device") && list.is_file() {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+            list.display()
+        );
+        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    }
     Ok(())
 }
 

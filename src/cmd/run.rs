@@ -11,12 +11,15 @@ use crate::exit::{self, Failure};
 use arcella_core::EngineProfile;
 #[cfg(not(feature = "compiler"))]
 use arcella_core::artifact::LoadError;
-use arcella_core::artifact::{InputKind, Program, format, load};
-use arcella_core::engine::new_engine;
+use arcella_core::artifact::{ArtifactRef, InputKind, Program, format, load};
+use arcella_core::engine::ArtifactTarget;
+use arcella_core::engine::file_code::FileCode;
+use arcella_core::engine::{new_engine, new_engine_with};
 use arcella_core::host::HostServices;
 use arcella_core::host::http::ServeGrant;
 use arcella_core::host::network::NetworkRules;
 use arcella_core::run::{Grants, Invocation, Limits, Output, StopFlag, hears_shutdown, run_blocking};
+use arcella_core::sys::code_map::MappedFile;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -138,30 +141,75 @@ fn stderr_denials() -> HostServices {
 
 /// Loads the file into an engine that can run it: the artifact's own
 /// variant of the built-in profile (fuel metering and epoch checks as it
-/// was compiled), decoded and hashed once.
+/// was compiled), read once and hashed once; native code runs where it was
+/// read ([`load::load_read`]).
 fn prepare(args: &RunArgs) -> Result<(EngineProfile, Program), CmdError> {
     let path = args.file.as_path();
-    let bytes = read_input(path)?;
-    let format_err = |source| CmdError::Format {
+    let read_err = |source| CmdError::Read {
         path: path.display().to_string(),
         source,
     };
-    match InputKind::of(&bytes) {
-        InputKind::Artifact => {
-            let artifact = format::decode(&bytes).map_err(format_err)?;
-            // Unknown settings or a foreign target: the default profile's
-            // fingerprint goes into the mismatch error.
-            let profile = artifact.header.fingerprint.standalone_profile().unwrap_or_default();
-            check_instrumentation(args, &profile, &artifact.header.source_name)?;
-            profile.check_address_space(arcella_core::sys::memory::address_space_limit())?;
-            let engine = new_engine(&profile)?;
-            let program = load::load_decoded(&engine, &profile, &artifact, path)?;
-            Ok((profile, program))
-        }
-        InputKind::Wasm(_) | InputKind::Wat => compile_here(args, &bytes),
-        _ if bytes.is_empty() => Err(format_err(arcella_core::artifact::FormatError::Empty)),
-        other => Err(format_err(arcella_core::artifact::FormatError::NotAnArtifact(other))),
+    let file = std::fs::File::open(path).map_err(read_err)?;
+    if !file.metadata().map_err(read_err)?.is_file() {
+        // A pipe (`/dev/stdin`, `<(...)`) cannot be read at an offset.
+        return prepare_bytes(args, &read_input(path)?);
     }
+    let mut preamble = [0; format::PREAMBLE_LEN];
+    let got = std::os::unix::fs::FileExt::read_at(&file, &mut preamble, 0).map_err(read_err)?;
+    match format::code_offset(&preamble[..got]) {
+        Some(code_offset) => {
+            let read = MappedFile::read_aligned(&file, code_offset).map_err(read_err)?;
+            prepare_read(args, read)
+        }
+        None => prepare_bytes(args, &read_input(path)?),
+    }
+}
+
+/// An artifact read with its code on a page boundary.
+fn prepare_read(args: &RunArgs, read: MappedFile) -> Result<(EngineProfile, Program), CmdError> {
+    let path = args.file.as_path();
+    let (profile, artifact) = decode(args, read.bytes())?;
+    if matches!(profile.target, ArtifactTarget::Pulley32 | ArtifactTarget::Pulley64) {
+        // Bytecode is never published, so it cannot run from `read`
+        // (engine::file_code): wasmtime copies it.
+        let engine = new_engine(&profile)?;
+        let program = load::load_decoded(&engine, &profile, &artifact, path)?;
+        return Ok((profile, program));
+    }
+    let file_code = FileCode::new();
+    let engine = new_engine_with(&profile, Some(file_code.clone()))?;
+    // `artifact` borrows `read`, which the load takes: keep where its code is.
+    let code = read.range_of(artifact.code);
+    let header = artifact.header;
+    let program = load::load_read(&file_code, &engine, &profile, read, &header, code, path)?;
+    Ok((profile, program))
+}
+
+/// A file that does not start like an artifact: `.wasm`/`.wat` to compile
+/// here, or what `decode` says is wrong with it.
+fn prepare_bytes(args: &RunArgs, bytes: &[u8]) -> Result<(EngineProfile, Program), CmdError> {
+    if let InputKind::Wasm(_) | InputKind::Wat = InputKind::of(bytes) {
+        return compile_here(args, bytes);
+    }
+    let (profile, artifact) = decode(args, bytes)?;
+    let engine = new_engine(&profile)?;
+    let program = load::load_decoded(&engine, &profile, &artifact, args.file.as_path())?;
+    Ok((profile, program))
+}
+
+/// Decodes (verifies) an artifact and picks the engine profile it needs,
+/// refusing a run that asks for what it was compiled without.
+fn decode<'a>(args: &RunArgs, bytes: &'a [u8]) -> Result<(EngineProfile, ArtifactRef<'a>), CmdError> {
+    let artifact = format::decode(bytes).map_err(|source| CmdError::Format {
+        path: args.file.display().to_string(),
+        source,
+    })?;
+    // Unknown settings or a foreign target: the default profile's
+    // fingerprint goes into the mismatch error.
+    let profile = artifact.header.fingerprint.standalone_profile().unwrap_or_default();
+    check_instrumentation(args, &profile, &artifact.header.source_name)?;
+    profile.check_address_space(arcella_core::sys::memory::address_space_limit())?;
+    Ok((profile, artifact))
 }
 
 /// A fuel limit needs fuel metering, a timeout epoch checks: refuses an

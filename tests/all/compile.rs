@@ -34,6 +34,39 @@ fn modules_and_components_are_detected_not_flagged() {
     }
 }
 
+/// `arcella run` reads an artifact once and runs native code where it was
+/// read (its code placed on a page boundary); pulley bytecode, and an
+/// artifact that comes down a pipe, take the copying path. All must run.
+#[test]
+fn artifacts_run_from_a_file_and_from_a_pipe() {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    for (guest, target) in [
+        ("hello_p1", "native"),
+        ("hello_p2", "native"),
+        ("hello_p1", "pulley64"),
+        ("hello_p2", "pulley64"),
+    ] {
+        let out = dir.path().join(format!("{guest}.{target}.cwasm"));
+        compile(&wasm(guest), &out, target).expect_code(0);
+        arcella(["run".as_ref(), out.as_os_str()])
+            .expect_code(0)
+            .stdout_has(&["hello from arcella"]);
+        let mut piped = Command::new(env!("CARGO_BIN_EXE_arcella"))
+            .args(["run", "/dev/stdin"])
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        piped.stdin.take().unwrap().write_all(&fs::read(&out).unwrap()).unwrap();
+        let piped = piped.wait_with_output().unwrap();
+        assert_eq!(piped.status.code(), Some(0), "{guest} {target} from a pipe");
+        assert!(String::from_utf8_lossy(&piped.stdout).contains("hello from arcella"));
+    }
+}
+
 #[test]
 fn each_target_compiles_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,7 +31,8 @@ pub const FORMAT_VERSION: u16 = 2;
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// Upper bound on the header, so a corrupt length cannot ask for gigabytes.
 pub const MAX_HEADER_LEN: usize = 16 * 1024;
-const PREAMBLE_LEN: usize = MAGIC.len() + 2 + 4;
+/// Magic, format version and header length: what an artifact file starts with.
+pub const PREAMBLE_LEN: usize = MAGIC.len() + 2 + 4;
 const DIGEST_LEN: usize = 32;
 
 /// What an artifact says about itself.
@@ -125,6 +126,15 @@ pub fn encode(header: &ArtifactHeader, code: &[u8]) -> Vec<u8> {
     out.extend_from_slice(code);
     out.extend_from_slice(&digest);
     out
+}
+
+/// Where the code of the artifact whose file starts with `preamble` (its
+/// first [`PREAMBLE_LEN`] bytes) begins, if they are an artifact's
+/// preamble: a reader can place the code before [`decode`] checks it all.
+pub fn code_offset(preamble: &[u8]) -> Option<usize> {
+    let preamble = preamble.get(..PREAMBLE_LEN)?;
+    let header_len = u32::from_le_bytes([preamble[10], preamble[11], preamble[12], preamble[13]]) as usize;
+    (preamble.starts_with(&MAGIC) && header_len <= MAX_HEADER_LEN).then_some(PREAMBLE_LEN + header_len)
 }
 
 /// Decodes and verifies an artifact file image.

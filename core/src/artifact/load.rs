@@ -6,8 +6,10 @@
 
 use super::format::{self, ArtifactHeader, ArtifactRef, FormatError};
 use super::kind::ArtifactKind;
+use crate::engine::file_code::FileCode;
 use crate::engine::{EngineProfile, EngineSet};
 use crate::fingerprint::EngineFingerprint;
+use crate::sys::code_map::MappedFile;
 use std::path::Path;
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -229,6 +231,45 @@ pub fn load_decoded(
             .map(|component| Program::Component(component.into()))
             .map_err(refused),
     }
+}
+
+/// Deserializes, where it lies, the code of an artifact file read by
+/// [`MappedFile::read_aligned`] with its code (bytes `code` of the file) on
+/// a page boundary and verified by [`format::decode`] (which gave
+/// `header`), for an engine built with `file_code` as its code memory
+/// (native code only: see [`FileCode`]).
+pub fn load_read(
+    file_code: &FileCode,
+    engine: &Engine,
+    profile: &EngineProfile,
+    read: MappedFile,
+    header: &ArtifactHeader,
+    code: std::ops::Range<usize>,
+    path: &Path,
+) -> Result<Program, LoadError> {
+    check_fingerprint(header, profile, path, None)?;
+    let refused = |message: String| LoadError::Wasmtime {
+        path: path.display().to_string(),
+        message,
+    };
+    let bytes = read
+        .bytes()
+        .get(code)
+        .ok_or_else(|| refused("the code lies outside the file read for it".to_owned()))?;
+    check_kind(header.kind, wasmtime::Engine::detect_precompiled(bytes), path)?;
+    // wasmtime asserts that its text starts a page: refuse here, not abort.
+    if !(bytes.as_ptr() as usize).is_multiple_of(crate::sys::code_map::page_size()) {
+        return Err(refused("the code was not read onto a page boundary".to_owned()));
+    }
+    let code = std::ptr::NonNull::from(bytes);
+    // SAFETY: `decode` verified the code against the digest recorded at
+    // compile time and the header against the trailer, and the fingerprint
+    // says it was produced by `arcella compile` (wasmtime's `precompile_*`)
+    // for an engine configured exactly like this one, which was built with
+    // `file_code`. `code` lies in `read` and starts a page (checked above),
+    // and `file_code` keeps `read` (moving it leaves the memory where it
+    // is) until wasmtime is done with the code.
+    unsafe { file_code.load_read(engine, read, code, header.kind) }.map_err(|e| refused(e.to_string()))
 }
 
 /// Deserializes the code file of a stored artifact by mmap.

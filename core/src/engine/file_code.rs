@@ -19,16 +19,21 @@
 //! same thread next calls [`sweep`] (or exits): by then the drop, which
 //! runs start to end on that thread, is over.
 //!
+//! `arcella run` loads an artifact file the same way, from its one read of
+//! the file ([`FileCode::load_read`]), so wasmtime does not copy the code
+//! a second time.
+//!
 //! Only native code is loaded this way: pulley bytecode is never
 //! published, so wasmtime would never say when it is done with it.
 
-use crate::artifact::Program;
+use crate::artifact::{ArtifactKind, Program};
 use crate::sys::code_map::{self, MappedFile};
 use std::cell::RefCell;
 use std::fs::File;
+use std::ptr::NonNull;
 use std::sync::{Arc, Mutex, PoisonError};
 use wasmtime::component::Component;
-use wasmtime::{CustomCodeMemory, Engine};
+use wasmtime::{CustomCodeMemory, Engine, Module};
 
 /// Why a code file could not be loaded from its mapping.
 #[derive(Debug, thiserror::Error)]
@@ -73,20 +78,59 @@ impl FileCode {
     /// (the daemon's store never rewrites a code file in place).
     pub unsafe fn load_component(&self, engine: &Engine, file: &File) -> Result<Program, FileCodeError> {
         let mapped = MappedFile::map(file)?;
-        let raw = mapped.as_raw();
+        let code = mapped.as_raw();
+        // SAFETY: per this function's contract.
+        unsafe { self.load(engine, mapped, code, ArtifactKind::Component) }
+    }
+
+    /// Loads the native code at `code`, inside `read` (an artifact file
+    /// [`MappedFile::read_aligned`] with its code on a page boundary), where
+    /// it lies: `arcella run`'s one copy of the file is the only one.
+    /// `engine` must be built with this `FileCode` as its custom code memory.
+    ///
+    /// # Safety
+    /// `code` must lie in `read`, start a page, and hold a `kind` produced
+    /// by wasmtime's `precompile_*` for an engine configured like `engine`
+    /// (an artifact whose digests [`crate::artifact::format::decode`] checked).
+    pub unsafe fn load_read(
+        &self,
+        engine: &Engine,
+        read: MappedFile,
+        code: NonNull<[u8]>,
+        kind: ArtifactKind,
+    ) -> Result<Program, FileCodeError> {
+        // SAFETY: per this function's contract.
+        unsafe { self.load(engine, read, code, kind) }
+    }
+
+    /// # Safety
+    /// As for [`Self::load_read`]; `mapped` is kept until wasmtime's drop of
+    /// the code retires it.
+    unsafe fn load(
+        &self,
+        engine: &Engine,
+        mapped: MappedFile,
+        code: NonNull<[u8]>,
+        kind: ArtifactKind,
+    ) -> Result<Program, FileCodeError> {
+        let start = code.cast::<u8>().as_ptr();
         self.lock().push(mapped);
-        // SAFETY: per this function's contract; the mapping stays in `live`
-        // until wasmtime's drop of the code retires it.
-        let loaded = unsafe { Component::deserialize_raw(engine, raw) };
-        loaded
-            .map(|component| Program::Component(component.into()))
-            .map_err(|e| {
-                // Nothing uses the mapping: any code wasmtime made of it was
-                // dropped on this thread before the error came back.
-                let start = raw.cast::<u8>().as_ptr();
-                self.lock().retain(|mapped| !mapped.contains(start));
-                FileCodeError::Load(format!("{e:#}"))
-            })
+        // The mapping stays in `live` until wasmtime's drop of the code
+        // retires it.
+        let loaded = match kind {
+            ArtifactKind::Component => {
+                // SAFETY: per this function's contract.
+                unsafe { Component::deserialize_raw(engine, code) }.map(|c| Program::Component(c.into()))
+            }
+            // SAFETY: per this function's contract.
+            ArtifactKind::Module => unsafe { Module::deserialize_raw(engine, code) }.map(|m| Program::Module(m.into())),
+        };
+        loaded.map_err(|e| {
+            // Nothing uses the mapping: any code wasmtime made of it was
+            // dropped on this thread before the error came back.
+            self.lock().retain(|mapped| !mapped.contains(start));
+            FileCodeError::Load(format!("{e:#}"))
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<MappedFile>> {

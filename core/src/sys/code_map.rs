@@ -3,6 +3,10 @@
 //! them in memory (until one writes to a page, which loaded code never
 //! does). [`crate::engine::file_code`] builds on it to share a component's
 //! code between worker processes.
+//!
+//! Or a file read once into memory of its own, placed so that a chosen
+//! byte (an artifact's code, after its header) starts a page: wasmtime can
+//! then run that code where it lies instead of copying it again.
 
 use nix::sys::mman::{MapFlags, ProtFlags};
 use std::fs::File;
@@ -10,11 +14,16 @@ use std::io;
 use std::num::NonZeroUsize;
 use std::ptr::NonNull;
 
-/// A whole file mapped `PROT_READ`, `MAP_PRIVATE`; unmapped on drop.
+/// A whole file mapped `PROT_READ`, `MAP_PRIVATE` (or read into anonymous
+/// memory, [`MappedFile::read_aligned`]); unmapped on drop.
 #[derive(Debug)]
 pub struct MappedFile {
+    /// The mapping.
     start: NonNull<u8>,
     len: NonZeroUsize,
+    /// Where in the mapping the file's bytes begin, and how many there are.
+    data: usize,
+    data_len: NonZeroUsize,
 }
 
 // SAFETY: the mapping is plain memory owned by this value; the pointer is
@@ -39,12 +48,75 @@ impl MappedFile {
         Ok(Self {
             start: start.cast(),
             len,
+            data: 0,
+            data_len: len,
         })
     }
 
-    /// The mapped bytes, for a borrower that keeps to the mapping's lifetime.
+    /// Reads all of `file` (which must not be empty) into fresh private
+    /// memory, placed so that the file's byte `aligned` starts a page, and
+    /// leaves that memory read-only. One copy, the kernel's, where reading
+    /// into a `Vec` and handing it to wasmtime makes two.
+    pub fn read_aligned(file: &File, aligned: usize) -> io::Result<Self> {
+        let size = file.metadata()?.len();
+        let data_len = usize::try_from(size).ok().and_then(NonZeroUsize::new).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("cannot read a file of {size} bytes"),
+            )
+        })?;
+        let page = page_size();
+        let data = (page - aligned % page) % page;
+        let len = data
+            .checked_add(data_len.get())
+            .and_then(NonZeroUsize::new)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "file too large to read into memory"))?;
+        // SAFETY: a fresh anonymous mapping at an address the kernel picks:
+        // it overlaps nothing Rust owns.
+        let start = unsafe {
+            nix::sys::mman::mmap_anonymous(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_PRIVATE,
+            )
+        }
+        .map_err(io::Error::from)?;
+        let mapped = Self {
+            start: start.cast(),
+            len,
+            data,
+            data_len,
+        };
+        // SAFETY: `data..len` lies inside the mapping just made, which is
+        // writable and borrowed by nothing else yet.
+        let into = unsafe { std::slice::from_raw_parts_mut(mapped.start.as_ptr().add(data), data_len.get()) };
+        std::os::unix::fs::FileExt::read_exact_at(file, into, 0)?;
+        // SAFETY: the whole mapping, owned by `mapped`; nothing borrows it.
+        unsafe { nix::sys::mman::mprotect(mapped.start.cast(), len.get(), ProtFlags::PROT_READ) }
+            .map_err(io::Error::from)?;
+        Ok(mapped)
+    }
+
+    /// The file's bytes, for a borrower that keeps to the mapping's lifetime.
     pub fn as_raw(&self) -> NonNull<[u8]> {
-        NonNull::slice_from_raw_parts(self.start, self.len.get())
+        // SAFETY: `data` is inside the mapping (0, or below a page ahead of
+        // `data_len` bytes that end at its end).
+        let start = unsafe { self.start.add(self.data) };
+        NonNull::slice_from_raw_parts(start, self.data_len.get())
+    }
+
+    /// The file's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: the mapping lives as long as `self` and is only written
+        // before it is handed out (`read_aligned`), never after.
+        unsafe { self.as_raw().as_ref() }
+    }
+
+    /// Where `part`, a slice of [`Self::bytes`], lies in the file.
+    pub fn range_of(&self, part: &[u8]) -> std::ops::Range<usize> {
+        let start = (part.as_ptr() as usize).saturating_sub(self.bytes().as_ptr() as usize);
+        start..start + part.len()
     }
 
     /// Whether `address` lies inside the mapping.
@@ -120,9 +192,26 @@ mod tests {
     }
 
     #[test]
+    fn a_file_read_aligned_has_the_chosen_byte_on_a_page_boundary() {
+        let mut file = tempfile::tempfile().unwrap();
+        let content: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_all(&content).unwrap();
+        for aligned in [0, 1, 100, 4095, 4096, 5000] {
+            let read = MappedFile::read_aligned(&file, aligned).unwrap();
+            assert_eq!(read.bytes(), &content[..], "aligned at {aligned}");
+            let at = read.bytes()[aligned..].as_ptr() as usize;
+            assert_eq!(at % page_size(), 0, "byte {aligned} starts a page");
+            assert!(read.contains(read.bytes().as_ptr()));
+            assert!(!read.contains(read.bytes().as_ptr().wrapping_add(content.len())));
+        }
+    }
+
+    #[test]
     fn an_empty_file_is_refused() {
         let file = tempfile::tempfile().unwrap();
         let err = MappedFile::map(&file).unwrap_err();
         assert!(err.to_string().contains("cannot map a file of 0 bytes"), "{err}");
+        let err = MappedFile::read_aligned(&file, 0).unwrap_err();
+        assert!(err.to_string().contains("cannot read a file of 0 bytes"), "{err}");
     }
 }
