@@ -45,9 +45,12 @@ fn main() -> Result<(), BoxError> {
 /// most of its binary. `packaging/code-order/<target>.txt` (written by
 /// `scripts/order-code`) names those functions; for the device build of
 /// that target the linker places them first, side by side
-/// (`--symbol-ordering-file`: LLD, Rust's default linker on
-/// x86_64-unknown-linux-gnu). Names the build no longer has are skipped
-/// silently: a stale list costs memory, never a failed link.
+/// (`--symbol-ordering-file`). That takes LLD: Rust's default linker on
+/// x86_64-unknown-linux-gnu, and for the ARM targets, whose cross gcc
+/// would call GNU ld, the toolchain's own (`-fuse-ld=lld` with its
+/// `gcc-ld` directory, as rustc itself links with it). Names the build no
+/// longer has are skipped silently: a stale list costs memory, never a
+/// failed link.
 fn order_hot_code() -> Result<(), BoxError> {
     let target = env::var("TARGET")?;
     let list = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?)
@@ -57,13 +60,34 @@ fn order_hot_code() -> Result<(), BoxError> {
     // <target dir>/[<triple>/]<profile>/build/<package>-<hash>/out
     let out_dir = PathBuf::from(env::var("OUT_DIR")?);
     let profile = out_dir.ancestors().nth(3).and_then(Path::file_name);
-    if profile.is_some_and(|name| name == "device") && list.is_file() {
-        println!(
-            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
-            list.display()
-        );
-        println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+    let device = profile.is_some_and(|name| name == "device");
+    if !device || !list.is_file() {
+        return Ok(());
     }
+    if target != "x86_64-unknown-linux-gnu" {
+        let sysroot = std::process::Command::new(env::var("RUSTC")?)
+            .args(["--print", "sysroot"])
+            .output()?;
+        let sysroot = String::from_utf8(sysroot.stdout)?;
+        let gcc_ld = Path::new(sysroot.trim())
+            .join("lib/rustlib")
+            .join(env::var("HOST")?)
+            .join("bin/gcc-ld");
+        if !gcc_ld.join("ld.lld").is_file() {
+            println!(
+                "cargo:warning=no LLD in {}: the device build's hot code is not laid out together",
+                gcc_ld.display()
+            );
+            return Ok(());
+        }
+        println!("cargo:rustc-link-arg-bins=-fuse-ld=lld");
+        println!("cargo:rustc-link-arg-bins=-B{}", gcc_ld.display());
+    }
+    println!(
+        "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={}",
+        list.display()
+    );
+    println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
     Ok(())
 }
 
