@@ -82,6 +82,50 @@ fn a_truncated_artifact_is_refused() {
     }
 }
 
+/// `arcella run` places the code where the header length says it starts
+/// before anything is checked: a length that lies must still end in the
+/// decoder's error, never in a read past the file or a misplaced load.
+#[test]
+fn a_header_length_that_lies_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = fs::read(artifact("hello_p1", "native")).unwrap();
+    let with_length = |length: u32| {
+        let mut bad = cwasm.clone();
+        bad[10..14].copy_from_slice(&length.to_le_bytes());
+        bad
+    };
+    // Past the 16 KiB limit: refused by name.
+    let path = write(dir.path(), "huge.cwasm", &with_length(u32::MAX));
+    run_file(&path)
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["huge.cwasm", "exceeds the 16384-byte limit"])
+        .no_panic();
+    // Inside the limit but past a short file's end: truncated, by how much.
+    let mut short = with_length(100);
+    short.truncate(34);
+    let path = write(dir.path(), "short.cwasm", &short);
+    run_file(&path)
+        .expect_code(code::CANNOT_RUN)
+        .stderr_has(&["short.cwasm", "the artifact needs 146 bytes, the file has 34"])
+        .no_panic();
+    // Inside the file but not where the header ends: the header no longer
+    // parses, or the trailer no longer matches.
+    for length in [1, 64, 4096] {
+        let path = write(dir.path(), "moved.cwasm", &with_length(length));
+        let ran = run_file(&path);
+        ran.expect_code(code::CANNOT_RUN)
+            .stderr_has(&["moved.cwasm"])
+            .no_panic();
+        assert!(
+            ["malformed", "digest does not match", "truncated", "unexpected bytes"]
+                .iter()
+                .any(|why| ran.stderr.contains(why)),
+            "header length {length}: {}",
+            ran.stderr
+        );
+    }
+}
+
 #[test]
 fn a_flipped_byte_anywhere_is_caught_before_loading() {
     let dir = tempfile::tempdir().unwrap();
