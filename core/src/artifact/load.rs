@@ -269,7 +269,7 @@ pub fn load_read(
     // `file_code`. `code` lies in `read` and starts a page (checked above),
     // and `file_code` keeps `read` (moving it leaves the memory where it
     // is) until wasmtime is done with the code.
-    unsafe { file_code.load_read(engine, read, code, header.kind) }.map_err(|e| refused(e.to_string()))
+    unsafe { file_code.load_mapped(engine, read, code, header.kind) }.map_err(|e| refused(e.to_string()))
 }
 
 /// Deserializes the code file of a stored artifact by mmap.

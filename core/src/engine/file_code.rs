@@ -20,7 +20,7 @@
 //! runs start to end on that thread, is over.
 //!
 //! `arcella run` loads an artifact file the same way, from its one read of
-//! the file ([`FileCode::load_read`]), so wasmtime does not copy the code
+//! the file ([`FileCode::load_mapped`]), so wasmtime does not copy the code
 //! a second time.
 //!
 //! Only native code is loaded this way: pulley bytecode is never
@@ -80,33 +80,22 @@ impl FileCode {
         let mapped = MappedFile::map(file)?;
         let code = mapped.as_raw();
         // SAFETY: per this function's contract.
-        unsafe { self.load(engine, mapped, code, ArtifactKind::Component) }
+        unsafe { self.load_mapped(engine, mapped, code, ArtifactKind::Component) }
     }
 
-    /// Loads the native code at `code`, inside `read` (an artifact file
-    /// [`MappedFile::read_aligned`] with its code on a page boundary), where
-    /// it lies: `arcella run`'s one copy of the file is the only one.
+    /// Loads the native `kind` at `code`, inside `mapped`, where it lies,
+    /// and keeps `mapped` until wasmtime's drop of the code retires it.
+    /// Besides [`Self::load_component`]'s mapping, `mapped` may be an
+    /// artifact file [`MappedFile::read_aligned`] with its code on a page
+    /// boundary: `arcella run`'s one copy of the file is then the only one.
     /// `engine` must be built with this `FileCode` as its custom code memory.
     ///
     /// # Safety
-    /// `code` must lie in `read`, start a page, and hold a `kind` produced
-    /// by wasmtime's `precompile_*` for an engine configured like `engine`
-    /// (an artifact whose digests [`crate::artifact::format::decode`] checked).
-    pub unsafe fn load_read(
-        &self,
-        engine: &Engine,
-        read: MappedFile,
-        code: NonNull<[u8]>,
-        kind: ArtifactKind,
-    ) -> Result<Program, FileCodeError> {
-        // SAFETY: per this function's contract.
-        unsafe { self.load(engine, read, code, kind) }
-    }
-
-    /// # Safety
-    /// As for [`Self::load_read`]; `mapped` is kept until wasmtime's drop of
-    /// the code retires it.
-    unsafe fn load(
+    /// `code` must lie in `mapped`, start a page, and hold a `kind`
+    /// produced by wasmtime's `precompile_*` for an engine configured like
+    /// `engine` (a code file the store verified, or an artifact whose
+    /// digests [`crate::artifact::format::decode`] checked).
+    pub unsafe fn load_mapped(
         &self,
         engine: &Engine,
         mapped: MappedFile,
