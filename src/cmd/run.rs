@@ -5,7 +5,7 @@
 //! finish, then (like one that does not import it, at once) it is ended
 //! with exit 128 + the signal's number.
 
-use super::{CmdError, read_input};
+use super::CmdError;
 use crate::cli::RunArgs;
 use crate::exit::{self, Failure};
 use arcella_core::EngineProfile;
@@ -149,10 +149,17 @@ fn prepare(args: &RunArgs) -> Result<(EngineProfile, Program), CmdError> {
         path: path.display().to_string(),
         source,
     };
-    let file = std::fs::File::open(path).map_err(read_err)?;
+    let mut file = std::fs::File::open(path).map_err(read_err)?;
+    // Read whole from the open file, not opened again by path.
+    let whole = |file: &mut std::fs::File| {
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(file, &mut bytes)
+            .map(|_| bytes)
+            .map_err(read_err)
+    };
     if !file.metadata().map_err(read_err)?.is_file() {
         // A pipe (`/dev/stdin`, `<(...)`) cannot be read at an offset.
-        return prepare_bytes(args, &read_input(path)?);
+        return prepare_bytes(args, &whole(&mut file)?);
     }
     let mut preamble = [0; format::PREAMBLE_LEN];
     let got = std::os::unix::fs::FileExt::read_at(&file, &mut preamble, 0).map_err(read_err)?;
@@ -161,7 +168,7 @@ fn prepare(args: &RunArgs) -> Result<(EngineProfile, Program), CmdError> {
             let read = MappedFile::read_aligned(&file, code_offset).map_err(read_err)?;
             prepare_read(args, read)
         }
-        None => prepare_bytes(args, &read_input(path)?),
+        None => prepare_bytes(args, &whole(&mut file)?),
     }
 }
 

@@ -132,9 +132,14 @@ pub fn encode(header: &ArtifactHeader, code: &[u8]) -> Vec<u8> {
 /// first [`PREAMBLE_LEN`] bytes) begins, if they are an artifact's
 /// preamble: a reader can place the code before [`decode`] checks it all.
 pub fn code_offset(preamble: &[u8]) -> Option<usize> {
-    let preamble = preamble.get(..PREAMBLE_LEN)?;
-    let header_len = u32::from_le_bytes([preamble[10], preamble[11], preamble[12], preamble[13]]) as usize;
+    let header_len = header_len(preamble)? as usize;
     (preamble.starts_with(&MAGIC) && header_len <= MAX_HEADER_LEN).then_some(PREAMBLE_LEN + header_len)
+}
+
+/// The header length a preamble records (`None` if `bytes` is shorter).
+fn header_len(bytes: &[u8]) -> Option<u32> {
+    let field = bytes.get(PREAMBLE_LEN - 4..PREAMBLE_LEN)?;
+    Some(u32::from_le_bytes([field[0], field[1], field[2], field[3]]))
 }
 
 /// Decodes and verifies an artifact file image.
@@ -156,7 +161,7 @@ pub fn decode(bytes: &[u8]) -> Result<ArtifactRef<'_>, FormatError> {
     if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(FormatError::UnsupportedVersion { found: version });
     }
-    let header_len = u32::from_le_bytes([bytes[10], bytes[11], bytes[12], bytes[13]]);
+    let header_len = header_len(bytes).unwrap_or_default();
     if header_len as usize > MAX_HEADER_LEN {
         return Err(FormatError::HeaderTooLarge(header_len));
     }

@@ -36,11 +36,7 @@ unsafe impl Sync for MappedFile {}
 impl MappedFile {
     /// Maps all of `file` (which must not be empty).
     pub fn map(file: &File) -> io::Result<Self> {
-        let size = file.metadata()?.len();
-        let len = usize::try_from(size)
-            .ok()
-            .and_then(NonZeroUsize::new)
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("cannot map a file of {size} bytes")))?;
+        let len = nonzero_len(file, "map")?;
         // SAFETY: a fresh mapping at an address the kernel picks: it
         // overlaps nothing Rust owns. The file is only read through it.
         let start = unsafe { nix::sys::mman::mmap(None, len, ProtFlags::PROT_READ, MapFlags::MAP_PRIVATE, file, 0) }
@@ -58,13 +54,7 @@ impl MappedFile {
     /// leaves that memory read-only. One copy, the kernel's, where reading
     /// into a `Vec` and handing it to wasmtime makes two.
     pub fn read_aligned(file: &File, aligned: usize) -> io::Result<Self> {
-        let size = file.metadata()?.len();
-        let data_len = usize::try_from(size).ok().and_then(NonZeroUsize::new).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("cannot read a file of {size} bytes"),
-            )
-        })?;
+        let data_len = nonzero_len(file, "read")?;
         let page = page_size();
         let data = (page - aligned % page) % page;
         let len = data
@@ -135,6 +125,18 @@ impl Drop for MappedFile {
             log::error!("unmapping a code file: {e}");
         }
     }
+}
+
+/// The size of `file`, which must not be empty (else "cannot VERB a file
+/// of 0 bytes").
+fn nonzero_len(file: &File, verb: &str) -> io::Result<NonZeroUsize> {
+    let size = file.metadata()?.len();
+    usize::try_from(size).ok().and_then(NonZeroUsize::new).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("cannot {verb} a file of {size} bytes"),
+        )
+    })
 }
 
 /// The system's page size.
