@@ -5,15 +5,15 @@ mod cmd;
 mod exit;
 mod logging;
 mod output;
+mod parse;
 mod progress;
 
-use clap::Parser;
 use cli::{Cli, Command};
 use exit::Failure;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match parse::parse() {
         Ok(cli) => cli,
         Err(err) => return usage_error(err),
     };

@@ -68,7 +68,9 @@ impl MappedFile {
                 None,
                 len,
                 ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
-                MapFlags::MAP_PRIVATE,
+                // Every page is about to be written: one call to back them
+                // all, not a fault per page.
+                MapFlags::MAP_PRIVATE | MapFlags::MAP_POPULATE,
             )
         }
         .map_err(io::Error::from)?;
