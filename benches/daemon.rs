@@ -98,6 +98,15 @@ fn main() {
         percentile(&mut starts, 0.5),
         percentile(&mut starts, 0.99)
     );
+    let (mut starts, _) = {
+        let _busy = support::BusyCpus::start();
+        start_latencies(&socket, "component0", 100)
+    };
+    println!(
+        "  the same, no CPU halted: p50 {:.0} µs, p99 {:.0} µs",
+        percentile(&mut starts, 0.5),
+        percentile(&mut starts, 0.99)
+    );
 
     let mut status = (0..2000)
         .map(|_| {
