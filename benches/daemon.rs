@@ -71,20 +71,12 @@ fn main() {
         &mut one_shot,
     );
     println!(
-        "  start -> its reply (the desired state on disk): p50 {:.0} µs, p99 {:.0} µs",
-        percentile(&mut replies, 0.5),
-        percentile(&mut replies, 0.99)
+        "  start -> its reply (the desired state on disk): {}",
+        p50_p99(&mut replies)
     );
-    // The same with no CPU halted (support::BusyCpus): on a VM, the part
-    // of the figure above that is the hypervisor waking a vCPU.
-    let (mut starts, _) = {
-        let _busy = support::BusyCpus::start();
-        start_latencies(&socket, "ticker0", 100)
-    };
     println!(
-        "  the same, no CPU halted (lowest-priority busy loops): p50 {:.0} µs, p99 {:.0} µs (goal ≤ 250 µs p50)",
-        percentile(&mut starts, 0.5),
-        percentile(&mut starts, 0.99)
+        "  the same, no CPU halted (lowest-priority busy loops): {} (goal ≤ 250 µs p50)",
+        p50_p99(&mut first_outputs_no_halt(&socket, "ticker0", 100))
     );
     // A component (WASI 0.2, linked against every host interface), whose
     // first line is its first act.
@@ -93,19 +85,10 @@ fn main() {
     support::install(&mut client, &component, "component0", trusted);
     std::thread::sleep(Duration::from_millis(500));
     let (mut starts, _) = start_latencies(&socket, "component0", 100);
+    println!("start -> first guest output, a component: {}", p50_p99(&mut starts));
     println!(
-        "start -> first guest output, a component: p50 {:.0} µs, p99 {:.0} µs",
-        percentile(&mut starts, 0.5),
-        percentile(&mut starts, 0.99)
-    );
-    let (mut starts, _) = {
-        let _busy = support::BusyCpus::start();
-        start_latencies(&socket, "component0", 100)
-    };
-    println!(
-        "  the same, no CPU halted: p50 {:.0} µs, p99 {:.0} µs",
-        percentile(&mut starts, 0.5),
-        percentile(&mut starts, 0.99)
+        "  the same, no CPU halted: {}",
+        p50_p99(&mut first_outputs_no_halt(&socket, "component0", 100))
     );
 
     let mut status = (0..2000)
@@ -168,6 +151,22 @@ fn start_latencies(socket: &Path, module: &str, n: usize) -> (Vec<Duration>, Vec
         outputs.push(first - began);
     }
     (outputs, replies)
+}
+
+/// [`start_latencies`] to the first output, with no CPU halted
+/// (`support::BusyCpus`): on a VM, without the hypervisor waking a vCPU.
+fn first_outputs_no_halt(socket: &Path, module: &str, n: usize) -> Vec<Duration> {
+    let _busy = support::BusyCpus::start();
+    start_latencies(socket, module, n).0
+}
+
+/// "p50 X µs, p99 Y µs" of `samples`.
+fn p50_p99(samples: &mut [Duration]) -> String {
+    format!(
+        "p50 {:.0} µs, p99 {:.0} µs",
+        percentile(samples, 0.5),
+        percentile(samples, 0.99)
+    )
 }
 
 /// Whether `module` is still finishing after a stop.

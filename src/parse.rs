@@ -37,8 +37,8 @@ fn run_alone(argv: &[OsString]) -> Option<Cli> {
     if argv.get(1).is_none_or(|verb| verb != "run") {
         return None;
     }
-    let rest = argv.iter().skip(2).cloned();
-    let run = RunOnly::try_parse_from(std::iter::once(OsString::from("arcella run")).chain(rest)).ok()?;
+    // `run` stands where clap expects the program's name.
+    let run = RunOnly::try_parse_from(&argv[1..]).ok()?;
     Some(Cli {
         json: run.json,
         before_verb: EarlyConnectArgs::default(),
