@@ -7,7 +7,7 @@
 //!    (`Module::deserialize_file`, instantiate, run), p50/p99 in µs.
 //! 2. a CPU workload (cpu_loop) as a native and as a pulley64 artifact.
 //! 3. the stripped size of the device binary, if it has been built
-//!    (`cargo build --profile device --no-default-features`).
+//!    (`cargo build --profile device --no-default-features --features device`).
 //!
 //! Guests print to stdout; the bench redirects nothing, so run it as
 //! `cargo bench --bench startup 2>/dev/null | grep -v '^hello\|^primes'`
@@ -183,13 +183,13 @@ fn device_binary_size() {
     let path = Path::new(&target_dir).join("device/arcella");
     match std::fs::metadata(&path) {
         Ok(meta) => println!(
-            "device binary (--profile device --no-default-features, stripped): {} bytes ({:.2} MiB) at {}",
+            "device binary (--profile device --no-default-features --features device, stripped): {} bytes ({:.2} MiB) at {}",
             meta.len(),
             meta.len() as f64 / (1024.0 * 1024.0),
             path.display()
         ),
         Err(_) => println!(
-            "device binary: not built; run `cargo build --profile device --no-default-features` first (scripts/bench does)"
+            "device binary: not built; run `cargo build --profile device --no-default-features --features device` first (scripts/bench does)"
         ),
     }
 }

@@ -15,6 +15,7 @@ pub const FAILURE: u8 = 1;
 /// own code).
 pub const USAGE: u8 = 2;
 /// `fleet deploy`/`undeploy`: not every targeted online device converged.
+#[cfg(feature = "mqtt")]
 pub const NOT_CONVERGED: u8 = 3;
 /// The guest could not be loaded or started (`run` only).
 pub const CANNOT_RUN: u8 = 126;

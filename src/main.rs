@@ -35,6 +35,7 @@ fn dispatch(cli: &Cli) -> Result<ExitCode, Failure> {
         Command::Daemon(args) => cmd::daemon::execute(args, cli.before_verb.socket.clone(), json)?,
         Command::Keygen(args) => cmd::keys::keygen(args, json)?,
         Command::Sign(args) => cmd::keys::sign(args, json)?,
+        #[cfg(feature = "mqtt")]
         Command::Fleet(args) => cmd::fleet::execute(args, json)?,
         Command::Completions(args) => cmd::docs::completions(args.shell),
         Command::GenerateDocs(args) => cmd::docs::generate(&args.dir)?,

@@ -8,9 +8,12 @@
 //! persistent session, a keep-alive under one second).
 
 use arcella_core::broker_url::{BadBrokerUrl, BrokerUrl};
-use rumqttc::{MqttOptions, TlsConfiguration, Transport};
+use rumqttc::MqttOptions;
+#[cfg(feature = "tls")]
+use rumqttc::{TlsConfiguration, Transport};
 use std::fmt;
 use std::path::PathBuf;
+#[cfg(feature = "tls")]
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,12 +87,20 @@ impl BrokerSettings {
             (None, None) => None,
         };
         if url.tls {
-            let ca = self
-                .ca_file
-                .as_deref()
-                .ok_or_else(|| BrokerError::NoCaFile { url: self.url.clone() })?;
-            let config = crate::tls::client_config(ca, client_auth)?;
-            options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
+            #[cfg(not(feature = "tls"))]
+            {
+                let _ = client_auth;
+                return Err(BrokerError::WithoutTls { url: self.url.clone() });
+            }
+            #[cfg(feature = "tls")]
+            {
+                let ca = self
+                    .ca_file
+                    .as_deref()
+                    .ok_or_else(|| BrokerError::NoCaFile { url: self.url.clone() })?;
+                let config = crate::tls::client_config(ca, client_auth)?;
+                options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
+            }
         } else if let Some(key) = self.tls_file_key() {
             return Err(BrokerError::TlsFileWithoutTls {
                 url: self.url.clone(),
@@ -160,8 +171,16 @@ pub enum BrokerError {
     ClientCert { path: PathBuf, problem: String },
     #[error("client_key `{}`: {problem}", path.display())]
     ClientKey { path: PathBuf, problem: String },
+    #[cfg(feature = "tls")]
     #[error("TLS setup: {0}")]
     Tls(#[from] rustls::Error),
+    /// An mqtts:// URL in a build without TLS.
+    #[cfg(not(feature = "tls"))]
+    #[error(
+        "broker URL `{url}`: this arcella is built without TLS (cargo feature `tls`); use mqtt:// on a network \
+         you trust, or a build with TLS (the packaged one has it)"
+    )]
+    WithoutTls { url: String },
 }
 
 /// TCP settings for every Arcella connection: `TCP_NODELAY`, because the
@@ -243,6 +262,7 @@ mod tests {
         assert!(!err.to_string().contains("pw1"));
     }
 
+    #[cfg(feature = "tls")]
     #[test]
     fn mqtts_needs_a_ca_file() {
         let err = settings("mqtts://b:8884").options().unwrap_err();
@@ -276,6 +296,21 @@ mod tests {
         let err = s.options().unwrap_err();
         assert!(matches!(err, BrokerError::MissingClientCert(_)));
         assert_eq!(err.to_string(), "client_key `/k.pem` is set but client_cert is missing");
+    }
+
+    /// `cargo test -p arcella-mqtt --no-default-features` (scripts/test).
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn without_tls_an_mqtts_url_is_refused_naming_the_feature() {
+        let mut s = settings("mqtts://b:8884");
+        s.ca_file = Some("/ca.pem".into());
+        let err = s.options().unwrap_err();
+        assert!(matches!(err, BrokerError::WithoutTls { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains("`mqtts://b:8884`"), "{text}");
+        assert!(text.contains("built without TLS (cargo feature `tls`)"), "{text}");
+        // A plain URL still connects.
+        assert!(settings("mqtt://b").options().is_ok());
     }
 
     #[test]

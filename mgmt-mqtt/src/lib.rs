@@ -14,6 +14,7 @@ pub mod operator;
 pub mod reconcile;
 mod report;
 pub mod rollout;
+#[cfg(feature = "tls")]
 mod tls;
 pub mod topics;
 pub mod wire;

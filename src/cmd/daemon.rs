@@ -3,11 +3,16 @@
 use crate::cli::DaemonArgs;
 use crate::exit::Failure;
 use crate::output::outln;
+#[cfg(feature = "mqtt")]
+use arcella_core::daemon::config::MqttSettings;
+#[cfg(feature = "mqtt")]
 use arcella_core::daemon::config::mqtt::PasswordFileError;
-use arcella_core::daemon::config::{ConfigError, DaemonConfig, MqttSettings};
+use arcella_core::daemon::config::{ConfigError, DaemonConfig};
 use arcella_core::daemon::paths::Defaults;
 use arcella_core::daemon::{self, DaemonError};
+#[cfg(feature = "mqtt")]
 use arcella_mqtt::agent::AgentConfig;
+#[cfg(feature = "mqtt")]
 use arcella_mqtt::broker::{BrokerError, BrokerSettings};
 use std::path::PathBuf;
 
@@ -18,14 +23,21 @@ pub enum DaemonCmdError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
+    #[cfg(feature = "mqtt")]
     #[error(transparent)]
     MqttPassword(#[from] PasswordFileError),
+    #[cfg(feature = "mqtt")]
     #[error("[mqtt] {0}")]
     Mqtt(#[from] BrokerError),
     #[error(transparent)]
     Engine(#[from] arcella_core::engine::EngineError),
+    #[cfg(feature = "mqtt")]
     #[error(transparent)]
     Bridge(#[from] arcella_mqtt::bridge::BridgeError),
+    /// `[mqtt]` or `[bridge]` in the configuration of a build without MQTT.
+    #[cfg(not(feature = "mqtt"))]
+    #[error("the configuration has [{0}], but {without}: remove [mqtt] and [bridge] from it, or install a build with MQTT (the packaged one has it)", without = crate::cmd::WITHOUT_MQTT)]
+    WithoutMqtt(&'static str),
 }
 
 impl From<DaemonCmdError> for Failure {
@@ -56,10 +68,13 @@ fn check(config: &DaemonConfig, json: bool) -> Result<(), DaemonCmdError> {
         .engine
         .check_address_space(arcella_core::sys::memory::address_space_limit())?;
     daemon::socket_group(&config.access)?;
-    if let Some(mqtt) = &config.mqtt {
-        agent_config(mqtt)?;
+    #[cfg(feature = "mqtt")]
+    {
+        if let Some(mqtt) = &config.mqtt {
+            agent_config(mqtt)?;
+        }
+        bridge_config(config)?;
     }
-    bridge_config(config)?;
     let [plain, metered] = engines.fingerprints();
     if json {
         crate::cmd::render::json_value(&Checked {
@@ -93,14 +108,34 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>, json: bool) -> Result
         config.socket = socket;
     }
     config.validate("the command line")?;
+    #[cfg(not(feature = "mqtt"))]
+    without_mqtt(&config)?;
     if args.check {
         return check(&config, json);
     }
     crate::logging::init(&config.log_level);
-    if config.mqtt.is_none() && config.bridge.is_none() {
-        daemon::run(config)?;
-        return Ok(());
+    #[cfg(feature = "mqtt")]
+    if config.mqtt.is_some() || config.bridge.is_some() {
+        return run_with_mqtt(config);
     }
+    daemon::run(config)?;
+    Ok(())
+}
+
+/// A build without MQTT refuses a configuration that asks for it, at
+/// start and in `--check`, rather than run a device nobody can reach.
+#[cfg(not(feature = "mqtt"))]
+fn without_mqtt(config: &DaemonConfig) -> Result<(), DaemonCmdError> {
+    match (&config.mqtt, &config.bridge) {
+        (Some(_), _) => Err(DaemonCmdError::WithoutMqtt("mqtt")),
+        (None, Some(_)) => Err(DaemonCmdError::WithoutMqtt("bridge")),
+        (None, None) => Ok(()),
+    }
+}
+
+/// The daemon with the MQTT agent (`[mqtt]`) and the bridge (`[bridge]`).
+#[cfg(feature = "mqtt")]
+fn run_with_mqtt(config: DaemonConfig) -> Result<(), DaemonCmdError> {
     let agent_config = config.mqtt.as_ref().map(agent_config).transpose()?;
     let bridge = bridge_config(&config)?;
     daemon::run_with(
@@ -125,6 +160,7 @@ pub fn execute(args: &DaemonArgs, socket: Option<PathBuf>, json: bool) -> Result
     Ok(())
 }
 
+#[cfg(feature = "mqtt")]
 /// `[bridge]` with its password read and its TLS files checked now, like
 /// `[mqtt]`'s: a mistake stops the daemon at start, naming it.
 fn bridge_config(
@@ -138,6 +174,7 @@ fn bridge_config(
     Ok(Some((settings.clone(), broker)))
 }
 
+#[cfg(feature = "mqtt")]
 /// The agent's settings from `[mqtt]`, with the password file read and the
 /// TLS files checked now: a file that is missing or unusable stops the
 /// daemon at start with an error naming it, like any other config mistake,

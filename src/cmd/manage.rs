@@ -11,8 +11,10 @@ use arcella_core::daemon::paths::Defaults;
 use arcella_core::digest::Sha256Digest;
 use arcella_core::manifest::{COMPONENT_FILE, DEPLOYMENT_FILE};
 use arcella_core::protocol::{ErrorKind, Event, InstallSpec, RemoteError, Request, Response};
+#[cfg(feature = "mqtt")]
 use arcella_mqtt::operator::Operator;
 use std::path::{Path, PathBuf};
+#[cfg(feature = "mqtt")]
 use std::time::Duration;
 
 /// Errors of the management verbs.
@@ -22,6 +24,7 @@ pub enum ManageError {
     Client(#[from] ClientError),
     #[error("{0}")]
     Broker(String),
+    #[cfg(feature = "mqtt")]
     #[error("following logs needs the local socket; over MQTT, read the device's events topic")]
     FollowRemote,
     #[error("{path}: {source}")]
@@ -47,6 +50,7 @@ impl From<ManageError> for Failure {
             ManageError::Client(ClientError::Remote(remote)) => json::error_kind(remote.kind),
             ManageError::Client(ClientError::Connect { .. }) | ManageError::Broker(_) => "unreachable",
             ManageError::Client(_) => "connection",
+            #[cfg(feature = "mqtt")]
             ManageError::FollowRemote => "unsupported",
             ManageError::Read { .. } => "io",
             ManageError::Manifest(_) => "invalid_manifest",
@@ -79,6 +83,7 @@ pub enum Via {
         url: String,
         device: String,
         /// Signs requests and artifacts (`--key`).
+        #[cfg_attr(not(feature = "mqtt"), allow(dead_code))]
         key: Option<PathBuf>,
     },
 }
@@ -99,10 +104,15 @@ impl Via {
 /// A connection to one daemon, local or remote.
 pub(crate) enum Link {
     Socket(Client),
-    Broker { operator: Operator, device: String },
+    #[cfg(feature = "mqtt")]
+    Broker {
+        operator: Operator,
+        device: String,
+    },
 }
 
 /// How long a remote device gets to answer one request.
+#[cfg(feature = "mqtt")]
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl Link {
@@ -115,6 +125,13 @@ impl Link {
                     concat!("arcella-cli ", env!("CARGO_PKG_VERSION")),
                 )?))
             }
+            #[cfg(not(feature = "mqtt"))]
+            Via::Broker { url, device, .. } => Err(ManageError::Broker(format!(
+                "cannot reach `{device}` through {url}: {}; manage the device over its local socket, or use a \
+                 build with MQTT (the packaged one has it)",
+                crate::cmd::WITHOUT_MQTT
+            ))),
+            #[cfg(feature = "mqtt")]
             Via::Broker { url, device, key } => {
                 let key = key
                     .as_deref()
@@ -153,6 +170,7 @@ impl Link {
     pub(crate) fn call(&mut self, request: Request) -> Result<Response, ManageError> {
         match self {
             Link::Socket(client) => Ok(client.call(request)?),
+            #[cfg(feature = "mqtt")]
             Link::Broker { operator, device } => {
                 // An install or update carries its artifact's signature.
                 let artifact_signature = match &request {
@@ -412,9 +430,12 @@ fn logs(link: &mut Link, args: &LogsArgs, json: bool) -> Result<(), ManageError>
         }
         other => other,
     };
+    #[cfg_attr(not(feature = "mqtt"), allow(clippy::infallible_destructuring_match))]
     let client = match link {
         Link::Socket(client) => client,
+        #[cfg(feature = "mqtt")]
         Link::Broker { .. } if args.follow => return Err(ManageError::FollowRemote),
+        #[cfg(feature = "mqtt")]
         Link::Broker { .. } => {
             render::response(&shown(link.call(request)?), json);
             return Ok(());

@@ -6,10 +6,13 @@ pub mod compile;
 pub mod config;
 pub mod daemon;
 pub mod docs;
+#[cfg(feature = "mqtt")]
 pub mod fleet;
-#[cfg(feature = "compiler")]
+#[cfg(all(feature = "compiler", feature = "mqtt"))]
 pub mod fleet_build;
+#[cfg(feature = "mqtt")]
 pub mod fleet_rebuild;
+#[cfg(feature = "mqtt")]
 pub mod fleet_rollout;
 pub mod inspect;
 pub mod json;
@@ -25,6 +28,10 @@ pub mod run;
 pub mod wit;
 
 use crate::exit::Failure;
+
+/// What a build without the `mqtt` feature says when asked for MQTT.
+#[cfg(not(feature = "mqtt"))]
+pub const WITHOUT_MQTT: &str = "this arcella is built without MQTT (cargo feature `mqtt`)";
 use std::path::Path;
 
 /// How a file is named in messages and progress lines: its file name, or

@@ -3,7 +3,8 @@
 //!
 //! Every guest is real source built by `arcella-test-programs` and run as a
 //! `native` and a `pulley64` artifact. The same tests run against the
-//! `--no-default-features` build, which can only load artifacts.
+//! `--no-default-features --features mqtt,tls` build, which can only load
+//! artifacts.
 
 // Helpers shared by tests panic on a broken setup, like the tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used)]

@@ -10,8 +10,11 @@ mod durability;
 #[cfg(target_arch = "x86_64")]
 mod escape;
 mod fairness;
+#[cfg(feature = "mqtt")]
 mod fleet;
+#[cfg(feature = "mqtt")]
 mod fleet_housekeeping;
+#[cfg(feature = "mqtt")]
 mod fleet_trust;
 mod full_disk;
 mod guest_output;
@@ -26,12 +29,14 @@ mod install_limits;
 mod keyvalue;
 mod lifecycle;
 mod messaging;
+#[cfg(feature = "mqtt")]
 mod mqtt;
 mod network;
 mod notify;
 #[cfg(feature = "compiler")]
 mod progress;
 mod protocol;
+#[cfg(feature = "mqtt")]
 mod rollout;
 mod sensor_gateway;
 mod shutdown;
@@ -42,4 +47,6 @@ mod typed;
 mod undumpable;
 mod updates;
 mod variants;
+#[cfg(not(feature = "mqtt"))]
+mod without_mqtt;
 mod workers;
