@@ -265,6 +265,13 @@ impl Daemon {
         }
     }
 
+    /// Installs the ticker service and checks that it runs.
+    pub fn install_running_ticker(&self) {
+        self.install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
+            .expect_code(0)
+            .stdout_has(&["ticker 1.0.0 is running"]);
+    }
+
     /// Installs a guest artifact with manifests written from the given text.
     pub fn install(&self, guest: &str, component: Option<&str>, deployment: &str) -> Ran {
         self.install_variant(guest, "native", component, deployment)

@@ -8,10 +8,7 @@ const WAIT: Duration = Duration::from_secs(10);
 #[test]
 fn a_service_installs_runs_logs_stops_and_is_removed() {
     let daemon = Daemon::start();
-    daemon
-        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
-        .expect_code(0)
-        .stdout_has(&["ticker 1.0.0 is running"]);
+    daemon.install_running_ticker();
     daemon
         .cli(["list"])
         .expect_code(0)

@@ -37,10 +37,7 @@ fn a_configuration_asking_for_mqtt_or_the_bridge_is_refused_naming_the_feature()
 #[test]
 fn the_socket_manages_modules_and_a_broker_is_refused_leaving_them_running() {
     let daemon = Daemon::start();
-    daemon
-        .install("ticker", Some(TICKER_COMPONENT), TICKER_SERVICE)
-        .expect_code(0)
-        .stdout_has(&["ticker 1.0.0 is running"]);
+    daemon.install_running_ticker();
     daemon
         .cli(["--broker", "mqtt://127.0.0.1:1883", "--device", "gw-1", "list"])
         .expect_code(1)
